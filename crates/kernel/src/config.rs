@@ -1,0 +1,367 @@
+//! Typed configuration: `RAMPART_*` environment variables over an optional TOML file.
+//!
+//! Nested keys are separated by `__` in the environment (`RAMPART_LISTEN__PROXY` sets
+//! `listen.proxy`). Unknown keys are rejected so that a typo cannot silently fall back to a
+//! default, and every error names the key and where its value came from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Environment variable naming an optional TOML file read beneath the environment.
+pub const CONFIG_FILE_ENV: &str = "RAMPART_CONFIG";
+/// Prefix of every Rampart environment variable.
+pub const ENV_PREFIX: &str = "RAMPART_";
+/// Separator of nested keys in environment variable names.
+pub const ENV_NESTING: &str = "__";
+
+/// A configuration value that stops start-up; the message names the key and its source.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {key}: {message}")]
+pub struct ConfigError {
+    /// Dotted key, e.g. `listen.proxy`, followed by the environment variable or file it came from.
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+/// Which adapters back the ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// SQLite files, a local signing key and a local secrets file under `data_dir`.
+    #[default]
+    Embedded,
+    /// Cognito, KMS, DynamoDB and Secrets Manager via the standard AWS configuration chain.
+    Aws,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub backend: Backend,
+    /// Prefix of every AWS resource name (tables, keys, pool, secrets): `<prefix>-<name>`.
+    pub resource_prefix: String,
+    /// Where the embedded adapters keep their files (created with owner-only permissions).
+    pub data_dir: PathBuf,
+    pub listen: ListenSettings,
+    pub http: HttpSettings,
+    pub telemetry: TelemetrySettings,
+    pub tokens: TokenSettings,
+    pub aws: AwsSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Embedded,
+            resource_prefix: "rampart-local".into(),
+            data_dir: PathBuf::from(".rampart"),
+            listen: ListenSettings::default(),
+            http: HttpSettings::default(),
+            telemetry: TelemetrySettings::default(),
+            tokens: TokenSettings::default(),
+            aws: AwsSettings::default(),
+        }
+    }
+}
+
+/// Loopback addresses of the local platform's three servers. Port 0 picks a free port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenSettings {
+    pub proxy: SocketAddr,
+    pub auth: SocketAddr,
+    pub core: SocketAddr,
+}
+
+impl Default for ListenSettings {
+    fn default() -> Self {
+        Self {
+            proxy: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            auth: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            core: SocketAddr::from(([127, 0, 0, 1], 8082)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Longest a handler may take before the client gets 503.
+    pub request_timeout_secs: u64,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// Largest accepted request head (request line and headers); at least 8192.
+    pub max_header_bytes: usize,
+    /// Most header fields accepted in one request.
+    pub max_headers: usize,
+    /// Longest a client may take to send its request head (slow-loris guard).
+    pub header_read_timeout_secs: u64,
+    /// Longest shutdown waits for in-flight requests.
+    pub drain_timeout_secs: u64,
+    /// Browser origins allowed by CORS; empty allows none.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout_secs: 10,
+            body_limit_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            header_read_timeout_secs: 5,
+            drain_timeout_secs: 20,
+            cors_allowed_origins: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line: what CloudWatch and log shippers want.
+    #[default]
+    Json,
+    /// Human-readable lines for a terminal.
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info` or `rampart=debug,info`.
+    pub log_level: String,
+    /// OTLP/HTTP endpoint (e.g. the ADOT collector's `http://127.0.0.1:4318`); no export when unset.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self { log_format: LogFormat::Json, log_level: "info".into(), otlp_endpoint: None }
+    }
+}
+
+/// The longest access-token lifetime Rampart allows.
+pub const MAX_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    /// `iss` of every access token, and the base of the OIDC discovery document.
+    pub issuer: String,
+    /// `aud` of every access token.
+    pub audience: String,
+    pub access_token_ttl_secs: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".into(),
+            audience: "rampart".into(),
+            access_token_ttl_secs: MAX_ACCESS_TOKEN_TTL_SECS,
+        }
+    }
+}
+
+/// Identifiers that AWS generates and therefore cannot be derived from `resource_prefix`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsSettings {
+    pub user_pool_id: Option<String>,
+    pub user_pool_client_id: Option<String>,
+}
+
+impl Settings {
+    /// Loads settings from the process environment, over the TOML file named by `RAMPART_CONFIG`
+    /// (or `file`, when given), then validates them.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env_file = std::env::var_os(CONFIG_FILE_ENV).map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(env_file);
+        let mut figment = Figment::new();
+        if let Some(path) = &file {
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    CONFIG_FILE_ENV,
+                    format!("configuration file {} does not exist", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .ignore(&["CONFIG"])
+                .split(ENV_NESTING),
+        );
+        Self::from_figment(figment)
+    }
+
+    /// Extracts and validates settings from any figment (tests build theirs from strings).
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract().map_err(|errors| {
+            let Some(error) = errors.into_iter().next() else {
+                return ConfigError::new("(unknown)", "configuration could not be read");
+            };
+            let key = error.path.join(".");
+            let source = error
+                .metadata
+                .as_ref()
+                .map(|m| m.interpolate(&error.profile.clone().unwrap_or_default(), &error.path));
+            let key = match source {
+                Some(source) if !key.is_empty() => format!("{key} (from {source})"),
+                Some(source) => source,
+                None => key,
+            };
+            ConfigError::new(key, error.kind.to_string())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what the types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let prefix = &self.resource_prefix;
+        let valid_prefix = (3..=40).contains(&prefix.len())
+            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid_prefix {
+            return Err(ConfigError::new(
+                "resource_prefix",
+                "must be 3 to 40 characters of a-z, 0-9 and '-', starting with a letter",
+            ));
+        }
+        let ttl = self.tokens.access_token_ttl_secs;
+        if !(60..=MAX_ACCESS_TOKEN_TTL_SECS).contains(&ttl) {
+            return Err(ConfigError::new(
+                "tokens.access_token_ttl_secs",
+                format!("must be between 60 and {MAX_ACCESS_TOKEN_TTL_SECS} seconds"),
+            ));
+        }
+        if self.tokens.issuer.is_empty() || !self.tokens.issuer.starts_with("http") {
+            return Err(ConfigError::new("tokens.issuer", "must be an http(s) URL"));
+        }
+        if self.tokens.audience.is_empty() {
+            return Err(ConfigError::new("tokens.audience", "must not be empty"));
+        }
+        let http = &self.http;
+        if !(1..=10 * 1024 * 1024).contains(&http.body_limit_bytes) {
+            return Err(ConfigError::new("http.body_limit_bytes", "must be between 1 and 10485760"));
+        }
+        if !(8192..=1024 * 1024).contains(&http.max_header_bytes) {
+            return Err(ConfigError::new("http.max_header_bytes", "must be between 8192 and 1048576"));
+        }
+        if !(8..=1024).contains(&http.max_headers) {
+            return Err(ConfigError::new("http.max_headers", "must be between 8 and 1024"));
+        }
+        for (key, secs) in [
+            ("http.request_timeout_secs", http.request_timeout_secs),
+            ("http.header_read_timeout_secs", http.header_read_timeout_secs),
+            ("http.drain_timeout_secs", http.drain_timeout_secs),
+        ] {
+            if !(1..=300).contains(&secs) {
+                return Err(ConfigError::new(key, "must be between 1 and 300 seconds"));
+            }
+        }
+        for origin in &http.cors_allowed_origins {
+            let well_formed = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.ends_with('/')
+                && http::HeaderValue::from_str(origin).is_ok();
+            if !well_formed || origin.contains('*') {
+                return Err(ConfigError::new(
+                    "http.cors_allowed_origins",
+                    format!("{origin:?} is not an exact origin like https://app.example.com"),
+                ));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level)
+            .map_err(|e| ConfigError::new("telemetry.log_level", e.to_string()))?;
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::new("telemetry.otlp_endpoint", "must be an http(s) URL"));
+        }
+        Ok(())
+    }
+
+    /// A setting the AWS backend needs, or an error naming it.
+    pub fn require_aws<'a>(
+        value: &'a Option<String>,
+        key: &str,
+    ) -> Result<&'a str, ConfigError> {
+        value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| {
+            let env = format!("{ENV_PREFIX}{}", key.replace('.', ENV_NESTING).to_uppercase());
+            ConfigError::new(key, format!("is required when backend = \"aws\" (set {env})"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+
+    fn from_toml(toml: &str) -> Result<Settings, ConfigError> {
+        Settings::from_figment(Figment::new().merge(Toml::string(toml)))
+    }
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let settings = from_toml("").expect("defaults load");
+        assert_eq!(settings.backend, Backend::Embedded);
+        assert_eq!(settings.listen.proxy.port(), 8080);
+    }
+
+    #[test]
+    fn malformed_value_names_the_key() {
+        let err = from_toml("[listen]\nproxy = \"not-an-address\"").expect_err("must fail");
+        assert!(err.key.starts_with("listen.proxy"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_by_name() {
+        let err = from_toml("[listen]\nproxi = \"127.0.0.1:1\"").expect_err("must fail");
+        assert!(err.to_string().contains("proxi"), "{err}");
+    }
+
+    #[test]
+    fn access_token_lifetime_is_capped_at_fifteen_minutes() {
+        let err = from_toml("[tokens]\naccess_token_ttl_secs = 901").expect_err("must fail");
+        assert_eq!(err.key, "tokens.access_token_ttl_secs");
+    }
+
+    #[test]
+    fn wildcard_cors_origin_is_rejected() {
+        let err = from_toml("[http]\ncors_allowed_origins = [\"*\"]").expect_err("must fail");
+        assert_eq!(err.key, "http.cors_allowed_origins");
+    }
+
+    #[test]
+    fn resource_prefix_is_checked() {
+        let err = from_toml("resource_prefix = \"Bad_Prefix\"").expect_err("must fail");
+        assert_eq!(err.key, "resource_prefix");
+    }
+
+    #[test]
+    fn required_aws_setting_names_its_environment_variable() {
+        let err = Settings::require_aws(&None, "aws.user_pool_id").expect_err("missing");
+        assert!(err.to_string().contains("RAMPART_AWS__USER_POOL_ID"), "{err}");
+    }
+
+    #[test]
+    fn later_sources_override_earlier_ones() {
+        let figment = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::string("backend = \"aws\""));
+        assert_eq!(Settings::from_figment(figment).expect("valid").backend, Backend::Aws);
+    }
+}

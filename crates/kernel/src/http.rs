@@ -1,0 +1,274 @@
+//! The layer stack every Rampart HTTP surface shares, composed once here.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, Method, header};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
+
+use crate::config::HttpSettings;
+use crate::problem::{PROBLEM_JSON, Problem, ProblemType, scope_request_id};
+use crate::telemetry;
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wraps `router` in the shared stack. Listed innermost first; each line says why it is there.
+pub fn with_edge_layers(router: Router, settings: &HttpSettings) -> Router {
+    let router = router
+        // Extractors refuse bodies past the limit even when no Content-Length was sent.
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
+        // Refuse a declared-too-large body before reading any of it.
+        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
+        // A stuck handler answers 503 instead of holding the connection forever.
+        .layer(TimeoutLayer::with_status_code(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(settings.request_timeout_secs),
+        ))
+        // Whatever the layers above produced without a body of ours becomes problem+json.
+        .layer(middleware::from_fn(problem_for_bare_errors));
+    let router = match cors_layer(&settings.cors_allowed_origins) {
+        // Browsers may call only from the configured origins.
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        // API responses are not for framing, sniffing or caching by default.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        // Outermost: every log line, problem and response carries the request id and trace.
+        .layer(middleware::from_fn(request_context))
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> =
+        origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, X_REQUEST_ID])
+            .expose_headers([X_REQUEST_ID, header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// A client-sent request id is kept only if it is short and plain; otherwise a new one is made.
+fn request_id_from(headers: &http::HeaderMap) -> String {
+    headers
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+async fn request_context(mut request: Request, next: Next) -> Response {
+    let request_id = request_id_from(request.headers());
+    let id_value = HeaderValue::from_str(&request_id).unwrap_or(HeaderValue::from_static("invalid"));
+    request.headers_mut().insert(X_REQUEST_ID, id_value.clone());
+    let span = tracing::info_span!(
+        "http.request",
+        request_id = %request_id,
+        method = %request.method(),
+        // The path only: query strings can carry codes and tokens.
+        path = %request.uri().path(),
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    );
+    telemetry::set_parent_from_headers(&span, request.headers());
+    let started = Instant::now();
+    let mut response =
+        scope_request_id(request_id, next.run(request)).instrument(span.clone()).await;
+    let status = response.status();
+    span.record("status", status.as_u16());
+    span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::warn!("request failed");
+        } else {
+            tracing::info!("request served");
+        }
+    });
+    response.headers_mut().insert(X_REQUEST_ID, id_value);
+    response
+}
+
+/// Replaces the body of any error response that is not already problem+json, keeping the
+/// status and the headers that give it meaning. Framework text (which can name internal
+/// types) never reaches a client.
+async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) {
+        return response;
+    }
+    let mut replacement = Problem::of(ProblemType::for_status(status)).into_response();
+    *replacement.status_mut() = status;
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = response.headers().get(&name) {
+            replacement.headers_mut().insert(name, value.clone());
+        }
+    }
+    replacement
+}
+
+fn is_problem(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::{get, post};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn app(settings: &HttpSettings) -> Router {
+        let router = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route("/echo", post(|body: axum::body::Bytes| async move { body.len().to_string() }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            );
+        with_edge_layers(router, settings)
+    }
+
+    async fn json(response: Response) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        serde_json::from_slice(&bytes).expect("problem json")
+    }
+
+    #[tokio::test]
+    async fn responses_carry_request_id_and_security_headers() {
+        let response = app(&HttpSettings::default())
+            .oneshot(Request::get("/ok").body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        assert!(response.headers().contains_key(&X_REQUEST_ID));
+        assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY");
+    }
+
+    #[tokio::test]
+    async fn plain_client_request_id_is_kept_and_hostile_one_replaced() {
+        let send = |id: &'static str| {
+            app(&HttpSettings::default())
+                .oneshot(Request::get("/ok").header("x-request-id", id).body(Body::empty()).expect("request"))
+        };
+        let kept = send("abc-123").await.expect("response");
+        assert_eq!(kept.headers()[&X_REQUEST_ID], "abc-123");
+        let replaced = send("<script>alert(1)</script>").await.expect("response");
+        assert_ne!(replaced.headers()[&X_REQUEST_ID], "<script>alert(1)</script>");
+    }
+
+    #[tokio::test]
+    async fn unknown_path_is_problem_json_with_request_id() {
+        let response = app(&HttpSettings::default())
+            .oneshot(Request::get("/nope").header("x-request-id", "r-404").body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 404);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let body = json(response).await;
+        assert_eq!(body["type"], "urn:rampart:problem:not-found");
+        assert_eq!(body["request_id"], "r-404");
+    }
+
+    #[tokio::test]
+    async fn wrong_method_keeps_allow_header() {
+        let response = app(&HttpSettings::default())
+            .oneshot(Request::delete("/ok").body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 405);
+        assert!(response.headers().contains_key(header::ALLOW));
+        assert_eq!(json(response).await["type"], "urn:rampart:problem:method-not-allowed");
+    }
+
+    #[tokio::test]
+    async fn oversized_body_is_413_problem() {
+        let settings = HttpSettings { body_limit_bytes: 16, ..HttpSettings::default() };
+        let response = app(&settings)
+            .oneshot(Request::post("/echo").body(Body::from(vec![b'x'; 17])).expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 413);
+        assert_eq!(json(response).await["type"], "urn:rampart:problem:payload-too-large");
+    }
+
+    #[tokio::test]
+    async fn slow_handler_times_out_as_503_problem() {
+        let settings = HttpSettings { request_timeout_secs: 1, ..HttpSettings::default() };
+        let response = app(&settings)
+            .oneshot(Request::get("/slow").body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 503);
+        assert_eq!(json(response).await["type"], "urn:rampart:problem:service-unavailable");
+    }
+
+    #[tokio::test]
+    async fn cors_allows_only_listed_origins() {
+        let settings = HttpSettings {
+            cors_allowed_origins: vec!["https://app.example.com".into()],
+            ..HttpSettings::default()
+        };
+        let preflight = |origin: &'static str| {
+            app(&settings).oneshot(
+                Request::options("/ok")
+                    .header(header::ORIGIN, origin)
+                    .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+        };
+        let allowed = preflight("https://app.example.com").await.expect("response");
+        assert_eq!(allowed.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example.com");
+        let refused = preflight("https://evil.example.com").await.expect("response");
+        assert!(!refused.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+    }
+}

@@ -1,0 +1,114 @@
+//! The platform schema (`schema/platform.json`): the one list of resource names that Rust and
+//! Terraform both read, so neither can drift from the other.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+const PLATFORM_JSON: &str = include_str!("../../../schema/platform.json");
+
+#[derive(Debug, Deserialize)]
+pub struct Schema {
+    pub tables: BTreeMap<String, TableDef>,
+    pub kms_keys: BTreeMap<String, KmsKeyDef>,
+    pub user_pool: UserPoolDef,
+    pub secrets: BTreeMap<String, SecretDef>,
+    pub environment: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TableDef {
+    pub purpose: String,
+    pub hash_key: String,
+    pub range_key: String,
+    pub ttl_attribute: Option<String>,
+    pub global_secondary_indexes: BTreeMap<String, IndexDef>,
+    pub stream: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct IndexDef {
+    pub hash_key: String,
+    pub range_key: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KmsKeyDef {
+    pub purpose: String,
+    pub key_spec: String,
+    pub key_usage: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserPoolDef {
+    pub name: String,
+    pub client_name: String,
+    pub generate_client_secret: bool,
+    pub password_minimum_length: u32,
+    pub mfa: String,
+    pub explicit_auth_flows: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SecretDef {
+    pub purpose: String,
+}
+
+static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
+    // The file is compiled in and checked by this module's tests, so this cannot fail at run time.
+    #[allow(clippy::expect_used)]
+    serde_json::from_str(PLATFORM_JSON).expect("schema/platform.json is valid")
+});
+
+pub fn schema() -> &'static Schema {
+    &SCHEMA
+}
+
+/// `<prefix>-<name>`: tables, the user pool and its client.
+pub fn resource_name(prefix: &str, name: &str) -> String {
+    format!("{prefix}-{name}")
+}
+
+/// `alias/<prefix>-<name>`: KMS key aliases.
+pub fn kms_alias(prefix: &str, name: &str) -> String {
+    format!("alias/{prefix}-{name}")
+}
+
+/// `<prefix>/<name>`: Secrets Manager secret names.
+pub fn secret_name(prefix: &str, name: &str) -> String {
+    format!("{prefix}/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ENV_NESTING, ENV_PREFIX, Settings};
+
+    #[test]
+    fn schema_parses_and_names_what_the_code_uses() {
+        let schema = schema();
+        for table in ["auth", "audit", "core"] {
+            assert!(schema.tables.contains_key(table), "{table}");
+        }
+        assert_eq!(schema.kms_keys["token-signing"].key_usage, "SIGN_VERIFY");
+        assert!(schema.secrets.contains_key("auth/cognito-client-secret"));
+    }
+
+    #[test]
+    fn every_schema_environment_variable_is_a_settings_key() {
+        let defaults = serde_json::to_value(Settings::default()).expect("serialize");
+        for (variable, key) in schema().environment.iter().filter(|(k, _)| !k.starts_with('$')) {
+            let derived = variable
+                .strip_prefix(ENV_PREFIX)
+                .expect("RAMPART_ prefix")
+                .split(ENV_NESTING)
+                .map(str::to_lowercase)
+                .collect::<Vec<_>>()
+                .join(".");
+            assert_eq!(&derived, key, "{variable} must map to {key}");
+            let found = key.split('.').try_fold(&defaults, |value, part| value.get(part));
+            assert!(found.is_some(), "{key} is not a Settings key");
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Serving a router over HTTP/1.1 with the connection limits axum's `serve` does not expose
+//! (request-head size, header count, slow-client timeout) and a graceful drain on shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::config::HttpSettings;
+
+/// Binds `addr` (port 0 picks a free port; read it back with `local_addr`).
+pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting and waits
+/// up to `drain_timeout_secs` for in-flight requests to finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    settings: &HttpSettings,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(settings.header_read_timeout_secs))
+        .max_buf_size(settings.max_header_bytes)
+        .max_headers(settings.max_headers)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let local = listener.local_addr()?;
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router.clone().map_request(move |mut request: http::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let connection =
+            http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(%local, "draining in-flight requests");
+    let drain = Duration::from_secs(settings.drain_timeout_secs);
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!(%local, "drain timed out; closing remaining connections");
+    }
+    Ok(())
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn start(router: Router, settings: HttpSettings) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<io::Result<()>>) {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let token = CancellationToken::new();
+        let handle = tokio::spawn({
+            let token = token.clone();
+            async move { serve(listener, router, &settings, token).await }
+        });
+        (addr, token, handle)
+    }
+
+    #[tokio::test]
+    async fn in_flight_request_finishes_after_shutdown_begins() {
+        let router = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "done"
+            }),
+        );
+        let (addr, token, handle) = start(router, HttpSettings::default()).await;
+        let request = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        token.cancel();
+        let response = request.await.expect("join").expect("response");
+        assert_eq!(response.text().await.expect("body"), "done");
+        handle.await.expect("join").expect("serve");
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener closed");
+    }
+
+    #[tokio::test]
+    async fn oversized_request_head_is_refused() {
+        let router = Router::new().route("/", get(|| async { "ok" }));
+        let (addr, token, _handle) = start(router, HttpSettings::default()).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let big = "a".repeat(20 * 1024);
+        let request = format!("GET / HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\n\r\n");
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+        token.cancel();
+    }
+
+    #[tokio::test]
+    async fn client_address_is_available_to_handlers() {
+        let router = Router::new().route(
+            "/ip",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+        );
+        let (addr, token, _handle) = start(router, HttpSettings::default()).await;
+        let body = reqwest::get(format!("http://{addr}/ip")).await.expect("get").text().await.expect("body");
+        assert_eq!(body, "127.0.0.1");
+        token.cancel();
+    }
+}

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Creates Rampart's DynamoDB tables, KMS keys + aliases and Secrets Manager
+# secrets in LocalStack, from schema/platform.json (the same file Terraform
+# and the Rust code read), so nothing here repeats a name.
+#
+# LocalStack runs this from /etc/localstack/init/ready.d once its services are
+# up. It is idempotent: anything that already exists is left alone.
+#
+# LocalStack community has no Cognito, so the user pool and app client are only
+# created when cognito-idp answers (LocalStack Pro); then the client secret is
+# stored in the schema's secret as well. Tests that need no Docker use moto
+# instead: `rampart bootstrap` against moto_server.
+#
+# Environment:
+#   RAMPART_SCHEMA           schema path (default /etc/rampart/platform.json)
+#   RAMPART_RESOURCE_PREFIX  prefix of every physical name (default rampart-dev)
+#   AWSLOCAL                 AWS CLI command (default awslocal; for use outside
+#                            the container, e.g. "aws --endpoint-url http://localhost:4566")
+set -euo pipefail
+
+export RAMPART_SCHEMA="${RAMPART_SCHEMA:-/etc/rampart/platform.json}"
+export RAMPART_RESOURCE_PREFIX="${RAMPART_RESOURCE_PREFIX:-rampart-dev}"
+export AWSLOCAL="${AWSLOCAL:-awslocal}"
+
+# python3 ships in the LocalStack image (jq does not); only the standard library is used.
+exec python3 - <<'PY'
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+schema_path = os.environ["RAMPART_SCHEMA"]
+prefix = os.environ["RAMPART_RESOURCE_PREFIX"]
+cli = shlex.split(os.environ["AWSLOCAL"])
+
+with open(schema_path, encoding="utf-8") as handle:
+    schema = json.load(handle)
+
+
+def log(message):
+    print(f"[rampart provision] {message}", flush=True)
+
+
+def aws(*args, missing=None):
+    """Run the AWS CLI and return its JSON output.
+
+    If `missing` names an error code and the command fails with it, return None.
+    """
+    result = subprocess.run([*cli, *args, "--output", "json"], capture_output=True, text=True)
+    if result.returncode != 0:
+        if missing and missing in result.stderr:
+            return None
+        sys.stderr.write(result.stderr)
+        raise SystemExit(f"[rampart provision] failed: {' '.join(args[:2])}")
+    return json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+# DynamoDB tables. On-demand billing, TTL, streams and GSIs as in Terraform;
+# point-in-time recovery where the emulator supports it. Deletion protection
+# and KMS encryption are left out locally so a developer can reset freely.
+for name, table in schema["tables"].items():
+    physical = f"{prefix}-{name}"
+    if aws("dynamodb", "describe-table", "--table-name", physical, missing="ResourceNotFoundException"):
+        log(f"table {physical} exists")
+        continue
+    keys = [table["hash_key"], table.get("range_key")]
+    indexes = table["global_secondary_indexes"]
+    for index in indexes.values():
+        keys += [index["hash_key"], index.get("range_key")]
+    attributes = [{"AttributeName": k, "AttributeType": "S"} for k in dict.fromkeys(k for k in keys if k)]
+
+    def key_schema(spec):
+        schema_ = [{"AttributeName": spec["hash_key"], "KeyType": "HASH"}]
+        if spec.get("range_key"):
+            schema_.append({"AttributeName": spec["range_key"], "KeyType": "RANGE"})
+        return schema_
+
+    args = [
+        "dynamodb", "create-table",
+        "--table-name", physical,
+        "--billing-mode", "PAY_PER_REQUEST",
+        "--attribute-definitions", json.dumps(attributes),
+        "--key-schema", json.dumps(key_schema(table)),
+    ]
+    if indexes:
+        args += ["--global-secondary-indexes", json.dumps([
+            {"IndexName": index_name, "KeySchema": key_schema(index), "Projection": {"ProjectionType": "ALL"}}
+            for index_name, index in indexes.items()
+        ])]
+    if table["stream"]:
+        args += ["--stream-specification", json.dumps({"StreamEnabled": True, "StreamViewType": table["stream"]})]
+    aws(*args)
+    aws("dynamodb", "wait", "table-exists", "--table-name", physical)
+    if table["ttl_attribute"]:
+        aws("dynamodb", "update-time-to-live", "--table-name", physical, "--time-to-live-specification",
+            json.dumps({"Enabled": True, "AttributeName": table["ttl_attribute"]}))
+    try:
+        aws("dynamodb", "update-continuous-backups", "--table-name", physical,
+            "--point-in-time-recovery-specification", "PointInTimeRecoveryEnabled=true")
+    except SystemExit:
+        log(f"table {physical}: point-in-time recovery not supported by this emulator, skipped")
+    log(f"table {physical} created")
+
+
+# KMS keys and aliases.
+aliases = {a["AliasName"] for a in aws("kms", "list-aliases")["Aliases"]}
+for name, key in schema["kms_keys"].items():
+    alias = f"alias/{prefix}-{name}"
+    if alias in aliases:
+        log(f"key {alias} exists")
+        continue
+    created = aws("kms", "create-key", "--key-spec", key["key_spec"], "--key-usage", key["key_usage"],
+                  "--description", f"{prefix}-{name}: {key['purpose']}")
+    key_id = created["KeyMetadata"]["KeyId"]
+    aws("kms", "create-alias", "--alias-name", alias, "--target-key-id", key_id)
+    if key["key_spec"] == "SYMMETRIC_DEFAULT":
+        aws("kms", "enable-key-rotation", "--key-id", key_id)
+    log(f"key {alias} created ({key['key_spec']}, {key['key_usage']})")
+
+
+# Secrets Manager secrets: created empty; their owners write the values.
+for name, secret in schema["secrets"].items():
+    physical = f"{prefix}/{name}"
+    if aws("secretsmanager", "describe-secret", "--secret-id", physical, missing="ResourceNotFoundException"):
+        log(f"secret {physical} exists")
+        continue
+    aws("secretsmanager", "create-secret", "--name", physical, "--description", secret["purpose"])
+    log(f"secret {physical} created (no value yet)")
+
+
+# Cognito user pool and app client: LocalStack Pro only.
+pool = schema["user_pool"]
+# The schema does not (yet) say which secret holds the app client secret; this
+# is the same name terraform/environments/dev passes to the identity module.
+CLIENT_SECRET = "auth/cognito-client-secret"
+if CLIENT_SECRET not in schema["secrets"]:
+    raise SystemExit(f"[rampart provision] schema has no secret {CLIENT_SECRET!r}")
+probe = subprocess.run([*cli, "cognito-idp", "list-user-pools", "--max-results", "60", "--output", "json"],
+                       capture_output=True, text=True)
+if probe.returncode != 0:
+    log("cognito-idp is not available (LocalStack community): no user pool; use the embedded identity provider or moto")
+    raise SystemExit(0)
+
+pool_name = f"{prefix}-{pool['name']}"
+existing = [p for p in json.loads(probe.stdout)["UserPools"] if p["Name"] == pool_name]
+if existing:
+    pool_id = existing[0]["Id"]
+    log(f"user pool {pool_name} exists ({pool_id})")
+else:
+    created = aws(
+        "cognito-idp", "create-user-pool",
+        "--pool-name", pool_name,
+        "--username-attributes", "email",
+        "--auto-verified-attributes", "email",
+        "--username-configuration", "CaseSensitive=false",
+        "--mfa-configuration", pool["mfa"],
+        "--policies", json.dumps({"PasswordPolicy": {
+            "MinimumLength": pool["password_minimum_length"],
+            "RequireUppercase": True, "RequireLowercase": True, "RequireNumbers": True, "RequireSymbols": True,
+            "TemporaryPasswordValidityDays": 3,
+        }}),
+        "--account-recovery-setting", json.dumps({"RecoveryMechanisms": [{"Name": "verified_email", "Priority": 1}]}),
+    )
+    pool_id = created["UserPool"]["Id"]
+    if pool["mfa"] != "OFF":
+        aws("cognito-idp", "set-user-pool-mfa-config", "--user-pool-id", pool_id,
+            "--software-token-mfa-configuration", "Enabled=true", "--mfa-configuration", pool["mfa"])
+    log(f"user pool {pool_name} created ({pool_id})")
+
+client_name = f"{prefix}-{pool['client_name']}"
+clients = aws("cognito-idp", "list-user-pool-clients", "--user-pool-id", pool_id, "--max-results", "60")["UserPoolClients"]
+existing = [c for c in clients if c["ClientName"] == client_name]
+if existing:
+    client_id = existing[0]["ClientId"]
+    log(f"app client {client_name} exists ({client_id})")
+else:
+    created = aws(
+        "cognito-idp", "create-user-pool-client",
+        "--user-pool-id", pool_id,
+        "--client-name", client_name,
+        "--generate-secret" if pool["generate_client_secret"] else "--no-generate-secret",
+        "--explicit-auth-flows", *pool["explicit_auth_flows"],
+        "--prevent-user-existence-errors", "ENABLED",
+        "--enable-token-revocation",
+        "--access-token-validity", "15", "--id-token-validity", "15", "--refresh-token-validity", "60",
+        "--token-validity-units", "AccessToken=minutes,IdToken=minutes,RefreshToken=minutes",
+    )["UserPoolClient"]
+    client_id = created["ClientId"]
+    log(f"app client {client_name} created ({client_id})")
+    if pool["generate_client_secret"]:
+        aws("secretsmanager", "put-secret-value", "--secret-id", f"{prefix}/{CLIENT_SECRET}",
+            "--secret-string", created["ClientSecret"])
+        log(f"secret {prefix}/{CLIENT_SECRET} set to the app client secret")
+
+print(f"RAMPART_AWS__USER_POOL_ID={pool_id}")
+print(f"RAMPART_AWS__USER_POOL_CLIENT_ID={client_id}")
+PY

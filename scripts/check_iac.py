@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Consistency checks between schema/platform.json and the infrastructure code.
+
+Run with the dev venv's python (scripts/check-iac does): it needs the `hcl2`
+module, which checkov's pinned bc-python-hcl2 provides.
+
+1. Every Terraform file (and the *.tfvars.example / *.hcl.example files) parses.
+2. Every module and environment has main.tf, variables.tf, outputs.tf and
+   versions.tf; versions.tf pins Terraform and the AWS provider (~> 5.x or 6.x);
+   every variable has a type and a description; every output has a description;
+   every module is used by an environment and every module source exists.
+3. Every table, KMS key and secret in the schema is materialised by a Terraform
+   resource: a for_each over the schema section (read with
+   jsondecode(file(".../schema/platform.json"))), or a resource naming it. The
+   user pool and app client read every schema user_pool field. Names the
+   environments look up in module outputs (e.g. a secret ARN by schema name)
+   exist in the schema.
+4. Every RAMPART_* variable an environment outputs is named in the schema's
+   "environment", and each environment outputs the ones in REQUIRED_ENV.
+5. The LocalStack provisioning script reads the schema instead of repeating it.
+
+Exits 1 with one line per problem.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+try:
+    import hcl2
+except ImportError:  # pragma: no cover - environment problem, not a check failure
+    sys.exit("check_iac: the `hcl2` module is missing; run with the venv from scripts/requirements-dev.txt")
+
+ROOT = Path(__file__).resolve().parent.parent
+TERRAFORM = ROOT / "terraform"
+SCHEMA_PATH = ROOT / "schema" / "platform.json"
+
+MODULE_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf")
+AWS_PROVIDER_CONSTRAINT = re.compile(r"^~>\s*[56]\.\d+(\.\d+)?$")
+
+# Schema section -> resource types that must materialise each of its entries.
+SECTIONS = {
+    "tables": ("aws_dynamodb_table",),
+    "kms_keys": ("aws_kms_key", "aws_kms_alias"),
+    "secrets": ("aws_secretsmanager_secret",),
+}
+# Module output name prefix -> schema section its map keys come from.
+OUTPUT_SECTIONS = {
+    "dynamodb_table": "tables",
+    "kms_key": "kms_keys",
+    "kms_alias": "kms_keys",
+    "secretsmanager_secret": "secrets",
+}
+USER_POOL_RESOURCES = ("aws_cognito_user_pool", "aws_cognito_user_pool_client")
+# Variables every environment must output (the deployed functions cannot start without them).
+REQUIRED_ENV = ("RAMPART_AWS__USER_POOL_ID", "RAMPART_AWS__USER_POOL_CLIENT_ID")
+
+SCHEMA_LOAD = re.compile(r"""^\$\{jsondecode\(file\("\$\{path\.module\}/([^"]+)"\)\)\}$""")
+ENV_NAME = re.compile(r"RAMPART_[A-Z0-9_]+")
+
+errors: list[str] = []
+
+
+def fail(message: str) -> None:
+    errors.append(message)
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def text(value: object) -> str:
+    """Serialise a parsed HCL value so expressions can be searched."""
+    return json.dumps(value, sort_keys=True)
+
+
+def blocks(doc: dict, kind: str) -> list[tuple[str, dict]]:
+    """(name, body) of every `kind "name" {}` block; hcl2 gives a list of one-key dicts."""
+    found = []
+    for entry in doc.get(kind, []):
+        for name, body in entry.items():
+            found.append((name, body))
+    return found
+
+
+def first(body: dict, key: str, default: object = None) -> object:
+    value = body.get(key, default)
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
+
+
+class Unit:
+    """A Terraform module or environment directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.docs: dict[str, dict] = {}
+        self.locals: dict[str, object] = {}
+        self.resources: list[tuple[str, str, dict]] = []  # (type, name, body)
+        self.schema_locals: set[str] = set()
+
+    @property
+    def name(self) -> str:
+        return rel(self.path)
+
+    def all_text(self) -> str:
+        return "\n".join(text(doc) for doc in self.docs.values())
+
+
+def parse_files() -> dict[Path, Unit]:
+    units: dict[Path, Unit] = {}
+    files = sorted(p for p in TERRAFORM.rglob("*") if p.is_file() and ".terraform" not in p.parts)
+    for path in files:
+        is_tf = path.suffix == ".tf"
+        if not (is_tf or path.name.endswith((".tfvars.example", ".hcl.example", ".tfvars"))):
+            continue
+        try:
+            with path.open(encoding="utf-8") as handle:
+                doc = hcl2.load(handle)
+        except Exception as exc:  # hcl2 raises lark errors of several types
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            fail(f"{rel(path)}: HCL parse error: {first_line}")
+            continue
+        if not is_tf:
+            continue
+        unit = units.setdefault(path.parent, Unit(path.parent))
+        unit.docs[path.name] = doc
+        for entry in doc.get("locals", []):
+            for key, value in entry.items():
+                if not key.startswith("__"):
+                    unit.locals[key] = value[0] if isinstance(value, list) and len(value) == 1 else value
+        for rtype, rname_body in ((t, b) for entry in doc.get("resource", []) for t, b in entry.items()):
+            for rname, body in rname_body.items():
+                unit.resources.append((rtype, rname, body))
+    return units
+
+
+def check_conventions(units: dict[Path, Unit]) -> None:
+    for unit in units.values():
+        for required in MODULE_FILES:
+            if not (unit.path / required).is_file():
+                fail(f"{unit.name}: missing {required}")
+        versions = unit.docs.get("versions.tf", {})
+        terraform_blocks = versions.get("terraform", [])
+        if terraform_blocks:
+            block = terraform_blocks[0]
+            if not first(block, "required_version"):
+                fail(f"{unit.name}/versions.tf: terraform.required_version is not set")
+            providers = {}
+            for entry in block.get("required_providers", []):
+                for pname, pvalue in entry.items():
+                    providers[pname] = pvalue[0] if isinstance(pvalue, list) else pvalue
+            aws = providers.get("aws")
+            if not isinstance(aws, dict) or aws.get("source") != "hashicorp/aws":
+                fail(f"{unit.name}/versions.tf: required_providers.aws with source hashicorp/aws is missing")
+            elif not AWS_PROVIDER_CONSTRAINT.match(str(aws.get("version", ""))):
+                fail(f"{unit.name}/versions.tf: AWS provider must be pinned ~> 5.x or ~> 6.x, found {aws.get('version')!r}")
+        elif (unit.path / "versions.tf").is_file():
+            fail(f"{unit.name}/versions.tf: no terraform block")
+        for fname, doc in unit.docs.items():
+            for vname, body in blocks(doc, "variable"):
+                for attribute in ("description", "type"):
+                    if not first(body, attribute):
+                        fail(f"{unit.name}/{fname}: variable {vname!r} has no {attribute}")
+            for oname, body in blocks(doc, "output"):
+                if not first(body, "description"):
+                    fail(f"{unit.name}/{fname}: output {oname!r} has no description")
+
+
+def module_calls(unit: Unit) -> list[tuple[str, Path]]:
+    calls = []
+    for doc in unit.docs.values():
+        for mname, body in blocks(doc, "module"):
+            source = str(first(body, "source", ""))
+            calls.append((mname, (unit.path / source).resolve()))
+    return calls
+
+
+def check_module_usage(units: dict[Path, Unit]) -> None:
+    used: set[Path] = set()
+    for unit in units.values():
+        for mname, source in module_calls(unit):
+            if source not in units:
+                fail(f"{unit.name}: module {mname!r} source {rel(source) if source.is_relative_to(ROOT) else source} has no .tf files")
+            used.add(source)
+    environments = [u for u in units.values() if u.path.parent.name == "environments"]
+    if not environments:
+        fail("terraform/environments: no environment")
+    for unit in units.values():
+        if unit.path.parent.name == "modules" and unit.path not in used:
+            fail(f"{unit.name}: module is not used by any environment")
+
+
+def find_schema_locals(units: dict[Path, Unit]) -> None:
+    for unit in units.values():
+        for key, value in unit.locals.items():
+            match = SCHEMA_LOAD.match(value) if isinstance(value, str) else None
+            if not match:
+                continue
+            target = (unit.path / match.group(1)).resolve()
+            if target != SCHEMA_PATH:
+                fail(f"{unit.name}: local.{key} reads {match.group(1)}, which is not schema/platform.json")
+                continue
+            unit.schema_locals.add(key)
+
+
+def section_aliases(unit: Unit, section: str) -> set[str]:
+    """Expressions that denote schema[section] in this unit, e.g. local.schema.user_pool and local.pool."""
+    exprs = {f"local.{s}.{section}" for s in unit.schema_locals}
+    for key, value in unit.locals.items():
+        if isinstance(value, str) and value.startswith("${") and value[2:-1] in exprs:
+            exprs.add(f"local.{key}")
+    return exprs
+
+
+def check_sections(units: dict[Path, Unit], schema: dict) -> None:
+    for section, rtypes in SECTIONS.items():
+        entries = schema.get(section, {})
+        fields = sorted({field for entry in entries.values() for field in entry})
+        for rtype in rtypes:
+            covered: set[str] = set()
+            for unit in units.values():
+                exprs = section_aliases(unit, section)
+                for found_type, rname, body in unit.resources:
+                    if found_type != rtype:
+                        continue
+                    for_each = str(first(body, "for_each", ""))
+                    if for_each.startswith("${") and for_each[2:-1] in exprs:
+                        covered.update(entries)
+                        module_text = unit.all_text()
+                        for field in fields:
+                            if not re.search(rf"\.{re.escape(field)}\b", module_text):
+                                fail(f"{unit.name}: {rtype}.{rname} iterates schema {section} but never reads field {field!r}")
+                    else:
+                        body_text = text(body)
+                        covered.update(n for n in entries if re.search(rf"[-/\"]{re.escape(n)}[\"$]", body_text))
+            for name in entries:
+                if name not in covered:
+                    fail(f"schema {section}.{name} is not materialised by any {rtype} (no for_each over the schema section, no resource naming it)")
+
+    pool = schema.get("user_pool")
+    if pool:
+        fields = sorted(pool)
+        found_types: set[str] = set()
+        for unit in units.values():
+            exprs = section_aliases(unit, "user_pool")
+            types_here = {t for t, _, _ in unit.resources if t in USER_POOL_RESOURCES}
+            if not types_here:
+                continue
+            found_types |= types_here
+            module_text = unit.all_text()
+            for field in fields:
+                if not any(re.search(rf"{re.escape(e)}\.{re.escape(field)}\b", module_text) for e in exprs):
+                    fail(f"{unit.name}: user pool resources do not read schema user_pool.{field}")
+        for rtype in USER_POOL_RESOURCES:
+            if rtype not in found_types:
+                fail(f"schema user_pool is not materialised: no {rtype} resource")
+
+
+LOOKUP = re.compile(r"module\.\w+\.(\w+)\[(local\.\w+|\\\"[^\\]+\\\")\]")
+
+
+def check_lookups(units: dict[Path, Unit], schema: dict) -> None:
+    """Names used to index module outputs (e.g. secretsmanager_secret_arns["auth/x"]) exist in the schema."""
+    for unit in units.values():
+        for match in LOOKUP.finditer(unit.all_text()):
+            output, key = match.groups()
+            section = next((s for prefix, s in OUTPUT_SECTIONS.items() if output.startswith(prefix)), None)
+            if section is None:
+                continue
+            if key.startswith("local."):
+                resolved = unit.locals.get(key[len("local."):])
+                if not isinstance(resolved, str):
+                    fail(f"{unit.name}: {output}[{key}] does not resolve to a literal name")
+                    continue
+                key = resolved
+            else:
+                key = key.strip('\\"')
+            if key not in schema.get(section, {}):
+                fail(f"{unit.name}: {output}[{key!r}] names no entry of schema {section}")
+
+
+def env_names_in(value: object) -> set[str]:
+    if isinstance(value, dict):
+        names = {k for k in value if ENV_NAME.fullmatch(k)}
+        for inner in value.values():
+            names |= env_names_in(inner)
+        return names
+    if isinstance(value, list):
+        return set().union(*(env_names_in(v) for v in value)) if value else set()
+    return set()
+
+
+def check_environment_outputs(units: dict[Path, Unit], schema: dict) -> None:
+    declared = {k for k in schema.get("environment", {}) if not k.startswith("$")}
+    for unit in units.values():
+        if unit.path.parent.name != "environments":
+            continue
+        exported: set[str] = set()
+        for fname, doc in unit.docs.items():
+            for oname, body in blocks(doc, "output"):
+                if ENV_NAME.fullmatch(oname):
+                    exported.add(oname)
+                value = first(body, "value")
+                exported |= env_names_in(value)
+                if isinstance(value, str):
+                    for ref in re.findall(r"local\.(\w+)", value):
+                        exported |= env_names_in(unit.locals.get(ref))
+        for name in sorted(exported - declared):
+            fail(f"{unit.name}: outputs {name}, which schema/platform.json \"environment\" does not name")
+        for name in REQUIRED_ENV:
+            if name not in exported:
+                fail(f"{unit.name}: does not output {name}")
+
+
+def check_localstack(schema: dict) -> None:
+    script = ROOT / "localstack" / "init" / "ready.d" / "provision.sh"
+    if not script.is_file():
+        fail(f"{rel(script)}: missing")
+        return
+    body = script.read_text(encoding="utf-8")
+    if "platform.json" not in body:
+        fail(f"{rel(script)}: does not read schema/platform.json")
+    # Secrets are not checked: the schema does not say which secret holds the app
+    # client secret, so the script names that one, as the dev environment does.
+    for section in ("tables", "kms_keys"):
+        for name in schema.get(section, {}):
+            if re.search(rf"[\"'/-]{re.escape(name)}[\"']", body):
+                fail(f"{rel(script)}: repeats schema {section} name {name!r} instead of reading the schema")
+    compose = ROOT / "localstack" / "docker-compose.yml"
+    if compose.is_file() and "schema/platform.json" not in compose.read_text(encoding="utf-8"):
+        fail(f"{rel(compose)}: does not mount schema/platform.json")
+
+
+def main() -> int:
+    try:
+        schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"check_iac: cannot read {rel(SCHEMA_PATH)}: {exc}", file=sys.stderr)
+        return 1
+    units = parse_files()
+    check_conventions(units)
+    check_module_usage(units)
+    find_schema_locals(units)
+    check_sections(units, schema)
+    check_lookups(units, schema)
+    check_environment_outputs(units, schema)
+    check_localstack(schema)
+    if errors:
+        print(f"check_iac: {len(errors)} problem(s):", file=sys.stderr)
+        for message in errors:
+            print(f"  - {message}", file=sys.stderr)
+        return 1
+    print(f"check_iac: ok ({len(units)} Terraform directories consistent with {rel(SCHEMA_PATH)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+variable "aws_region" {
+  description = "AWS region of the dev environment."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "resource_prefix" {
+  description = "Prefix of every physical name in this environment."
+  type        = string
+  default     = "rampart-dev"
+}
+
+variable "kms_key_users" {
+  description = "IAM principal ARNs allowed to use each schema KMS key, keyed by key name. Empty until the function and service roles exist."
+  type        = map(list(string))
+  default     = {}
+}
+
+variable "cognito_user_pool_tier" {
+  description = "Cognito feature plan: LITE, ESSENTIALS or PLUS."
+  type        = string
+  default     = "PLUS"
+}
+
+variable "cognito_threat_protection_mode" {
+  description = "Cognito threat protection mode: OFF, AUDIT or ENFORCED (AUDIT and ENFORCED need the PLUS feature plan)."
+  type        = string
+  default     = "ENFORCED"
+}

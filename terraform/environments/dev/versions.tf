@@ -1,0 +1,15 @@
+terraform {
+  required_version = ">= 1.9"
+
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 6.0"
+    }
+  }
+
+  # Partial configuration: pass bucket, key and region with
+  # `terraform init -backend-config=backend.hcl` (see backend.hcl.example).
+  # CI validates with `terraform init -backend=false`.
+  backend "s3" {}
+}

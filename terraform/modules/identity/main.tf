@@ -1,0 +1,100 @@
+# The Cognito user pool and app client described by schema/platform.json
+# ("user_pool"). Users sign in with their e-mail address; the auth function
+# calls Cognito with the app client's secret (SECRET_HASH), which this module
+# stores in the Secrets Manager secret given by the caller.
+
+locals {
+  schema = jsondecode(file("${path.module}/../../../schema/platform.json"))
+  pool   = local.schema.user_pool
+}
+
+resource "aws_cognito_user_pool" "this" {
+  name                = "${var.resource_prefix}-${local.pool.name}"
+  user_pool_tier      = var.user_pool_tier
+  deletion_protection = "ACTIVE"
+
+  username_attributes      = ["email"]
+  auto_verified_attributes = ["email"]
+
+  username_configuration {
+    case_sensitive = false
+  }
+
+  password_policy {
+    minimum_length                   = local.pool.password_minimum_length
+    require_lowercase                = true
+    require_uppercase                = true
+    require_numbers                  = true
+    require_symbols                  = true
+    temporary_password_validity_days = 3
+  }
+
+  mfa_configuration = local.pool.mfa
+
+  software_token_mfa_configuration {
+    enabled = local.pool.mfa != "OFF"
+  }
+
+  account_recovery_setting {
+    recovery_mechanism {
+      name     = "verified_email"
+      priority = 1
+    }
+  }
+
+  admin_create_user_config {
+    allow_admin_create_user_only = false
+  }
+
+  verification_message_template {
+    default_email_option = "CONFIRM_WITH_CODE"
+  }
+
+  # Threat protection (formerly "advanced security"): compromised-credential
+  # checks and adaptive authentication. Requires the PLUS feature plan.
+  user_pool_add_ons {
+    advanced_security_mode = var.threat_protection_mode
+  }
+
+  tags = merge(var.tags, { Name = "${var.resource_prefix}-${local.pool.name}" })
+
+  lifecycle {
+    precondition {
+      condition     = var.threat_protection_mode == "OFF" || var.user_pool_tier == "PLUS"
+      error_message = "Cognito threat protection (AUDIT or ENFORCED) requires user_pool_tier = \"PLUS\"."
+    }
+  }
+}
+
+resource "aws_cognito_user_pool_client" "this" {
+  name         = "${var.resource_prefix}-${local.pool.client_name}"
+  user_pool_id = aws_cognito_user_pool.this.id
+
+  generate_secret               = local.pool.generate_client_secret
+  explicit_auth_flows           = local.pool.explicit_auth_flows
+  prevent_user_existence_errors = "ENABLED"
+  enable_token_revocation       = true
+  supported_identity_providers  = ["COGNITO"]
+
+  # Rampart issues its own access and refresh tokens after Cognito has
+  # authenticated the user, so Cognito's tokens only need to live long enough
+  # for that exchange.
+  auth_session_validity  = 3
+  access_token_validity  = var.access_token_validity_minutes
+  id_token_validity      = var.id_token_validity_minutes
+  refresh_token_validity = var.refresh_token_validity_minutes
+
+  token_validity_units {
+    access_token  = "minutes"
+    id_token      = "minutes"
+    refresh_token = "minutes"
+  }
+}
+
+# The secret's value is the bare client secret string.
+resource "aws_secretsmanager_secret_version" "client_secret" {
+  count = local.pool.generate_client_secret ? 1 : 0
+
+  secret_id     = var.client_secret_secretsmanager_secret_arn
+  secret_string = aws_cognito_user_pool_client.this.client_secret
+}

@@ -1,0 +1,103 @@
+# KMS keys named in schema/platform.json ("kms_keys"), plus one storage key that
+# encrypts this platform's tables and secrets at rest. The storage key is a
+# Terraform-only concern (DynamoDB and Secrets Manager use it transparently), so
+# it is not in the schema.
+
+locals {
+  schema = jsondecode(file("${path.module}/../../../schema/platform.json"))
+
+  account_root = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
+
+  # What a key user may do, by key usage. No administration, no key policy edits.
+  usage_actions = {
+    SIGN_VERIFY     = ["kms:DescribeKey", "kms:GetPublicKey", "kms:Sign", "kms:Verify"]
+    ENCRYPT_DECRYPT = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+  }
+
+  # The account root administers the key; this is what lets IAM policies in this
+  # account grant use of the key. No other principal and no wildcard principal.
+  root_statement = {
+    Sid       = "AccountRootAdministersKey"
+    Effect    = "Allow"
+    Principal = { AWS = local.account_root }
+    Action    = "kms:*"
+    Resource  = "*"
+  }
+
+  key_policies = {
+    for name, key in local.schema.kms_keys : name => jsonencode({
+      Version = "2012-10-17"
+      Statement = concat(
+        [local.root_statement],
+        length(lookup(var.key_users, name, [])) == 0 ? [] : [{
+          Sid       = "KeyUsers"
+          Effect    = "Allow"
+          Principal = { AWS = sort(var.key_users[name]) }
+          Action    = local.usage_actions[key.key_usage]
+          Resource  = "*"
+        }],
+      )
+    })
+  }
+}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+resource "aws_kms_key" "this" {
+  for_each = local.schema.kms_keys
+
+  description              = "${var.resource_prefix}-${each.key}: ${each.value.purpose}"
+  customer_master_key_spec = each.value.key_spec
+  key_usage                = each.value.key_usage
+  deletion_window_in_days  = var.deletion_window_in_days
+  # KMS rotates only symmetric keys. Asymmetric signing keys are rotated by
+  # creating a new key (new kid) and keeping the old one in the JWKS until
+  # tokens signed with it have expired.
+  enable_key_rotation     = each.value.key_spec == "SYMMETRIC_DEFAULT"
+  rotation_period_in_days = each.value.key_spec == "SYMMETRIC_DEFAULT" ? var.rotation_period_in_days : null
+  policy                  = local.key_policies[each.key]
+
+  tags = merge(var.tags, { Name = "${var.resource_prefix}-${each.key}" })
+
+  lifecycle {
+    precondition {
+      condition     = alltrue([for name in keys(var.key_users) : contains(keys(local.schema.kms_keys), name)])
+      error_message = "Every key of var.key_users must name a key in schema/platform.json kms_keys."
+    }
+  }
+}
+
+resource "aws_kms_alias" "this" {
+  for_each = local.schema.kms_keys
+
+  name          = "alias/${var.resource_prefix}-${each.key}"
+  target_key_id = aws_kms_key.this[each.key].key_id
+}
+
+resource "aws_kms_key" "storage" {
+  description             = "${var.resource_prefix}-storage: encrypts DynamoDB tables and Secrets Manager secrets at rest"
+  key_usage               = "ENCRYPT_DECRYPT"
+  deletion_window_in_days = var.deletion_window_in_days
+  enable_key_rotation     = true
+  rotation_period_in_days = var.rotation_period_in_days
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [local.root_statement]
+  })
+
+  tags = merge(var.tags, { Name = "${var.resource_prefix}-storage" })
+
+  lifecycle {
+    precondition {
+      condition     = !contains(keys(local.schema.kms_keys), "storage")
+      error_message = "schema/platform.json names a kms key \"storage\", which would collide with this module's storage key alias."
+    }
+  }
+}
+
+resource "aws_kms_alias" "storage" {
+  name          = "alias/${var.resource_prefix}-storage"
+  target_key_id = aws_kms_key.storage.key_id
+}

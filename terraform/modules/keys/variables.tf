@@ -1,0 +1,43 @@
+variable "resource_prefix" {
+  description = "Prefix of every physical name, e.g. \"rampart-dev\"; aliases become alias/<resource_prefix>-<key name>."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,38}[a-z0-9]$", var.resource_prefix))
+    error_message = "resource_prefix must be 3-40 characters of lower-case letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "key_users" {
+  description = "IAM principal ARNs allowed to use each schema key, keyed by key name (e.g. { \"token-signing\" = [\"arn:aws:iam::123456789012:role/auth\"] }). Users get only the usage actions for the key's usage (sign/verify or encrypt/decrypt)."
+  type        = map(list(string))
+  default     = {}
+}
+
+variable "deletion_window_in_days" {
+  description = "Waiting period before KMS deletes a key scheduled for deletion."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.deletion_window_in_days >= 7 && var.deletion_window_in_days <= 30
+    error_message = "deletion_window_in_days must be between 7 and 30."
+  }
+}
+
+variable "rotation_period_in_days" {
+  description = "Automatic rotation period of the symmetric keys."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.rotation_period_in_days >= 90 && var.rotation_period_in_days <= 2560
+    error_message = "rotation_period_in_days must be between 90 and 2560."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every key."
+  type        = map(string)
+  default     = {}
+}
