@@ -294,6 +294,20 @@ impl Settings {
         Ok(())
     }
 
+    /// Creates `data_dir` (owner-only, 0700) if needed and returns the path of `file` in it.
+    pub fn data_file(&self, file: &str) -> Result<PathBuf, ConfigError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = &self.data_dir;
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| ConfigError::new("data_dir", format!("cannot create {}: {e}", dir.display())))?;
+        }
+        Ok(dir.join(file))
+    }
+
     /// A setting the AWS backend needs, or an error naming it.
     pub fn require_aws<'a>(
         value: &'a Option<String>,

@@ -27,15 +27,16 @@ locals {
   key_policies = {
     for name, key in local.schema.kms_keys : name => jsonencode({
       Version = "2012-10-17"
+      # Both arguments are tuples, so the two statement shapes need not unify.
       Statement = concat(
         [local.root_statement],
-        length(lookup(var.key_users, name, [])) == 0 ? [] : [{
+        [for arns in [lookup(var.key_users, name, [])] : {
           Sid       = "KeyUsers"
           Effect    = "Allow"
-          Principal = { AWS = sort(var.key_users[name]) }
+          Principal = { AWS = sort(arns) }
           Action    = local.usage_actions[key.key_usage]
           Resource  = "*"
-        }],
+        } if length(arns) > 0],
       )
     })
   }

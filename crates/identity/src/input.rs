@@ -1,0 +1,94 @@
+//! Validated inputs: once constructed, an [`Email`] or [`Password`] satisfies the policy.
+
+use secrecy::{ExposeSecret, SecretString};
+use unicode_normalization::UnicodeNormalization;
+
+/// NIST SP 800-63B: at least 12 characters (we require more than its 8), at most 128.
+pub const PASSWORD_MIN_CHARS: usize = 12;
+pub const PASSWORD_MAX_CHARS: usize = 128;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("must be a valid email address")]
+    InvalidEmail,
+    #[error("must be at least {PASSWORD_MIN_CHARS} characters")]
+    PasswordTooShort,
+    #[error("must be at most {PASSWORD_MAX_CHARS} characters")]
+    PasswordTooLong,
+}
+
+/// A syntactically valid email address, trimmed and lower-cased (the login name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, InputError> {
+        let email = raw.trim().to_lowercase();
+        let (local, domain) = email.rsplit_once('@').ok_or(InputError::InvalidEmail)?;
+        let valid = email.len() <= 254
+            && (1..=64).contains(&local.len())
+            && !local.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if valid { Ok(Self(email)) } else { Err(InputError::InvalidEmail) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A password in Unicode NFKC form (so the same password typed on different keyboards matches),
+/// within the length policy. Redacted in `Debug`, zeroized on drop.
+#[derive(Debug, Clone)]
+pub struct Password(SecretString);
+
+impl Password {
+    pub fn parse(raw: &str) -> Result<Self, InputError> {
+        let normalized: String = raw.nfkc().collect();
+        let chars = normalized.chars().count();
+        if chars < PASSWORD_MIN_CHARS {
+            return Err(InputError::PasswordTooShort);
+        }
+        if chars > PASSWORD_MAX_CHARS {
+            return Err(InputError::PasswordTooLong);
+        }
+        Ok(Self(SecretString::from(normalized)))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_normalised_and_checked() {
+        assert_eq!(Email::parse("  Ada@Example.COM ").expect("valid").as_str(), "ada@example.com");
+        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@.com"] {
+            assert_eq!(Email::parse(bad), Err(InputError::InvalidEmail), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn password_length_counts_characters_after_normalisation() {
+        assert_eq!(Password::parse("short").err(), Some(InputError::PasswordTooShort));
+        assert!(Password::parse("correct horse battery").is_ok());
+        // Twelve non-ASCII characters are twelve characters, not 24+ bytes.
+        assert!(Password::parse("пароль-пароль").is_ok());
+        assert_eq!(Password::parse(&"x".repeat(129)).err(), Some(InputError::PasswordTooLong));
+        // NFKC folds the full-width form into ASCII.
+        assert_eq!(Password::parse("ｐａｓｓｗｏｒｄ１２３４").expect("valid").expose(), "password1234");
+    }
+
+    #[test]
+    fn password_debug_is_redacted() {
+        let password = Password::parse("correct horse battery").expect("valid");
+        assert!(!format!("{password:?}").contains("horse"));
+    }
+}

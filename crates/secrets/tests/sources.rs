@@ -1,0 +1,38 @@
+//! Both secret adapters store and return values by name, and say NotFound for unknown names.
+
+use rampart_secrets::{
+    ExposeSecret, LocalSecretsFile, SecretError, SecretSink, SecretSource, SecretString, SecretsManagerSource,
+};
+
+async fn round_trips<S: SecretSource + SecretSink>(store: &S) {
+    assert!(matches!(store.get("auth/cognito-client-secret").await, Err(SecretError::NotFound(_))));
+    store.put("auth/cognito-client-secret", &SecretString::from("s3cr3t-1")).await.expect("create");
+    store.put("other", &SecretString::from("x")).await.expect("create other");
+    assert_eq!(store.get("auth/cognito-client-secret").await.expect("get").expose_secret(), "s3cr3t-1");
+    store.put("auth/cognito-client-secret", &SecretString::from("s3cr3t-2")).await.expect("update");
+    let value = store.get("auth/cognito-client-secret").await.expect("get");
+    assert_eq!(value.expose_secret(), "s3cr3t-2");
+    assert!(!format!("{value:?}").contains("s3cr3t"), "Debug never shows the value");
+}
+
+#[tokio::test]
+async fn local_file_round_trips_and_stays_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("secrets.json");
+    let store = LocalSecretsFile::open(&path).expect("open");
+    round_trips(&store).await;
+    let mode = std::fs::metadata(&path).expect("file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let error = store.get("other").await.expect_err("group-readable file is refused");
+    assert!(error.to_string().contains("chmod 600"), "{error}");
+}
+
+#[tokio::test]
+async fn secrets_manager_round_trips() {
+    let aws = rampart_testkit::aws().await;
+    let client = aws_sdk_secretsmanager::Client::new(&aws.config);
+    round_trips(&SecretsManagerSource::new(client, &aws.prefix)).await;
+}

@@ -1,0 +1,192 @@
+//! The AWS adapter: one DynamoDB table per logical table, named `<resource_prefix>-<logical>`.
+
+mod ext;
+pub mod provision;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use tracing::instrument;
+
+use self::ext::{EXPIRES_AT, GSI1, GSI1PK, GSI1SK, PK, SK, VERSION};
+use crate::{Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, Result, StoreError, Table, now_unix};
+
+#[derive(Debug, Clone)]
+pub struct DynamoDbStore {
+    client: Client,
+    prefix: String,
+}
+
+fn unavailable<E, R>(error: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    StoreError::Unavailable(DisplayErrorContext(&error).to_string())
+}
+
+impl DynamoDbStore {
+    pub fn new(client: Client, resource_prefix: &str) -> Self {
+        Self { client, prefix: resource_prefix.to_owned() }
+    }
+
+    fn table_name(&self, table: Table) -> String {
+        rampart_kernel::schema::resource_name(&self.prefix, table.logical())
+    }
+
+    async fn query_on(
+        &self,
+        table: Table,
+        index: Option<&str>,
+        (pk_name, sk_name): (&str, &str),
+        pk: &str,
+        sk_prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let now = now_unix();
+        let mut items = Vec::new();
+        let mut start = None;
+        // Expired items still count against a page's Limit, so page until `limit` live ones.
+        loop {
+            let request = self
+                .client
+                .query()
+                .table_name(self.table_name(table))
+                .set_index_name(index.map(str::to_owned))
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()));
+            // DynamoDB refuses begins_with on an empty string; an empty prefix means "all".
+            let request = if sk_prefix.is_empty() {
+                request.key_condition_expression("#pk = :pk")
+            } else {
+                request
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", sk_name)
+                    .expression_attribute_values(":prefix", AttributeValue::S(sk_prefix.to_owned()))
+            };
+            let output = request
+                .set_consistent_read(index.is_none().then_some(true))
+                .set_exclusive_start_key(start)
+                .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for attributes in output.items() {
+                let item = ext::from_attributes(attributes)?;
+                if item.is_live(now) && items.len() < limit {
+                    items.push(item);
+                }
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() || items.len() >= limit {
+                return Ok(items);
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ItemGet for DynamoDbStore {
+    #[instrument(name = "store.get", skip(self, key), fields(table = table.logical()))]
+    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table_name(table))
+            .set_key(Some(ext::key_attributes(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let now = now_unix();
+        match output.item {
+            Some(attributes) => Ok(Some(ext::from_attributes(&attributes)?).filter(|item| item.is_live(now))),
+            None => Ok(None),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ItemPut for DynamoDbStore {
+    #[instrument(name = "store.put", skip(self, item), fields(table = table.logical()))]
+    async fn put(&self, table: Table, item: &Item) -> Result<u64> {
+        let next = item.version + 1;
+        let now = AttributeValue::N(now_unix().to_string());
+        let request = self
+            .client
+            .put_item()
+            .table_name(self.table_name(table))
+            .set_item(Some(ext::to_attributes(item, next)))
+            .expression_attribute_names("#exp", EXPIRES_AT)
+            .expression_attribute_values(":now", now);
+        let request = if item.version == 0 {
+            request
+                .condition_expression("attribute_not_exists(#pk) OR (attribute_exists(#exp) AND #exp <= :now)")
+                .expression_attribute_names("#pk", PK)
+        } else {
+            request
+                .condition_expression("#v = :v AND (attribute_not_exists(#exp) OR #exp > :now)")
+                .expression_attribute_names("#v", VERSION)
+                .expression_attribute_values(":v", AttributeValue::N(item.version.to_string()))
+        };
+        match request.send().await {
+            Ok(_) => Ok(next),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ItemQuery for DynamoDbStore {
+    #[instrument(name = "store.query", skip(self, pk, sk_prefix), fields(table = table.logical()))]
+    async fn query(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
+        self.query_on(table, None, (PK, SK), pk, sk_prefix, limit).await
+    }
+
+    #[instrument(name = "store.query_index", skip(self, pk, sk_prefix), fields(table = table.logical()))]
+    async fn query_index(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
+        self.query_on(table, Some(GSI1), (GSI1PK, GSI1SK), pk, sk_prefix, limit).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ItemDelete for DynamoDbStore {
+    #[instrument(name = "store.delete", skip(self, key), fields(table = table.logical()))]
+    async fn delete(&self, table: Table, key: &Key, expected_version: Option<u64>) -> Result<()> {
+        let mut request = self.client.delete_item().table_name(self.table_name(table)).set_key(Some(ext::key_attributes(key)));
+        if let Some(version) = expected_version {
+            request = request
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", VERSION)
+                .expression_attribute_values(":v", AttributeValue::N(version.to_string()));
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl rampart_kernel::health::ReadinessProbe for DynamoDbStore {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.client
+            .describe_table()
+            .table_name(self.table_name(Table::Auth))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| DisplayErrorContext(&e).to_string())
+    }
+}
+

@@ -1,0 +1,150 @@
+//! The item store: the one storage port the repositories of every component are built on.
+//!
+//! An item is addressed by a partition key and a sort key, carries a JSON body, an optional
+//! secondary-index key and an optional expiry, and a version the store manages. Every write is
+//! conditional on that version (0 means "must not exist yet"), so read-modify-write is safe
+//! under concurrency without locks: of two writers holding the same version, exactly one
+//! succeeds and the other gets [`StoreError::ConditionFailed`]. Expired items are invisible to
+//! reads and writes even before the backend deletes them (DynamoDB TTL can lag for hours).
+
+pub mod dynamodb;
+pub mod sqlite;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use dynamodb::DynamoDbStore;
+pub use sqlite::SqliteStore;
+
+/// The logical tables of `schema/platform.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// Sessions, refresh-token hashes, throttling counters, revocations.
+    Auth,
+    /// Append-only security audit events.
+    Audit,
+    /// Core's orgs, projects and documents.
+    Core,
+}
+
+impl Table {
+    pub const ALL: [Table; 3] = [Table::Auth, Table::Audit, Table::Core];
+
+    /// The name in the schema; the physical name is `<resource_prefix>-<logical>`.
+    pub fn logical(self) -> &'static str {
+        match self {
+            Table::Auth => "auth",
+            Table::Audit => "audit",
+            Table::Core => "core",
+        }
+    }
+}
+
+/// Partition and sort key of an item (or of its secondary-index entry).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self { pk: pk.into(), sk: sk.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub key: Key,
+    /// Entry in the table's `gsi1` index, for lookups by another key (e.g. sessions by user).
+    pub index: Option<Key>,
+    pub body: serde_json::Value,
+    /// Unix seconds after which the item no longer exists.
+    pub expires_at: Option<i64>,
+    /// The version read from the store, 0 for an item not yet written.
+    pub version: u64,
+}
+
+impl Item {
+    /// A new item (version 0: its first write requires that no live item has its key).
+    pub fn new(key: Key, body: serde_json::Value) -> Self {
+        Self { key, index: None, body, expires_at: None, version: 0 }
+    }
+
+    pub fn with_index(mut self, index: Key) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    pub fn expiring_at(mut self, unix_secs: i64) -> Self {
+        self.expires_at = Some(unix_secs);
+        self
+    }
+
+    fn is_live(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The version condition did not hold: another writer got there first, or the item exists.
+    #[error("the item was changed by another writer or already exists")]
+    ConditionFailed,
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("a stored item is malformed: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Reads one live item.
+#[async_trait::async_trait]
+pub trait ItemGet: Send + Sync {
+    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>>;
+}
+
+/// Writes an item if the stored version still equals `item.version`; returns the new version.
+#[async_trait::async_trait]
+pub trait ItemPut: Send + Sync {
+    async fn put(&self, table: Table, item: &Item) -> Result<u64>;
+}
+
+/// Lists live items of one partition whose sort key starts with `sk_prefix`, in sort-key order.
+#[async_trait::async_trait]
+pub trait ItemQuery: Send + Sync {
+    async fn query(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>>;
+    /// Like `query`, over the `gsi1` index keys.
+    async fn query_index(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>>;
+}
+
+/// Deletes an item, if `expected_version` is given only while it still has that version.
+#[async_trait::async_trait]
+pub trait ItemDelete: Send + Sync {
+    async fn delete(&self, table: Table, key: &Key, expected_version: Option<u64>) -> Result<()>;
+}
+
+/// Every capability; adapters implement the four traits and get this for free.
+pub trait ItemStore: ItemGet + ItemPut + ItemQuery + ItemDelete + rampart_kernel::health::ReadinessProbe {}
+
+impl<T> ItemStore for T where T: ItemGet + ItemPut + ItemQuery + ItemDelete + rampart_kernel::health::ReadinessProbe {}
+
+pub(crate) fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+}
+
+/// The store the settings select: SQLite under `data_dir`, or DynamoDB.
+pub fn connect(
+    settings: &rampart_kernel::Settings,
+    aws: Option<&aws_types::SdkConfig>,
+) -> Result<std::sync::Arc<dyn ItemStore>, rampart_kernel::ConfigError> {
+    match aws {
+        Some(config) => Ok(std::sync::Arc::new(DynamoDbStore::new(aws_sdk_dynamodb::Client::new(config), &settings.resource_prefix))),
+        None => {
+            let path = settings.data_file("store.sqlite")?;
+            let store = SqliteStore::open(&path)
+                .map_err(|e| rampart_kernel::ConfigError::new("data_dir", format!("{}: {e}", path.display())))?;
+            Ok(std::sync::Arc::new(store))
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! The embedded adapter: one SQLite file, one table per logical table, WAL journaling.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, Result, StoreError, Table, now_unix};
+
+/// SQLite work runs on the blocking pool; the mutex serialises it as SQLite would anyway.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    connection: Arc<Mutex<Connection>>,
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, body, expires_at, version";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file; its directory must exist.
+    pub fn open(path: &Path) -> Result<Self> {
+        let connection = Connection::open(path).map_err(unavailable)?;
+        Self::init(connection)
+    }
+
+    fn init(connection: Connection) -> Result<Self> {
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+            .map_err(unavailable)?;
+        for table in Table::ALL {
+            let name = table.logical();
+            connection
+                .execute_batch(&format!(
+                    "CREATE TABLE IF NOT EXISTS items_{name} (
+                        pk TEXT NOT NULL, sk TEXT NOT NULL,
+                        gsi1pk TEXT, gsi1sk TEXT,
+                        body TEXT NOT NULL, expires_at INTEGER, version INTEGER NOT NULL,
+                        PRIMARY KEY (pk, sk)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX IF NOT EXISTS items_{name}_gsi1 ON items_{name} (gsi1pk, gsi1sk);
+                    CREATE INDEX IF NOT EXISTS items_{name}_expiry ON items_{name} (expires_at)
+                        WHERE expires_at IS NOT NULL;"
+                ))
+                .map_err(unavailable)?;
+        }
+        Ok(Self { connection: Arc::new(Mutex::new(connection)) })
+    }
+
+    async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = connection.lock().map_err(|_| unavailable("connection lock poisoned"))?;
+            work(&mut guard)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// Deletes expired items (what DynamoDB's TTL does); returns how many.
+    pub async fn purge_expired(&self) -> Result<usize> {
+        let now = now_unix();
+        self.run(move |connection| {
+            let mut removed = 0;
+            for table in Table::ALL {
+                removed += connection
+                    .execute(
+                        &format!("DELETE FROM items_{} WHERE expires_at IS NOT NULL AND expires_at <= ?1", table.logical()),
+                        params![now],
+                    )
+                    .map_err(unavailable)?;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+}
+
+fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Key, Option<Key>, String, Option<i64>, i64)> {
+    let index = match (row.get::<_, Option<String>>(2)?, row.get::<_, Option<String>>(3)?) {
+        (Some(pk), Some(sk)) => Some(Key { pk, sk }),
+        _ => None,
+    };
+    Ok((Key { pk: row.get(0)?, sk: row.get(1)? }, index, row.get(4)?, row.get(5)?, row.get(6)?))
+}
+
+fn decode(raw: (Key, Option<Key>, String, Option<i64>, i64)) -> Result<Item> {
+    let (key, index, body, expires_at, version) = raw;
+    let body = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let version = u64::try_from(version).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Item { key, index, body, expires_at, version })
+}
+
+fn select_live(
+    connection: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<Item>> {
+    let mut statement = connection.prepare_cached(sql).map_err(unavailable)?;
+    let rows = statement.query_map(args, row_to_item).map_err(unavailable)?;
+    rows.map(|row| row.map_err(unavailable).and_then(decode)).collect()
+}
+
+#[async_trait::async_trait]
+impl ItemGet for SqliteStore {
+    async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>> {
+        let key = key.clone();
+        let now = now_unix();
+        self.run(move |connection| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM items_{} WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+                table.logical()
+            );
+            let raw = connection
+                .prepare_cached(&sql)
+                .map_err(unavailable)?
+                .query_row(params![key.pk, key.sk, now], row_to_item)
+                .optional()
+                .map_err(unavailable)?;
+            raw.map(decode).transpose()
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl ItemPut for SqliteStore {
+    async fn put(&self, table: Table, item: &Item) -> Result<u64> {
+        let item = item.clone();
+        let body = item.body.to_string();
+        let now = now_unix();
+        let next = item.version + 1;
+        let next_sql = i64::try_from(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let expected = next_sql - 1;
+        self.run(move |connection| {
+            let name = table.logical();
+            let (gsi1pk, gsi1sk) = match &item.index {
+                Some(index) => (Some(index.pk.as_str()), Some(index.sk.as_str())),
+                None => (None, None),
+            };
+            // Version 0 inserts, or replaces an item that has expired but not yet been purged;
+            // any other version updates only the live item that still has it.
+            let sql = if item.version == 0 {
+                format!(
+                    "INSERT INTO items_{name} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (pk, sk) DO UPDATE SET
+                        gsi1pk = excluded.gsi1pk, gsi1sk = excluded.gsi1sk, body = excluded.body,
+                        expires_at = excluded.expires_at, version = excluded.version
+                     WHERE items_{name}.expires_at IS NOT NULL AND items_{name}.expires_at <= ?8"
+                )
+            } else {
+                format!(
+                    "UPDATE items_{name} SET gsi1pk = ?3, gsi1sk = ?4, body = ?5, expires_at = ?6, version = ?7
+                     WHERE pk = ?1 AND sk = ?2 AND version = ?9 AND (expires_at IS NULL OR expires_at > ?8)"
+                )
+            };
+            let mut statement = connection.prepare_cached(&sql).map_err(unavailable)?;
+            let fields = params![item.key.pk, item.key.sk, gsi1pk, gsi1sk, body, item.expires_at, next_sql, now];
+            let changed = if item.version == 0 {
+                statement.execute(fields)
+            } else {
+                statement.execute(params![item.key.pk, item.key.sk, gsi1pk, gsi1sk, body, item.expires_at, next_sql, now, expected])
+            }
+            .map_err(unavailable)?;
+            if changed == 1 { Ok(next) } else { Err(StoreError::ConditionFailed) }
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl ItemQuery for SqliteStore {
+    async fn query(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
+        self.query_on(table, ("pk", "sk"), pk, sk_prefix, limit).await
+    }
+
+    async fn query_index(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
+        self.query_on(table, ("gsi1pk", "gsi1sk"), pk, sk_prefix, limit).await
+    }
+}
+
+impl SqliteStore {
+    async fn query_on(
+        &self,
+        table: Table,
+        (pk_column, sk_column): (&'static str, &'static str),
+        pk: &str,
+        sk_prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let (pk, prefix) = (pk.to_owned(), sk_prefix.to_owned());
+        let now = now_unix();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |connection| {
+            // substr() rather than LIKE: sort keys may contain % and _.
+            let sql = format!(
+                "SELECT {COLUMNS} FROM items_{} WHERE {pk_column} = ?1 AND substr({sk_column}, 1, length(?2)) = ?2
+                 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY {sk_column} LIMIT ?4",
+                table.logical()
+            );
+            select_live(connection, &sql, params![pk, prefix, now, limit])
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl ItemDelete for SqliteStore {
+    async fn delete(&self, table: Table, key: &Key, expected_version: Option<u64>) -> Result<()> {
+        let key = key.clone();
+        let expected = expected_version.map(i64::try_from).transpose().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.run(move |connection| {
+            let name = table.logical();
+            match expected {
+                None => {
+                    connection
+                        .execute(&format!("DELETE FROM items_{name} WHERE pk = ?1 AND sk = ?2"), params![key.pk, key.sk])
+                        .map_err(unavailable)?;
+                    Ok(())
+                }
+                Some(version) => {
+                    let removed = connection
+                        .execute(
+                            &format!("DELETE FROM items_{name} WHERE pk = ?1 AND sk = ?2 AND version = ?3"),
+                            params![key.pk, key.sk, version],
+                        )
+                        .map_err(unavailable)?;
+                    if removed == 1 { Ok(()) } else { Err(StoreError::ConditionFailed) }
+                }
+            }
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl rampart_kernel::health::ReadinessProbe for SqliteStore {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.run(|connection| connection.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,78 @@
+//! Test support shared by every crate's integration tests.
+//!
+//! [`aws`] gives a test an AWS configuration and a resource prefix of its own. It uses the
+//! endpoint in `AWS_ENDPOINT_URL` when set (the test command starts one moto server for the
+//! whole run), and otherwise starts `moto_server` on a free loopback port for this test process.
+//! It never skips: if no emulator can be reached or started, the test fails and says why.
+
+mod moto;
+
+use std::sync::OnceLock;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+pub use moto::Moto;
+
+/// AWS access for one test: unique resource names on a shared emulator.
+#[derive(Debug)]
+pub struct TestAws {
+    pub config: SdkConfig,
+    /// A `resource_prefix` no other test uses.
+    pub prefix: String,
+    pub endpoint: String,
+}
+
+/// A short random suffix for names that must not collide between parallel tests.
+pub fn unique_suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// The emulator endpoint: `AWS_ENDPOINT_URL`, or a moto server started once for this process.
+pub fn endpoint() -> String {
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+        && !endpoint.is_empty()
+    {
+        return endpoint;
+    }
+    static SHARED: OnceLock<String> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            // Started from a thread that lives as long as the process, because moto is told to
+            // exit when the thread that started it ends.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || match Moto::start() {
+                Ok(moto) => {
+                    let _ = tx.send(Ok(moto.endpoint().to_string()));
+                    let _keep_running = moto;
+                    loop {
+                        std::thread::park();
+                    }
+                }
+                Err(error) => {
+                    let _ = tx.send(Err(error));
+                }
+            });
+            match rx.recv() {
+                Ok(Ok(endpoint)) => endpoint,
+                Ok(Err(error)) => panic!("{error}"),
+                Err(_) => panic!("the moto launcher thread died"),
+            }
+        })
+        .clone()
+}
+
+/// SDK configuration for an emulator at `endpoint`, with fixed dummy credentials.
+pub async fn sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_credential_types::Credentials::new("testing", "testing", None, None, "rampart-testkit"))
+        .load()
+        .await
+}
+
+/// Everything a test needs to talk to the emulator with names of its own.
+pub async fn aws() -> TestAws {
+    let endpoint = endpoint();
+    TestAws { config: sdk_config(&endpoint).await, prefix: format!("t{}", unique_suffix()), endpoint }
+}

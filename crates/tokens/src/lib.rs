@@ -1,0 +1,65 @@
+//! Signing keys for Rampart access tokens.
+//!
+//! The [`Signer`] port signs JWS signing input with a private key that the caller never sees:
+//! in KMS ([`KmsSigner`]: the key never leaves KMS, we send the SHA-256 digest) or in a local key
+//! file ([`LocalKeySigner`], owner-only permissions, for the embedded platform). Each key is
+//! published as a [`Jwk`] whose `kid` is its RFC 7638 thumbprint, so it is stable for the life of
+//! the key and identical wherever it is computed.
+
+pub mod jwk;
+pub mod kms;
+pub mod local;
+
+pub use jwk::{Jwk, verify_signature};
+pub use kms::KmsSigner;
+pub use local::LocalKeySigner;
+
+/// JWS algorithms Rampart signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Algorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256: the default, cheapest for the proxy to verify.
+    RS256,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::RS256 => "RS256",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    #[error("the signing key is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the signing key is unusable: {0}")]
+    InvalidKey(String),
+}
+
+/// Signs with a private key it does not reveal.
+#[async_trait::async_trait]
+pub trait Signer: Send + Sync + std::fmt::Debug {
+    /// The public half, as published in the JWKS.
+    fn public_key(&self) -> &Jwk;
+    /// The JWS signature of `message` under [`Jwk::alg`].
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
+}
+
+/// The signer the settings select: the local key under `data_dir/keys`, or the KMS key
+/// `alias/<resource_prefix>-token-signing`.
+pub async fn connect(
+    settings: &rampart_kernel::Settings,
+    aws: Option<&aws_types::SdkConfig>,
+) -> Result<std::sync::Arc<dyn Signer>, SignerError> {
+    match aws {
+        Some(config) => {
+            let alias = rampart_kernel::schema::kms_alias(&settings.resource_prefix, "token-signing");
+            Ok(std::sync::Arc::new(KmsSigner::connect(aws_sdk_kms::Client::new(config), &alias).await?))
+        }
+        None => {
+            let dir = settings.data_file("keys").map_err(|e| SignerError::Unavailable(e.to_string()))?;
+            Ok(std::sync::Arc::new(LocalKeySigner::load_or_create(&dir)?))
+        }
+    }
+}

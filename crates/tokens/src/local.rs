@@ -1,0 +1,147 @@
+//! The embedded adapter: an RSA key in a PKCS#8 file that only its owner can read.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+use zeroize::Zeroizing;
+
+use crate::{Jwk, Signer, SignerError};
+
+pub const KEY_FILE: &str = "signing-key.pk8";
+
+pub struct LocalKeySigner {
+    key: KeyPair,
+    jwk: Jwk,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for LocalKeySigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalKeySigner").field("kid", &self.jwk.kid).field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn io_error(path: &Path, error: std::io::Error) -> SignerError {
+    SignerError::Unavailable(format!("{}: {error}", path.display()))
+}
+
+impl LocalKeySigner {
+    /// Loads `<dir>/signing-key.pk8`, generating a 2048-bit RSA key there on first start.
+    /// The directory is made owner-only (0700) and the file 0600; a key file that others can
+    /// read is refused rather than used.
+    pub fn load_or_create(dir: &Path) -> Result<Self, SignerError> {
+        create_private_dir(dir)?;
+        let path = dir.join(KEY_FILE);
+        let der = match fs::read(&path) {
+            Ok(der) => {
+                check_private(&path)?;
+                Zeroizing::new(der)
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let key = KeyPair::generate(KeySize::Rsa2048).map_err(|e| SignerError::InvalidKey(e.to_string()))?;
+                let der = Zeroizing::new(
+                    key.as_der().map_err(|e| SignerError::InvalidKey(e.to_string()))?.as_ref().to_vec(),
+                );
+                write_private(&path, &der)?;
+                tracing::info!(path = %path.display(), "generated a new local signing key");
+                der
+            }
+            Err(error) => return Err(io_error(&path, error)),
+        };
+        let key = KeyPair::from_pkcs8(&der).map_err(|e| SignerError::InvalidKey(format!("{}: {e}", path.display())))?;
+        let jwk = Jwk::from_rsa_pkcs1_der(key.public_key().as_ref())?;
+        Ok(Self { key, jwk, path })
+    }
+}
+
+#[async_trait::async_trait]
+impl Signer for LocalKeySigner {
+    fn public_key(&self) -> &Jwk {
+        &self.jwk
+    }
+
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        let mut signature = vec![0; self.key.public_modulus_len()];
+        self.key
+            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)
+            .map_err(|e| SignerError::Unavailable(e.to_string()))?;
+        Ok(signature)
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> Result<(), SignerError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io_error(dir, e))?;
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| io_error(dir, e))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SignerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // create_new: never overwrite a key another process wrote meanwhile.
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| io_error(path, e))
+}
+
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), SignerError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path).map_err(|e| io_error(path, e))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(SignerError::InvalidKey(format!(
+            "{} is readable by others (mode {:o}); run chmod 600 on it",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn key_file_is_owner_only_and_reloads_with_the_same_kid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        let first = LocalKeySigner::load_or_create(&keys).expect("create");
+        let mode = fs::metadata(keys.join(KEY_FILE)).expect("file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(fs::metadata(&keys).expect("dir").permissions().mode() & 0o777, 0o700);
+        let second = LocalKeySigner::load_or_create(&keys).expect("reload");
+        assert_eq!(first.public_key().kid, second.public_key().kid);
+    }
+
+    #[test]
+    fn world_readable_key_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        LocalKeySigner::load_or_create(dir.path()).expect("create");
+        fs::set_permissions(dir.path().join(KEY_FILE), fs::Permissions::from_mode(0o644)).expect("chmod");
+        let error = LocalKeySigner::load_or_create(dir.path()).expect_err("refused");
+        assert!(error.to_string().contains("chmod 600"), "{error}");
+    }
+
+    #[test]
+    fn debug_output_shows_no_key_material() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let signer = LocalKeySigner::load_or_create(dir.path()).expect("create");
+        let debug = format!("{signer:?}");
+        assert!(debug.contains(&signer.public_key().kid));
+        assert!(!debug.contains(&signer.public_key().n[..20]));
+    }
+}
