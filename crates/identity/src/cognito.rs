@@ -5,8 +5,7 @@ use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::DisplayErrorContext;
 use aws_sdk_cognitoidentityprovider::types::{
     AttributeType, ExplicitAuthFlowsType, PasswordPolicyType, PreventUserExistenceErrorTypes,
-    SoftwareTokenMfaConfigType, UserPoolMfaType, UserPoolPolicyType, UsernameAttributeType,
-    VerifiedAttributeType,
+    SoftwareTokenMfaConfigType, UserPoolMfaType, UserPoolPolicyType, UsernameAttributeType, VerifiedAttributeType,
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -32,7 +31,12 @@ impl CognitoIdentity {
     /// `client_secret` is required when the app client has one (then every call carries
     /// SECRET_HASH).
     pub fn new(client: Client, user_pool_id: &str, client_id: &str, client_secret: Option<SecretString>) -> Self {
-        Self { client, user_pool_id: user_pool_id.to_owned(), client_id: client_id.to_owned(), client_secret }
+        Self {
+            client,
+            user_pool_id: user_pool_id.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret,
+        }
     }
 
     /// Base64(HMAC-SHA256(client secret, username + client id)), as Cognito defines it.
@@ -49,7 +53,11 @@ impl CognitoIdentity {
 impl IdentityProvider for CognitoIdentity {
     #[instrument(name = "identity.sign_up", skip_all)]
     async fn sign_up(&self, email: &Email, password: &Password) -> Result<SignUpOutcome, IdentityError> {
-        let attribute = AttributeType::builder().name("email").value(email.as_str()).build().map_err(unavailable)?;
+        let attribute = AttributeType::builder()
+            .name("email")
+            .value(email.as_str())
+            .build()
+            .map_err(unavailable)?;
         let result = self
             .client
             .sign_up()
@@ -61,7 +69,9 @@ impl IdentityProvider for CognitoIdentity {
             .send()
             .await;
         match result {
-            Ok(output) => Ok(SignUpOutcome::Created { user_id: output.user_sub }),
+            Ok(output) => Ok(SignUpOutcome::Created {
+                user_id: output.user_sub,
+            }),
             Err(error) => match error.as_service_error() {
                 Some(e) if e.is_username_exists_exception() => Ok(SignUpOutcome::AlreadyExists),
                 Some(e) if e.is_invalid_password_exception() => Err(IdentityError::PasswordRefused),
@@ -72,10 +82,22 @@ impl IdentityProvider for CognitoIdentity {
 
     #[instrument(name = "identity.find_user", skip_all)]
     async fn find_user(&self, email: &Email) -> Result<Option<User>, IdentityError> {
-        let result = self.client.admin_get_user().user_pool_id(&self.user_pool_id).username(email.as_str()).send().await;
+        let result = self
+            .client
+            .admin_get_user()
+            .user_pool_id(&self.user_pool_id)
+            .username(email.as_str())
+            .send()
+            .await;
         let output = match result {
             Ok(output) => output,
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_user_not_found_exception()) => return Ok(None),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_user_not_found_exception()) =>
+            {
+                return Ok(None);
+            }
             Err(error) => return Err(unavailable(error)),
         };
         let id = output
@@ -92,7 +114,11 @@ impl IdentityProvider for CognitoIdentity {
         } else {
             UserStatus::Unconfirmed
         };
-        Ok(Some(User { id, email: email.clone(), status }))
+        Ok(Some(User {
+            id,
+            email: email.clone(),
+            status,
+        }))
     }
 }
 
@@ -110,8 +136,17 @@ pub async fn provision_user_pool(client: &Client, prefix: &str) -> Result<Provis
     let pool_name = resource_name(prefix, &definition.name);
     let client_name = resource_name(prefix, &definition.client_name);
 
-    let pools = client.list_user_pools().max_results(60).send().await.map_err(unavailable)?;
-    let existing = pools.user_pools().iter().find(|p| p.name() == Some(pool_name.as_str())).and_then(|p| p.id());
+    let pools = client
+        .list_user_pools()
+        .max_results(60)
+        .send()
+        .await
+        .map_err(unavailable)?;
+    let existing = pools
+        .user_pools()
+        .iter()
+        .find(|p| p.name() == Some(pool_name.as_str()))
+        .and_then(|p| p.id());
     let user_pool_id = match existing {
         Some(id) => id.to_owned(),
         None => {
@@ -150,7 +185,13 @@ pub async fn provision_user_pool(client: &Client, prefix: &str) -> Result<Provis
         }
     };
 
-    let clients = client.list_user_pool_clients().user_pool_id(&user_pool_id).max_results(60).send().await.map_err(unavailable)?;
+    let clients = client
+        .list_user_pool_clients()
+        .user_pool_id(&user_pool_id)
+        .max_results(60)
+        .send()
+        .await
+        .map_err(unavailable)?;
     let existing = clients
         .user_pool_clients()
         .iter()
@@ -160,7 +201,11 @@ pub async fn provision_user_pool(client: &Client, prefix: &str) -> Result<Provis
     let client_id = match existing {
         Some(id) => id,
         None => {
-            let flows = definition.explicit_auth_flows.iter().map(|f| ExplicitAuthFlowsType::from(f.as_str())).collect();
+            let flows = definition
+                .explicit_auth_flows
+                .iter()
+                .map(|f| ExplicitAuthFlowsType::from(f.as_str()))
+                .collect();
             let created = client
                 .create_user_pool_client()
                 .user_pool_id(&user_pool_id)
@@ -185,7 +230,13 @@ pub async fn provision_user_pool(client: &Client, prefix: &str) -> Result<Provis
         .send()
         .await
         .map_err(unavailable)?;
-    let client_secret =
-        described.user_pool_client().and_then(|c| c.client_secret()).map(|s| SecretString::from(s.to_owned()));
-    Ok(ProvisionedPool { user_pool_id, client_id, client_secret })
+    let client_secret = described
+        .user_pool_client()
+        .and_then(|c| c.client_secret())
+        .map(|s| SecretString::from(s.to_owned()));
+    Ok(ProvisionedPool {
+        user_pool_id,
+        client_id,
+        client_secret,
+    })
 }

@@ -40,7 +40,9 @@ impl EmbeddedIdentity {
                  );",
             )
             .map_err(unavailable)?;
-        Ok(Self { connection: Arc::new(Mutex::new(connection)) })
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+        })
     }
 
     async fn run<T: Send + 'static>(
@@ -49,7 +51,9 @@ impl EmbeddedIdentity {
     ) -> Result<T, IdentityError> {
         let connection = Arc::clone(&self.connection);
         tokio::task::spawn_blocking(move || {
-            let guard = connection.lock().map_err(|_| unavailable("identity store lock poisoned"))?;
+            let guard = connection
+                .lock()
+                .map_err(|_| unavailable("identity store lock poisoned"))?;
             work(&guard)
         })
         .await
@@ -72,7 +76,9 @@ impl IdentityProvider for EmbeddedIdentity {
         // Hash first, even if the email turns out to be taken, so both answers take as long.
         let hash = tokio::task::spawn_blocking(move || {
             let salt = SaltString::generate(&mut OsRng);
-            hasher().hash_password(password.expose().as_bytes(), &salt).map(|h| h.to_string())
+            hasher()
+                .hash_password(password.expose().as_bytes(), &salt)
+                .map(|h| h.to_string())
         })
         .await
         .map_err(unavailable)?
@@ -91,7 +97,11 @@ impl IdentityProvider for EmbeddedIdentity {
                     params![id, email.as_str(), hash, now],
                 )
                 .map_err(unavailable)?;
-            Ok(if inserted == 1 { SignUpOutcome::Created { user_id: id } } else { SignUpOutcome::AlreadyExists })
+            Ok(if inserted == 1 {
+                SignUpOutcome::Created { user_id: id }
+            } else {
+                SignUpOutcome::AlreadyExists
+            })
         })
         .await
     }
@@ -100,12 +110,18 @@ impl IdentityProvider for EmbeddedIdentity {
         let email = email.clone();
         self.run(move |connection| {
             let row = connection
-                .query_row("SELECT id, status FROM users WHERE email = ?1", params![email.as_str()], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-                })
+                .query_row(
+                    "SELECT id, status FROM users WHERE email = ?1",
+                    params![email.as_str()],
+                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+                )
                 .optional()
                 .map_err(unavailable)?;
-            Ok(row.map(|(id, status)| User { id, email, status: status_from(&status) }))
+            Ok(row.map(|(id, status)| User {
+                id,
+                email,
+                status: status_from(&status),
+            }))
         })
         .await
     }
@@ -121,9 +137,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = EmbeddedIdentity::open(&dir.path().join("identity.sqlite")).expect("open");
         let email = Email::parse("ada@example.com").expect("email");
-        store.sign_up(&email, &Password::parse("correct horse battery").expect("pw")).await.expect("sign up");
+        store
+            .sign_up(&email, &Password::parse("correct horse battery").expect("pw"))
+            .await
+            .expect("sign up");
         let hash: String = store
-            .run(|c| c.query_row("SELECT password_hash FROM users", [], |r| r.get(0)).map_err(unavailable))
+            .run(|c| {
+                c.query_row("SELECT password_hash FROM users", [], |r| r.get(0))
+                    .map_err(unavailable)
+            })
             .await
             .expect("hash");
         let parsed = PasswordHash::new(&hash).expect("PHC string");

@@ -32,7 +32,11 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if valid { Ok(Self(email)) } else { Err(InputError::InvalidEmail) }
+        if valid {
+            Ok(Self(email))
+        } else {
+            Err(InputError::InvalidEmail)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -69,8 +73,19 @@ mod tests {
 
     #[test]
     fn email_is_normalised_and_checked() {
-        assert_eq!(Email::parse("  Ada@Example.COM ").expect("valid").as_str(), "ada@example.com");
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@.com"] {
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").expect("valid").as_str(),
+            "ada@example.com"
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@.com",
+        ] {
             assert_eq!(Email::parse(bad), Err(InputError::InvalidEmail), "{bad:?}");
         }
     }
@@ -81,9 +96,15 @@ mod tests {
         assert!(Password::parse("correct horse battery").is_ok());
         // Twelve non-ASCII characters are twelve characters, not 24+ bytes.
         assert!(Password::parse("пароль-пароль").is_ok());
-        assert_eq!(Password::parse(&"x".repeat(129)).err(), Some(InputError::PasswordTooLong));
+        assert_eq!(
+            Password::parse(&"x".repeat(129)).err(),
+            Some(InputError::PasswordTooLong)
+        );
         // NFKC folds the full-width form into ASCII.
-        assert_eq!(Password::parse("ｐａｓｓｗｏｒｄ１２３４").expect("valid").expose(), "password1234");
+        assert_eq!(
+            Password::parse("ｐａｓｓｗｏｒｄ１２３４").expect("valid").expose(),
+            "password1234"
+        );
     }
 
     #[test]

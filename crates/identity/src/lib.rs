@@ -69,9 +69,13 @@ pub async fn connect(
                 Err(error) => return Err(error.into()),
             };
             let client = aws_sdk_cognitoidentityprovider::Client::new(config);
-            Ok(std::sync::Arc::new(CognitoIdentity::new(client, pool, client_id, secret)))
+            Ok(std::sync::Arc::new(CognitoIdentity::new(
+                client, pool, client_id, secret,
+            )))
         }
-        None => Ok(std::sync::Arc::new(EmbeddedIdentity::open(&settings.data_file("identity.sqlite")?)?)),
+        None => Ok(std::sync::Arc::new(EmbeddedIdentity::open(
+            &settings.data_file("identity.sqlite")?,
+        )?)),
     }
 }
 

@@ -2,7 +2,9 @@
 //! sign-up as AlreadyExists rather than an error.
 
 use rampart_identity::cognito::provision_user_pool;
-use rampart_identity::{CognitoIdentity, Email, EmbeddedIdentity, IdentityProvider, Password, SignUpOutcome, UserStatus};
+use rampart_identity::{
+    CognitoIdentity, Email, EmbeddedIdentity, IdentityProvider, Password, SignUpOutcome, UserStatus,
+};
 
 async fn signs_up_and_finds(provider: &dyn IdentityProvider) {
     let email = Email::parse(&format!("ada-{}@example.com", rampart_testkit::unique_suffix())).expect("email");
@@ -15,7 +17,10 @@ async fn signs_up_and_finds(provider: &dyn IdentityProvider) {
     let user = provider.find_user(&email).await.expect("lookup").expect("found");
     assert_eq!(user.id, user_id);
     assert_eq!(user.status, UserStatus::Unconfirmed);
-    assert_eq!(provider.sign_up(&email, &password).await.expect("repeat"), SignUpOutcome::AlreadyExists);
+    assert_eq!(
+        provider.sign_up(&email, &password).await.expect("repeat"),
+        SignUpOutcome::AlreadyExists
+    );
 }
 
 #[tokio::test]
@@ -32,7 +37,10 @@ async fn cognito_provider_signs_up_and_finds_users() {
     let pool = provision_user_pool(&client, &aws.prefix).await.expect("provision");
     assert!(pool.client_secret.is_some(), "the schema asks for a client secret");
     let again = provision_user_pool(&client, &aws.prefix).await.expect("re-provision");
-    assert_eq!((&pool.user_pool_id, &pool.client_id), (&again.user_pool_id, &again.client_id));
+    assert_eq!(
+        (&pool.user_pool_id, &pool.client_id),
+        (&again.user_pool_id, &again.client_id)
+    );
     let provider = CognitoIdentity::new(client, &pool.user_pool_id, &pool.client_id, pool.client_secret);
     signs_up_and_finds(&provider).await;
 }

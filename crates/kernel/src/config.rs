@@ -29,7 +29,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -148,7 +151,11 @@ pub struct TelemetrySettings {
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
-        Self { log_format: LogFormat::Json, log_level: "info".into(), otlp_endpoint: None }
+        Self {
+            log_format: LogFormat::Json,
+            log_level: "info".into(),
+            otlp_endpoint: None,
+        }
     }
 }
 
@@ -199,11 +206,7 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(
-            Env::prefixed(ENV_PREFIX)
-                .ignore(&["CONFIG"])
-                .split(ENV_NESTING),
-        );
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG"]).split(ENV_NESTING));
         Self::from_figment(figment)
     }
 
@@ -214,10 +217,22 @@ impl Settings {
                 return ConfigError::new("(unknown)", "configuration could not be read");
             };
             let key = error.path.join(".");
-            let source = error
-                .metadata
-                .as_ref()
-                .map(|m| m.interpolate(&error.profile.clone().unwrap_or_default(), &error.path));
+            let source = error.metadata.as_ref().map(|metadata| {
+                if metadata.name.contains("environment") {
+                    let name = error
+                        .path
+                        .iter()
+                        .map(|p| p.to_uppercase())
+                        .collect::<Vec<_>>()
+                        .join(ENV_NESTING);
+                    format!("{ENV_PREFIX}{name}")
+                } else {
+                    metadata
+                        .source
+                        .as_ref()
+                        .map_or_else(|| metadata.name.to_string(), |s| s.to_string())
+                }
+            });
             let key = match source {
                 Some(source) if !key.is_empty() => format!("{key} (from {source})"),
                 Some(source) => source,
@@ -234,7 +249,9 @@ impl Settings {
         let prefix = &self.resource_prefix;
         let valid_prefix = (3..=40).contains(&prefix.len())
             && prefix.starts_with(|c: char| c.is_ascii_lowercase())
-            && prefix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !valid_prefix {
             return Err(ConfigError::new(
                 "resource_prefix",
@@ -256,10 +273,16 @@ impl Settings {
         }
         let http = &self.http;
         if !(1..=10 * 1024 * 1024).contains(&http.body_limit_bytes) {
-            return Err(ConfigError::new("http.body_limit_bytes", "must be between 1 and 10485760"));
+            return Err(ConfigError::new(
+                "http.body_limit_bytes",
+                "must be between 1 and 10485760",
+            ));
         }
         if !(8192..=1024 * 1024).contains(&http.max_header_bytes) {
-            return Err(ConfigError::new("http.max_header_bytes", "must be between 8192 and 1048576"));
+            return Err(ConfigError::new(
+                "http.max_header_bytes",
+                "must be between 8192 and 1048576",
+            ));
         }
         if !(8..=1024).contains(&http.max_headers) {
             return Err(ConfigError::new("http.max_headers", "must be between 8 and 1024"));
@@ -309,10 +332,7 @@ impl Settings {
     }
 
     /// A setting the AWS backend needs, or an error naming it.
-    pub fn require_aws<'a>(
-        value: &'a Option<String>,
-        key: &str,
-    ) -> Result<&'a str, ConfigError> {
+    pub fn require_aws<'a>(value: &'a Option<String>, key: &str) -> Result<&'a str, ConfigError> {
         value.as_deref().filter(|v| !v.is_empty()).ok_or_else(|| {
             let env = format!("{ENV_PREFIX}{}", key.replace('.', ENV_NESTING).to_uppercase());
             ConfigError::new(key, format!("is required when backend = \"aws\" (set {env})"))
@@ -340,6 +360,11 @@ mod tests {
     fn malformed_value_names_the_key() {
         let err = from_toml("[listen]\nproxy = \"not-an-address\"").expect_err("must fail");
         assert!(err.key.starts_with("listen.proxy"), "{err}");
+        let figment = Figment::new()
+            .merge(Env::prefixed(ENV_PREFIX).split(ENV_NESTING))
+            .merge(figment::providers::Serialized::default("listen.core", "nonsense"));
+        let err = Settings::from_figment(figment).expect_err("must fail");
+        assert!(err.key.starts_with("listen.core"), "{err}");
     }
 
     #[test]
@@ -374,8 +399,7 @@ mod tests {
 
     #[test]
     fn later_sources_override_earlier_ones() {
-        let figment = Figment::from(Serialized::defaults(Settings::default()))
-            .merge(Toml::string("backend = \"aws\""));
+        let figment = Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string("backend = \"aws\""));
         assert_eq!(Settings::from_figment(figment).expect("valid").backend, Backend::Aws);
     }
 }

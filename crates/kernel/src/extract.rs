@@ -72,7 +72,12 @@ fn is_json(headers: &http::HeaderMap) -> bool {
     let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
@@ -110,8 +115,7 @@ mod tests {
 
     #[test]
     fn unknown_field_is_rejected() {
-        let problem = decode::<SignUp>(br#"{"email":"a@b.c","profile":{"age":1},"admin":true}"#)
-            .expect_err("invalid");
+        let problem = decode::<SignUp>(br#"{"email":"a@b.c","profile":{"age":1},"admin":true}"#).expect_err("invalid");
         assert!(problem.detail.contains("admin"), "{problem}");
     }
 
@@ -128,7 +132,10 @@ mod tests {
         assert!(!is_json(&headers));
         headers.insert(header::CONTENT_TYPE, "text/plain".parse().expect("header"));
         assert!(!is_json(&headers));
-        headers.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().expect("header"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().expect("header"),
+        );
         assert!(is_json(&headers));
     }
 }

@@ -51,8 +51,11 @@ async fn readyz(State(probes): State<Arc<Vec<Arc<dyn ReadinessProbe>>>>) -> Resp
     if failing.is_empty() {
         axum::Json(json!({ "status": "ready" })).into_response()
     } else {
-        Problem::new(ProblemType::ServiceUnavailable, format!("Not ready: {}.", failing.join(", ")))
-            .into_response()
+        Problem::new(
+            ProblemType::ServiceUnavailable,
+            format!("Not ready: {}.", failing.join(", ")),
+        )
+        .into_response()
     }
 }
 

@@ -72,8 +72,7 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }
-    let origins: Vec<HeaderValue> =
-        origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
@@ -90,8 +89,7 @@ fn request_id_from(headers: &http::HeaderMap) -> String {
         .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|id| {
-            (1..=64).contains(&id.len())
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
@@ -112,8 +110,9 @@ async fn request_context(mut request: Request, next: Next) -> Response {
     );
     telemetry::set_parent_from_headers(&span, request.headers());
     let started = Instant::now();
-    let mut response =
-        scope_request_id(request_id, next.run(request)).instrument(span.clone()).await;
+    let mut response = scope_request_id(request_id, next.run(request))
+        .instrument(span.clone())
+        .await;
     let status = response.status();
     span.record("status", status.as_u16());
     span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
@@ -165,7 +164,10 @@ mod tests {
     fn app(settings: &HttpSettings) -> Router {
         let router = Router::new()
             .route("/ok", get(|| async { "ok" }))
-            .route("/echo", post(|body: axum::body::Bytes| async move { body.len().to_string() }))
+            .route(
+                "/echo",
+                post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+            )
             .route(
                 "/slow",
                 get(|| async {
@@ -196,8 +198,12 @@ mod tests {
     #[tokio::test]
     async fn plain_client_request_id_is_kept_and_hostile_one_replaced() {
         let send = |id: &'static str| {
-            app(&HttpSettings::default())
-                .oneshot(Request::get("/ok").header("x-request-id", id).body(Body::empty()).expect("request"))
+            app(&HttpSettings::default()).oneshot(
+                Request::get("/ok")
+                    .header("x-request-id", id)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
         };
         let kept = send("abc-123").await.expect("response");
         assert_eq!(kept.headers()[&X_REQUEST_ID], "abc-123");
@@ -208,7 +214,12 @@ mod tests {
     #[tokio::test]
     async fn unknown_path_is_problem_json_with_request_id() {
         let response = app(&HttpSettings::default())
-            .oneshot(Request::get("/nope").header("x-request-id", "r-404").body(Body::empty()).expect("request"))
+            .oneshot(
+                Request::get("/nope")
+                    .header("x-request-id", "r-404")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
             .await
             .expect("response");
         assert_eq!(response.status(), 404);
@@ -231,9 +242,16 @@ mod tests {
 
     #[tokio::test]
     async fn oversized_body_is_413_problem() {
-        let settings = HttpSettings { body_limit_bytes: 16, ..HttpSettings::default() };
+        let settings = HttpSettings {
+            body_limit_bytes: 16,
+            ..HttpSettings::default()
+        };
         let response = app(&settings)
-            .oneshot(Request::post("/echo").body(Body::from(vec![b'x'; 17])).expect("request"))
+            .oneshot(
+                Request::post("/echo")
+                    .body(Body::from(vec![b'x'; 17]))
+                    .expect("request"),
+            )
             .await
             .expect("response");
         assert_eq!(response.status(), 413);
@@ -242,7 +260,10 @@ mod tests {
 
     #[tokio::test]
     async fn slow_handler_times_out_as_503_problem() {
-        let settings = HttpSettings { request_timeout_secs: 1, ..HttpSettings::default() };
+        let settings = HttpSettings {
+            request_timeout_secs: 1,
+            ..HttpSettings::default()
+        };
         let response = app(&settings)
             .oneshot(Request::get("/slow").body(Body::empty()).expect("request"))
             .await
@@ -267,7 +288,10 @@ mod tests {
             )
         };
         let allowed = preflight("https://app.example.com").await.expect("response");
-        assert_eq!(allowed.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example.com");
+        assert_eq!(
+            allowed.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://app.example.com"
+        );
         let refused = preflight("https://evil.example.com").await.expect("response");
         assert!(!refused.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
     }

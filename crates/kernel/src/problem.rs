@@ -176,11 +176,14 @@ impl ProblemType {
     /// The problem type a bare error status stands for (used for responses that framework
     /// layers produce without a body of ours).
     pub fn for_status(status: StatusCode) -> Self {
-        Self::ALL.into_iter().find(|t| t.status() == status).unwrap_or(if status.is_server_error() {
-            Self::Internal
-        } else {
-            Self::MalformedRequest
-        })
+        Self::ALL
+            .into_iter()
+            .find(|t| t.status() == status)
+            .unwrap_or(if status.is_server_error() {
+                Self::Internal
+            } else {
+                Self::MalformedRequest
+            })
     }
 }
 
@@ -216,7 +219,12 @@ struct ProblemBody<'a> {
 
 impl Problem {
     pub fn new(kind: ProblemType, detail: impl Into<String>) -> Self {
-        Self { kind, detail: detail.into(), errors: Vec::new(), retry_after_secs: None }
+        Self {
+            kind,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after_secs: None,
+        }
     }
 
     /// A 422 naming one invalid field.
@@ -236,7 +244,10 @@ impl Problem {
     }
 
     pub fn with_field(mut self, pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        self.errors.push(FieldError { pointer: pointer.into(), detail: detail.into() });
+        self.errors.push(FieldError {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        });
         self
     }
 
@@ -312,8 +323,7 @@ mod tests {
     async fn unauthorized_carries_www_authenticate_and_retry_after_is_set() {
         let (response, _) = body_of(Problem::new(ProblemType::Unauthorized, "no token")).await;
         assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
-        let (response, _) =
-            body_of(Problem::new(ProblemType::TooManyRequests, "slow down").with_retry_after(7)).await;
+        let (response, _) = body_of(Problem::new(ProblemType::TooManyRequests, "slow down").with_retry_after(7)).await;
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
     }
 
@@ -322,7 +332,13 @@ mod tests {
         for kind in ProblemType::ALL {
             assert_eq!(ProblemType::for_status(kind.status()), kind);
         }
-        assert_eq!(ProblemType::for_status(StatusCode::IM_A_TEAPOT), ProblemType::MalformedRequest);
-        assert_eq!(ProblemType::for_status(StatusCode::NOT_IMPLEMENTED), ProblemType::Internal);
+        assert_eq!(
+            ProblemType::for_status(StatusCode::IM_A_TEAPOT),
+            ProblemType::MalformedRequest
+        );
+        assert_eq!(
+            ProblemType::for_status(StatusCode::NOT_IMPLEMENTED),
+            ProblemType::Internal
+        );
     }
 }

@@ -57,8 +57,7 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             request
         });
-        let connection =
-            http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -80,15 +79,14 @@ pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops");
+                let _ = interrupt.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = interrupt => {},
             _ = terminate.recv() => {},
@@ -104,7 +102,10 @@ mod tests {
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    async fn start(router: Router, settings: HttpSettings) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<io::Result<()>>) {
+    async fn start(
+        router: Router,
+        settings: HttpSettings,
+    ) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<io::Result<()>>) {
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let token = CancellationToken::new();
@@ -156,7 +157,12 @@ mod tests {
             get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
         );
         let (addr, token, _handle) = start(router, HttpSettings::default()).await;
-        let body = reqwest::get(format!("http://{addr}/ip")).await.expect("get").text().await.expect("body");
+        let body = reqwest::get(format!("http://{addr}/ip"))
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("body");
         assert_eq!(body, "127.0.0.1");
         token.cancel();
     }

@@ -40,13 +40,15 @@ impl Drop for TelemetryGuard {
 /// Installs the global subscriber and propagators. Call once, first thing in `main`.
 pub fn init(service: &'static str, settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(propagator());
-    let resource = opentelemetry_sdk::Resource::builder().with_service_name(service).build();
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build();
     // X-Ray requires trace ids that start with the epoch time; W3C accepts them too.
     let mut builder = SdkTracerProvider::builder()
         .with_id_generator(XrayIdGenerator::default())
         .with_resource(resource);
     if let Some(endpoint) = &settings.otlp_endpoint {
-        use opentelemetry_otlp::{WithExportConfig, SpanExporter};
+        use opentelemetry_otlp::{SpanExporter, WithExportConfig};
         let exporter = SpanExporter::builder()
             .with_http()
             .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
@@ -123,7 +125,10 @@ mod tests {
         let mut outgoing = http::HeaderMap::new();
         propagator.inject_context(&context, &mut HeaderInjector(&mut outgoing));
         let traceparent = outgoing["traceparent"].to_str().expect("ascii");
-        assert!(traceparent.contains("5759e988bd862e3fe1be46a994272793"), "{traceparent}");
+        assert!(
+            traceparent.contains("5759e988bd862e3fe1be46a994272793"),
+            "{traceparent}"
+        );
         let xray = outgoing["x-amzn-trace-id"].to_str().expect("ascii");
         assert!(xray.starts_with("Root=1-5759e988-bd862e3fe1be46a994272793"), "{xray}");
     }

@@ -20,7 +20,10 @@ fn unavailable(error: impl std::error::Error) -> SecretError {
 
 impl SecretsManagerSource {
     pub fn new(client: Client, resource_prefix: &str) -> Self {
-        Self { client, prefix: resource_prefix.to_owned() }
+        Self {
+            client,
+            prefix: resource_prefix.to_owned(),
+        }
     }
 }
 
@@ -28,10 +31,22 @@ impl SecretsManagerSource {
 impl SecretSource for SecretsManagerSource {
     #[instrument(name = "secrets.get", skip(self))]
     async fn get(&self, name: &str) -> Result<SecretString, SecretError> {
-        let result = self.client.get_secret_value().secret_id(secret_name(&self.prefix, name)).send().await;
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_name(&self.prefix, name))
+            .send()
+            .await;
         match result {
-            Ok(output) => output.secret_string.map(SecretString::from).ok_or_else(|| SecretError::NotFound(name.to_owned())),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            Ok(output) => output
+                .secret_string
+                .map(SecretString::from)
+                .ok_or_else(|| SecretError::NotFound(name.to_owned())),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
                 Err(SecretError::NotFound(name.to_owned()))
             }
             Err(error) => Err(unavailable(error)),
@@ -44,10 +59,20 @@ impl SecretSink for SecretsManagerSource {
     #[instrument(name = "secrets.put", skip(self, value))]
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretError> {
         let id = secret_name(&self.prefix, name);
-        let updated = self.client.put_secret_value().secret_id(&id).secret_string(value.expose_secret()).send().await;
+        let updated = self
+            .client
+            .put_secret_value()
+            .secret_id(&id)
+            .secret_string(value.expose_secret())
+            .send()
+            .await;
         match updated {
             Ok(_) => Ok(()),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
                 self.client
                     .create_secret()
                     .name(&id)

@@ -22,7 +22,9 @@ fn unavailable(path: &Path, error: impl std::fmt::Display) -> SecretError {
 impl LocalSecretsFile {
     /// Uses `path`, creating an empty owner-only file if there is none.
     pub fn open(path: &Path) -> Result<Self, SecretError> {
-        let file = Self { path: path.to_path_buf() };
+        let file = Self {
+            path: path.to_path_buf(),
+        };
         if !path.exists() {
             file.write_all(&BTreeMap::new())?;
         }
@@ -48,15 +50,23 @@ impl LocalSecretsFile {
             .mode(0o600)
             .open(&temporary)
             .map_err(|e| unavailable(&temporary, e))?;
-        file.write_all(&json).and_then(|()| file.sync_all()).map_err(|e| unavailable(&temporary, e))?;
+        file.write_all(&json)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| unavailable(&temporary, e))?;
         fs::rename(&temporary, &self.path).map_err(|e| unavailable(&self.path, e))
     }
 
     fn check_private(&self) -> Result<(), SecretError> {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(&self.path).map_err(|e| unavailable(&self.path, e))?.permissions().mode();
+        let mode = fs::metadata(&self.path)
+            .map_err(|e| unavailable(&self.path, e))?
+            .permissions()
+            .mode();
         if mode & 0o077 != 0 {
-            return Err(unavailable(&self.path, format!("is readable by others (mode {:o}); run chmod 600 on it", mode & 0o777)));
+            return Err(unavailable(
+                &self.path,
+                format!("is readable by others (mode {:o}); run chmod 600 on it", mode & 0o777),
+            ));
         }
         Ok(())
     }
@@ -67,7 +77,9 @@ impl SecretSource for LocalSecretsFile {
     async fn get(&self, name: &str) -> Result<SecretString, SecretError> {
         self.check_private()?;
         let mut secrets = self.read_all()?;
-        let value = secrets.remove(name).ok_or_else(|| SecretError::NotFound(name.to_owned()));
+        let value = secrets
+            .remove(name)
+            .ok_or_else(|| SecretError::NotFound(name.to_owned()));
         for (_, mut other) in secrets {
             zeroize::Zeroize::zeroize(&mut other);
         }

@@ -5,11 +5,30 @@ use rampart_secrets::{
 };
 
 async fn round_trips<S: SecretSource + SecretSink>(store: &S) {
-    assert!(matches!(store.get("auth/cognito-client-secret").await, Err(SecretError::NotFound(_))));
-    store.put("auth/cognito-client-secret", &SecretString::from("s3cr3t-1")).await.expect("create");
-    store.put("other", &SecretString::from("x")).await.expect("create other");
-    assert_eq!(store.get("auth/cognito-client-secret").await.expect("get").expose_secret(), "s3cr3t-1");
-    store.put("auth/cognito-client-secret", &SecretString::from("s3cr3t-2")).await.expect("update");
+    assert!(matches!(
+        store.get("auth/cognito-client-secret").await,
+        Err(SecretError::NotFound(_))
+    ));
+    store
+        .put("auth/cognito-client-secret", &SecretString::from("s3cr3t-1"))
+        .await
+        .expect("create");
+    store
+        .put("other", &SecretString::from("x"))
+        .await
+        .expect("create other");
+    assert_eq!(
+        store
+            .get("auth/cognito-client-secret")
+            .await
+            .expect("get")
+            .expose_secret(),
+        "s3cr3t-1"
+    );
+    store
+        .put("auth/cognito-client-secret", &SecretString::from("s3cr3t-2"))
+        .await
+        .expect("update");
     let value = store.get("auth/cognito-client-secret").await.expect("get");
     assert_eq!(value.expose_secret(), "s3cr3t-2");
     assert!(!format!("{value:?}").contains("s3cr3t"), "Debug never shows the value");

@@ -48,7 +48,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self { pk: pk.into(), sk: sk.into() }
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
     }
 }
 
@@ -67,7 +70,13 @@ pub struct Item {
 impl Item {
     /// A new item (version 0: its first write requires that no live item has its key).
     pub fn new(key: Key, body: serde_json::Value) -> Self {
-        Self { key, index: None, body, expires_at: None, version: 0 }
+        Self {
+            key,
+            index: None,
+            body,
+            expires_at: None,
+            version: 0,
+        }
     }
 
     pub fn with_index(mut self, index: Key) -> Self {
@@ -125,12 +134,21 @@ pub trait ItemDelete: Send + Sync {
 }
 
 /// Every capability; adapters implement the four traits and get this for free.
-pub trait ItemStore: ItemGet + ItemPut + ItemQuery + ItemDelete + rampart_kernel::health::ReadinessProbe {}
+pub trait ItemStore:
+    ItemGet + ItemPut + ItemQuery + ItemDelete + rampart_kernel::health::ReadinessProbe + std::fmt::Debug
+{
+}
 
-impl<T> ItemStore for T where T: ItemGet + ItemPut + ItemQuery + ItemDelete + rampart_kernel::health::ReadinessProbe {}
+impl<T> ItemStore for T where
+    T: ItemGet + ItemPut + ItemQuery + ItemDelete + rampart_kernel::health::ReadinessProbe + std::fmt::Debug
+{
+}
 
 pub(crate) fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
 }
 
 /// The store the settings select: SQLite under `data_dir`, or DynamoDB.
@@ -139,7 +157,10 @@ pub fn connect(
     aws: Option<&aws_types::SdkConfig>,
 ) -> Result<std::sync::Arc<dyn ItemStore>, rampart_kernel::ConfigError> {
     match aws {
-        Some(config) => Ok(std::sync::Arc::new(DynamoDbStore::new(aws_sdk_dynamodb::Client::new(config), &settings.resource_prefix))),
+        Some(config) => Ok(std::sync::Arc::new(DynamoDbStore::new(
+            aws_sdk_dynamodb::Client::new(config),
+            &settings.resource_prefix,
+        ))),
         None => {
             let path = settings.data_file("store.sqlite")?;
             let store = SqliteStore::open(&path)

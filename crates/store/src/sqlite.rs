@@ -46,7 +46,9 @@ impl SqliteStore {
                 ))
                 .map_err(unavailable)?;
         }
-        Ok(Self { connection: Arc::new(Mutex::new(connection)) })
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+        })
     }
 
     async fn run<T, F>(&self, work: F) -> Result<T>
@@ -71,7 +73,10 @@ impl SqliteStore {
             for table in Table::ALL {
                 removed += connection
                     .execute(
-                        &format!("DELETE FROM items_{} WHERE expires_at IS NOT NULL AND expires_at <= ?1", table.logical()),
+                        &format!(
+                            "DELETE FROM items_{} WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                            table.logical()
+                        ),
                         params![now],
                     )
                     .map_err(unavailable)?;
@@ -82,26 +87,40 @@ impl SqliteStore {
     }
 }
 
-fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Key, Option<Key>, String, Option<i64>, i64)> {
+/// A row as read, before its body is parsed: key, index key, body, expiry, version.
+type RawRow = (Key, Option<Key>, String, Option<i64>, i64);
+
+fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     let index = match (row.get::<_, Option<String>>(2)?, row.get::<_, Option<String>>(3)?) {
         (Some(pk), Some(sk)) => Some(Key { pk, sk }),
         _ => None,
     };
-    Ok((Key { pk: row.get(0)?, sk: row.get(1)? }, index, row.get(4)?, row.get(5)?, row.get(6)?))
+    Ok((
+        Key {
+            pk: row.get(0)?,
+            sk: row.get(1)?,
+        },
+        index,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
 }
 
-fn decode(raw: (Key, Option<Key>, String, Option<i64>, i64)) -> Result<Item> {
+fn decode(raw: RawRow) -> Result<Item> {
     let (key, index, body, expires_at, version) = raw;
     let body = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let version = u64::try_from(version).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(Item { key, index, body, expires_at, version })
+    Ok(Item {
+        key,
+        index,
+        body,
+        expires_at,
+        version,
+    })
 }
 
-fn select_live(
-    connection: &Connection,
-    sql: &str,
-    args: impl rusqlite::Params,
-) -> Result<Vec<Item>> {
+fn select_live(connection: &Connection, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Item>> {
     let mut statement = connection.prepare_cached(sql).map_err(unavailable)?;
     let rows = statement.query_map(args, row_to_item).map_err(unavailable)?;
     rows.map(|row| row.map_err(unavailable).and_then(decode)).collect()
@@ -161,14 +180,37 @@ impl ItemPut for SqliteStore {
                 )
             };
             let mut statement = connection.prepare_cached(&sql).map_err(unavailable)?;
-            let fields = params![item.key.pk, item.key.sk, gsi1pk, gsi1sk, body, item.expires_at, next_sql, now];
+            let fields = params![
+                item.key.pk,
+                item.key.sk,
+                gsi1pk,
+                gsi1sk,
+                body,
+                item.expires_at,
+                next_sql,
+                now
+            ];
             let changed = if item.version == 0 {
                 statement.execute(fields)
             } else {
-                statement.execute(params![item.key.pk, item.key.sk, gsi1pk, gsi1sk, body, item.expires_at, next_sql, now, expected])
+                statement.execute(params![
+                    item.key.pk,
+                    item.key.sk,
+                    gsi1pk,
+                    gsi1sk,
+                    body,
+                    item.expires_at,
+                    next_sql,
+                    now,
+                    expected
+                ])
             }
             .map_err(unavailable)?;
-            if changed == 1 { Ok(next) } else { Err(StoreError::ConditionFailed) }
+            if changed == 1 {
+                Ok(next)
+            } else {
+                Err(StoreError::ConditionFailed)
+            }
         })
         .await
     }
@@ -214,13 +256,19 @@ impl SqliteStore {
 impl ItemDelete for SqliteStore {
     async fn delete(&self, table: Table, key: &Key, expected_version: Option<u64>) -> Result<()> {
         let key = key.clone();
-        let expected = expected_version.map(i64::try_from).transpose().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let expected = expected_version
+            .map(i64::try_from)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.run(move |connection| {
             let name = table.logical();
             match expected {
                 None => {
                     connection
-                        .execute(&format!("DELETE FROM items_{name} WHERE pk = ?1 AND sk = ?2"), params![key.pk, key.sk])
+                        .execute(
+                            &format!("DELETE FROM items_{name} WHERE pk = ?1 AND sk = ?2"),
+                            params![key.pk, key.sk],
+                        )
                         .map_err(unavailable)?;
                     Ok(())
                 }
@@ -231,7 +279,11 @@ impl ItemDelete for SqliteStore {
                             params![key.pk, key.sk, version],
                         )
                         .map_err(unavailable)?;
-                    if removed == 1 { Ok(()) } else { Err(StoreError::ConditionFailed) }
+                    if removed == 1 {
+                        Ok(())
+                    } else {
+                        Err(StoreError::ConditionFailed)
+                    }
                 }
             }
         })

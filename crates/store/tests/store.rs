@@ -22,17 +22,33 @@ async fn versioned_writes_are_conditional(store: &dyn ItemStore) {
     let key = Key::new(unique("user"), "profile");
     let item = Item::new(key.clone(), json!({"name": "Ada"}));
     assert_eq!(store.put(Table::Auth, &item).await.expect("first write"), 1);
-    assert!(matches!(store.put(Table::Auth, &item).await, Err(StoreError::ConditionFailed)), "second create must fail");
+    assert!(
+        matches!(store.put(Table::Auth, &item).await, Err(StoreError::ConditionFailed)),
+        "second create must fail"
+    );
 
     let mut read = store.get(Table::Auth, &key).await.expect("get").expect("present");
     assert_eq!(read.body, json!({"name": "Ada"}));
     assert_eq!(read.version, 1);
     read.body = json!({"name": "Ada Lovelace"});
     assert_eq!(store.put(Table::Auth, &read).await.expect("update"), 2);
-    assert!(matches!(store.put(Table::Auth, &read).await, Err(StoreError::ConditionFailed)), "stale version must fail");
+    assert!(
+        matches!(store.put(Table::Auth, &read).await, Err(StoreError::ConditionFailed)),
+        "stale version must fail"
+    );
     let read = store.get(Table::Auth, &key).await.expect("get").expect("present");
-    assert_eq!(read.body, json!({"name": "Ada Lovelace"}), "the failed write changed nothing");
-    assert!(store.get(Table::Auth, &Key::new(unique("nobody"), "x")).await.expect("get").is_none());
+    assert_eq!(
+        read.body,
+        json!({"name": "Ada Lovelace"}),
+        "the failed write changed nothing"
+    );
+    assert!(
+        store
+            .get(Table::Auth, &Key::new(unique("nobody"), "x"))
+            .await
+            .expect("get")
+            .is_none()
+    );
 }
 
 async fn queries_return_live_items_in_sort_order(store: &dyn ItemStore) {
@@ -45,8 +61,14 @@ async fn queries_return_live_items_in_sort_order(store: &dyn ItemStore) {
     let sessions = store.query(Table::Core, &pk, "session#", 10).await.expect("query");
     let order: Vec<_> = sessions.iter().map(|i| i.key.sk.as_str()).collect();
     assert_eq!(order, ["session#1", "session#2", "session#3"]);
-    assert_eq!(store.query(Table::Core, &pk, "session#", 2).await.expect("query").len(), 2);
-    let by_user = store.query_index(Table::Core, &user, "session#", 10).await.expect("index query");
+    assert_eq!(
+        store.query(Table::Core, &pk, "session#", 2).await.expect("query").len(),
+        2
+    );
+    let by_user = store
+        .query_index(Table::Core, &user, "session#", 10)
+        .await
+        .expect("index query");
     assert_eq!(by_user.len(), 3);
     assert_eq!(by_user[0].index, Some(Key::new(&user, "session#1")));
 }
@@ -56,25 +78,46 @@ async fn expired_items_are_invisible_and_replaceable(store: &dyn ItemStore) {
     let expired = Item::new(key.clone(), json!({"old": true})).expiring_at(1);
     store.put(Table::Auth, &expired).await.expect("write expired");
     assert!(store.get(Table::Auth, &key).await.expect("get").is_none());
-    assert!(store.query(Table::Auth, &key.pk, "", 10).await.expect("query").is_empty());
+    assert!(
+        store
+            .query(Table::Auth, &key.pk, "", 10)
+            .await
+            .expect("query")
+            .is_empty()
+    );
     let fresh = Item::new(key.clone(), json!({"old": false})).expiring_at(i64::from(u32::MAX));
-    store.put(Table::Auth, &fresh).await.expect("a new item may take an expired item's key");
+    store
+        .put(Table::Auth, &fresh)
+        .await
+        .expect("a new item may take an expired item's key");
     let read = store.get(Table::Auth, &key).await.expect("get").expect("present");
     assert_eq!(read.body, json!({"old": false}));
 }
 
 async fn conditional_delete(store: &dyn ItemStore) {
     let key = Key::new(unique("doc"), "v");
-    store.put(Table::Audit, &Item::new(key.clone(), json!(1))).await.expect("put");
-    assert!(matches!(store.delete(Table::Audit, &key, Some(7)).await, Err(StoreError::ConditionFailed)));
+    store
+        .put(Table::Audit, &Item::new(key.clone(), json!(1)))
+        .await
+        .expect("put");
+    assert!(matches!(
+        store.delete(Table::Audit, &key, Some(7)).await,
+        Err(StoreError::ConditionFailed)
+    ));
     store.delete(Table::Audit, &key, Some(1)).await.expect("delete");
     assert!(store.get(Table::Audit, &key).await.expect("get").is_none());
-    store.delete(Table::Audit, &key, None).await.expect("deleting nothing is fine");
+    store
+        .delete(Table::Audit, &key, None)
+        .await
+        .expect("deleting nothing is fine");
 }
 
 async fn concurrent_writers_of_one_version_yield_one_winner(store: Arc<dyn ItemStore>) {
     let key = Key::new(unique("refresh"), "token");
-    store.put(Table::Auth, &Item::new(key.clone(), json!({"n": 0}))).await.expect("put");
+    store
+        .put(Table::Auth, &Item::new(key.clone(), json!({"n": 0})))
+        .await
+        .expect("put");
     let read = store.get(Table::Auth, &key).await.expect("get").expect("present");
     let attempts = (0..8).map(|n| {
         let (store, mut item) = (Arc::clone(&store), read.clone());
@@ -99,7 +142,11 @@ async fn sqlite_adapter_passes_the_contract() {
     contract(Arc::new(store.clone())).await;
     let expired = Item::new(Key::new(unique("old"), "x"), json!({})).expiring_at(1);
     store.put(Table::Auth, &expired).await.expect("put");
-    assert_eq!(store.purge_expired().await.expect("purge"), 1, "the expired item is purged");
+    assert_eq!(
+        store.purge_expired().await.expect("purge"),
+        1,
+        "the expired item is purged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,7 +66,13 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(aws_credential_types::Credentials::new("testing", "testing", None, None, "rampart-testkit"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "rampart-testkit",
+        ))
         .load()
         .await
 }
@@ -74,5 +80,9 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
 /// Everything a test needs to talk to the emulator with names of its own.
 pub async fn aws() -> TestAws {
     let endpoint = endpoint();
-    TestAws { config: sdk_config(&endpoint).await, prefix: format!("t{}", unique_suffix()), endpoint }
+    TestAws {
+        config: sdk_config(&endpoint).await,
+        prefix: format!("t{}", unique_suffix()),
+        endpoint,
+    }
 }

@@ -49,8 +49,13 @@ impl Moto {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             die_with_parent(&mut command);
-            let child = command.spawn().map_err(|e| format!("cannot start {}: {e}", python.display()))?;
-            let mut moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+            let child = command
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", python.display()))?;
+            let mut moto = Moto {
+                child,
+                endpoint: format!("http://127.0.0.1:{port}"),
+            };
             match moto.wait_ready(port) {
                 Ok(()) => return Ok(moto),
                 Err(error) => last_error = error,
@@ -119,7 +124,12 @@ mod tests {
     #[test]
     fn starts_answers_and_stops() {
         let moto = Moto::start().expect("moto starts");
-        let port: u16 = moto.endpoint().rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        let port: u16 = moto
+            .endpoint()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
         assert!(TcpStream::connect(("127.0.0.1", port)).is_ok(), "moto answers");
         drop(moto);
         std::thread::sleep(Duration::from_millis(200));

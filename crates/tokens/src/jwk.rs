@@ -29,18 +29,30 @@ impl Jwk {
         let key = pkcs1::RsaPublicKey::from_der(der).map_err(|e| SignerError::InvalidKey(e.to_string()))?;
         let modulus_bits = key.modulus.as_bytes().len() * 8;
         if modulus_bits < 2048 {
-            return Err(SignerError::InvalidKey(format!("RSA modulus of {modulus_bits} bits is below 2048")));
+            return Err(SignerError::InvalidKey(format!(
+                "RSA modulus of {modulus_bits} bits is below 2048"
+            )));
         }
         let n = URL_SAFE_NO_PAD.encode(key.modulus.as_bytes());
         let e = URL_SAFE_NO_PAD.encode(key.public_exponent.as_bytes());
-        Ok(Self { kty: "RSA".into(), kid: rsa_thumbprint(&n, &e), alg: Algorithm::RS256, use_: "sig".into(), n, e })
+        Ok(Self {
+            kty: "RSA".into(),
+            kid: rsa_thumbprint(&n, &e),
+            alg: Algorithm::RS256,
+            use_: "sig".into(),
+            n,
+            e,
+        })
     }
 
     /// Builds the JWK of an RSA key from its X.509 `SubjectPublicKeyInfo` DER (what KMS returns).
     pub fn from_rsa_spki_der(der: &[u8]) -> Result<Self, SignerError> {
         let info = spki::SubjectPublicKeyInfoRef::try_from(der).map_err(|e| SignerError::InvalidKey(e.to_string()))?;
         if info.algorithm.oid.to_string() != RSA_ENCRYPTION_OID {
-            return Err(SignerError::InvalidKey(format!("expected an RSA key, got {}", info.algorithm.oid)));
+            return Err(SignerError::InvalidKey(format!(
+                "expected an RSA key, got {}",
+                info.algorithm.oid
+            )));
         }
         let pkcs1 = info
             .subject_public_key

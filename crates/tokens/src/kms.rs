@@ -25,13 +25,24 @@ impl KmsSigner {
     /// Reads the public key of `key_id` (an id, ARN or `alias/...`) and checks it can sign RS256.
     #[instrument(name = "tokens.kms_connect", skip(client))]
     pub async fn connect(client: Client, key_id: &str) -> Result<Self, SignerError> {
-        let output = client.get_public_key().key_id(key_id).send().await.map_err(unavailable)?;
+        let output = client
+            .get_public_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(unavailable)?;
         if output.key_usage() != Some(&KeyUsageType::SignVerify)
-            || !output.signing_algorithms().contains(&SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
+            || !output
+                .signing_algorithms()
+                .contains(&SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
         {
-            return Err(SignerError::InvalidKey(format!("{key_id} is not an RSA SIGN_VERIFY key")));
+            return Err(SignerError::InvalidKey(format!(
+                "{key_id} is not an RSA SIGN_VERIFY key"
+            )));
         }
-        let der = output.public_key().ok_or_else(|| SignerError::InvalidKey("KMS returned no public key".into()))?;
+        let der = output
+            .public_key()
+            .ok_or_else(|| SignerError::InvalidKey("KMS returned no public key".into()))?;
         let jwk = Jwk::from_rsa_spki_der(der.as_ref())?;
         // Sign with the resolved key id, so a moved alias cannot swap keys under a published kid.
         let key_id = output.key_id().unwrap_or(key_id).to_owned();
@@ -88,7 +99,13 @@ pub async fn provision_keys(client: &Client, prefix: &str) -> Result<Vec<(String
                     .key_metadata()
                     .map(|m| m.key_id().to_owned())
                     .ok_or_else(|| SignerError::Unavailable("KMS returned no key id".into()))?;
-                client.create_alias().alias_name(&alias).target_key_id(&key_id).send().await.map_err(unavailable)?;
+                client
+                    .create_alias()
+                    .alias_name(&alias)
+                    .target_key_id(&key_id)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
                 key_id
             }
             Err(error) => return Err(unavailable(error)),

@@ -55,10 +55,14 @@ pub async fn connect(
     match aws {
         Some(config) => {
             let alias = rampart_kernel::schema::kms_alias(&settings.resource_prefix, "token-signing");
-            Ok(std::sync::Arc::new(KmsSigner::connect(aws_sdk_kms::Client::new(config), &alias).await?))
+            Ok(std::sync::Arc::new(
+                KmsSigner::connect(aws_sdk_kms::Client::new(config), &alias).await?,
+            ))
         }
         None => {
-            let dir = settings.data_file("keys").map_err(|e| SignerError::Unavailable(e.to_string()))?;
+            let dir = settings
+                .data_file("keys")
+                .map_err(|e| SignerError::Unavailable(e.to_string()))?;
             Ok(std::sync::Arc::new(LocalKeySigner::load_or_create(&dir)?))
         }
     }

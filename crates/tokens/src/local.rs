@@ -22,7 +22,10 @@ pub struct LocalKeySigner {
 
 impl std::fmt::Debug for LocalKeySigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalKeySigner").field("kid", &self.jwk.kid).field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("LocalKeySigner")
+            .field("kid", &self.jwk.kid)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -45,7 +48,10 @@ impl LocalKeySigner {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let key = KeyPair::generate(KeySize::Rsa2048).map_err(|e| SignerError::InvalidKey(e.to_string()))?;
                 let der = Zeroizing::new(
-                    key.as_der().map_err(|e| SignerError::InvalidKey(e.to_string()))?.as_ref().to_vec(),
+                    key.as_der()
+                        .map_err(|e| SignerError::InvalidKey(e.to_string()))?
+                        .as_ref()
+                        .to_vec(),
                 );
                 write_private(&path, &der)?;
                 tracing::info!(path = %path.display(), "generated a new local signing key");
@@ -78,7 +84,11 @@ impl Signer for LocalKeySigner {
 fn create_private_dir(dir: &Path) -> Result<(), SignerError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if !dir.exists() {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io_error(dir, e))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| io_error(dir, e))?;
     }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| io_error(dir, e))
 }
@@ -93,7 +103,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SignerError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| io_error(path, e))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| io_error(path, e))
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error(path, e))
 }
 
 #[cfg(unix)]

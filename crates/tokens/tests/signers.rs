@@ -11,11 +11,17 @@ async fn signs_verifiably(signer: &dyn Signer) {
     assert_eq!(jwk.kty, "RSA");
     assert_eq!(jwk.use_, "sig");
     assert!(verify_signature(jwk, message, &signature), "signature verifies");
-    assert!(!verify_signature(jwk, b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJldmUifQ", &signature), "other message fails");
+    assert!(
+        !verify_signature(jwk, b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJldmUifQ", &signature),
+        "other message fails"
+    );
     let mut flipped = signature.clone();
     flipped[10] ^= 1;
     assert!(!verify_signature(jwk, message, &flipped), "bit-flipped signature fails");
-    assert!(!verify_signature(jwk, message, &signature[..signature.len() - 1]), "truncated signature fails");
+    assert!(
+        !verify_signature(jwk, message, &signature[..signature.len() - 1]),
+        "truncated signature fails"
+    );
 }
 
 #[tokio::test]
@@ -30,7 +36,9 @@ async fn kms_key_signs_verifiably_with_a_stable_kid() {
     let aws = rampart_testkit::aws().await;
     let client = aws_sdk_kms::Client::new(&aws.config);
     let keys = provision_keys(&client, &aws.prefix).await.expect("provision");
-    let again = provision_keys(&client, &aws.prefix).await.expect("re-provision is idempotent");
+    let again = provision_keys(&client, &aws.prefix)
+        .await
+        .expect("re-provision is idempotent");
     assert_eq!(keys, again);
     let alias = format!("alias/{}-token-signing", aws.prefix);
     let signer = KmsSigner::connect(client.clone(), &alias).await.expect("connect");

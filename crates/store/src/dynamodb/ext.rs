@@ -39,11 +39,16 @@ pub fn to_attributes(item: &Item, version: u64) -> HashMap<String, AttributeValu
 fn string(attributes: &HashMap<String, AttributeValue>, name: &str) -> Result<String, StoreError> {
     match attributes.get(name) {
         Some(AttributeValue::S(value)) => Ok(value.clone()),
-        _ => Err(StoreError::Corrupt(format!("attribute {name} is missing or not a string"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "attribute {name} is missing or not a string"
+        ))),
     }
 }
 
-fn number<T: std::str::FromStr>(attributes: &HashMap<String, AttributeValue>, name: &str) -> Result<Option<T>, StoreError> {
+fn number<T: std::str::FromStr>(
+    attributes: &HashMap<String, AttributeValue>,
+    name: &str,
+) -> Result<Option<T>, StoreError> {
     match attributes.get(name) {
         None => Ok(None),
         Some(AttributeValue::N(value)) => value
@@ -56,15 +61,22 @@ fn number<T: std::str::FromStr>(attributes: &HashMap<String, AttributeValue>, na
 
 pub fn from_attributes(attributes: &HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
     let index = match (attributes.get(GSI1PK), attributes.get(GSI1SK)) {
-        (Some(_), Some(_)) => Some(Key { pk: string(attributes, GSI1PK)?, sk: string(attributes, GSI1SK)? }),
+        (Some(_), Some(_)) => Some(Key {
+            pk: string(attributes, GSI1PK)?,
+            sk: string(attributes, GSI1SK)?,
+        }),
         _ => None,
     };
     let body = serde_json::from_str(&string(attributes, BODY)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(Item {
-        key: Key { pk: string(attributes, PK)?, sk: string(attributes, SK)? },
+        key: Key {
+            pk: string(attributes, PK)?,
+            sk: string(attributes, SK)?,
+        },
         index,
         body,
         expires_at: number(attributes, EXPIRES_AT)?,
-        version: number(attributes, VERSION)?.ok_or_else(|| StoreError::Corrupt("attribute version is missing".into()))?,
+        version: number(attributes, VERSION)?
+            .ok_or_else(|| StoreError::Corrupt("attribute version is missing".into()))?,
     })
 }

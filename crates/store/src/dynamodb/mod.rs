@@ -27,7 +27,10 @@ where
 
 impl DynamoDbStore {
     pub fn new(client: Client, resource_prefix: &str) -> Self {
-        Self { client, prefix: resource_prefix.to_owned() }
+        Self {
+            client,
+            prefix: resource_prefix.to_owned(),
+        }
     }
 
     fn table_name(&self, table: Table) -> String {
@@ -131,7 +134,11 @@ impl ItemPut for DynamoDbStore {
         };
         match request.send().await {
             Ok(_) => Ok(next),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::ConditionFailed)
             }
             Err(error) => Err(unavailable(error)),
@@ -148,7 +155,8 @@ impl ItemQuery for DynamoDbStore {
 
     #[instrument(name = "store.query_index", skip(self, pk, sk_prefix), fields(table = table.logical()))]
     async fn query_index(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
-        self.query_on(table, Some(GSI1), (GSI1PK, GSI1SK), pk, sk_prefix, limit).await
+        self.query_on(table, Some(GSI1), (GSI1PK, GSI1SK), pk, sk_prefix, limit)
+            .await
     }
 }
 
@@ -156,7 +164,11 @@ impl ItemQuery for DynamoDbStore {
 impl ItemDelete for DynamoDbStore {
     #[instrument(name = "store.delete", skip(self, key), fields(table = table.logical()))]
     async fn delete(&self, table: Table, key: &Key, expected_version: Option<u64>) -> Result<()> {
-        let mut request = self.client.delete_item().table_name(self.table_name(table)).set_key(Some(ext::key_attributes(key)));
+        let mut request = self
+            .client
+            .delete_item()
+            .table_name(self.table_name(table))
+            .set_key(Some(ext::key_attributes(key)));
         if let Some(version) = expected_version {
             request = request
                 .condition_expression("#v = :v")
@@ -165,7 +177,11 @@ impl ItemDelete for DynamoDbStore {
         }
         match request.send().await {
             Ok(_) => Ok(()),
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::ConditionFailed)
             }
             Err(error) => Err(unavailable(error)),
@@ -189,4 +205,3 @@ impl rampart_kernel::health::ReadinessProbe for DynamoDbStore {
             .map_err(|e| DisplayErrorContext(&e).to_string())
     }
 }
-

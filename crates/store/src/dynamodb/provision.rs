@@ -4,9 +4,8 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
 };
 use rampart_kernel::schema::{TableDef, resource_name, schema};
 
@@ -14,10 +13,16 @@ use crate::StoreError;
 
 fn key_schema(hash: &str, range: &str) -> Result<Vec<KeySchemaElement>, StoreError> {
     let element = |name: &str, key_type| {
-        KeySchemaElement::builder().attribute_name(name).key_type(key_type).build()
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
     };
     let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Unavailable(e.to_string());
-    Ok(vec![element(hash, KeyType::Hash).map_err(build)?, element(range, KeyType::Range).map_err(build)?])
+    Ok(vec![
+        element(hash, KeyType::Hash).map_err(build)?,
+        element(range, KeyType::Range).map_err(build)?,
+    ])
 }
 
 fn string_attribute(name: &str) -> Result<AttributeDefinition, StoreError> {
@@ -47,7 +52,12 @@ pub async fn provision_tables(client: &Client, prefix: &str) -> Result<Vec<Strin
                 .attribute_name(attribute)
                 .build()
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            let result = client.update_time_to_live().table_name(name).time_to_live_specification(specification).send().await;
+            let result = client
+                .update_time_to_live()
+                .table_name(name)
+                .time_to_live_specification(specification)
+                .send()
+                .await;
             if let Err(error) = result {
                 let text = DisplayErrorContext(&error).to_string();
                 // Re-running bootstrap on a table whose TTL is already on is fine.
@@ -61,7 +71,10 @@ pub async fn provision_tables(client: &Client, prefix: &str) -> Result<Vec<Strin
 }
 
 async fn create_table(client: &Client, name: &str, definition: &TableDef) -> Result<(), StoreError> {
-    let mut attributes = vec![string_attribute(&definition.hash_key)?, string_attribute(&definition.range_key)?];
+    let mut attributes = vec![
+        string_attribute(&definition.hash_key)?,
+        string_attribute(&definition.range_key)?,
+    ];
     let mut request = client
         .create_table()
         .table_name(name)
@@ -90,7 +103,13 @@ async fn create_table(client: &Client, name: &str, definition: &TableDef) -> Res
     }
     match request.set_attribute_definitions(Some(attributes)).send().await {
         Ok(_) => Ok(()),
-        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => Ok(()),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
         Err(error) => Err(StoreError::Unavailable(DisplayErrorContext(&error).to_string())),
     }
 }

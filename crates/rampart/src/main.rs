@@ -1,0 +1,72 @@
+//! `rampart`: with no arguments (or `up`), serves the whole platform on loopback.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rampart_kernel::Settings;
+
+mod bootstrap;
+mod up;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rampart",
+    version,
+    about = "Rampart: auth API, auth-proxy and core, locally or on AWS"
+)]
+struct Cli {
+    /// TOML configuration file read beneath the RAMPART_* environment (default: $RAMPART_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve auth-proxy in front of the auth API and core, each on loopback (the default).
+    Up,
+    /// Create the tables, keys, user pool and secrets on the configured AWS endpoint.
+    Bootstrap,
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print the effective settings.
+    Check,
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rampart: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Up) {
+        Command::Up => up::run(settings).await,
+        Command::Bootstrap => bootstrap::run(&settings).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            println!("configuration is valid");
+            println!("{}", serde_json::to_string_pretty(&settings)?);
+            Ok(())
+        }
+    }
+}

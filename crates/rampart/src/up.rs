@@ -1,0 +1,77 @@
+//! `rampart up`: the local platform. Three real servers on loopback, wired as in production:
+//! auth-proxy in front of the auth API and core.
+
+use rampart_auth_function::Backends;
+use rampart_kernel::serve::{bind, serve, shutdown_signal};
+use rampart_kernel::{Backend, Settings};
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+
+pub async fn run(settings: Settings) -> Result<(), Error> {
+    let _telemetry = rampart_kernel::telemetry::init("rampart", &settings.telemetry)?;
+    let aws = match settings.backend {
+        Backend::Aws => Some(rampart_kernel::aws::sdk_config().await),
+        Backend::Embedded => None,
+    };
+    let backends = Backends::connect(&settings, aws.as_ref()).await?;
+
+    // Bind everything first: a taken port fails start-up before anything serves.
+    let auth_listener = bind(settings.listen.auth)
+        .await
+        .map_err(|e| format!("listen.auth {}: {e}", settings.listen.auth))?;
+    let core_listener = bind(settings.listen.core)
+        .await
+        .map_err(|e| format!("listen.core {}: {e}", settings.listen.core))?;
+    let proxy_listener = bind(settings.listen.proxy)
+        .await
+        .map_err(|e| format!("listen.proxy {}: {e}", settings.listen.proxy))?;
+    let (auth_addr, core_addr, proxy_addr) = (
+        auth_listener.local_addr()?,
+        core_listener.local_addr()?,
+        proxy_listener.local_addr()?,
+    );
+
+    let store = backends.store.clone();
+    let auth = rampart_auth_function::router(backends, &settings);
+    let core = rampart_core::router(store, &settings);
+    let routes = rampart_auth_proxy::platform_routes(
+        format!("http://{auth_addr}").parse()?,
+        format!("http://{core_addr}").parse()?,
+    );
+    let proxy = rampart_auth_proxy::router(routes, &settings);
+
+    let backend = match settings.backend {
+        Backend::Embedded => format!("embedded, data in {}", settings.data_dir.display()),
+        Backend::Aws => format!("aws, prefix {}", settings.resource_prefix),
+    };
+    println!("rampart {} — local platform ({backend})", env!("CARGO_PKG_VERSION"));
+    println!("proxy http://{proxy_addr}  <- send requests here");
+    println!("auth  http://{auth_addr}");
+    println!("core  http://{core_addr}");
+    println!("Ctrl-C stops (in-flight requests finish first)");
+
+    // The proxy drains first, while the services behind it still answer its in-flight requests.
+    let edge = CancellationToken::new();
+    let services = CancellationToken::new();
+    let spawn = |listener, router, token: &CancellationToken| {
+        let (http, token) = (settings.http.clone(), token.clone());
+        tokio::spawn(async move { serve(listener, router, &http, token).await })
+    };
+    let proxy_server = spawn(proxy_listener, proxy, &edge);
+    let service_servers = [
+        spawn(auth_listener, auth, &services),
+        spawn(core_listener, core, &services),
+    ];
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    edge.cancel();
+    proxy_server.await??;
+    services.cancel();
+    for server in service_servers {
+        server.await??;
+    }
+    // No print here: stdout may already be closed by whoever started us.
+    tracing::info!("stopped");
+    Ok(())
+}

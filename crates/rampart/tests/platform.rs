@@ -1,0 +1,190 @@
+//! The `rampart` binary as a user runs it: the local platform on random loopback ports, a clean
+//! exit on SIGTERM and Ctrl-C, start-up refused on a bad setting, and bootstrap + up against moto.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Platform {
+    child: Child,
+    proxy: String,
+    auth: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rampart() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rampart"));
+    // Only what each test sets reaches the binary.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("RAMPART_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Starts `rampart` (no arguments: `up`) and reads the URLs it prints.
+fn start(envs: &[(&str, &str)]) -> Platform {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut child = rampart()
+        .env("RAMPART_DATA_DIR", data.path())
+        .env("RAMPART_LISTEN__PROXY", "127.0.0.1:0")
+        .env("RAMPART_LISTEN__AUTH", "127.0.0.1:0")
+        .env("RAMPART_LISTEN__CORE", "127.0.0.1:0")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn rampart");
+    let stdout = child.stdout.take().expect("stdout");
+    let (mut proxy, mut auth) = (None, None);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("line");
+        let url = line.split_whitespace().nth(1).map(str::to_owned);
+        if line.starts_with("proxy ") {
+            proxy = url;
+        } else if line.starts_with("auth ") {
+            auth = url;
+        } else if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    Platform {
+        child,
+        proxy: proxy.expect("proxy URL printed"),
+        auth: auth.expect("auth URL printed"),
+        _data: data,
+    }
+}
+
+fn signal(platform: &Platform, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &platform.child.id().to_string()])
+        .status();
+    assert!(status.expect("kill runs").success());
+}
+
+fn wait_exit(platform: &mut Platform) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(status) = platform.child.try_wait().expect("try_wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("rampart did not exit within 30 s of the signal");
+}
+
+async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(url).await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json body"))
+}
+
+#[tokio::test]
+async fn local_platform_serves_through_the_proxy_and_stops_cleanly_on_sigterm() {
+    let mut platform = start(&[]);
+    let (status, body) = get_json(&format!("{}/healthz", platform.proxy)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    let (status, body) = get_json(&format!("{}/v1/version", platform.proxy)).await;
+    assert_eq!(
+        (status, body["service"].as_str()),
+        (200, Some("core")),
+        "core is reached through the proxy"
+    );
+    let (status, body) = get_json(&format!("{}/v1/auth/version", platform.proxy)).await;
+    assert_eq!(
+        (status, body["service"].as_str()),
+        (200, Some("auth")),
+        "auth is reached through the proxy"
+    );
+    let (status, body) = get_json(&format!("{}/.well-known/jwks.json", platform.proxy)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["keys"][0]["alg"], "RS256");
+    let (status, _) = get_json(&format!("{}/readyz", platform.auth)).await;
+    assert_eq!(status, 200);
+
+    signal(&platform, "TERM");
+    assert!(wait_exit(&mut platform).success(), "exit code 0 after SIGTERM");
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_the_platform_with_exit_code_zero() {
+    let mut platform = start(&[]);
+    assert_eq!(get_json(&format!("{}/healthz", platform.proxy)).await.0, 200);
+    signal(&platform, "INT");
+    assert!(wait_exit(&mut platform).success(), "exit code 0 after SIGINT");
+}
+
+#[test]
+fn malformed_setting_stops_start_up_naming_the_key() {
+    let output = rampart()
+        .env("RAMPART_LISTEN__PROXY", "not-an-address")
+        .output()
+        .expect("run rampart");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("listen.proxy"), "{stderr}");
+    assert!(stderr.contains("RAMPART_LISTEN__PROXY"), "{stderr}");
+}
+
+#[test]
+fn malformed_setting_in_the_config_file_names_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rampart.toml");
+    std::fs::write(&file, "[tokens]\naccess_token_ttl_secs = 3600\n").expect("write");
+    let output = rampart()
+        .args(["--config", file.to_str().expect("utf-8"), "config", "check"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("tokens.access_token_ttl_secs"), "{stderr}");
+}
+
+#[tokio::test]
+async fn bootstrap_then_up_serves_from_aws_adapters() {
+    let aws = rampart_testkit::aws().await;
+    let aws_env = [
+        ("AWS_ENDPOINT_URL", aws.endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("RAMPART_RESOURCE_PREFIX", aws.prefix.as_str()),
+    ];
+    let output = rampart().arg("bootstrap").envs(aws_env).output().expect("bootstrap");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bootstrap failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let exports: Vec<(String, String)> = stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("export "))
+        .flat_map(|line| line.split_whitespace())
+        .filter_map(|pair| pair.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    assert!(
+        exports.iter().any(|(k, _)| k == "RAMPART_AWS__USER_POOL_ID"),
+        "{stdout}"
+    );
+
+    let mut envs: Vec<(&str, &str)> = aws_env.to_vec();
+    envs.extend(exports.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut platform = start(&envs);
+    let (status, _) = get_json(&format!("{}/readyz", platform.auth)).await;
+    assert_eq!(status, 200, "auth is ready: its DynamoDB table answers");
+    let (status, body) = get_json(&format!("{}/.well-known/jwks.json", platform.proxy)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["keys"][0]["kty"], "RSA", "the KMS key is published");
+    signal(&platform, "TERM");
+    assert!(wait_exit(&mut platform).success());
+}
