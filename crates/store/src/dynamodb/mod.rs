@@ -5,6 +5,8 @@ pub mod provision;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use tracing::instrument;
 
@@ -23,6 +25,19 @@ where
     R: std::fmt::Debug,
 {
     StoreError::Unavailable(DisplayErrorContext(&error).to_string())
+}
+
+/// A failed write condition is [`StoreError::ConditionFailed`]; anything else is unavailability.
+fn write_error<E, R>(error: SdkError<E, R>, condition_failed: impl Fn(&E) -> bool) -> StoreError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if error.as_service_error().is_some_and(condition_failed) {
+        StoreError::ConditionFailed
+    } else {
+        unavailable(error)
+    }
 }
 
 impl DynamoDbStore {
@@ -132,17 +147,11 @@ impl ItemPut for DynamoDbStore {
                 .expression_attribute_names("#v", VERSION)
                 .expression_attribute_values(":v", AttributeValue::N(item.version.to_string()))
         };
-        match request.send().await {
-            Ok(_) => Ok(next),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::ConditionFailed)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        request
+            .send()
+            .await
+            .map(|_| next)
+            .map_err(|e| write_error(e, PutItemError::is_conditional_check_failed_exception))
     }
 }
 
@@ -175,17 +184,11 @@ impl ItemDelete for DynamoDbStore {
                 .expression_attribute_names("#v", VERSION)
                 .expression_attribute_values(":v", AttributeValue::N(version.to_string()));
         }
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::ConditionFailed)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| write_error(e, DeleteItemError::is_conditional_check_failed_exception))
     }
 }
 
