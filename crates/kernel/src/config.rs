@@ -162,6 +162,25 @@ impl Default for TelemetrySettings {
 /// The longest access-token lifetime Rampart allows.
 pub const MAX_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
 
+/// JWS algorithms Rampart signs access tokens with. Each key has exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SigningAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256: the default, about four times cheaper to verify.
+    #[default]
+    RS256,
+    /// ECDSA on P-256 with SHA-256; signatures are JOSE `r || s` (64 bytes).
+    ES256,
+}
+
+impl SigningAlgorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenSettings {
@@ -170,6 +189,10 @@ pub struct TokenSettings {
     /// `aud` of every access token.
     pub audience: String,
     pub access_token_ttl_secs: u64,
+    /// Algorithm of the local signing key. A KMS key's own type decides for the AWS backend.
+    pub algorithm: SigningAlgorithm,
+    /// Tolerated clock difference when checking `exp` and `nbf`.
+    pub leeway_secs: u64,
 }
 
 impl Default for TokenSettings {
@@ -178,6 +201,8 @@ impl Default for TokenSettings {
             issuer: "http://127.0.0.1:8080".into(),
             audience: "rampart".into(),
             access_token_ttl_secs: MAX_ACCESS_TOKEN_TTL_SECS,
+            algorithm: SigningAlgorithm::RS256,
+            leeway_secs: 30,
         }
     }
 }
@@ -267,6 +292,9 @@ impl Settings {
         }
         if self.tokens.issuer.is_empty() || !self.tokens.issuer.starts_with("http") {
             return Err(ConfigError::new("tokens.issuer", "must be an http(s) URL"));
+        }
+        if self.tokens.leeway_secs > 120 {
+            return Err(ConfigError::new("tokens.leeway_secs", "must be at most 120 seconds"));
         }
         if self.tokens.audience.is_empty() {
             return Err(ConfigError::new("tokens.audience", "must not be empty"));

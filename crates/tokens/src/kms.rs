@@ -8,7 +8,8 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType, MessageType, SigningAlgorithmSpe
 use rampart_kernel::schema::{kms_alias, schema};
 use tracing::instrument;
 
-use crate::{Jwk, Signer, SignerError};
+use crate::jwk::ecdsa_der_to_jose;
+use crate::{Algorithm, Jwk, Signer, SignerError};
 
 #[derive(Debug, Clone)]
 pub struct KmsSigner {
@@ -17,12 +18,20 @@ pub struct KmsSigner {
     jwk: Jwk,
 }
 
+fn kms_algorithm(algorithm: Algorithm) -> SigningAlgorithmSpec {
+    match algorithm {
+        Algorithm::RS256 => SigningAlgorithmSpec::RsassaPkcs1V15Sha256,
+        Algorithm::ES256 => SigningAlgorithmSpec::EcdsaSha256,
+    }
+}
+
 fn unavailable(error: impl std::error::Error) -> SignerError {
     SignerError::Unavailable(DisplayErrorContext(&error).to_string())
 }
 
 impl KmsSigner {
-    /// Reads the public key of `key_id` (an id, ARN or `alias/...`) and checks it can sign RS256.
+    /// Reads the public key of `key_id` (an id, ARN or `alias/...`). The key's type decides the
+    /// algorithm: RSA keys sign RS256, ECC_NIST_P256 keys ES256.
     #[instrument(name = "tokens.kms_connect", skip(client))]
     pub async fn connect(client: Client, key_id: &str) -> Result<Self, SignerError> {
         let output = client
@@ -31,19 +40,17 @@ impl KmsSigner {
             .send()
             .await
             .map_err(unavailable)?;
-        if output.key_usage() != Some(&KeyUsageType::SignVerify)
-            || !output
-                .signing_algorithms()
-                .contains(&SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
-        {
-            return Err(SignerError::InvalidKey(format!(
-                "{key_id} is not an RSA SIGN_VERIFY key"
-            )));
+        let not_signing = || SignerError::InvalidKey(format!("{key_id} is not an RSA or P-256 SIGN_VERIFY key"));
+        if output.key_usage() != Some(&KeyUsageType::SignVerify) {
+            return Err(not_signing());
         }
         let der = output
             .public_key()
             .ok_or_else(|| SignerError::InvalidKey("KMS returned no public key".into()))?;
-        let jwk = Jwk::from_rsa_spki_der(der.as_ref())?;
+        let jwk = Jwk::from_spki_der(der.as_ref())?;
+        if !output.signing_algorithms().contains(&kms_algorithm(jwk.alg)) {
+            return Err(not_signing());
+        }
         // Sign with the resolved key id, so a moved alias cannot swap keys under a published kid.
         let key_id = output.key_id().unwrap_or(key_id).to_owned();
         Ok(Self { client, key_id, jwk })
@@ -66,14 +73,19 @@ impl Signer for KmsSigner {
             .key_id(&self.key_id)
             .message(Blob::new(digest.as_ref()))
             .message_type(MessageType::Digest)
-            .signing_algorithm(SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
+            .signing_algorithm(kms_algorithm(self.jwk.alg))
             .send()
             .await
             .map_err(unavailable)?;
-        output
+        let signature = output
             .signature
             .map(Blob::into_inner)
-            .ok_or_else(|| SignerError::Unavailable("KMS returned no signature".into()))
+            .ok_or_else(|| SignerError::Unavailable("KMS returned no signature".into()))?;
+        match self.jwk.alg {
+            Algorithm::RS256 => Ok(signature),
+            // KMS returns ECDSA signatures in ASN.1 DER; JWS wants fixed-width r || s.
+            Algorithm::ES256 => Ok(ecdsa_der_to_jose(&signature)?.to_vec()),
+        }
     }
 }
 

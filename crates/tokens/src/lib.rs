@@ -7,6 +7,7 @@
 //! the key and identical wherever it is computed.
 
 pub mod jwk;
+pub mod jwt;
 pub mod kms;
 pub mod local;
 
@@ -14,20 +15,8 @@ pub use jwk::{Jwk, verify_signature};
 pub use kms::KmsSigner;
 pub use local::LocalKeySigner;
 
-/// JWS algorithms Rampart signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Algorithm {
-    /// RSASSA-PKCS1-v1_5 with SHA-256: the default, cheapest for the proxy to verify.
-    RS256,
-}
-
-impl Algorithm {
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::RS256 => "RS256",
-        }
-    }
-}
+/// JWS algorithms Rampart signs with (the `tokens.algorithm` setting).
+pub use rampart_kernel::config::SigningAlgorithm as Algorithm;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignerError {
@@ -63,7 +52,10 @@ pub async fn connect(
             let dir = settings
                 .data_file("keys")
                 .map_err(|e| SignerError::Unavailable(e.to_string()))?;
-            Ok(std::sync::Arc::new(LocalKeySigner::load_or_create(&dir)?))
+            Ok(std::sync::Arc::new(LocalKeySigner::load_or_create(
+                &dir,
+                settings.tokens.algorithm,
+            )?))
         }
     }
 }
