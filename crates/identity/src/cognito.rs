@@ -1,11 +1,26 @@
 //! The AWS adapter: a Cognito user pool holds users, passwords and MFA.
+//!
+//! Sign-in uses `USER_PASSWORD_AUTH` from the server side with `SECRET_HASH`; a signed-in user's
+//! [`ProviderSession`] carries Cognito's refresh token, and each self-service call (TOTP, password
+//! change) first trades it for a short-lived access token with `REFRESH_TOKEN_AUTH`.
+//!
+//! **Which username.** The pool signs users in by email (`UsernameAttributes = email`), so
+//! Cognito's own username for a user is a generated id equal to their `sub`. AWS computes the
+//! `SECRET_HASH` of a refresh over that username, never the email, so the adapter signs in with
+//! it too (looked up with `AdminGetUser`, which also yields the [`User`] the session needs). That
+//! keeps refreshes valid on AWS and on moto, which binds a refresh token to the `USERNAME` the
+//! sign-in used.
+
+use std::collections::HashMap;
 
 use aws_lc_rs::hmac;
 use aws_sdk_cognitoidentityprovider::Client;
-use aws_sdk_cognitoidentityprovider::error::DisplayErrorContext;
+use aws_sdk_cognitoidentityprovider::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cognitoidentityprovider::operation::admin_get_user::AdminGetUserOutput;
 use aws_sdk_cognitoidentityprovider::types::{
-    AttributeType, ExplicitAuthFlowsType, PasswordPolicyType, PreventUserExistenceErrorTypes,
-    SoftwareTokenMfaConfigType, UserPoolMfaType, UserPoolPolicyType, UsernameAttributeType, VerifiedAttributeType,
+    AttributeType, AuthFlowType, AuthenticationResultType, ChallengeNameType, ExplicitAuthFlowsType,
+    PasswordPolicyType, PreventUserExistenceErrorTypes, SoftwareTokenMfaConfigType, SoftwareTokenMfaSettingsType,
+    UserPoolMfaType, UserPoolPolicyType, UsernameAttributeType, VerifiedAttributeType, VerifySoftwareTokenResponseType,
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -13,7 +28,10 @@ use rampart_kernel::schema::{resource_name, schema};
 use secrecy::{ExposeSecret, SecretString};
 use tracing::instrument;
 
-use crate::{Email, IdentityError, IdentityProvider, Password, SignUpOutcome, User, UserStatus};
+use crate::{
+    Email, IdentityError, IdentityProvider, LoginOutcome, Password, ProviderSession, SignUpOutcome, TotpEnrolment,
+    User, UserStatus, totp,
+};
 
 #[derive(Debug, Clone)]
 pub struct CognitoIdentity {
@@ -25,6 +43,85 @@ pub struct CognitoIdentity {
 
 fn unavailable(error: impl std::error::Error) -> IdentityError {
     IdentityError::Unavailable(DisplayErrorContext(&error).to_string())
+}
+
+/// Maps a failed call: `specific` sees Cognito's error code and message first; then the errors
+/// every operation shares; anything else means Cognito is unavailable or misconfigured.
+fn failed<E, R>(error: SdkError<E, R>, specific: impl FnOnce(&str, &str) -> Option<IdentityError>) -> IdentityError
+where
+    E: ProvideErrorMetadata,
+    SdkError<E, R>: std::error::Error,
+{
+    if let Some(service) = error.as_service_error() {
+        let code = service.code().unwrap_or_default();
+        if let Some(mapped) = specific(code, service.message().unwrap_or_default()) {
+            return mapped;
+        }
+        match code {
+            "TooManyRequestsException" | "LimitExceededException" => return IdentityError::RateLimited,
+            "InvalidPasswordException" => return IdentityError::PasswordRefused,
+            _ => {}
+        }
+    }
+    unavailable(error)
+}
+
+/// The codes a wrong, expired or used code (or an unknown user) produces in the code flows.
+fn is_code_rejection(code: &str) -> bool {
+    matches!(
+        code,
+        "CodeMismatchException"
+            | "ExpiredCodeException"
+            | "UserNotFoundException"
+            | "TooManyFailedAttemptsException"
+            | "NotAuthorizedException"
+    )
+}
+
+/// Errors after which "a code was sent, if the account exists" is still the truthful answer:
+/// unknown, unverified, already confirmed or disabled accounts.
+fn is_silent_refusal(code: &str) -> bool {
+    matches!(
+        code,
+        "UserNotFoundException" | "InvalidParameterException" | "NotAuthorizedException"
+    )
+}
+
+fn is_disabled(code: &str, message: &str) -> bool {
+    code == "NotAuthorizedException" && message.to_ascii_lowercase().contains("disabled")
+}
+
+fn plausible_code(code: &str) -> bool {
+    let code = code.trim();
+    !code.is_empty() && code.len() <= 2048 && !code.chars().any(char::is_whitespace)
+}
+
+fn six_digits(code: &str) -> bool {
+    let code = code.trim();
+    code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Cognito's username for a user (see the module docs) and the user.
+fn user_from(output: &AdminGetUserOutput) -> Result<(String, User), IdentityError> {
+    let attribute = |name: &str| {
+        output
+            .user_attributes()
+            .iter()
+            .find(|a| a.name() == name)
+            .and_then(|a| a.value())
+    };
+    let id = attribute("sub").unwrap_or(output.username()).to_owned();
+    let email = Email::parse(
+        attribute("email").ok_or_else(|| IdentityError::Unavailable("Cognito user has no email".into()))?,
+    )?;
+    let status = if !output.enabled() {
+        UserStatus::Disabled
+    } else if output.user_status().is_some_and(|s| s.as_str() == "CONFIRMED") {
+        UserStatus::Confirmed
+    } else {
+        UserStatus::Unconfirmed
+    };
+    Ok((output.username().to_owned(), User { id, email, status }))
 }
 
 impl CognitoIdentity {
@@ -46,6 +143,104 @@ impl CognitoIdentity {
             let tag = hmac::sign(&key, format!("{username}{}", self.client_id).as_bytes());
             STANDARD.encode(tag.as_ref())
         })
+    }
+
+    /// `AdminGetUser` by email or by Cognito username; `None` if there is no such user.
+    async fn lookup(&self, username: &str) -> Result<Option<(String, User)>, IdentityError> {
+        let result = self
+            .client
+            .admin_get_user()
+            .user_pool_id(&self.user_pool_id)
+            .username(username)
+            .send()
+            .await;
+        match result {
+            Ok(output) => user_from(&output).map(Some),
+            Err(error) => match error.as_service_error() {
+                Some(e) if e.is_user_not_found_exception() => Ok(None),
+                _ => Err(unavailable(error)),
+            },
+        }
+    }
+
+    /// A fresh access token from the session's refresh token.
+    async fn access_token(&self, session: &ProviderSession) -> Result<SecretString, IdentityError> {
+        let refresh_token = session.credential.as_ref().ok_or(IdentityError::SessionInvalid)?;
+        let mut parameters = HashMap::from([("REFRESH_TOKEN".to_owned(), refresh_token.expose_secret().to_owned())]);
+        if let Some(hash) = self.secret_hash(&session.user.id) {
+            parameters.insert("SECRET_HASH".to_owned(), hash);
+        }
+        let output = self
+            .client
+            .initiate_auth()
+            .client_id(&self.client_id)
+            .auth_flow(AuthFlowType::RefreshTokenAuth)
+            .set_auth_parameters(Some(parameters))
+            .send()
+            .await
+            .map_err(|error| {
+                failed(error, |code, message| match code {
+                    _ if is_disabled(code, message) => Some(IdentityError::Disabled),
+                    "NotAuthorizedException" | "UserNotFoundException" => Some(IdentityError::SessionInvalid),
+                    _ => None,
+                })
+            })?;
+        output
+            .authentication_result()
+            .and_then(AuthenticationResultType::access_token)
+            .map(|token| SecretString::from(token.to_owned()))
+            .ok_or_else(|| IdentityError::Unavailable("Cognito returned no access token".into()))
+    }
+
+    async fn set_totp_preference(&self, session: &ProviderSession, enabled: bool) -> Result<(), IdentityError> {
+        let access_token = self.access_token(session).await?;
+        self.client
+            .set_user_mfa_preference()
+            .access_token(access_token.expose_secret())
+            .software_token_mfa_settings(
+                SoftwareTokenMfaSettingsType::builder()
+                    .enabled(enabled)
+                    .preferred_mfa(enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|error| {
+                failed(error, |code, _| match code {
+                    "NotAuthorizedException" => Some(IdentityError::SessionInvalid),
+                    // Enabling a factor that was never verified.
+                    "InvalidParameterException" => Some(IdentityError::InvalidCode),
+                    _ => None,
+                })
+            })?;
+        Ok(())
+    }
+}
+
+/// A signed-in session from Cognito's tokens, or the MFA challenge it asks for instead.
+fn login_outcome(
+    user: User,
+    challenge: Option<&ChallengeNameType>,
+    session: Option<&str>,
+    result: Option<&AuthenticationResultType>,
+) -> Result<LoginOutcome, IdentityError> {
+    if let Some(refresh_token) = result.and_then(AuthenticationResultType::refresh_token) {
+        return Ok(LoginOutcome::Authenticated(ProviderSession {
+            user,
+            credential: Some(SecretString::from(refresh_token.to_owned())),
+        }));
+    }
+    match (challenge, session) {
+        (Some(ChallengeNameType::SoftwareTokenMfa), Some(session)) => Ok(LoginOutcome::MfaRequired {
+            challenge: SecretString::from(session.to_owned()),
+        }),
+        (Some(other), _) => Err(IdentityError::Unavailable(format!(
+            "Cognito asked for an unsupported challenge: {}",
+            other.as_str()
+        ))),
+        _ => Err(IdentityError::Unavailable(
+            "Cognito returned neither tokens nor a challenge".into(),
+        )),
     }
 }
 
@@ -82,43 +277,280 @@ impl IdentityProvider for CognitoIdentity {
 
     #[instrument(name = "identity.find_user", skip_all)]
     async fn find_user(&self, email: &Email) -> Result<Option<User>, IdentityError> {
+        Ok(self.lookup(email.as_str()).await?.map(|(_, user)| user))
+    }
+
+    #[instrument(name = "identity.confirm_sign_up", skip_all)]
+    async fn confirm_sign_up(&self, email: &Email, code: &str) -> Result<(), IdentityError> {
+        if !plausible_code(code) {
+            return Err(IdentityError::InvalidCode);
+        }
+        self.client
+            .confirm_sign_up()
+            .client_id(&self.client_id)
+            .set_secret_hash(self.secret_hash(email.as_str()))
+            .username(email.as_str())
+            .confirmation_code(code.trim())
+            .send()
+            .await
+            .map_err(|error| {
+                failed(error, |code, _| {
+                    is_code_rejection(code).then_some(IdentityError::InvalidCode)
+                })
+            })?;
+        Ok(())
+    }
+
+    #[instrument(name = "identity.resend_confirmation", skip_all)]
+    async fn resend_confirmation(&self, email: &Email) -> Result<(), IdentityError> {
         let result = self
             .client
-            .admin_get_user()
-            .user_pool_id(&self.user_pool_id)
+            .resend_confirmation_code()
+            .client_id(&self.client_id)
+            .set_secret_hash(self.secret_hash(email.as_str()))
             .username(email.as_str())
             .send()
             .await;
-        let output = match result {
-            Ok(output) => output,
+        match result {
+            Ok(_) => Ok(()),
             Err(error)
                 if error
                     .as_service_error()
-                    .is_some_and(|e| e.is_user_not_found_exception()) =>
+                    .and_then(|e| e.code())
+                    .is_some_and(is_silent_refusal) =>
             {
-                return Ok(None);
+                Ok(())
             }
-            Err(error) => return Err(unavailable(error)),
-        };
-        let id = output
-            .user_attributes()
-            .iter()
-            .find(|a| a.name() == "sub")
-            .and_then(|a| a.value())
-            .unwrap_or(output.username())
+            Err(error) => Err(failed(error, |_, _| None)),
+        }
+    }
+
+    #[instrument(name = "identity.authenticate", skip_all)]
+    async fn authenticate(&self, email: &Email, password: &Password) -> Result<LoginOutcome, IdentityError> {
+        let found = self.lookup(email.as_str()).await?;
+        // An unknown email still makes the InitiateAuth call, so it costs the same round trips
+        // as a wrong password.
+        let username = found
+            .as_ref()
+            .map_or(email.as_str(), |(username, _)| username.as_str())
             .to_owned();
-        let status = if !output.enabled() {
-            UserStatus::Disabled
-        } else if output.user_status().is_some_and(|s| s.as_str() == "CONFIRMED") {
-            UserStatus::Confirmed
-        } else {
-            UserStatus::Unconfirmed
+        let mut parameters = HashMap::from([
+            ("USERNAME".to_owned(), username.clone()),
+            ("PASSWORD".to_owned(), password.expose().to_owned()),
+        ]);
+        if let Some(hash) = self.secret_hash(&username) {
+            parameters.insert("SECRET_HASH".to_owned(), hash);
+        }
+        let output = self
+            .client
+            .initiate_auth()
+            .client_id(&self.client_id)
+            .auth_flow(AuthFlowType::UserPasswordAuth)
+            .set_auth_parameters(Some(parameters))
+            .send()
+            .await
+            .map_err(|error| {
+                failed(error, |code, message| match code {
+                    _ if is_disabled(code, message) => Some(IdentityError::Disabled),
+                    "NotAuthorizedException" if message.contains("attempts exceeded") => {
+                        Some(IdentityError::RateLimited)
+                    }
+                    "NotAuthorizedException" | "UserNotFoundException" => Some(IdentityError::InvalidCredentials),
+                    "UserNotConfirmedException" => Some(IdentityError::NotConfirmed),
+                    _ => None,
+                })
+            })?;
+        // Created between the lookup and the sign-in: rare enough to ask for a retry.
+        let Some((_, user)) = found else {
+            return Err(IdentityError::InvalidCredentials);
         };
-        Ok(Some(User {
-            id,
-            email: email.clone(),
-            status,
-        }))
+        login_outcome(
+            user,
+            output.challenge_name(),
+            output.session(),
+            output.authentication_result(),
+        )
+    }
+
+    #[instrument(name = "identity.answer_mfa", skip_all)]
+    async fn answer_mfa(&self, email: &Email, challenge: &str, code: &str) -> Result<ProviderSession, IdentityError> {
+        if !six_digits(code) {
+            return Err(IdentityError::InvalidCode);
+        }
+        let Some((username, user)) = self.lookup(email.as_str()).await? else {
+            return Err(IdentityError::ChallengeExpired);
+        };
+        let mut responses = HashMap::from([
+            ("USERNAME".to_owned(), username.clone()),
+            ("SOFTWARE_TOKEN_MFA_CODE".to_owned(), code.trim().to_owned()),
+        ]);
+        if let Some(hash) = self.secret_hash(&username) {
+            responses.insert("SECRET_HASH".to_owned(), hash);
+        }
+        let output = self
+            .client
+            .respond_to_auth_challenge()
+            .client_id(&self.client_id)
+            .challenge_name(ChallengeNameType::SoftwareTokenMfa)
+            .session(challenge)
+            .set_challenge_responses(Some(responses))
+            .send()
+            .await
+            .map_err(|error| {
+                failed(error, |code, message| match code {
+                    "CodeMismatchException" | "ExpiredCodeException" => Some(IdentityError::InvalidCode),
+                    _ if is_disabled(code, message) => Some(IdentityError::Disabled),
+                    "NotAuthorizedException" | "UserNotFoundException" => Some(IdentityError::ChallengeExpired),
+                    _ => None,
+                })
+            })?;
+        match login_outcome(
+            user,
+            output.challenge_name(),
+            output.session(),
+            output.authentication_result(),
+        )? {
+            LoginOutcome::Authenticated(session) => Ok(session),
+            LoginOutcome::MfaRequired { .. } => Err(IdentityError::Unavailable(
+                "Cognito asked for MFA again after an MFA answer".into(),
+            )),
+        }
+    }
+
+    #[instrument(name = "identity.begin_totp_enrolment", skip_all)]
+    async fn begin_totp_enrolment(&self, session: &ProviderSession) -> Result<TotpEnrolment, IdentityError> {
+        let access_token = self.access_token(session).await?;
+        let output = self
+            .client
+            .associate_software_token()
+            .access_token(access_token.expose_secret())
+            .send()
+            .await
+            .map_err(|error| {
+                failed(error, |code, _| {
+                    (code == "NotAuthorizedException").then_some(IdentityError::SessionInvalid)
+                })
+            })?;
+        let secret = output
+            .secret_code()
+            .ok_or_else(|| IdentityError::Unavailable("Cognito returned no TOTP secret".into()))?;
+        Ok(TotpEnrolment {
+            otpauth_uri: SecretString::from(totp::otpauth_uri(session.user.email.as_str(), secret)),
+            secret: SecretString::from(secret.to_owned()),
+        })
+    }
+
+    #[instrument(name = "identity.confirm_totp_enrolment", skip_all)]
+    async fn confirm_totp_enrolment(&self, session: &ProviderSession, code: &str) -> Result<(), IdentityError> {
+        if !six_digits(code) {
+            return Err(IdentityError::InvalidCode);
+        }
+        let access_token = self.access_token(session).await?;
+        let output = self
+            .client
+            .verify_software_token()
+            .access_token(access_token.expose_secret())
+            .user_code(code.trim())
+            .friendly_device_name(totp::ISSUER)
+            .send()
+            .await
+            .map_err(|error| {
+                failed(error, |code, _| match code {
+                    "CodeMismatchException" | "EnableSoftwareTokenMFAException" | "InvalidParameterException" => {
+                        Some(IdentityError::InvalidCode)
+                    }
+                    "NotAuthorizedException" => Some(IdentityError::SessionInvalid),
+                    _ => None,
+                })
+            })?;
+        if output.status() != Some(&VerifySoftwareTokenResponseType::Success) {
+            return Err(IdentityError::InvalidCode);
+        }
+        self.set_totp_preference(session, true).await
+    }
+
+    #[instrument(name = "identity.disable_totp", skip_all)]
+    async fn disable_totp(&self, session: &ProviderSession) -> Result<(), IdentityError> {
+        self.set_totp_preference(session, false).await
+    }
+
+    #[instrument(name = "identity.forgot_password", skip_all)]
+    async fn forgot_password(&self, email: &Email) -> Result<(), IdentityError> {
+        let result = self
+            .client
+            .forgot_password()
+            .client_id(&self.client_id)
+            .set_secret_hash(self.secret_hash(email.as_str()))
+            .username(email.as_str())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .and_then(|e| e.code())
+                    .is_some_and(is_silent_refusal) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(failed(error, |_, _| None)),
+        }
+    }
+
+    #[instrument(name = "identity.reset_password", skip_all)]
+    async fn reset_password(&self, email: &Email, code: &str, new_password: &Password) -> Result<(), IdentityError> {
+        if !plausible_code(code) {
+            return Err(IdentityError::InvalidCode);
+        }
+        self.client
+            .confirm_forgot_password()
+            .client_id(&self.client_id)
+            .set_secret_hash(self.secret_hash(email.as_str()))
+            .username(email.as_str())
+            .confirmation_code(code.trim())
+            .password(new_password.expose())
+            .send()
+            .await
+            .map_err(|error| {
+                failed(error, |code, _| {
+                    is_code_rejection(code).then_some(IdentityError::InvalidCode)
+                })
+            })?;
+        Ok(())
+    }
+
+    #[instrument(name = "identity.change_password", skip_all)]
+    async fn change_password(
+        &self,
+        session: &ProviderSession,
+        old: &Password,
+        new: &Password,
+    ) -> Result<(), IdentityError> {
+        let access_token = self.access_token(session).await?;
+        self.client
+            .change_password()
+            .access_token(access_token.expose_secret())
+            .previous_password(old.expose())
+            .proposed_password(new.expose())
+            .send()
+            .await
+            .map_err(|error| {
+                failed(error, |code, message| match code {
+                    _ if is_disabled(code, message) => Some(IdentityError::Disabled),
+                    "NotAuthorizedException" if message.contains("attempts exceeded") => {
+                        Some(IdentityError::RateLimited)
+                    }
+                    "NotAuthorizedException" => Some(IdentityError::InvalidCredentials),
+                    _ => None,
+                })
+            })?;
+        Ok(())
+    }
+
+    #[instrument(name = "identity.current_user", skip_all)]
+    async fn current_user(&self, session: &ProviderSession) -> Result<Option<User>, IdentityError> {
+        Ok(self.lookup(&session.user.id).await?.map(|(_, user)| user))
     }
 }
 

@@ -1,13 +1,17 @@
 //! Who the users are: the [`IdentityProvider`] port, with a Cognito adapter and an embedded one
-//! (users in SQLite, passwords hashed with argon2id).
+//! (users in SQLite, passwords hashed with argon2id, RFC 6238 TOTP, codes delivered to a local
+//! outbox file). Sign-up confirmation, sign-in with optional TOTP MFA, password reset and change,
+//! and the self-service calls a signed-in user makes through a [`ProviderSession`].
 
 pub mod cognito;
 pub mod embedded;
 mod input;
+pub mod totp;
 
 pub use cognito::CognitoIdentity;
 pub use embedded::EmbeddedIdentity;
 pub use input::{Email, InputError, Password};
+use secrecy::SecretString;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserStatus {
@@ -34,20 +38,120 @@ pub enum SignUpOutcome {
     AlreadyExists,
 }
 
+/// What a signed-in user's provider session carries for later self-service calls (enrolling
+/// TOTP, changing the password, checking the user on refresh).
+///
+/// The auth API keeps it with its own session. Only [`IdentityProvider::authenticate`] and
+/// [`IdentityProvider::answer_mfa`] make one; the auth API may rebuild one from what it stored,
+/// but never from client input: the embedded provider trusts `user.id` as proof of sign-in.
+#[derive(Debug, Clone)]
+pub struct ProviderSession {
+    pub user: User,
+    /// The provider's own long-lived credential: Cognito's refresh token, from which each
+    /// self-service call obtains a fresh access token. `None` for the embedded provider, which
+    /// acts on `user.id` directly.
+    pub credential: Option<SecretString>,
+}
+
+/// What a correct email and password led to.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    Authenticated(ProviderSession),
+    /// The user has TOTP enabled: answer with [`IdentityProvider::answer_mfa`], passing this
+    /// opaque challenge back (Cognito's `Session`, or the embedded provider's single-use token,
+    /// valid for five minutes).
+    MfaRequired {
+        challenge: SecretString,
+    },
+}
+
+/// A TOTP secret being enrolled; it takes effect only once a code from it is confirmed.
+#[derive(Debug, Clone)]
+pub struct TotpEnrolment {
+    /// The shared secret in RFC 4648 base32, for manual entry into an authenticator app.
+    pub secret: SecretString,
+    /// `otpauth://totp/Rampart:<email>?secret=…&issuer=Rampart&algorithm=SHA1&digits=6&period=30`,
+    /// usually shown as a QR code. It contains the secret.
+    pub otpauth_uri: SecretString,
+}
+
+/// Why an identity operation failed. The `Display` texts are safe to show to the user, except
+/// the detail of [`IdentityError::Unavailable`], which is for the logs.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error(transparent)]
     Input(#[from] InputError),
     #[error("the password was refused by the identity provider's policy")]
     PasswordRefused,
+    /// Unknown email or wrong password: deliberately indistinguishable.
+    #[error("incorrect email or password")]
+    InvalidCredentials,
+    /// The password was correct but the sign-up has not been confirmed with its code.
+    #[error("the account has not been confirmed yet")]
+    NotConfirmed,
+    #[error("the account is disabled")]
+    Disabled,
+    /// A wrong, expired, already used or exhausted code, or a code for an unknown account.
+    #[error("the code is invalid or has expired")]
+    InvalidCode,
+    /// The MFA challenge is unknown, expired, used, or had too many wrong answers: sign in again.
+    #[error("the sign-in attempt has expired; sign in again")]
+    ChallengeExpired,
+    /// The provider session no longer works (user deleted, credential revoked): sign in again.
+    #[error("the session is no longer valid; sign in again")]
+    SessionInvalid,
+    #[error("too many attempts; try again later")]
+    RateLimited,
     #[error("the identity provider is unavailable: {0}")]
     Unavailable(String),
 }
 
+/// Who the users are and how they prove it. Every method that takes an email answers the same
+/// way for unknown and known accounts wherever an answer could reveal which emails exist.
 #[async_trait::async_trait]
 pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
     async fn sign_up(&self, email: &Email, password: &Password) -> Result<SignUpOutcome, IdentityError>;
     async fn find_user(&self, email: &Email) -> Result<Option<User>, IdentityError>;
+
+    /// Confirms a sign-up with the code sent to the email. [`IdentityError::InvalidCode`] for a
+    /// wrong, expired or used code and for an unknown email.
+    async fn confirm_sign_up(&self, email: &Email, code: &str) -> Result<(), IdentityError>;
+    /// Sends a new confirmation code to an unconfirmed account. `Ok` for any other email too.
+    async fn resend_confirmation(&self, email: &Email) -> Result<(), IdentityError>;
+
+    /// Checks the password. [`IdentityError::InvalidCredentials`] for an unknown email and for a
+    /// wrong password alike (with the same work done); [`IdentityError::NotConfirmed`] only after
+    /// a correct password; [`IdentityError::Disabled`] for a disabled account.
+    async fn authenticate(&self, email: &Email, password: &Password) -> Result<LoginOutcome, IdentityError>;
+    /// Completes a sign-in that asked for MFA with a TOTP code. [`IdentityError::InvalidCode`] for
+    /// a wrong or replayed code (the challenge stays usable for a few more tries),
+    /// [`IdentityError::ChallengeExpired`] when the challenge itself is no longer valid.
+    async fn answer_mfa(&self, email: &Email, challenge: &str, code: &str) -> Result<ProviderSession, IdentityError>;
+
+    /// Starts TOTP enrolment with a new secret; nothing changes until it is confirmed.
+    async fn begin_totp_enrolment(&self, session: &ProviderSession) -> Result<TotpEnrolment, IdentityError>;
+    /// Confirms the pending secret with a code from it and makes TOTP required at sign-in.
+    async fn confirm_totp_enrolment(&self, session: &ProviderSession, code: &str) -> Result<(), IdentityError>;
+    /// Turns TOTP off. Whether that needs a fresh proof (password or code) is the caller's policy.
+    async fn disable_totp(&self, session: &ProviderSession) -> Result<(), IdentityError>;
+
+    /// Sends a password-reset code to a confirmed account. `Ok` for any other email too.
+    async fn forgot_password(&self, email: &Email) -> Result<(), IdentityError>;
+    /// Sets a new password with a reset code. [`IdentityError::InvalidCode`] as for
+    /// [`IdentityProvider::confirm_sign_up`].
+    async fn reset_password(&self, email: &Email, code: &str, new_password: &Password) -> Result<(), IdentityError>;
+    /// Changes the password of a signed-in user. [`IdentityError::InvalidCredentials`] when `old`
+    /// is wrong.
+    async fn change_password(
+        &self,
+        session: &ProviderSession,
+        old: &Password,
+        new: &Password,
+    ) -> Result<(), IdentityError>;
+
+    /// The user as the provider sees them now: `None` once deleted, status
+    /// [`UserStatus::Disabled`] once disabled. The auth API checks this on every refresh.
+    async fn current_user(&self, session: &ProviderSession) -> Result<Option<User>, IdentityError>;
 }
 
 /// The identity provider the settings select: `data_dir/identity.sqlite`, or the Cognito pool

@@ -44,6 +44,8 @@ impl Moto {
             let mut command = Command::new(&python);
             command
                 .arg(&launcher)
+                // moto checks Cognito TOTP codes only when asked to.
+                .env("MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP", "true")
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
