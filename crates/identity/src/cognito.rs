@@ -87,6 +87,26 @@ fn is_silent_refusal(code: &str) -> bool {
     )
 }
 
+/// `Ok` for a sent code and for the refusals that must look the same (see [`is_silent_refusal`]).
+fn sent_if_exists<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<(), IdentityError>
+where
+    E: ProvideErrorMetadata,
+    SdkError<E, R>: std::error::Error,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(error)
+            if error
+                .as_service_error()
+                .and_then(|e| e.code())
+                .is_some_and(is_silent_refusal) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(failed(error, |_, _| None)),
+    }
+}
+
 fn is_disabled(code: &str, message: &str) -> bool {
     code == "NotAuthorizedException" && message.to_ascii_lowercase().contains("disabled")
 }
@@ -311,18 +331,7 @@ impl IdentityProvider for CognitoIdentity {
             .username(email.as_str())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .and_then(|e| e.code())
-                    .is_some_and(is_silent_refusal) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(failed(error, |_, _| None)),
-        }
+        sent_if_exists(result)
     }
 
     #[instrument(name = "identity.authenticate", skip_all)]
@@ -484,18 +493,7 @@ impl IdentityProvider for CognitoIdentity {
             .username(email.as_str())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .and_then(|e| e.code())
-                    .is_some_and(is_silent_refusal) =>
-            {
-                Ok(())
-            }
-            Err(error) => Err(failed(error, |_, _| None)),
-        }
+        sent_if_exists(result)
     }
 
     #[instrument(name = "identity.reset_password", skip_all)]
