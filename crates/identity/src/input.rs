@@ -11,10 +11,24 @@ pub const PASSWORD_MAX_CHARS: usize = 128;
 pub enum InputError {
     #[error("must be a valid email address")]
     InvalidEmail,
+    #[error("must not be empty")]
+    PasswordEmpty,
     #[error("must be at least {PASSWORD_MIN_CHARS} characters")]
     PasswordTooShort,
     #[error("must be at most {PASSWORD_MAX_CHARS} characters")]
     PasswordTooLong,
+    #[error("is too common; choose a password that is not on public password lists")]
+    PasswordTooCommon,
+}
+
+/// The shipped block list (see its header), sorted, one password per line.
+const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
+
+/// Whether `normalized` (NFKC) is on the block list, ignoring case.
+fn is_common(normalized: &str) -> bool {
+    static LIST: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let list = LIST.get_or_init(|| COMMON_PASSWORDS.lines().filter(|l| !l.starts_with('#')).collect());
+    list.binary_search(&normalized.to_lowercase().as_str()).is_ok()
 }
 
 /// A syntactically valid email address, trimmed and lower-cased (the login name).
@@ -59,7 +73,21 @@ impl Password {
         if chars > PASSWORD_MAX_CHARS {
             return Err(InputError::PasswordTooLong);
         }
+        if is_common(&normalized) {
+            return Err(InputError::PasswordTooCommon);
+        }
         Ok(Self(SecretString::from(normalized)))
+    }
+
+    /// A password offered at sign-in or as the current password: normalised and bounded, but
+    /// not held to the policy for new passwords, which may have changed since it was set.
+    pub fn for_sign_in(raw: &str) -> Result<Self, InputError> {
+        let normalized: String = raw.nfkc().collect();
+        match normalized.chars().count() {
+            0 => Err(InputError::PasswordEmpty),
+            n if n > PASSWORD_MAX_CHARS => Err(InputError::PasswordTooLong),
+            _ => Ok(Self(SecretString::from(normalized))),
+        }
     }
 
     pub fn expose(&self) -> &str {
@@ -102,9 +130,33 @@ mod tests {
         );
         // NFKC folds the full-width form into ASCII.
         assert_eq!(
-            Password::parse("ｐａｓｓｗｏｒｄ１２３４").expect("valid").expose(),
-            "password1234"
+            Password::parse("ｖｉｏｌｅｔ　ｋｅｔｔｌｅ").expect("valid").expose(),
+            "violet kettle"
         );
+    }
+
+    #[test]
+    fn common_passwords_are_refused_in_any_case() {
+        for common in [
+            "qwerty123456",
+            "QWERTY123456",
+            "1q2w3e4r5t6y",
+            "ｑｗｅｒｔｙ１２３４５６",
+        ] {
+            assert_eq!(
+                Password::parse(common).err(),
+                Some(InputError::PasswordTooCommon),
+                "{common}"
+            );
+        }
+        assert!(Password::parse("violet kettle harbour").is_ok());
+    }
+
+    #[test]
+    fn block_list_is_sorted_for_binary_search() {
+        let list: Vec<&str> = COMMON_PASSWORDS.lines().filter(|l| !l.starts_with('#')).collect();
+        assert!(list.len() > 40_000);
+        assert!(list.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -18,18 +18,15 @@
 //! - A used or unknown MFA `Session` gets `ResourceNotFoundException` (AWS: `NotAuthorized`).
 //! - A disabled user is told so before the password is checked.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cognitoidentityprovider::Client;
-use aws_sdk_cognitoidentityprovider::config::interceptors::BeforeDeserializationInterceptorContextRef;
-use aws_sdk_cognitoidentityprovider::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_cognitoidentityprovider::error::BoxError;
 use rampart_identity::cognito::provision_user_pool;
 use rampart_identity::{
     CognitoIdentity, Email, EmbeddedIdentity, IdentityError, IdentityProvider, LoginOutcome, Password, ProviderSession,
     SignUpOutcome, UserStatus, totp,
 };
+use rampart_testkit::MotoMailbox;
 use secrecy::ExposeSecret;
 
 /// What a backend really enforces, where an emulator may be laxer than the real service.
@@ -81,19 +78,6 @@ impl Embedded {
         let provider = EmbeddedIdentity::open(&dir.path().join("identity.sqlite")).expect("open");
         Self { provider, _dir: dir }
     }
-
-    /// The last code in the outbox for this email and purpose: what the user would copy.
-    fn outbox_code(&self, email: &Email, purpose: &str) -> String {
-        let text = std::fs::read_to_string(self.provider.outbox_path()).expect("outbox");
-        let needle = format!("to={} purpose={purpose} code=", email.as_str());
-        text.lines()
-            .rev()
-            .find_map(|line| {
-                line.split_once(&needle)
-                    .map(|(_, rest)| rest.split_whitespace().next().unwrap_or_default().to_owned())
-            })
-            .expect("a code in the outbox")
-    }
 }
 
 #[async_trait::async_trait]
@@ -116,11 +100,13 @@ impl Harness for Embedded {
     }
 
     async fn confirmation_code(&self, email: &Email) -> String {
-        self.outbox_code(email, "confirm_sign_up")
+        rampart_testkit::outbox_code(self.provider.outbox_path(), email.as_str(), "confirm_sign_up")
+            .expect("a code in the outbox")
     }
 
     async fn reset_code(&self, email: &Email) -> String {
-        self.outbox_code(email, "reset_password")
+        rampart_testkit::outbox_code(self.provider.outbox_path(), email.as_str(), "reset_password")
+            .expect("a code in the outbox")
     }
 
     async fn disable(&self, email: &Email) {
@@ -133,33 +119,6 @@ impl Harness for Embedded {
 }
 
 // --- the Cognito adapter on moto -------------------------------------------------------------
-
-/// moto's stand-in for the reset email: it returns the code in a response header.
-#[derive(Debug, Clone, Default)]
-struct MotoMailbox(Arc<Mutex<Option<String>>>);
-
-impl Intercept for MotoMailbox {
-    fn name(&self) -> &'static str {
-        "MotoMailbox"
-    }
-
-    fn read_before_deserialization(
-        &self,
-        context: &BeforeDeserializationInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        if let Some(code) = context
-            .response()
-            .headers()
-            .get("x-moto-forgot-password-confirmation-code")
-            && let Ok(mut slot) = self.0.lock()
-        {
-            *slot = Some(code.to_owned());
-        }
-        Ok(())
-    }
-}
 
 struct Cognito {
     provider: CognitoIdentity,
@@ -175,11 +134,8 @@ impl Cognito {
         let pool = provision_user_pool(&admin, &aws.prefix).await.expect("provision");
         assert!(pool.client_secret.is_some(), "the schema asks for a client secret");
         let mailbox = MotoMailbox::default();
-        let config = aws_sdk_cognitoidentityprovider::config::Builder::from(&aws.config)
-            .interceptor(mailbox.clone())
-            .build();
         let provider = CognitoIdentity::new(
-            Client::from_conf(config),
+            mailbox.client(&aws.config),
             &pool.user_pool_id,
             &pool.client_id,
             pool.client_secret,
@@ -219,12 +175,7 @@ impl Harness for Cognito {
     }
 
     async fn reset_code(&self, _email: &Email) -> String {
-        self.mailbox
-            .0
-            .lock()
-            .expect("mailbox")
-            .take()
-            .expect("moto returned a reset code")
+        self.mailbox.take().expect("moto returned a reset code")
     }
 
     async fn disable(&self, email: &Email) {

@@ -59,6 +59,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub telemetry: TelemetrySettings,
     pub tokens: TokenSettings,
+    pub sessions: SessionSettings,
     pub aws: AwsSettings,
 }
 
@@ -72,6 +73,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             telemetry: TelemetrySettings::default(),
             tokens: TokenSettings::default(),
+            sessions: SessionSettings::default(),
             aws: AwsSettings::default(),
         }
     }
@@ -207,6 +209,25 @@ impl Default for TokenSettings {
     }
 }
 
+/// How long a sign-in lasts through refreshes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// A session not refreshed for this long ends.
+    pub idle_timeout_secs: u64,
+    /// A session ends this long after sign-in, however often it is refreshed.
+    pub absolute_lifetime_secs: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 7 * 24 * 3600,
+            absolute_lifetime_secs: 30 * 24 * 3600,
+        }
+    }
+}
+
 /// Identifiers that AWS generates and therefore cannot be derived from `resource_prefix`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -298,6 +319,19 @@ impl Settings {
         }
         if self.tokens.audience.is_empty() {
             return Err(ConfigError::new("tokens.audience", "must not be empty"));
+        }
+        let sessions = &self.sessions;
+        if !(300..=365 * 24 * 3600).contains(&sessions.absolute_lifetime_secs) {
+            return Err(ConfigError::new(
+                "sessions.absolute_lifetime_secs",
+                "must be between 300 seconds and 365 days",
+            ));
+        }
+        if !(300..=sessions.absolute_lifetime_secs).contains(&sessions.idle_timeout_secs) {
+            return Err(ConfigError::new(
+                "sessions.idle_timeout_secs",
+                "must be at least 300 seconds and at most sessions.absolute_lifetime_secs",
+            ));
         }
         let http = &self.http;
         if !(1..=10 * 1024 * 1024).contains(&http.body_limit_bytes) {
@@ -405,6 +439,13 @@ mod tests {
     fn access_token_lifetime_is_capped_at_fifteen_minutes() {
         let err = from_toml("[tokens]\naccess_token_ttl_secs = 901").expect_err("must fail");
         assert_eq!(err.key, "tokens.access_token_ttl_secs");
+    }
+
+    #[test]
+    fn idle_timeout_may_not_outlast_the_session() {
+        let err =
+            from_toml("[sessions]\nidle_timeout_secs = 90000\nabsolute_lifetime_secs = 86400").expect_err("must fail");
+        assert_eq!(err.key, "sessions.idle_timeout_secs");
     }
 
     #[test]

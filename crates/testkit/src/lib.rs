@@ -5,12 +5,14 @@
 //! whole run), and otherwise starts `moto_server` on a free loopback port for this test process.
 //! It never skips: if no emulator can be reached or started, the test fails and says why.
 
+mod mailbox;
 mod moto;
 
 use std::sync::OnceLock;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
+pub use mailbox::MotoMailbox;
 pub use moto::Moto;
 
 /// AWS access for one test: unique resource names on a shared emulator.
@@ -85,4 +87,15 @@ pub async fn aws() -> TestAws {
         prefix: format!("t{}", unique_suffix()),
         endpoint,
     }
+}
+
+/// The latest code the embedded identity provider delivered to `email` for `purpose`
+/// (`confirm_sign_up`, `reset_password`), read from its outbox file as the user would.
+pub fn outbox_code(outbox: &std::path::Path, email: &str, purpose: &str) -> Option<String> {
+    let text = std::fs::read_to_string(outbox).ok()?;
+    let needle = format!("to={email} purpose={purpose} code=");
+    text.lines().rev().find_map(|line| {
+        line.split_once(&needle)
+            .map(|(_, rest)| rest.split_whitespace().next().unwrap_or_default().to_owned())
+    })
 }

@@ -1,20 +1,30 @@
 //! The authentication API. The same router runs on Lambda (behind API Gateway) and inside the
 //! local platform.
 
+pub mod account;
+pub mod audit;
+pub mod discovery;
+pub mod error;
+pub mod extract;
+mod input;
+pub mod sessions;
+pub mod signin;
+pub mod signup;
+pub mod throttle;
+
+use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use http::{HeaderValue, header};
+use axum::routing::{delete, get, post};
 use rampart_identity::IdentityProvider;
 use rampart_kernel::Settings;
+use rampart_kernel::config::TokenSettings;
 use rampart_kernel::health::{self, ReadinessProbe};
 use rampart_secrets::SecretSource;
 use rampart_store::ItemStore;
-use rampart_tokens::Signer;
-use serde_json::json;
+use rampart_tokens::jwt::{KeySet, Validation};
+use rampart_tokens::{Jwk, Signer};
 
 /// The ports the auth API depends on.
 #[derive(Debug, Clone)]
@@ -45,29 +55,157 @@ impl Backends {
     }
 }
 
-/// How long clients and the proxy may cache the JWKS. Short, because a rotated key must be
-/// picked up well inside the previous key's verification window.
-const JWKS_MAX_AGE_SECS: u32 = 300;
+/// Largest access token the API accepts as a bearer credential.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Everything a handler needs, shared by all requests.
+#[derive(Debug, Clone)]
+pub struct App(Arc<AppState>);
+
+#[derive(Debug)]
+pub struct AppState {
+    pub backends: Backends,
+    pub sessions: sessions::Sessions,
+    pub throttle: throttle::Throttle,
+    pub audit: audit::AuditLog,
+    pub tokens: TokenSettings,
+    pub validation: Validation,
+    keys: KeySet,
+}
+
+impl Deref for App {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+impl App {
+    pub fn new(backends: Backends, settings: &Settings) -> Self {
+        let store = Arc::clone(&backends.store);
+        let keys = KeySet::new([backends.signer.public_key().clone()]);
+        Self(Arc::new(AppState {
+            sessions: sessions::Sessions::new(Arc::clone(&store), settings),
+            throttle: throttle::Throttle::new(Arc::clone(&store)),
+            audit: audit::AuditLog::new(store),
+            tokens: settings.tokens.clone(),
+            validation: Validation {
+                issuer: settings.tokens.issuer.clone(),
+                audience: settings.tokens.audience.clone(),
+                leeway_secs: i64::try_from(settings.tokens.leeway_secs).unwrap_or(0),
+                max_token_bytes: MAX_TOKEN_BYTES,
+            },
+            keys,
+            backends,
+        }))
+    }
+
+    /// The keys access tokens are verified with.
+    pub fn key_set(&self) -> &KeySet {
+        &self.keys
+    }
+
+    /// The keys published in the JWKS.
+    pub fn published_keys(&self) -> Vec<&Jwk> {
+        vec![self.backends.signer.public_key()]
+    }
+
+    /// Writes an audit event. A failed write is logged loudly but does not fail the request:
+    /// the event has already happened, and refusing the user would not undo it.
+    pub async fn record(&self, event: audit::Event) {
+        if let Err(error) = self.audit.record(&event).await {
+            tracing::error!(%error, kind = ?event.kind, "audit event could not be written");
+        }
+    }
+}
+
+/// The OpenAPI document, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Rampart authentication API", description = "Sign-up, sign-in with TOTP MFA, sessions and token discovery. Errors are RFC 9457 problem+json."),
+    paths(
+        signup::register, signup::confirm, signup::resend_confirmation, signup::forgot_password, signup::reset_password,
+        signin::login, signin::login_mfa, signin::refresh, signin::logout, signin::logout_all,
+        account::me, account::list_sessions, account::revoke_session, account::change_password,
+        account::begin_totp, account::verify_totp, account::disable_totp,
+        discovery::jwks, discovery::openid_configuration, discovery::revocations,
+    ),
+    modifiers(&BearerScheme),
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The auth API's routes inside the shared edge layers.
 pub fn router(backends: Backends, settings: &Settings) -> Router {
     let probes: Vec<Arc<dyn ReadinessProbe>> = vec![Arc::clone(&backends.store) as Arc<dyn ReadinessProbe>];
+    let app = App::new(backends, settings);
     let api = Router::new()
         .route(
             "/v1/auth/version",
             get(|| async { axum::Json(health::version("auth")) }),
         )
-        .route("/.well-known/jwks.json", get(jwks))
-        .with_state(backends)
+        .route("/v1/auth/openapi.json", get(discovery::openapi))
+        .route("/v1/auth/register", post(signup::register))
+        .route("/v1/auth/confirm", post(signup::confirm))
+        .route("/v1/auth/confirm/resend", post(signup::resend_confirmation))
+        .route("/v1/auth/password/forgot", post(signup::forgot_password))
+        .route("/v1/auth/password/reset", post(signup::reset_password))
+        .route("/v1/auth/login", post(signin::login))
+        .route("/v1/auth/login/mfa", post(signin::login_mfa))
+        .route("/v1/auth/refresh", post(signin::refresh))
+        .route("/v1/auth/logout", post(signin::logout))
+        .route("/v1/auth/logout/all", post(signin::logout_all))
+        .route("/v1/auth/me", get(account::me))
+        .route("/v1/auth/sessions", get(account::list_sessions))
+        .route("/v1/auth/sessions/{id}", delete(account::revoke_session))
+        .route("/v1/auth/password/change", post(account::change_password))
+        .route(
+            "/v1/auth/mfa/totp",
+            post(account::begin_totp).delete(account::disable_totp),
+        )
+        .route("/v1/auth/mfa/totp/verify", post(account::verify_totp))
+        .route("/v1/auth/revocations", get(discovery::revocations))
+        .route("/.well-known/jwks.json", get(discovery::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .with_state(app)
         .merge(health::router("auth", probes));
     rampart_kernel::http::with_edge_layers(api, &settings.http)
 }
 
-async fn jwks(State(backends): State<Backends>) -> impl IntoResponse {
-    let cache = HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECS}"))
-        .unwrap_or(HeaderValue::from_static("no-store"));
-    (
-        [(header::CACHE_CONTROL, cache)],
-        axum::Json(json!({ "keys": [backends.signer.public_key()] })),
-    )
+/// `N` bytes from the system CSPRNG.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // The system RNG only fails if the OS cannot supply entropy, where nothing is safe to do.
+    #[allow(clippy::expect_used)]
+    aws_lc_rs::rand::fill(&mut bytes).expect("system random number generator failed");
+    bytes
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
 }

@@ -1,0 +1,169 @@
+//! The security audit log: one append-only item per authentication event in the audit table,
+//! partitioned by UTC day and indexed by user. Never a password, code or token.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rampart_identity::IdentityError;
+use rampart_store::{Item, ItemStore, Key, StoreError, Table};
+use serde::{Deserialize, Serialize};
+
+use crate::random_bytes;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Register,
+    Confirm,
+    Login,
+    MfaChallenge,
+    MfaEnrol,
+    MfaDisable,
+    Refresh,
+    RefreshTokenReuse,
+    Logout,
+    LogoutAll,
+    SessionRevoke,
+    PasswordForgot,
+    PasswordReset,
+    PasswordChange,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Throttled,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub outcome: Outcome,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// The user, once known.
+    pub user_id: Option<String>,
+    /// The email the request named, for events before the user is known (failed sign-in).
+    pub email: Option<String>,
+    pub session_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// A short machine-readable cause for failures, e.g. `invalid_credentials`.
+    pub reason: Option<String>,
+}
+
+impl Event {
+    pub fn new(kind: EventKind, outcome: Outcome, at_ms: i64) -> Self {
+        Self {
+            kind,
+            outcome,
+            at_ms,
+            user_id: None,
+            email: None,
+            session_id: None,
+            client_ip: None,
+            user_agent: None,
+            reason: None,
+        }
+    }
+}
+
+impl Event {
+    /// This event as a failure, with a stable `reason` label.
+    pub fn failed(mut self, outcome: Outcome, reason: &str) -> Self {
+        self.outcome = outcome;
+        self.reason = Some(reason.to_string());
+        self
+    }
+
+    /// This event with the outcome of an identity call.
+    pub fn with_result<T>(self, result: &Result<T, IdentityError>) -> Self {
+        match result {
+            Ok(_) => self,
+            Err(error) => self.failed(Outcome::Failure, reason(error)),
+        }
+    }
+}
+
+/// A stable label for an identity failure.
+pub fn reason(error: &IdentityError) -> &'static str {
+    match error {
+        IdentityError::Input(_) => "invalid_input",
+        IdentityError::PasswordRefused => "password_refused",
+        IdentityError::InvalidCredentials => "invalid_credentials",
+        IdentityError::NotConfirmed => "not_confirmed",
+        IdentityError::Disabled => "disabled",
+        IdentityError::InvalidCode => "invalid_code",
+        IdentityError::ChallengeExpired => "challenge_expired",
+        IdentityError::SessionInvalid => "session_invalid",
+        IdentityError::RateLimited => "rate_limited",
+        IdentityError::Unavailable(_) => "provider_unavailable",
+    }
+}
+
+/// The audit repository.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    store: Arc<dyn ItemStore>,
+}
+
+impl AuditLog {
+    pub fn new(store: Arc<dyn ItemStore>) -> Self {
+        Self { store }
+    }
+
+    pub async fn record(&self, event: &Event) -> Result<(), StoreError> {
+        let sort = format!("{:015}#{}", event.at_ms, URL_SAFE_NO_PAD.encode(random_bytes::<8>()));
+        let body = serde_json::to_value(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut item = Item::new(Key::new(format!("day#{}", utc_date(event.at_ms)), sort.clone()), body);
+        if let Some(user) = &event.user_id {
+            item = item.with_index(Key::new(format!("user#{user}"), sort));
+        }
+        self.store.put(Table::Audit, &item).await.map(|_| ())
+    }
+
+    /// A user's events, oldest first.
+    pub async fn for_user(&self, user_id: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let items = self
+            .store
+            .query_index(Table::Audit, &format!("user#{user_id}"), "", limit)
+            .await?;
+        items
+            .into_iter()
+            .map(|item| serde_json::from_value(item.body).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+}
+
+/// `YYYY-MM-DD` of a Unix-millisecond instant (proleptic Gregorian, H. Hinnant's algorithm).
+fn utc_date(at_ms: i64) -> String {
+    let days = at_ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_utc_calendar_days() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(951_782_400_000), "2000-02-29");
+        assert_eq!(utc_date(1_795_391_999_999), "2026-11-22");
+        assert_eq!(utc_date(-1), "1969-12-31");
+    }
+}

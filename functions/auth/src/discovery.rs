@@ -1,0 +1,90 @@
+//! What relying parties fetch: signing keys, discovery metadata, the revocation feed, and this
+//! API's OpenAPI document.
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, header};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+use crate::sessions::Revocation;
+use crate::signin::{USER_SCOPE, no_store};
+use crate::{App, now_unix};
+
+/// How long clients and the proxy may cache the JWKS. Short, because a rotated key must be
+/// picked up well inside the previous key's verification window.
+pub const JWKS_MAX_AGE_SECS: u32 = 300;
+
+fn cacheable(body: impl Serialize, max_age_secs: u32) -> Response {
+    let cache = HeaderValue::from_str(&format!("public, max-age={max_age_secs}"))
+        .unwrap_or(HeaderValue::from_static("no-store"));
+    ([(header::CACHE_CONTROL, cache)], axum::Json(body)).into_response()
+}
+
+/// The public keys that verify Rampart access tokens (RFC 7517).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
+    responses((status = 200, description = "JWK Set", content_type = "application/json")))]
+pub async fn jwks(State(app): State<App>) -> Response {
+    cacheable(serde_json::json!({ "keys": app.published_keys() }), JWKS_MAX_AGE_SECS)
+}
+
+/// Authorization-server metadata (OpenID Connect Discovery 1.0 / RFC 8414 member names).
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "discovery",
+    responses((status = 200, description = "Discovery document", content_type = "application/json")))]
+pub async fn openid_configuration(State(app): State<App>) -> Response {
+    let issuer = app.tokens.issuer.trim_end_matches('/');
+    let algorithms: Vec<&str> = app.published_keys().iter().map(|k| k.alg.name()).collect();
+    cacheable(
+        serde_json::json!({
+            "issuer": app.tokens.issuer,
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "token_endpoint": format!("{issuer}/v1/auth/refresh"),
+            "revocation_feed_endpoint": format!("{issuer}/v1/auth/revocations"),
+            "userinfo_endpoint": format!("{issuer}/v1/auth/me"),
+            "grant_types_supported": ["password", "refresh_token"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "response_types_supported": [],
+            "subject_types_supported": ["public"],
+            "scopes_supported": USER_SCOPE.split(' ').collect::<Vec<_>>(),
+            "access_token_signing_alg_values_supported": algorithms,
+            "id_token_signing_alg_values_supported": algorithms,
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "scope", "amr", "auth_time"],
+            "service_documentation": format!("{issuer}/v1/auth/openapi.json"),
+        }),
+        JWKS_MAX_AGE_SECS,
+    )
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FeedQuery {
+    /// Unix milliseconds; omit for everything still retained (one access-token lifetime).
+    pub since: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevocationFeed {
+    pub revocations: Vec<Revocation>,
+    /// Poll next with `since` a few seconds before this.
+    pub as_of_ms: i64,
+}
+
+/// Sessions revoked since `since`, for verifiers that must stop them before their access
+/// tokens expire. Session ids are not credentials.
+#[utoipa::path(get, path = "/v1/auth/revocations", tag = "discovery", params(FeedQuery),
+    responses((status = 200, body = RevocationFeed)))]
+pub async fn revocations(State(app): State<App>, Query(query): Query<FeedQuery>) -> Result<Response, ApiError> {
+    let now = now_unix();
+    let revocations = app.sessions.revoked_since(query.since.unwrap_or(0), now).await?;
+    Ok(no_store(RevocationFeed {
+        revocations,
+        as_of_ms: now * 1000,
+    }))
+}
+
+/// This API's OpenAPI 3.1 document.
+pub async fn openapi() -> Response {
+    use utoipa::OpenApi;
+    cacheable(crate::ApiDoc::openapi(), JWKS_MAX_AGE_SECS)
+}

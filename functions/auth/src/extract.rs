@@ -1,0 +1,141 @@
+//! Who is calling: the client's address and agent, and the signed-in user behind a bearer token.
+
+use std::net::IpAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use http::request::Parts;
+use http::{HeaderMap, header};
+use lambda_http::RequestExt;
+use lambda_http::request::RequestContext;
+use rampart_identity::{ProviderSession, User, UserStatus};
+use rampart_kernel::{Problem, ProblemType};
+use rampart_store::StoreError;
+use rampart_tokens::jwt::{self, AccessClaims};
+
+use crate::error::ApiError;
+use crate::sessions::Session;
+use crate::{App, audit, now_unix};
+
+/// Longest user agent kept in the audit log and session list.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// The caller's network address and user agent, for throttling, sessions and the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    /// An audit event of `kind` from this client at the current time.
+    pub fn event(&self, kind: audit::EventKind, outcome: audit::Outcome) -> audit::Event {
+        let at_ms = now_unix().saturating_mul(1000);
+        audit::Event {
+            client_ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            ..audit::Event::new(kind, outcome, at_ms)
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
+        Ok(Self {
+            ip: client_ip(parts).map(|ip| ip.to_string()),
+            user_agent,
+        })
+    }
+}
+
+/// On Lambda, the address API Gateway saw. Locally, the peer, unless the peer is the proxy on
+/// loopback, whose `X-Forwarded-For` (which it starts afresh) then names the client. A client
+/// reaching this port directly from elsewhere cannot choose its address.
+fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    if let Some(context) = parts.extensions.request_context_ref() {
+        let source = match context {
+            RequestContext::ApiGatewayV1(context) => context.identity.source_ip.as_deref(),
+            RequestContext::ApiGatewayV2(context) => context.http.source_ip.as_deref(),
+            // Other event sources are not wired to this function.
+            _ => None,
+        };
+        return source.and_then(|ip| ip.parse().ok());
+    }
+    let peer = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>()?.0.ip();
+    if peer.is_loopback() {
+        forwarded_for(&parts.headers).or(Some(peer))
+    } else {
+        Some(peer)
+    }
+}
+
+fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
+    let value = headers.get("x-forwarded-for")?.to_str().ok()?;
+    value.rsplit(',').next()?.trim().parse().ok()
+}
+
+/// A request carrying a valid access token of a live session.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub claims: AccessClaims,
+    pub session: Session,
+}
+
+impl AuthUser {
+    /// The provider session stored with the sign-in, for self-service calls. Built only from
+    /// what the auth API stored, never from client input.
+    pub fn provider_session(&self) -> Result<ProviderSession, ApiError> {
+        provider_session(&self.session)
+    }
+}
+
+pub fn provider_session(session: &Session) -> Result<ProviderSession, ApiError> {
+    let email = rampart_identity::Email::parse(&session.email)
+        .map_err(|_| StoreError::Corrupt(format!("session {} has an invalid email", session.id)))?;
+    Ok(ProviderSession {
+        user: User {
+            id: session.user_id.clone(),
+            email,
+            status: UserStatus::Confirmed,
+        },
+        credential: session.provider_credential.clone(),
+    })
+}
+
+fn unauthorized() -> ApiError {
+    ApiError(Problem::new(
+        ProblemType::Unauthorized,
+        "A valid access token is required.",
+    ))
+}
+
+impl FromRequestParts<App> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or_else(unauthorized)?;
+        let now = now_unix();
+        let claims = jwt::verify(token.trim(), app.key_set(), &app.validation, now).map_err(|rejection| {
+            tracing::info!(reason = rejection.reason(), "access token refused");
+            unauthorized()
+        })?;
+        let session = app
+            .sessions
+            .get(&claims.sid)
+            .await?
+            .filter(|s| s.is_active(now) && s.user_id == claims.sub)
+            .ok_or_else(unauthorized)?;
+        Ok(Self { claims, session })
+    }
+}

@@ -1,0 +1,437 @@
+//! Sessions and their refresh tokens, kept in the auth table.
+//!
+//! A refresh token is `<session id>.<secret>`: 128 random bits naming the session and 256
+//! random bits proving possession, both base64url. Only the SHA-256 of the secret is stored.
+//! Every refresh replaces the secret with a write conditional on the session's version, so of
+//! several concurrent refreshes with one token exactly one gets a successor. The hashes of
+//! rotated secrets are kept: presenting one again means the token was copied, and the whole
+//! session is revoked (OAuth 2.0 Security BCP §4.14.2).
+//!
+//! Revocations are also written to a feed, partitioned by minute and kept for as long as an
+//! access token can live, which the proxy polls to stop revoked sessions before their access
+//! tokens expire.
+
+use std::sync::Arc;
+
+use aws_lc_rs::{constant_time, digest};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rampart_store::{Item, ItemStore, Key, StoreError, Table};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::random_bytes;
+
+/// How many rotated secrets a session remembers for reuse detection. A client refreshing every
+/// access-token lifetime (15 minutes) fills this in eight hours; an older copy is merely refused.
+const REMEMBERED_ROTATIONS: usize = 32;
+
+/// A live or revoked sign-in.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub email: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub absolute_expires_at: i64,
+    /// When the user last proved who they are (OIDC `auth_time`).
+    pub auth_time: i64,
+    /// RFC 8176 methods of that proof.
+    pub amr: Vec<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub revoked_at: Option<i64>,
+    /// The identity provider's own credential for self-service calls (Cognito's refresh token).
+    pub provider_credential: Option<SecretString>,
+    idle_timeout_secs: i64,
+    refresh_hash: Vec<u8>,
+    rotated_hashes: Vec<Vec<u8>>,
+    version: u64,
+}
+
+impl Session {
+    /// Live: not revoked, not idle for too long, not past its absolute lifetime.
+    pub fn is_active(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at()
+    }
+
+    /// When the session ends unless refreshed (idle) or at the latest (absolute).
+    pub fn expires_at(&self) -> i64 {
+        self.absolute_expires_at
+            .min(self.last_used_at.saturating_add(self.idle_timeout_secs))
+    }
+}
+
+/// What a new session starts with.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub user_id: String,
+    pub email: String,
+    pub amr: Vec<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub provider_credential: Option<SecretString>,
+}
+
+/// A refresh token as handed to the client once; never stored.
+#[derive(Debug)]
+pub struct RefreshToken(SecretString);
+
+impl RefreshToken {
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Unknown, malformed, expired or revoked token, or one that lost a concurrent refresh.
+    #[error("the refresh token is invalid")]
+    Invalid,
+    /// A rotated token was presented again; the session has now been revoked.
+    #[error("a rotated refresh token was reused")]
+    Reused { session: Box<Session> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One entry of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Revocation {
+    pub session_id: String,
+    /// Unix milliseconds.
+    pub revoked_at_ms: i64,
+}
+
+/// The sessions repository.
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    store: Arc<dyn ItemStore>,
+    idle_timeout_secs: i64,
+    absolute_lifetime_secs: i64,
+    /// How long a revocation stays in the feed: the longest access-token life plus leeway.
+    feed_retention_secs: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    user_id: String,
+    email: String,
+    created_at: i64,
+    last_used_at: i64,
+    absolute_expires_at: i64,
+    auth_time: i64,
+    amr: Vec<String>,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+    revoked_at_ms: Option<i64>,
+    provider_credential: Option<String>,
+    /// base64url SHA-256 of the current secret.
+    refresh_hash: String,
+    rotated_hashes: Vec<String>,
+}
+
+fn session_key(id: &str) -> Key {
+    Key::new(format!("session#{id}"), "session")
+}
+
+fn feed_key(session_id: &str, revoked_at_ms: i64) -> Key {
+    Key::new(
+        format!("revoked#{}", revoked_at_ms.div_euclid(60_000)),
+        format!("{revoked_at_ms:015}#{session_id}"),
+    )
+}
+
+fn secret_hash(secret: &str) -> Vec<u8> {
+    digest::digest(&digest::SHA256, secret.as_bytes()).as_ref().to_vec()
+}
+
+/// Splits `<session id>.<secret>`, refusing anything not shaped like a token we issued.
+fn parse_refresh_token(token: &str) -> Option<(&str, &str)> {
+    let (id, secret) = token.split_once('.')?;
+    let base64url =
+        |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (base64url(id, 22) && base64url(secret, 43)).then_some((id, secret))
+}
+
+fn hashes_equal(a: &[u8], b: &[u8]) -> bool {
+    constant_time::verify_slices_are_equal(a, b).is_ok()
+}
+
+impl Sessions {
+    pub fn new(store: Arc<dyn ItemStore>, settings: &rampart_kernel::Settings) -> Self {
+        let secs = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Self {
+            store,
+            idle_timeout_secs: secs(settings.sessions.idle_timeout_secs),
+            absolute_lifetime_secs: secs(settings.sessions.absolute_lifetime_secs),
+            feed_retention_secs: secs(settings.tokens.access_token_ttl_secs + settings.tokens.leeway_secs + 60),
+        }
+    }
+
+    /// Starts a session at `now` and returns it with its first refresh token.
+    pub async fn create(&self, new: NewSession, now: i64) -> Result<(Session, RefreshToken), StoreError> {
+        let id = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
+        let secret = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+        let mut session = Session {
+            id,
+            user_id: new.user_id,
+            email: new.email,
+            created_at: now,
+            last_used_at: now,
+            absolute_expires_at: now.saturating_add(self.absolute_lifetime_secs),
+            auth_time: now,
+            amr: new.amr,
+            client_ip: new.client_ip,
+            user_agent: new.user_agent,
+            revoked_at: None,
+            provider_credential: new.provider_credential,
+            idle_timeout_secs: self.idle_timeout_secs,
+            refresh_hash: secret_hash(&secret),
+            rotated_hashes: Vec::new(),
+            version: 0,
+        };
+        session.version = self.store.put(Table::Auth, &self.item_of(&session, None)).await?;
+        let token = RefreshToken(SecretString::from(format!("{}.{secret}", session.id)));
+        Ok((session, token))
+    }
+
+    /// The session, live or not; `None` once it has expired from the table.
+    pub async fn get(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        match self.store.get(Table::Auth, &session_key(id)).await? {
+            Some(item) => self.session_from(id, &item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks a refresh token without consuming it: the live session it belongs to, ready for
+    /// [`Sessions::rotate`]. A rotated token revokes its session here.
+    pub async fn redeem(&self, token: &str, now: i64) -> Result<Session, RefreshError> {
+        let (id, secret) = parse_refresh_token(token).ok_or(RefreshError::Invalid)?;
+        let session = self.get(id).await?.ok_or(RefreshError::Invalid)?;
+        let presented = secret_hash(secret);
+        if hashes_equal(&presented, &session.refresh_hash) {
+            return if session.is_active(now) {
+                Ok(session)
+            } else {
+                Err(RefreshError::Invalid)
+            };
+        }
+        let reused = session
+            .rotated_hashes
+            .iter()
+            .any(|rotated| hashes_equal(&presented, rotated));
+        if !reused {
+            return Err(RefreshError::Invalid);
+        }
+        if session.revoked_at.is_none() {
+            self.revoke(&session.id, now).await?;
+        }
+        Err(RefreshError::Reused {
+            session: Box::new(session),
+        })
+    }
+
+    /// Replaces the session's secret, provided nobody else has since `redeem`; returns the
+    /// updated session and the successor token. A lost race is [`RefreshError::Invalid`].
+    pub async fn rotate(&self, mut session: Session, now: i64) -> Result<(Session, RefreshToken), RefreshError> {
+        let secret = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+        let previous = std::mem::replace(&mut session.refresh_hash, secret_hash(&secret));
+        session.rotated_hashes.insert(0, previous);
+        session.rotated_hashes.truncate(REMEMBERED_ROTATIONS);
+        session.last_used_at = now;
+        match self.store.put(Table::Auth, &self.item_of(&session, None)).await {
+            Ok(version) => session.version = version,
+            Err(StoreError::ConditionFailed) => return Err(RefreshError::Invalid),
+            Err(error) => return Err(error.into()),
+        }
+        let token = RefreshToken(SecretString::from(format!("{}.{secret}", session.id)));
+        Ok((session, token))
+    }
+
+    /// Revokes a session (idempotent) and makes sure the revocation is in the feed. Returns
+    /// whether the session exists.
+    pub async fn revoke(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+        let now_ms = now.saturating_mul(1000);
+        loop {
+            let Some(item) = self.store.get(Table::Auth, &session_key(id)).await? else {
+                return Ok(false);
+            };
+            let session = self.session_from(id, &item)?;
+            let revoked_at_ms = match stored_revoked_at_ms(&item) {
+                Some(at) => at,
+                None => match self.store.put(Table::Auth, &self.item_of(&session, Some(now_ms))).await {
+                    Ok(_) => now_ms,
+                    Err(StoreError::ConditionFailed) => continue,
+                    Err(error) => return Err(error),
+                },
+            };
+            self.publish_revocation(id, revoked_at_ms, now).await?;
+            return Ok(true);
+        }
+    }
+
+    /// Revokes every session of `user_id` except `keep`; returns how many were revoked.
+    pub async fn revoke_all(&self, user_id: &str, keep: Option<&str>, now: i64) -> Result<usize, StoreError> {
+        let mut revoked = 0;
+        for session in self.list(user_id, now).await? {
+            if Some(session.id.as_str()) != keep && self.revoke(&session.id, now).await? {
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    /// The user's active sessions, newest first.
+    pub async fn list(&self, user_id: &str, now: i64) -> Result<Vec<Session>, StoreError> {
+        let items = self
+            .store
+            .query_index(Table::Auth, &format!("user#{user_id}"), "session#", 1000)
+            .await?;
+        let mut sessions = Vec::with_capacity(items.len());
+        for item in &items {
+            let id = item.key.pk.strip_prefix("session#").unwrap_or_default();
+            let session = self.session_from(id, item)?;
+            if session.is_active(now) {
+                sessions.push(session);
+            }
+        }
+        sessions.reverse();
+        Ok(sessions)
+    }
+
+    /// Revocations at or after `since_ms` that are still inside the feed's retention, oldest
+    /// first. Callers poll with an overlap; entries are idempotent.
+    pub async fn revoked_since(&self, since_ms: i64, now: i64) -> Result<Vec<Revocation>, StoreError> {
+        let oldest_ms = (now - self.feed_retention_secs) * 1000;
+        let since_ms = since_ms.max(oldest_ms);
+        let mut feed = Vec::new();
+        for minute in since_ms.div_euclid(60_000)..=(now * 1000).div_euclid(60_000) {
+            for item in self
+                .store
+                .query(Table::Auth, &format!("revoked#{minute}"), "", 10_000)
+                .await?
+            {
+                let Some((at, session_id)) = item.key.sk.split_once('#') else {
+                    continue;
+                };
+                let revoked_at_ms: i64 = at.parse().map_err(|_| StoreError::Corrupt(item.key.sk.clone()))?;
+                if revoked_at_ms >= since_ms {
+                    feed.push(Revocation {
+                        session_id: session_id.to_string(),
+                        revoked_at_ms,
+                    });
+                }
+            }
+        }
+        Ok(feed)
+    }
+
+    async fn publish_revocation(&self, id: &str, revoked_at_ms: i64, now: i64) -> Result<(), StoreError> {
+        let expires_at = revoked_at_ms / 1000 + self.feed_retention_secs;
+        if expires_at <= now {
+            return Ok(());
+        }
+        let entry = Item::new(feed_key(id, revoked_at_ms), serde_json::json!({})).expiring_at(expires_at);
+        match self.store.put(Table::Auth, &entry).await {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    fn item_of(&self, session: &Session, revoked_at_ms: Option<i64>) -> Item {
+        let encode = |hash: &Vec<u8>| URL_SAFE_NO_PAD.encode(hash);
+        let stored = Stored {
+            user_id: session.user_id.clone(),
+            email: session.email.clone(),
+            created_at: session.created_at,
+            last_used_at: session.last_used_at,
+            absolute_expires_at: session.absolute_expires_at,
+            auth_time: session.auth_time,
+            amr: session.amr.clone(),
+            client_ip: session.client_ip.clone(),
+            user_agent: session.user_agent.clone(),
+            revoked_at_ms: revoked_at_ms.or(session.revoked_at.map(|s| s * 1000)),
+            provider_credential: session
+                .provider_credential
+                .as_ref()
+                .map(|c| c.expose_secret().to_string()),
+            refresh_hash: encode(&session.refresh_hash),
+            rotated_hashes: session.rotated_hashes.iter().map(encode).collect(),
+        };
+        let mut item = Item::new(
+            session_key(&session.id),
+            serde_json::to_value(stored).unwrap_or_default(),
+        )
+        .with_index(Key::new(
+            format!("user#{}", session.user_id),
+            format!("session#{:012}#{}", session.created_at, session.id),
+        ))
+        // A revoked session is kept until it would have ended anyway, so a reused token
+        // is still recognised; an idle one goes as soon as it can no longer be refreshed.
+        .expiring_at(session.expires_at());
+        item.version = session.version;
+        item
+    }
+
+    fn session_from(&self, id: &str, item: &Item) -> Result<Session, StoreError> {
+        let stored: Stored =
+            serde_json::from_value(item.body.clone()).map_err(|e| StoreError::Corrupt(format!("session: {e}")))?;
+        let decode = |hash: &str| {
+            URL_SAFE_NO_PAD
+                .decode(hash)
+                .map_err(|e| StoreError::Corrupt(format!("session hash: {e}")))
+        };
+        Ok(Session {
+            id: id.to_string(),
+            user_id: stored.user_id,
+            email: stored.email,
+            created_at: stored.created_at,
+            last_used_at: stored.last_used_at,
+            absolute_expires_at: stored.absolute_expires_at,
+            auth_time: stored.auth_time,
+            amr: stored.amr,
+            client_ip: stored.client_ip,
+            user_agent: stored.user_agent,
+            revoked_at: stored.revoked_at_ms.map(|ms| ms / 1000),
+            provider_credential: stored.provider_credential.map(SecretString::from),
+            idle_timeout_secs: self.idle_timeout_secs,
+            refresh_hash: decode(&stored.refresh_hash)?,
+            rotated_hashes: stored
+                .rotated_hashes
+                .iter()
+                .map(|h| decode(h))
+                .collect::<Result<_, _>>()?,
+            version: item.version,
+        })
+    }
+}
+
+fn stored_revoked_at_ms(item: &Item) -> Option<i64> {
+    item.body.get("revoked_at_ms").and_then(serde_json::Value::as_i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_token_shaped_strings_parse() {
+        let id = "A".repeat(22);
+        let secret = "b".repeat(43);
+        assert!(parse_refresh_token(&format!("{id}.{secret}")).is_some());
+        for bad in [
+            String::new(),
+            id.clone(),
+            format!("{id}.{secret}x"),
+            format!("{id}.{}", "b".repeat(42)),
+            format!("{id}.{}+", "b".repeat(42)),
+            format!("../{}.{secret}", "A".repeat(19)),
+            format!("{id}.{secret}.{secret}"),
+        ] {
+            assert!(parse_refresh_token(&bad).is_none(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! Signing in and out: password login, the TOTP step, refresh-token rotation, logout.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderValue, header};
+use rampart_identity::{IdentityError, LoginOutcome, ProviderSession, UserStatus};
+use rampart_kernel::extract::Json;
+use rampart_tokens::jwt::{self, AccessClaims};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::audit::{EventKind, Outcome};
+use crate::error::{ApiError, invalid_refresh_token};
+use crate::extract::{AuthUser, ClientInfo, provider_session};
+use crate::input::{code, current_password, email, opaque};
+use crate::sessions::{NewSession, RefreshError, RefreshToken, Session};
+use crate::throttle::Counter;
+use crate::{App, now_unix, random_bytes};
+
+/// Scopes of every user access token until per-client scopes exist.
+pub const USER_SCOPE: &str = "core:read core:write";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaRequest {
+    pub email: String,
+    /// The `challenge` the login answered with.
+    pub challenge: String,
+    /// The current six-digit TOTP code.
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// A new access token and its session's next refresh token (RFC 6749 §5.1 names).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Single-use: each refresh returns its successor.
+    pub refresh_token: String,
+    pub session_id: String,
+    pub scope: &'static str,
+}
+
+/// What a correct password led to.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum LoginResponse {
+    Authenticated(TokenResponse),
+    /// Answer at `/v1/auth/login/mfa` with a TOTP code within five minutes.
+    MfaRequired {
+        challenge: String,
+    },
+}
+
+/// Signs in with email and password.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "session", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, description = "Incorrect email or password", content_type = "application/problem+json"),
+        (status = 403, description = "Account not confirmed", content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts; see Retry-After", content_type = "application/problem+json")))]
+pub async fn login(
+    State(app): State<App>,
+    client: ClientInfo,
+    Json(request): Json<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let email = email(&request.email)?;
+    let password = current_password("/password", &request.password)?;
+    let mut event = client.event(EventKind::Login, Outcome::Success);
+    event.email = Some(email.as_str().to_string());
+    let counters = counters(email.as_str(), &client);
+    if let Err(error) = app.throttle.begin_attempt(&counters, now_unix()).await {
+        app.record(event.failed(Outcome::Throttled, "throttled")).await;
+        return Err(error.into());
+    }
+    let outcome = match app.backends.identity.authenticate(&email, &password).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            app.record(event.failed(Outcome::Failure, crate::audit::reason(&error)))
+                .await;
+            return Err(error.into());
+        }
+    };
+    match outcome {
+        LoginOutcome::Authenticated(provider) => {
+            let response = start_session(&app, &client, &counters, provider, &["pwd"]).await?;
+            event.user_id = Some(response.1.user_id.clone());
+            event.session_id = Some(response.1.id.clone());
+            app.record(event).await;
+            Ok(no_store(LoginResponse::Authenticated(response.0)))
+        }
+        LoginOutcome::MfaRequired { challenge } => {
+            event.kind = EventKind::MfaChallenge;
+            app.record(event).await;
+            Ok(no_store(LoginResponse::MfaRequired {
+                challenge: challenge.expose_secret().to_string(),
+            }))
+        }
+    }
+}
+
+/// Completes a login that asked for a TOTP code.
+#[utoipa::path(post, path = "/v1/auth/login/mfa", tag = "session", request_body = MfaRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, description = "The challenge expired; sign in again", content_type = "application/problem+json"),
+        (status = 422, description = "Wrong code", content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", content_type = "application/problem+json")))]
+pub async fn login_mfa(
+    State(app): State<App>,
+    client: ClientInfo,
+    Json(request): Json<MfaRequest>,
+) -> Result<Response, ApiError> {
+    let email = email(&request.email)?;
+    let challenge = opaque("/challenge", &request.challenge)?;
+    let code = code(&request.code)?;
+    let mut event = client.event(EventKind::Login, Outcome::Success);
+    event.email = Some(email.as_str().to_string());
+    let counters = counters(email.as_str(), &client);
+    if let Err(error) = app.throttle.begin_attempt(&counters, now_unix()).await {
+        app.record(event.failed(Outcome::Throttled, "throttled")).await;
+        return Err(error.into());
+    }
+    let provider = match app.backends.identity.answer_mfa(&email, challenge, code).await {
+        Ok(provider) => provider,
+        Err(error) => {
+            app.record(event.failed(Outcome::Failure, crate::audit::reason(&error)))
+                .await;
+            return Err(error.into());
+        }
+    };
+    let (tokens, session) = start_session(&app, &client, &counters, provider, &["pwd", "otp", "mfa"]).await?;
+    event.user_id = Some(session.user_id.clone());
+    event.session_id = Some(session.id);
+    app.record(event).await;
+    Ok(no_store(tokens))
+}
+
+/// Exchanges a refresh token for a new access token and the refresh token's successor.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "session", request_body = RefreshRequest,
+    responses((status = 200, body = TokenResponse), (status = 401, description = "Invalid, expired, revoked or reused refresh token", content_type = "application/problem+json")))]
+pub async fn refresh(
+    State(app): State<App>,
+    client: ClientInfo,
+    Json(request): Json<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let now = now_unix();
+    let mut event = client.event(EventKind::Refresh, Outcome::Success);
+    let session = match app.sessions.redeem(&request.refresh_token, now).await {
+        Ok(session) => session,
+        Err(RefreshError::Reused { session }) => {
+            tracing::warn!(session_id = %session.id, "rotated refresh token reused; session revoked");
+            let mut event = client.event(EventKind::RefreshTokenReuse, Outcome::Failure);
+            event.user_id = Some(session.user_id.clone());
+            event.session_id = Some(session.id.clone());
+            app.record(event).await;
+            return Err(invalid_refresh_token());
+        }
+        Err(error) => {
+            app.record(event.failed(Outcome::Failure, "invalid_token")).await;
+            return Err(error.into());
+        }
+    };
+    event.user_id = Some(session.user_id.clone());
+    event.session_id = Some(session.id.clone());
+    // The provider has the last word: a user deleted or disabled there loses every session.
+    let user = app.backends.identity.current_user(&provider_session(&session)?).await;
+    match user {
+        Ok(Some(user)) if user.status != UserStatus::Disabled => {}
+        Ok(_) | Err(IdentityError::SessionInvalid) => {
+            app.sessions.revoke_all(&session.user_id, None, now).await?;
+            app.record(event.failed(Outcome::Failure, "user_disabled_or_deleted"))
+                .await;
+            return Err(invalid_refresh_token());
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let (session, refresh_token) = match app.sessions.rotate(session, now).await {
+        Ok(rotated) => rotated,
+        Err(error) => {
+            app.record(event.failed(Outcome::Failure, "lost_concurrent_refresh"))
+                .await;
+            return Err(error.into());
+        }
+    };
+    let tokens = issue_tokens(&app, &session, refresh_token).await?;
+    app.record(event).await;
+    Ok(no_store(tokens))
+}
+
+/// Ends the session the access token belongs to.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "session", security(("bearer" = [])),
+    responses((status = 204, description = "Session revoked"), (status = 401, description = "No valid access token", content_type = "application/problem+json")))]
+pub async fn logout(State(app): State<App>, client: ClientInfo, user: AuthUser) -> Result<StatusCode, ApiError> {
+    app.sessions.revoke(&user.session.id, now_unix()).await?;
+    app.record(user_event(&client, &user, EventKind::Logout)).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends every session of the signed-in user.
+#[utoipa::path(post, path = "/v1/auth/logout/all", tag = "session", security(("bearer" = [])),
+    responses((status = 204, description = "Every session revoked"), (status = 401, description = "No valid access token", content_type = "application/problem+json")))]
+pub async fn logout_all(State(app): State<App>, client: ClientInfo, user: AuthUser) -> Result<StatusCode, ApiError> {
+    app.sessions.revoke_all(&user.session.user_id, None, now_unix()).await?;
+    app.record(user_event(&client, &user, EventKind::LogoutAll)).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An audit event about the signed-in user's own session.
+pub(crate) fn user_event(client: &ClientInfo, user: &AuthUser, kind: EventKind) -> crate::audit::Event {
+    let mut event = client.event(kind, Outcome::Success);
+    event.user_id = Some(user.session.user_id.clone());
+    event.session_id = Some(user.session.id.clone());
+    event
+}
+
+/// The throttle counters a sign-in attempt is charged to.
+pub(crate) fn counters(email: &str, client: &ClientInfo) -> Vec<Counter> {
+    let mut counters = vec![Counter::account(email)];
+    counters.extend(client.ip.as_deref().map(Counter::client_ip));
+    counters
+}
+
+async fn start_session(
+    app: &App,
+    client: &ClientInfo,
+    counters: &[Counter],
+    provider: ProviderSession,
+    amr: &[&str],
+) -> Result<(TokenResponse, Session), ApiError> {
+    let now = now_unix();
+    let (account, client_ip) = (&counters[0], counters.get(1));
+    app.throttle.succeeded(account, client_ip, now).await?;
+    let new = NewSession {
+        user_id: provider.user.id,
+        email: provider.user.email.as_str().to_string(),
+        amr: amr.iter().map(|m| (*m).to_string()).collect(),
+        client_ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+        provider_credential: provider.credential,
+    };
+    let (session, refresh_token) = app.sessions.create(new, now).await?;
+    let tokens = issue_tokens(app, &session, refresh_token).await?;
+    Ok((tokens, session))
+}
+
+async fn issue_tokens(app: &App, session: &Session, refresh_token: RefreshToken) -> Result<TokenResponse, ApiError> {
+    let now = now_unix();
+    let ttl = app.tokens.access_token_ttl_secs;
+    let claims = AccessClaims {
+        iss: app.tokens.issuer.clone(),
+        sub: session.user_id.clone(),
+        aud: app.tokens.audience.clone(),
+        exp: now + i64::try_from(ttl).unwrap_or(0),
+        iat: now,
+        nbf: now,
+        jti: URL_SAFE_NO_PAD.encode(random_bytes::<16>()),
+        sid: session.id.clone(),
+        scope: USER_SCOPE.to_string(),
+        amr: session.amr.clone(),
+        auth_time: session.auth_time,
+    };
+    let access_token = jwt::issue(&*app.backends.signer, &claims).await?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        refresh_token: refresh_token.expose().to_string(),
+        session_id: session.id.clone(),
+        scope: USER_SCOPE,
+    })
+}
+
+/// A JSON body that must never be cached (RFC 6749 §5.1).
+pub(crate) fn no_store<T: Serialize>(body: T) -> Response {
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::Json(body),
+    )
+        .into_response()
+}

@@ -1,0 +1,919 @@
+//! The auth API over real HTTP on loopback, against both stacks: the embedded one (SQLite
+//! identity and store, local key) and the AWS one on moto (Cognito, DynamoDB, KMS). Every
+//! scenario runs on both; where moto is laxer than AWS, the harness says so.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rampart_auth_function::audit::{AuditLog, EventKind, Outcome};
+use rampart_auth_function::{Backends, router};
+use rampart_identity::{CognitoIdentity, Email, EmbeddedIdentity, IdentityProvider, totp};
+use rampart_kernel::Settings;
+use rampart_secrets::local::LocalSecretsFile;
+use rampart_store::ItemStore;
+use rampart_testkit::{MotoMailbox, unique_suffix};
+use rampart_tokens::jwt::{self, KeySet, Validation};
+use rampart_tokens::{Jwk, KmsSigner, LocalKeySigner};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "violet kettle harbour";
+const NEW_PASSWORD: &str = "amber lantern meadow";
+
+enum Identity {
+    Embedded(Arc<EmbeddedIdentity>),
+    Cognito {
+        admin: aws_sdk_cognitoidentityprovider::Client,
+        user_pool_id: String,
+        mailbox: MotoMailbox,
+    },
+}
+
+struct Stack {
+    base: String,
+    http: reqwest::Client,
+    identity: Identity,
+    provider: Arc<dyn IdentityProvider>,
+    store: Arc<dyn ItemStore>,
+    settings: Settings,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Value,
+}
+
+impl Stack {
+    async fn embedded() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Settings::default()
+        };
+        let identity = Arc::new(EmbeddedIdentity::open(&dir.path().join("identity.sqlite")).expect("identity"));
+        let backends = Backends {
+            identity: identity.clone(),
+            signer: Arc::new(
+                LocalKeySigner::load_or_create(&dir.path().join("keys"), settings.tokens.algorithm).expect("key"),
+            ),
+            store: Arc::new(rampart_store::SqliteStore::open(&dir.path().join("store.sqlite")).expect("store")),
+            secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
+        };
+        Self::serve(backends, settings, Identity::Embedded(identity), dir).await
+    }
+
+    async fn cognito() -> Self {
+        let aws = rampart_testkit::aws().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let settings = Settings {
+            data_dir: dir.path().to_path_buf(),
+            resource_prefix: aws.prefix.clone(),
+            ..Settings::default()
+        };
+        let admin = aws_sdk_cognitoidentityprovider::Client::new(&aws.config);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&aws.config);
+        let kms = aws_sdk_kms::Client::new(&aws.config);
+        rampart_store::dynamodb::provision::provision_tables(&dynamodb, &aws.prefix)
+            .await
+            .expect("tables");
+        rampart_tokens::kms::provision_keys(&kms, &aws.prefix)
+            .await
+            .expect("keys");
+        let pool = rampart_identity::cognito::provision_user_pool(&admin, &aws.prefix)
+            .await
+            .expect("pool");
+        let mailbox = MotoMailbox::default();
+        let alias = rampart_kernel::schema::kms_alias(&aws.prefix, "token-signing");
+        let backends = Backends {
+            identity: Arc::new(CognitoIdentity::new(
+                mailbox.client(&aws.config),
+                &pool.user_pool_id,
+                &pool.client_id,
+                pool.client_secret,
+            )),
+            signer: Arc::new(KmsSigner::connect(kms, &alias).await.expect("KMS signer")),
+            store: Arc::new(rampart_store::DynamoDbStore::new(dynamodb, &aws.prefix)),
+            secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
+        };
+        let identity = Identity::Cognito {
+            admin,
+            user_pool_id: pool.user_pool_id,
+            mailbox,
+        };
+        Self::serve(backends, settings, identity, dir).await
+    }
+
+    async fn serve(backends: Backends, settings: Settings, identity: Identity, dir: tempfile::TempDir) -> Self {
+        let provider = Arc::clone(&backends.identity);
+        let store = Arc::clone(&backends.store);
+        let listener = rampart_kernel::serve::bind("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = router(backends, &settings);
+        let http_settings = settings.http.clone();
+        tokio::spawn(
+            async move { rampart_kernel::serve::serve(listener, app, &http_settings, Default::default()).await },
+        );
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            identity,
+            provider,
+            store,
+            settings,
+            _dir: dir,
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("JSON body: {bytes:?}"))
+        };
+        Reply { status, headers, body }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
+            .await
+    }
+
+    async fn post_as(&self, token: &str, path: &str, body: Option<Value>) -> Reply {
+        let mut request = self.http.post(format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    async fn get_as(&self, token: &str, path: &str) -> Reply {
+        self.send(self.http.get(format!("{}{path}", self.base)).bearer_auth(token))
+            .await
+    }
+
+    async fn delete_as(&self, token: &str, path: &str) -> Reply {
+        self.send(self.http.delete(format!("{}{path}", self.base)).bearer_auth(token))
+            .await
+    }
+
+    /// Sends the same POST `count` times at once; returns the statuses.
+    async fn concurrently(&self, count: usize, path: &str, body: Value) -> Vec<u16> {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..count {
+            let request = self.http.post(format!("{}{path}", self.base)).json(&body);
+            set.spawn(async move { request.send().await.expect("request").status().as_u16() });
+        }
+        set.join_all().await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    /// The confirmation code as the user would read it. moto sends none and accepts any.
+    fn confirmation_code(&self, email: &str) -> String {
+        match &self.identity {
+            Identity::Embedded(identity) => {
+                rampart_testkit::outbox_code(identity.outbox_path(), email, "confirm_sign_up").expect("code in outbox")
+            }
+            Identity::Cognito { .. } => "123456".into(),
+        }
+    }
+
+    fn reset_code(&self, email: &str) -> String {
+        match &self.identity {
+            Identity::Embedded(identity) => {
+                rampart_testkit::outbox_code(identity.outbox_path(), email, "reset_password").expect("code in outbox")
+            }
+            Identity::Cognito { mailbox, .. } => mailbox.take().expect("moto returned a reset code"),
+        }
+    }
+
+    async fn disable(&self, email: &str) {
+        match &self.identity {
+            Identity::Embedded(identity) => {
+                assert!(
+                    identity
+                        .disable_user(&Email::parse(email).expect("email"))
+                        .await
+                        .expect("disable")
+                );
+            }
+            Identity::Cognito {
+                admin, user_pool_id, ..
+            } => {
+                admin
+                    .admin_disable_user()
+                    .user_pool_id(user_pool_id)
+                    .username(email)
+                    .send()
+                    .await
+                    .expect("disable");
+            }
+        }
+    }
+
+    /// The TOTP code to answer with after enrolling at `enrolled_step`. The embedded provider
+    /// refuses a replayed code, so the next step's (inside its ±1 window); moto checks only the
+    /// current step, so the current code with a few seconds to spare.
+    async fn next_totp(&self, key: &[u8], enrolled_step: u64) -> String {
+        match self.identity {
+            Identity::Embedded(_) => totp::code_for_step(key, enrolled_step + 1),
+            Identity::Cognito { .. } => {
+                settle_in_step().await;
+                totp::code_at(key, unix_now())
+            }
+        }
+    }
+
+    /// A registered, confirmed account.
+    async fn user(&self) -> String {
+        let email = format!("u{}@example.com", unique_suffix());
+        let reply = self
+            .post("/v1/auth/register", json!({"email": email, "password": PASSWORD}))
+            .await;
+        assert_eq!(reply.status, 202, "{reply:?}");
+        let code = self.confirmation_code(&email);
+        let reply = self
+            .post("/v1/auth/confirm", json!({"email": email, "code": code}))
+            .await;
+        assert_eq!(reply.status, 204, "{reply:?}");
+        email
+    }
+
+    /// Signs in without MFA and returns the token response.
+    async fn login(&self, email: &str, password: &str) -> Value {
+        let reply = self
+            .post("/v1/auth/login", json!({"email": email, "password": password}))
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.body["status"], "authenticated", "{reply:?}");
+        assert_eq!(reply.headers["cache-control"], "no-store");
+        reply.body
+    }
+
+    async fn refresh(&self, refresh_token: &Value) -> Reply {
+        self.post("/v1/auth/refresh", json!({"refresh_token": refresh_token}))
+            .await
+    }
+
+    async fn audit_kinds(&self, user_id: &str) -> Vec<(EventKind, Outcome)> {
+        AuditLog::new(Arc::clone(&self.store))
+            .for_user(user_id, 100)
+            .await
+            .expect("audit")
+            .into_iter()
+            .map(|e| (e.kind, e.outcome))
+            .collect()
+    }
+
+    /// Verifies an access token the way an independent relying party would: only the JWKS.
+    async fn verify(&self, access_token: &str) -> jwt::AccessClaims {
+        let jwks = self.get("/.well-known/jwks.json").await;
+        let keys: Vec<Jwk> = serde_json::from_value(jwks.body["keys"].clone()).expect("JWKS");
+        let validation = Validation {
+            issuer: self.settings.tokens.issuer.clone(),
+            audience: self.settings.tokens.audience.clone(),
+            leeway_secs: 0,
+            max_token_bytes: 8192,
+        };
+        jwt::verify(access_token, &KeySet::new(keys), &validation, unix_now() as i64).expect("token verifies")
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
+/// Waits until at least three seconds remain in the current TOTP step.
+async fn settle_in_step() {
+    while unix_now() % totp::STEP_SECS >= totp::STEP_SECS - 3 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn token(value: &Value) -> &str {
+    value["access_token"].as_str().expect("access token")
+}
+
+/// Runs a scenario once per stack.
+macro_rules! on_both_stacks {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn embedded() {
+                super::$scenario(&super::Stack::embedded().await).await;
+            }
+            #[tokio::test]
+            async fn cognito_on_moto() {
+                super::$scenario(&super::Stack::cognito().await).await;
+            }
+        }
+    )*};
+}
+
+on_both_stacks!(
+    sign_up_to_sign_out,
+    register_and_forgot_answer_the_same_for_known_and_unknown_emails,
+    reused_refresh_token_revokes_the_session,
+    concurrent_refreshes_yield_exactly_one_successor,
+    totp_mfa_end_to_end,
+    password_reset_revokes_every_session,
+    password_change_keeps_only_the_current_session,
+    sessions_are_listed_and_revoked_by_their_owner_only,
+    failed_logins_back_off_per_account,
+    parallel_guesses_cannot_outrun_the_throttle,
+    disabled_user_loses_the_session_on_refresh,
+);
+
+async fn sign_up_to_sign_out(stack: &Stack) {
+    let email = stack.user().await;
+    // Wrong password and unknown account: the same 401 body.
+    let wrong = stack
+        .post(
+            "/v1/auth/login",
+            json!({"email": email, "password": "not the password at all"}),
+        )
+        .await;
+    let unknown = stack
+        .post(
+            "/v1/auth/login",
+            json!({"email": format!("x{email}"), "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!((wrong.status, unknown.status), (401, 401));
+    assert_eq!(wrong.body["detail"], unknown.body["detail"]);
+    assert_eq!(wrong.headers["content-type"], "application/problem+json");
+
+    let tokens = stack.login(&email, PASSWORD).await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    let claims = stack.verify(token(&tokens)).await;
+    assert_eq!(claims.sid, tokens["session_id"]);
+    assert_eq!(claims.amr, ["pwd"]);
+    assert!(claims.exp - claims.iat <= 900);
+
+    let me = stack.get_as(token(&tokens), "/v1/auth/me").await;
+    assert_eq!(me.status, 200, "{me:?}");
+    assert_eq!(me.body["email"], email.as_str());
+    assert_eq!(me.body["id"], claims.sub.as_str());
+
+    let refreshed = stack.refresh(&tokens["refresh_token"]).await;
+    assert_eq!(refreshed.status, 200, "{refreshed:?}");
+    assert_ne!(refreshed.body["refresh_token"], tokens["refresh_token"]);
+    assert_eq!(refreshed.body["session_id"], tokens["session_id"]);
+    stack.verify(token(&refreshed.body)).await;
+
+    let logout = stack.post_as(token(&refreshed.body), "/v1/auth/logout", None).await;
+    assert_eq!(logout.status, 204);
+    // The session is over: its access tokens and its refresh token stop working here, and
+    // its id is in the revocation feed the proxy polls.
+    assert_eq!(stack.get_as(token(&refreshed.body), "/v1/auth/me").await.status, 401);
+    assert_eq!(stack.refresh(&refreshed.body["refresh_token"]).await.status, 401);
+    let feed = stack.get("/v1/auth/revocations").await;
+    let revoked: Vec<&str> = feed.body["revocations"]
+        .as_array()
+        .expect("feed")
+        .iter()
+        .filter_map(|r| r["session_id"].as_str())
+        .collect();
+    assert!(revoked.contains(&claims.sid.as_str()), "{feed:?}");
+
+    let kinds = stack.audit_kinds(&claims.sub).await;
+    for expected in [
+        (EventKind::Register, Outcome::Success),
+        (EventKind::Login, Outcome::Success),
+        (EventKind::Refresh, Outcome::Success),
+        (EventKind::Logout, Outcome::Success),
+    ] {
+        assert!(kinds.contains(&expected), "{expected:?} in {kinds:?}");
+    }
+}
+
+async fn register_and_forgot_answer_the_same_for_known_and_unknown_emails(stack: &Stack) {
+    let known = stack.user().await;
+    let unknown = format!("nobody{}@example.com", unique_suffix());
+    let again = stack
+        .post("/v1/auth/register", json!({"email": known, "password": PASSWORD}))
+        .await;
+    let fresh = stack
+        .post("/v1/auth/register", json!({"email": unknown, "password": PASSWORD}))
+        .await;
+    assert_eq!((again.status, fresh.status), (202, 202));
+    assert_eq!(again.body, fresh.body);
+    let known_forgot = stack.post("/v1/auth/password/forgot", json!({"email": known})).await;
+    let unknown_forgot = stack
+        .post("/v1/auth/password/forgot", json!({"email": format!("z{unknown}")}))
+        .await;
+    assert_eq!((known_forgot.status, unknown_forgot.status), (202, 202));
+    assert_eq!(known_forgot.body, unknown_forgot.body);
+    // Signing in to an unconfirmed account with the right password says so (the password
+    // proves ownership); with a wrong one it looks like any other failure.
+    let unconfirmed = stack
+        .post("/v1/auth/login", json!({"email": unknown, "password": PASSWORD}))
+        .await;
+    assert_eq!(unconfirmed.status, 403, "{unconfirmed:?}");
+    let guessed = stack
+        .post(
+            "/v1/auth/login",
+            json!({"email": unknown, "password": "not the password at all"}),
+        )
+        .await;
+    assert_eq!(guessed.status, 401);
+}
+
+async fn reused_refresh_token_revokes_the_session(stack: &Stack) {
+    let email = stack.user().await;
+    let first = stack.login(&email, PASSWORD).await;
+    let second = stack.refresh(&first["refresh_token"]).await;
+    assert_eq!(second.status, 200);
+    // An attacker replays the copied first token: refused, and the whole session ends, so the
+    // legitimate successor stops working too.
+    let replay = stack.refresh(&first["refresh_token"]).await;
+    assert_eq!(replay.status, 401);
+    assert_eq!(stack.refresh(&second.body["refresh_token"]).await.status, 401);
+    assert_eq!(stack.get_as(token(&second.body), "/v1/auth/me").await.status, 401);
+    let sub = stack.verify(token(&first)).await.sub;
+    assert!(
+        stack
+            .audit_kinds(&sub)
+            .await
+            .contains(&(EventKind::RefreshTokenReuse, Outcome::Failure))
+    );
+    // A forged secret for a known session id is refused without revoking anything.
+    let other = stack.login(&email, PASSWORD).await;
+    let session = other["session_id"].as_str().expect("sid");
+    let forged = stack.refresh(&json!(format!("{session}.{}", "A".repeat(43)))).await;
+    assert_eq!(forged.status, 401);
+    assert_eq!(stack.refresh(&other["refresh_token"]).await.status, 200);
+}
+
+async fn concurrent_refreshes_yield_exactly_one_successor(stack: &Stack) {
+    let email = stack.user().await;
+    let tokens = stack.login(&email, PASSWORD).await;
+    let statuses = stack
+        .concurrently(8, "/v1/auth/refresh", json!({"refresh_token": tokens["refresh_token"]}))
+        .await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");
+}
+
+async fn totp_mfa_end_to_end(stack: &Stack) {
+    let email = stack.user().await;
+    let enrolling = stack.login(&email, PASSWORD).await;
+    let bystander = stack.login(&email, PASSWORD).await;
+    let enrolment = stack.post_as(token(&enrolling), "/v1/auth/mfa/totp", None).await;
+    assert_eq!(enrolment.status, 200, "{enrolment:?}");
+    assert_eq!(enrolment.headers["cache-control"], "no-store");
+    let secret = enrolment.body["secret"].as_str().expect("secret");
+    assert!(
+        enrolment.body["otpauth_uri"]
+            .as_str()
+            .expect("uri")
+            .starts_with("otpauth://totp/")
+    );
+    let key = totp::base32_decode(secret).expect("base32 secret");
+
+    let wrong = stack
+        .post_as(
+            token(&enrolling),
+            "/v1/auth/mfa/totp/verify",
+            Some(json!({"code": "000000"})),
+        )
+        .await;
+    if totp::code_at(&key, unix_now()) != "000000" {
+        assert_eq!(wrong.status, 422, "{wrong:?}");
+        assert_eq!(wrong.body["errors"][0]["pointer"], "/code");
+    }
+    settle_in_step().await;
+    let enrolled_at = unix_now();
+    let verify = stack
+        .post_as(
+            token(&enrolling),
+            "/v1/auth/mfa/totp/verify",
+            Some(json!({"code": totp::code_at(&key, enrolled_at)})),
+        )
+        .await;
+    assert_eq!(verify.status, 204, "{verify:?}");
+    // Enabling MFA ends every other session.
+    assert_eq!(stack.get_as(token(&bystander), "/v1/auth/me").await.status, 401);
+    assert_eq!(stack.get_as(token(&enrolling), "/v1/auth/me").await.status, 200);
+
+    let login = stack
+        .post("/v1/auth/login", json!({"email": email, "password": PASSWORD}))
+        .await;
+    assert_eq!(login.status, 200);
+    assert_eq!(login.body["status"], "mfa_required", "{login:?}");
+    assert!(login.body.get("access_token").is_none());
+    let challenge = login.body["challenge"].clone();
+    let code = stack.next_totp(&key, totp::step_at(enrolled_at)).await;
+    let answered = stack
+        .post(
+            "/v1/auth/login/mfa",
+            json!({"email": email, "challenge": challenge, "code": code}),
+        )
+        .await;
+    assert_eq!(answered.status, 200, "{answered:?}");
+    let claims = stack.verify(token(&answered.body)).await;
+    assert_eq!(claims.amr, ["pwd", "otp", "mfa"]);
+    // The challenge was used up. (moto answers a spent Session with ResourceNotFoundException,
+    // which the adapter rightly treats as an outage; AWS says NotAuthorized.)
+    let again = stack
+        .post(
+            "/v1/auth/login/mfa",
+            json!({"email": email, "challenge": challenge, "code": code}),
+        )
+        .await;
+    let refused = match stack.identity {
+        Identity::Embedded(_) => vec![401],
+        Identity::Cognito { .. } => vec![401, 503],
+    };
+    assert!(refused.contains(&again.status), "{again:?}");
+
+    // Turning MFA off from the fresh sign-in works and ends the other sessions.
+    let off = stack.delete_as(token(&answered.body), "/v1/auth/mfa/totp").await;
+    assert_eq!(off.status, 204, "{off:?}");
+    assert_eq!(stack.get_as(token(&enrolling), "/v1/auth/me").await.status, 401);
+    stack.login(&email, PASSWORD).await;
+    let kinds = stack.audit_kinds(&claims.sub).await;
+    assert!(kinds.contains(&(EventKind::MfaEnrol, Outcome::Success)), "{kinds:?}");
+    assert!(kinds.contains(&(EventKind::MfaDisable, Outcome::Success)), "{kinds:?}");
+}
+
+async fn password_reset_revokes_every_session(stack: &Stack) {
+    let email = stack.user().await;
+    let first = stack.login(&email, PASSWORD).await;
+    let second = stack.login(&email, PASSWORD).await;
+    let forgot = stack.post("/v1/auth/password/forgot", json!({"email": email})).await;
+    assert_eq!(forgot.status, 202);
+    let code = stack.reset_code(&email);
+    let weak = stack
+        .post(
+            "/v1/auth/password/reset",
+            json!({"email": email, "code": code, "new_password": "qwerty123456"}),
+        )
+        .await;
+    assert_eq!(weak.status, 422);
+    assert_eq!(weak.body["errors"][0]["pointer"], "/new_password");
+    let reset = stack
+        .post(
+            "/v1/auth/password/reset",
+            json!({"email": email, "code": code, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(reset.status, 204, "{reset:?}");
+    for tokens in [&first, &second] {
+        assert_eq!(stack.refresh(&tokens["refresh_token"]).await.status, 401);
+        assert_eq!(stack.get_as(token(tokens), "/v1/auth/me").await.status, 401);
+    }
+    let old = stack
+        .post("/v1/auth/login", json!({"email": email, "password": PASSWORD}))
+        .await;
+    assert_eq!(old.status, 401);
+    stack.login(&email, NEW_PASSWORD).await;
+}
+
+async fn password_change_keeps_only_the_current_session(stack: &Stack) {
+    let email = stack.user().await;
+    let current = stack.login(&email, PASSWORD).await;
+    let other = stack.login(&email, PASSWORD).await;
+    let wrong = stack
+        .post_as(
+            token(&current),
+            "/v1/auth/password/change",
+            Some(json!({"current_password": "not the password at all", "new_password": NEW_PASSWORD})),
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "{wrong:?}");
+    let changed = stack
+        .post_as(
+            token(&current),
+            "/v1/auth/password/change",
+            Some(json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD})),
+        )
+        .await;
+    assert_eq!(changed.status, 204, "{changed:?}");
+    assert_eq!(stack.get_as(token(&current), "/v1/auth/me").await.status, 200);
+    assert_eq!(stack.get_as(token(&other), "/v1/auth/me").await.status, 401);
+    stack.login(&email, NEW_PASSWORD).await;
+}
+
+async fn sessions_are_listed_and_revoked_by_their_owner_only(stack: &Stack) {
+    let email = stack.user().await;
+    let mine = stack.login(&email, PASSWORD).await;
+    let other = stack.login(&email, PASSWORD).await;
+    let list = stack.get_as(token(&mine), "/v1/auth/sessions").await;
+    assert_eq!(list.status, 200);
+    let sessions = list.body["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 2, "{list:?}");
+    let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["id"], mine["session_id"]);
+    assert_eq!(current[0]["client_ip"], "127.0.0.1");
+
+    let stranger_email = stack.user().await;
+    let stranger = stack.login(&stranger_email, PASSWORD).await;
+    let path = format!("/v1/auth/sessions/{}", other["session_id"].as_str().expect("sid"));
+    // Someone else's session looks exactly like one that does not exist.
+    let theirs = stack.delete_as(token(&stranger), &path).await;
+    let missing = stack.delete_as(token(&stranger), "/v1/auth/sessions/nonexistent").await;
+    assert_eq!((theirs.status, missing.status), (404, 404));
+    assert_eq!(theirs.body["detail"], missing.body["detail"]);
+    assert_eq!(stack.get_as(token(&other), "/v1/auth/me").await.status, 200);
+
+    assert_eq!(stack.delete_as(token(&mine), &path).await.status, 204);
+    assert_eq!(stack.get_as(token(&other), "/v1/auth/me").await.status, 401);
+    let after = stack.get_as(token(&mine), "/v1/auth/sessions").await;
+    assert_eq!(after.body["sessions"].as_array().expect("sessions").len(), 1);
+
+    assert_eq!(
+        stack.post_as(token(&mine), "/v1/auth/logout/all", None).await.status,
+        204
+    );
+    assert_eq!(stack.get_as(token(&mine), "/v1/auth/me").await.status, 401);
+}
+
+async fn failed_logins_back_off_per_account(stack: &Stack) {
+    let email = stack.user().await;
+    let guess = json!({"email": email, "password": "not the password at all"});
+    for _ in 0..5 {
+        assert_eq!(stack.post("/v1/auth/login", guess.clone()).await.status, 401);
+    }
+    let throttled = stack.post("/v1/auth/login", guess).await;
+    assert_eq!(throttled.status, 429, "{throttled:?}");
+    let retry_after: u64 = throttled.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=900).contains(&retry_after));
+    // While backing off, even the right password waits: the throttle is checked first.
+    let right = stack
+        .post("/v1/auth/login", json!({"email": email, "password": PASSWORD}))
+        .await;
+    assert_eq!(right.status, 429);
+    // Another account from the same address is unaffected.
+    let bystander = stack.user().await;
+    stack.login(&bystander, PASSWORD).await;
+    // After the back-off the right password works and resets the count.
+    tokio::time::sleep(Duration::from_secs(retry_after + 1)).await;
+    stack.login(&email, PASSWORD).await;
+}
+
+async fn parallel_guesses_cannot_outrun_the_throttle(stack: &Stack) {
+    let email = stack.user().await;
+    let statuses = stack
+        .concurrently(
+            12,
+            "/v1/auth/login",
+            json!({"email": email, "password": "not the password at all"}),
+        )
+        .await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 12, "{statuses:?}");
+    assert!(
+        checked <= 5,
+        "only five guesses may reach the password check: {statuses:?}"
+    );
+}
+
+async fn disabled_user_loses_the_session_on_refresh(stack: &Stack) {
+    let email = stack.user().await;
+    let tokens = stack.login(&email, PASSWORD).await;
+    stack.disable(&email).await;
+    assert_eq!(stack.refresh(&tokens["refresh_token"]).await.status, 401);
+    // The session is revoked, not merely refused once.
+    assert_eq!(stack.get_as(token(&tokens), "/v1/auth/sessions").await.status, 401);
+    let login = stack
+        .post("/v1/auth/login", json!({"email": email, "password": PASSWORD}))
+        .await;
+    assert_eq!(
+        login.status, 401,
+        "a disabled account looks like wrong credentials: {login:?}"
+    );
+}
+
+// --- edge cases that do not depend on the identity backend -----------------------------------
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_problem_naming_the_field_and_nothing_is_written() {
+    let stack = Stack::embedded().await;
+    let email = format!("bad{}@example.com", unique_suffix());
+    let url = format!("{}/v1/auth/register", stack.base);
+    let raw = |body: &'static str, content_type: &'static str| {
+        stack.http.post(&url).header("content-type", content_type).body(body)
+    };
+    let cases: Vec<(reqwest::RequestBuilder, u16, Option<&str>)> = vec![
+        (raw("{\"email\": ", "application/json"), 400, None),
+        (
+            raw("email=a@example.com", "application/x-www-form-urlencoded"),
+            415,
+            None,
+        ),
+        (
+            stack
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(format!(
+                    "{{\"email\":\"{email}\",\"password\":\"{}\"}}",
+                    "x".repeat(70 * 1024)
+                )),
+            413,
+            None,
+        ),
+        (stack.http.post(&url).json(&json!({"email": email})), 422, None),
+        (
+            stack
+                .http
+                .post(&url)
+                .json(&json!({"email": email, "password": PASSWORD, "admin": true})),
+            422,
+            None,
+        ),
+        (
+            stack
+                .http
+                .post(&url)
+                .json(&json!({"email": "not-an-email", "password": PASSWORD})),
+            422,
+            Some("/email"),
+        ),
+        (
+            stack
+                .http
+                .post(&url)
+                .json(&json!({"email": email, "password": "short"})),
+            422,
+            Some("/password"),
+        ),
+        (
+            stack
+                .http
+                .post(&url)
+                .json(&json!({"email": email, "password": "Qwerty123456"})),
+            422,
+            Some("/password"),
+        ),
+        (
+            stack
+                .http
+                .post(&url)
+                .json(&json!({"email": email, "password": 12345678901234_u64})),
+            422,
+            Some("/password"),
+        ),
+    ];
+    for (request, status, pointer) in cases {
+        let reply = stack.send(request).await;
+        assert_eq!(reply.status, status, "{reply:?}");
+        assert_eq!(reply.headers["content-type"], "application/problem+json");
+        assert!(reply.body["request_id"].is_string());
+        if let Some(pointer) = pointer {
+            assert_eq!(reply.body["errors"][0]["pointer"], pointer, "{reply:?}");
+        }
+    }
+    let missing = stack.post("/v1/auth/register", json!({"email": email})).await;
+    assert!(missing.body["detail"].as_str().expect("detail").contains("password"));
+    let extra = stack
+        .post(
+            "/v1/auth/register",
+            json!({"email": email, "password": PASSWORD, "admin": true}),
+        )
+        .await;
+    assert!(extra.body["detail"].as_str().expect("detail").contains("admin"));
+    // None of it created an account.
+    let parsed = Email::parse(&email).expect("email");
+    assert!(stack.provider.find_user(&parsed).await.expect("lookup").is_none());
+}
+
+#[tokio::test]
+async fn wrong_and_used_codes_are_refused_at_the_code_field() {
+    let stack = Stack::embedded().await;
+    let email = format!("c{}@example.com", unique_suffix());
+    stack
+        .post("/v1/auth/register", json!({"email": email, "password": PASSWORD}))
+        .await;
+    let code = stack.confirmation_code(&email);
+    let wrong_code = if code == "00000000" { "11111111" } else { "00000000" };
+    for bad in [wrong_code, "12 34", ""] {
+        let reply = stack
+            .post("/v1/auth/confirm", json!({"email": email, "code": bad}))
+            .await;
+        assert_eq!(reply.status, 422, "{reply:?}");
+        assert_eq!(reply.body["errors"][0]["pointer"], "/code");
+    }
+    assert_eq!(
+        stack
+            .post("/v1/auth/confirm", json!({"email": email, "code": code}))
+            .await
+            .status,
+        204
+    );
+    let used = stack
+        .post("/v1/auth/confirm", json!({"email": email, "code": code}))
+        .await;
+    assert_eq!(used.status, 422, "{used:?}");
+}
+
+#[tokio::test]
+async fn forged_truncated_and_foreign_tokens_are_unauthorized() {
+    let stack = Stack::embedded().await;
+    let email = stack.user().await;
+    let tokens = stack.login(&email, PASSWORD).await;
+    let good = token(&tokens);
+    let (head, signature) = good.rsplit_once('.').expect("JWS");
+    let mut flipped = signature.as_bytes().to_vec();
+    flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+    let forged = format!("{head}.{}", String::from_utf8(flipped).expect("ascii"));
+    // A token from another installation's key, otherwise perfectly formed.
+    let other = Stack::embedded().await;
+    let other_email = other.user().await;
+    let foreign = other.login(&other_email, PASSWORD).await;
+    for bad in [
+        forged.as_str(),
+        &good[..good.len() - 5],
+        head,
+        token(&foreign),
+        "",
+        "null",
+    ] {
+        let reply = stack.get_as(bad, "/v1/auth/me").await;
+        assert_eq!(reply.status, 401, "{bad}: {reply:?}");
+        assert_eq!(reply.headers["www-authenticate"], "Bearer");
+    }
+    let no_header = stack.get("/v1/auth/me").await;
+    assert_eq!(no_header.status, 401);
+    // Refresh tokens are checked as strictly.
+    for bad in [
+        "",
+        "x.y",
+        &format!("{}.{}", tokens["session_id"].as_str().expect("sid"), "A".repeat(43)),
+    ] {
+        assert_eq!(stack.refresh(&json!(bad)).await.status, 401, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn discovery_documents_describe_this_issuer_and_every_route() {
+    let stack = Stack::embedded().await;
+    let discovery = stack.get("/.well-known/openid-configuration").await;
+    assert_eq!(discovery.status, 200);
+    let issuer = &stack.settings.tokens.issuer;
+    assert_eq!(discovery.body["issuer"], issuer.as_str());
+    assert_eq!(discovery.body["jwks_uri"], format!("{issuer}/.well-known/jwks.json"));
+    assert_eq!(
+        discovery.body["access_token_signing_alg_values_supported"],
+        json!(["RS256"])
+    );
+    assert!(
+        discovery.headers["cache-control"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("public")
+    );
+
+    let openapi = stack.get("/v1/auth/openapi.json").await;
+    assert_eq!(openapi.status, 200);
+    assert!(openapi.body["openapi"].as_str().expect("version").starts_with("3."));
+    let paths = openapi.body["paths"].as_object().expect("paths");
+    for (path, method) in [
+        ("/v1/auth/register", "post"),
+        ("/v1/auth/confirm", "post"),
+        ("/v1/auth/confirm/resend", "post"),
+        ("/v1/auth/login", "post"),
+        ("/v1/auth/login/mfa", "post"),
+        ("/v1/auth/refresh", "post"),
+        ("/v1/auth/logout", "post"),
+        ("/v1/auth/logout/all", "post"),
+        ("/v1/auth/password/forgot", "post"),
+        ("/v1/auth/password/reset", "post"),
+        ("/v1/auth/password/change", "post"),
+        ("/v1/auth/mfa/totp", "post"),
+        ("/v1/auth/mfa/totp", "delete"),
+        ("/v1/auth/mfa/totp/verify", "post"),
+        ("/v1/auth/me", "get"),
+        ("/v1/auth/sessions", "get"),
+        ("/v1/auth/sessions/{id}", "delete"),
+        ("/v1/auth/revocations", "get"),
+        ("/.well-known/jwks.json", "get"),
+        ("/.well-known/openid-configuration", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} documented"
+        );
+    }
+    assert!(openapi.body["components"]["schemas"]["TokenResponse"].is_object());
+}
