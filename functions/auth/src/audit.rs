@@ -133,11 +133,24 @@ impl AuditLog {
             .store
             .query_index(Table::Audit, &format!("user#{user_id}"), "", limit)
             .await?;
-        items
-            .into_iter()
-            .map(|item| serde_json::from_value(item.body).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect()
+        decode(items)
     }
+
+    /// The events of the UTC day containing `at_ms`, oldest first.
+    pub async fn on_day(&self, at_ms: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let items = self
+            .store
+            .query(Table::Audit, &format!("day#{}", utc_date(at_ms)), "", limit)
+            .await?;
+        decode(items)
+    }
+}
+
+fn decode(items: Vec<Item>) -> Result<Vec<Event>, StoreError> {
+    items
+        .into_iter()
+        .map(|item| serde_json::from_value(item.body).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
 }
 
 /// `YYYY-MM-DD` of a Unix-millisecond instant (proleptic Gregorian, H. Hinnant's algorithm).

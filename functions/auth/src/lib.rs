@@ -193,6 +193,43 @@ pub fn router(backends: Backends, settings: &Settings) -> Router {
     rampart_kernel::http::with_edge_layers(api, &settings.http)
 }
 
+/// Prepares a request from API Gateway for the router; wrap the router with it:
+/// `tower::ServiceExt::map_request(router, from_api_gateway)`.
+///
+/// - The invocation's X-Ray trace header (from the Lambda context) replaces the one API
+///   Gateway forwarded, so the handler's spans join the trace Lambda started. The AWS SDK
+///   carries the same trace to Cognito, KMS and DynamoDB (lambda_runtime sets
+///   `_X_AMZN_TRACE_ID` for each invocation).
+/// - The request is routed by its path without the stage: lambda_http prefixes a REST API's
+///   stage (`/prod/v1/auth/login`), and the routes are stage-independent.
+pub fn from_api_gateway<B>(mut request: http::Request<B>) -> http::Request<B> {
+    use lambda_http::RequestExt;
+    let trace = request
+        .extensions()
+        .lambda_context_ref()
+        .and_then(|context| context.xray_trace_id.as_deref())
+        .and_then(|id| http::HeaderValue::from_str(id).ok());
+    if let Some(trace) = trace {
+        request.headers_mut().insert("x-amzn-trace-id", trace);
+    }
+    let raw = request.extensions().raw_http_path();
+    if raw.is_empty() || raw == request.uri().path() {
+        return request;
+    }
+    let path_and_query = match request.uri().query() {
+        Some(query) => format!("{raw}?{query}"),
+        None => raw.to_string(),
+    };
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(path_and_query) = http::uri::PathAndQuery::try_from(path_and_query) {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
 /// `N` bytes from the system CSPRNG.
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];

@@ -1,6 +1,6 @@
 //! The auth function on AWS Lambda: configuration from the environment only.
 
-use rampart_auth_function::{Backends, StartupError, router};
+use rampart_auth_function::{Backends, StartupError, from_api_gateway, router};
 use rampart_kernel::{Backend, Settings};
 
 #[tokio::main]
@@ -13,5 +13,6 @@ async fn main() -> Result<(), StartupError> {
     };
     // Clients are built once per cold start and shared by every invocation.
     let backends = Backends::connect(&settings, aws.as_ref()).await?;
-    lambda_http::run(router(backends, &settings)).await
+    let app = tower::ServiceExt::map_request(router(backends, &settings), from_api_gateway);
+    lambda_http::run(app).await
 }

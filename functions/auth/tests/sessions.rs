@@ -1,0 +1,166 @@
+//! The session repository against both stores (SQLite and DynamoDB on moto), with the clock
+//! passed in so idle and absolute lifetimes can be crossed without waiting.
+
+use std::sync::Arc;
+
+use rampart_auth_function::sessions::{NewSession, RefreshError, Sessions};
+use rampart_kernel::Settings;
+use rampart_store::ItemStore;
+
+const IDLE: i64 = 300;
+const ABSOLUTE: i64 = 900;
+
+fn settings() -> Settings {
+    let mut settings = Settings::default();
+    settings.sessions.idle_timeout_secs = IDLE as u64;
+    settings.sessions.absolute_lifetime_secs = ABSOLUTE as u64;
+    settings
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+fn new_session(user: &str) -> NewSession {
+    NewSession {
+        user_id: user.into(),
+        email: format!("{user}@example.com"),
+        amr: vec!["pwd".into()],
+        client_ip: Some("192.0.2.1".into()),
+        user_agent: None,
+        provider_credential: None,
+    }
+}
+
+async fn sqlite() -> (Arc<dyn ItemStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = rampart_store::SqliteStore::open(&dir.path().join("store.sqlite")).expect("store");
+    (Arc::new(store), dir)
+}
+
+async fn dynamodb() -> Arc<dyn ItemStore> {
+    let aws = rampart_testkit::aws().await;
+    let client = aws_sdk_dynamodb::Client::new(&aws.config);
+    rampart_store::dynamodb::provision::provision_tables(&client, &aws.prefix)
+        .await
+        .expect("tables");
+    Arc::new(rampart_store::DynamoDbStore::new(client, &aws.prefix))
+}
+
+macro_rules! on_both_stores {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test]
+            async fn sqlite() {
+                let (store, _dir) = super::sqlite().await;
+                super::$scenario(store).await;
+            }
+            #[tokio::test]
+            async fn dynamodb_on_moto() {
+                super::$scenario(super::dynamodb().await).await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    idle_sessions_end,
+    refreshing_cannot_outlive_the_absolute_lifetime,
+    revocation_feed_keeps_entries_for_one_access_token_lifetime,
+    revoking_all_keeps_the_named_session,
+);
+
+async fn idle_sessions_end(store: Arc<dyn ItemStore>) {
+    let sessions = Sessions::new(store, &settings());
+    let t0 = now();
+    let (_, token) = sessions.create(new_session("idle"), t0).await.expect("create");
+    let session = sessions
+        .redeem(token.expose(), t0 + IDLE - 1)
+        .await
+        .expect("still active");
+    let (_, next) = sessions.rotate(session, t0 + IDLE - 1).await.expect("rotate");
+    // Idle time counts from the last refresh, not from sign-in.
+    let session = sessions
+        .redeem(next.expose(), t0 + 2 * IDLE - 2)
+        .await
+        .expect("active after a refresh");
+    let (_, last) = sessions.rotate(session, t0 + 2 * IDLE - 2).await.expect("rotate");
+    assert!(matches!(
+        sessions.redeem(last.expose(), t0 + 3 * IDLE).await,
+        Err(RefreshError::Invalid)
+    ));
+}
+
+async fn refreshing_cannot_outlive_the_absolute_lifetime(store: Arc<dyn ItemStore>) {
+    let sessions = Sessions::new(store, &settings());
+    let t0 = now();
+    let (_, mut token) = sessions.create(new_session("absolute"), t0).await.expect("create");
+    for at in [t0 + 200, t0 + 400, t0 + 600, t0 + 800] {
+        let session = sessions.redeem(token.expose(), at).await.expect("active");
+        token = sessions.rotate(session, at).await.expect("rotate").1;
+    }
+    assert!(matches!(
+        sessions.redeem(token.expose(), t0 + ABSOLUTE).await,
+        Err(RefreshError::Invalid)
+    ));
+}
+
+async fn revocation_feed_keeps_entries_for_one_access_token_lifetime(store: Arc<dyn ItemStore>) {
+    let settings = settings();
+    let sessions = Sessions::new(store, &settings);
+    let t0 = now();
+    let (session, _) = sessions.create(new_session("feed"), t0).await.expect("create");
+    assert!(sessions.revoke(&session.id, t0).await.expect("revoke"));
+    // Revoking again is harmless and does not add a second entry.
+    assert!(sessions.revoke(&session.id, t0 + 1).await.expect("revoke again"));
+    let feed = sessions.revoked_since(t0 * 1000 - 1, t0 + 1).await.expect("feed");
+    let ours: Vec<_> = feed.iter().filter(|r| r.session_id == session.id).collect();
+    assert_eq!(ours.len(), 1, "{feed:?}");
+    assert_eq!(ours[0].revoked_at_ms, t0 * 1000);
+    let later = sessions.revoked_since(t0 * 1000 + 1, t0 + 1).await.expect("feed");
+    assert!(later.iter().all(|r| r.session_id != session.id));
+    let retention = (settings.tokens.access_token_ttl_secs + settings.tokens.leeway_secs + 60) as i64;
+    let expired = sessions.revoked_since(0, t0 + retention + 1).await.expect("feed");
+    assert!(expired.iter().all(|r| r.session_id != session.id));
+    assert!(!sessions.revoke("no-such-session", t0).await.expect("revoke unknown"));
+}
+
+async fn revoking_all_keeps_the_named_session(store: Arc<dyn ItemStore>) {
+    let sessions = Sessions::new(store, &settings());
+    let t0 = now();
+    let user = format!("user-{}", rampart_testkit::unique_suffix());
+    let mut ids = Vec::new();
+    for offset in 0..3 {
+        ids.push(
+            sessions
+                .create(new_session(&user), t0 + offset)
+                .await
+                .expect("create")
+                .0
+                .id,
+        );
+    }
+    let listed: Vec<String> = sessions
+        .list(&user, t0 + 3)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, [ids[2].clone(), ids[1].clone(), ids[0].clone()], "newest first");
+    assert_eq!(
+        sessions.revoke_all(&user, Some(&ids[1]), t0 + 3).await.expect("revoke"),
+        2
+    );
+    let left: Vec<String> = sessions
+        .list(&user, t0 + 3)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, [ids[1].clone()]);
+}
