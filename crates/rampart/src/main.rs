@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use rampart_kernel::Settings;
 
 mod bootstrap;
+mod keys;
 mod up;
 
 #[derive(Debug, Parser)]
@@ -29,11 +30,23 @@ enum Command {
     Up,
     /// Create the tables, keys, user pool and secrets on the configured AWS endpoint.
     Bootstrap,
+    /// Access-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a new signing key: published at once, signing once verifiers have fetched it;
+    /// the current key retires after the last token it signed has expired.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +74,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command.unwrap_or(Command::Up) {
         Command::Up => up::run(settings).await,
         Command::Bootstrap => bootstrap::run(&settings).await,
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => keys::rotate(&settings).await,
         Command::Config {
             command: ConfigCommand::Check,
         } => {

@@ -89,6 +89,34 @@ impl Signer for KmsSigner {
     }
 }
 
+/// Creates a new key with the schema's `token-signing` spec and returns its id.
+pub async fn create_signing_key(client: &Client, description: &str) -> Result<String, SignerError> {
+    let definition = schema()
+        .kms_keys
+        .get("token-signing")
+        .ok_or_else(|| SignerError::InvalidKey("the schema defines no token-signing key".into()))?;
+    create_key(client, definition, description).await
+}
+
+async fn create_key(
+    client: &Client,
+    definition: &rampart_kernel::schema::KmsKeyDef,
+    description: &str,
+) -> Result<String, SignerError> {
+    let created = client
+        .create_key()
+        .key_spec(KeySpec::from(definition.key_spec.as_str()))
+        .key_usage(KeyUsageType::from(definition.key_usage.as_str()))
+        .description(description)
+        .send()
+        .await
+        .map_err(unavailable)?;
+    created
+        .key_metadata()
+        .map(|m| m.key_id().to_owned())
+        .ok_or_else(|| SignerError::Unavailable("KMS returned no key id".into()))
+}
+
 /// Creates each KMS key of the schema that has no alias yet, with alias
 /// `alias/<prefix>-<name>`. Returns `(alias, key id)` pairs.
 pub async fn provision_keys(client: &Client, prefix: &str) -> Result<Vec<(String, String)>, SignerError> {
@@ -99,18 +127,8 @@ pub async fn provision_keys(client: &Client, prefix: &str) -> Result<Vec<(String
         let key_id = match existing {
             Ok(output) => output.key_metadata().map(|m| m.key_id().to_owned()).unwrap_or_default(),
             Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found_exception()) => {
-                let created = client
-                    .create_key()
-                    .key_spec(KeySpec::from(definition.key_spec.as_str()))
-                    .key_usage(KeyUsageType::from(definition.key_usage.as_str()))
-                    .description(format!("rampart {prefix}: {}", definition.purpose))
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                let key_id = created
-                    .key_metadata()
-                    .map(|m| m.key_id().to_owned())
-                    .ok_or_else(|| SignerError::Unavailable("KMS returned no key id".into()))?;
+                let key_id =
+                    create_key(client, definition, &format!("rampart {prefix}: {}", definition.purpose)).await?;
                 client
                     .create_alias()
                     .alias_name(&alias)

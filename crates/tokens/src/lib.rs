@@ -10,10 +10,12 @@ pub mod jwk;
 pub mod jwt;
 pub mod kms;
 pub mod local;
+pub mod ring;
 
 pub use jwk::{Jwk, verify_signature};
 pub use kms::KmsSigner;
 pub use local::LocalKeySigner;
+pub use ring::{KeySource, KmsKeys, LocalKeys, RingEntry, RingState};
 
 /// JWS algorithms Rampart signs with (the `tokens.algorithm` setting).
 pub use rampart_kernel::config::SigningAlgorithm as Algorithm;
@@ -35,27 +37,22 @@ pub trait Signer: Send + Sync + std::fmt::Debug {
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
 }
 
-/// The signer the settings select: the local key under `data_dir/keys`, or the KMS key
-/// `alias/<resource_prefix>-token-signing`.
-pub async fn connect(
+/// The key source the settings select: key files under `data_dir/keys`, or KMS keys (the
+/// first being `alias/<resource_prefix>-token-signing`).
+pub fn key_source(
     settings: &rampart_kernel::Settings,
     aws: Option<&aws_types::SdkConfig>,
-) -> Result<std::sync::Arc<dyn Signer>, SignerError> {
+) -> Result<std::sync::Arc<dyn KeySource>, SignerError> {
     match aws {
-        Some(config) => {
-            let alias = rampart_kernel::schema::kms_alias(&settings.resource_prefix, "token-signing");
-            Ok(std::sync::Arc::new(
-                KmsSigner::connect(aws_sdk_kms::Client::new(config), &alias).await?,
-            ))
-        }
+        Some(config) => Ok(std::sync::Arc::new(KmsKeys::new(
+            aws_sdk_kms::Client::new(config),
+            &settings.resource_prefix,
+        ))),
         None => {
             let dir = settings
                 .data_file("keys")
                 .map_err(|e| SignerError::Unavailable(e.to_string()))?;
-            Ok(std::sync::Arc::new(LocalKeySigner::load_or_create(
-                &dir,
-                settings.tokens.algorithm,
-            )?))
+            Ok(std::sync::Arc::new(LocalKeys::new(dir, settings.tokens.algorithm)))
         }
     }
 }

@@ -49,8 +49,13 @@ impl LocalKeySigner {
     /// first start. The directory is made owner-only (0700) and the file 0600; a key file that
     /// others can read is refused rather than used.
     pub fn load_or_create(dir: &Path, algorithm: Algorithm) -> Result<Self, SignerError> {
+        Self::load_or_create_file(dir, key_file(algorithm), algorithm)
+    }
+
+    /// Like [`LocalKeySigner::load_or_create`], for the key file `name` in `dir`.
+    pub fn load_or_create_file(dir: &Path, name: &str, algorithm: Algorithm) -> Result<Self, SignerError> {
         create_private_dir(dir)?;
-        let path = dir.join(key_file(algorithm));
+        let path = dir.join(name);
         let invalid = |e: &dyn std::fmt::Display| SignerError::InvalidKey(format!("{}: {e}", path.display()));
         let der = match fs::read(&path) {
             Ok(der) => {

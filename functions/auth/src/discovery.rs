@@ -25,17 +25,26 @@ fn cacheable(body: impl Serialize, max_age_secs: u32) -> Response {
 /// The public keys that verify Rampart access tokens (RFC 7517).
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
     responses((status = 200, description = "JWK Set", content_type = "application/json")))]
-pub async fn jwks(State(app): State<App>) -> Response {
-    cacheable(serde_json::json!({ "keys": app.published_keys() }), JWKS_MAX_AGE_SECS)
+pub async fn jwks(State(app): State<App>) -> Result<Response, ApiError> {
+    let keys = app.keys.published(now_unix()).await?;
+    Ok(cacheable(serde_json::json!({ "keys": keys }), JWKS_MAX_AGE_SECS))
 }
 
 /// Authorization-server metadata (OpenID Connect Discovery 1.0 / RFC 8414 member names).
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "discovery",
     responses((status = 200, description = "Discovery document", content_type = "application/json")))]
-pub async fn openid_configuration(State(app): State<App>) -> Response {
+pub async fn openid_configuration(State(app): State<App>) -> Result<Response, ApiError> {
     let issuer = app.tokens.issuer.trim_end_matches('/');
-    let algorithms: Vec<&str> = app.published_keys().iter().map(|k| k.alg.name()).collect();
-    cacheable(
+    let mut algorithms: Vec<&str> = app
+        .keys
+        .published(now_unix())
+        .await?
+        .iter()
+        .map(|k| k.alg.name())
+        .collect();
+    algorithms.sort_unstable();
+    algorithms.dedup();
+    Ok(cacheable(
         serde_json::json!({
             "issuer": app.tokens.issuer,
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
@@ -53,7 +62,7 @@ pub async fn openid_configuration(State(app): State<App>) -> Response {
             "service_documentation": format!("{issuer}/v1/auth/openapi.json"),
         }),
         JWKS_MAX_AGE_SECS,
-    )
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

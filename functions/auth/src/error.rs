@@ -6,6 +6,7 @@ use rampart_kernel::{Problem, ProblemType};
 use rampart_store::StoreError;
 use rampart_tokens::SignerError;
 
+use crate::keys::KeyError;
 use crate::sessions::RefreshError;
 use crate::throttle::ThrottleError;
 
@@ -73,6 +74,19 @@ impl From<SignerError> for ApiError {
     fn from(error: SignerError) -> Self {
         tracing::error!(%error, "signing failed");
         Self(Problem::of(ProblemType::ServiceUnavailable))
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(error: KeyError) -> Self {
+        match error {
+            KeyError::Store(error) => error.into(),
+            KeyError::Signer(error) => error.into(),
+            KeyError::NoActiveKey => {
+                tracing::error!("the key ring has no active signing key");
+                Self(Problem::of(ProblemType::ServiceUnavailable))
+            }
+        }
     }
 }
 

@@ -126,7 +126,8 @@ impl FromRequestParts<App> for AuthUser {
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .ok_or_else(unauthorized)?;
         let now = now_unix();
-        let claims = jwt::verify(token.trim(), app.key_set(), &app.validation, now).map_err(|rejection| {
+        let keys = app.keys.verification_keys(now).await?;
+        let claims = jwt::verify(token.trim(), &keys, &app.validation, now).map_err(|rejection| {
             tracing::info!(reason = rejection.reason(), "access token refused");
             unauthorized()
         })?;

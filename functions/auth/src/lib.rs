@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod error;
 pub mod extract;
 mod input;
+pub mod keys;
 pub mod sessions;
 pub mod signin;
 pub mod signup;
@@ -23,14 +24,15 @@ use rampart_kernel::config::TokenSettings;
 use rampart_kernel::health::{self, ReadinessProbe};
 use rampart_secrets::SecretSource;
 use rampart_store::ItemStore;
-use rampart_tokens::jwt::{KeySet, Validation};
-use rampart_tokens::{Jwk, Signer};
+use rampart_tokens::KeySource;
+use rampart_tokens::jwt::Validation;
 
 /// The ports the auth API depends on.
 #[derive(Debug, Clone)]
 pub struct Backends {
     pub identity: Arc<dyn IdentityProvider>,
-    pub signer: Arc<dyn Signer>,
+    /// Where signing keys live; the ring in the store says which one signs.
+    pub keys: Arc<dyn KeySource>,
     pub store: Arc<dyn ItemStore>,
     pub secrets: Arc<dyn SecretSource>,
 }
@@ -44,11 +46,11 @@ impl Backends {
     pub async fn connect(settings: &Settings, aws: Option<&aws_types::SdkConfig>) -> Result<Self, StartupError> {
         let secrets = rampart_secrets::connect(settings, aws)?;
         let store = rampart_store::connect(settings, aws)?;
-        let signer = rampart_tokens::connect(settings, aws).await?;
+        let keys = rampart_tokens::key_source(settings, aws)?;
         let identity = rampart_identity::connect(settings, aws, &*secrets).await?;
         Ok(Self {
             identity,
-            signer,
+            keys,
             store,
             secrets,
         })
@@ -70,7 +72,7 @@ pub struct AppState {
     pub audit: audit::AuditLog,
     pub tokens: TokenSettings,
     pub validation: Validation,
-    keys: KeySet,
+    pub keys: keys::KeyRing,
 }
 
 impl Deref for App {
@@ -83,7 +85,6 @@ impl Deref for App {
 impl App {
     pub fn new(backends: Backends, settings: &Settings) -> Self {
         let store = Arc::clone(&backends.store);
-        let keys = KeySet::new([backends.signer.public_key().clone()]);
         Self(Arc::new(AppState {
             sessions: sessions::Sessions::new(Arc::clone(&store), settings),
             throttle: throttle::Throttle::new(Arc::clone(&store)),
@@ -95,19 +96,9 @@ impl App {
                 leeway_secs: i64::try_from(settings.tokens.leeway_secs).unwrap_or(0),
                 max_token_bytes: MAX_TOKEN_BYTES,
             },
-            keys,
+            keys: keys::KeyRing::new(Arc::clone(&backends.store), Arc::clone(&backends.keys), settings),
             backends,
         }))
-    }
-
-    /// The keys access tokens are verified with.
-    pub fn key_set(&self) -> &KeySet {
-        &self.keys
-    }
-
-    /// The keys published in the JWKS.
-    pub fn published_keys(&self) -> Vec<&Jwk> {
-        vec![self.backends.signer.public_key()]
     }
 
     /// Writes an audit event. A failed write is logged loudly but does not fail the request:

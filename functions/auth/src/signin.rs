@@ -277,7 +277,8 @@ async fn issue_tokens(app: &App, session: &Session, refresh_token: RefreshToken)
         amr: session.amr.clone(),
         auth_time: session.auth_time,
     };
-    let access_token = jwt::issue(&*app.backends.signer, &claims).await?;
+    let signer = app.keys.signer(now).await?;
+    let access_token = jwt::issue(&*signer, &claims).await?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

@@ -13,7 +13,7 @@ use rampart_secrets::local::LocalSecretsFile;
 use rampart_store::ItemStore;
 use rampart_testkit::{MotoMailbox, unique_suffix};
 use rampart_tokens::jwt::{self, KeySet, Validation};
-use rampart_tokens::{Jwk, KmsSigner, LocalKeySigner};
+use rampart_tokens::{Jwk, KmsKeys, LocalKeys};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "violet kettle harbour";
@@ -55,9 +55,7 @@ impl Stack {
         let identity = Arc::new(EmbeddedIdentity::open(&dir.path().join("identity.sqlite")).expect("identity"));
         let backends = Backends {
             identity: identity.clone(),
-            signer: Arc::new(
-                LocalKeySigner::load_or_create(&dir.path().join("keys"), settings.tokens.algorithm).expect("key"),
-            ),
+            keys: Arc::new(LocalKeys::new(dir.path().join("keys"), settings.tokens.algorithm)),
             store: Arc::new(rampart_store::SqliteStore::open(&dir.path().join("store.sqlite")).expect("store")),
             secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
         };
@@ -85,7 +83,6 @@ impl Stack {
             .await
             .expect("pool");
         let mailbox = MotoMailbox::default();
-        let alias = rampart_kernel::schema::kms_alias(&aws.prefix, "token-signing");
         let backends = Backends {
             identity: Arc::new(CognitoIdentity::new(
                 mailbox.client(&aws.config),
@@ -93,7 +90,7 @@ impl Stack {
                 &pool.client_id,
                 pool.client_secret,
             )),
-            signer: Arc::new(KmsSigner::connect(kms, &alias).await.expect("KMS signer")),
+            keys: Arc::new(KmsKeys::new(kms, &aws.prefix)),
             store: Arc::new(rampart_store::DynamoDbStore::new(dynamodb, &aws.prefix)),
             secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
         };

@@ -1,0 +1,30 @@
+//! `rampart keys rotate`: adds a new access-token signing key to the ring.
+
+use std::sync::Arc;
+
+use rampart_auth_function::keys::{KeyRing, PUBLISH_LEAD_SECS};
+use rampart_kernel::{Backend, Settings};
+
+use crate::Error;
+
+pub async fn rotate(settings: &Settings) -> Result<(), Error> {
+    let aws = match settings.backend {
+        Backend::Aws => Some(rampart_kernel::aws::sdk_config().await),
+        Backend::Embedded => None,
+    };
+    let store = rampart_store::connect(settings, aws.as_ref())?;
+    let source = rampart_tokens::key_source(settings, aws.as_ref())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        .try_into()?;
+    let ring = KeyRing::new(store, Arc::clone(&source), settings).rotate(now).await?;
+    println!("new signing key published; it signs from {PUBLISH_LEAD_SECS} s from now");
+    for key in &ring.keys {
+        let retires = key
+            .retires_at
+            .map_or_else(|| "current".to_string(), |at| format!("retires in {} s", at - now));
+        println!("{}\tsigns from {:+} s\t{retires}", key.key_ref, key.activates_at - now);
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! Login latency against the cost of its password hash.
+//!
+//! Builds the embedded stack in a temporary directory, registers and confirms one user, then
+//! times `N` full logins (`POST /v1/auth/login` through the router: throttle, identity lookup,
+//! argon2id verification, session, access-token signing, audit) and `N` argon2id hashes alone
+//! at the embedded adapter's parameters, and prints p50, p95 and mean of each and the ratio of
+//! the p95s. The samples are interleaved (one of each kind per round) so that noise from the
+//! rest of the machine weighs on every kind alike.
+//!
+//! Diagnostic rows break the login down: the identity step alone, an argon2id verification
+//! (what login runs, rather than a hash), and the hash on tokio's blocking pool (where the
+//! adapter runs it) with a fresh allocation per call, as the argon2 crate does, and with
+//! working memory reused per thread.
+//!
+//! Run with `cargo bench -p rampart-auth-function --bench login`. `LOGIN_BENCH_N` changes the
+//! number of samples of each kind (default 200).
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
+use http_body_util::BodyExt;
+use rampart_auth_function::{Backends, router};
+use rampart_identity::embedded::hasher;
+use rampart_identity::{Email, EmbeddedIdentity, IdentityProvider, LoginOutcome, Password};
+use rampart_kernel::Settings;
+use rampart_secrets::local::LocalSecretsFile;
+use rampart_tokens::LocalKeys;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const PASSWORD: &str = "violet kettle harbour";
+const EMAIL: &str = "bench@example.com";
+const WARM_UP: usize = 5;
+
+/// p50 and p95 (nearest rank), mean, min and max of a sample.
+struct Summary {
+    p50: Duration,
+    p95: Duration,
+    mean: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Summary {
+    fn of(samples: &[Duration]) -> Self {
+        let mut sorted = samples.to_vec();
+        sorted.sort();
+        // Nearest rank: the smallest sample with at least a fraction q of the sample at or below it.
+        let rank = |q: f64| {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let index = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+            sorted[index]
+        };
+        let total: Duration = sorted.iter().sum();
+        Self {
+            p50: rank(0.50),
+            p95: rank(0.95),
+            mean: total / u32::try_from(sorted.len()).unwrap_or(u32::MAX),
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+        }
+    }
+
+    fn print(&self, name: &str, n: usize) {
+        println!(
+            "{name:<32} n={n:<4} p50={:>7.2} ms  p95={:>7.2} ms  mean={:>7.2} ms  min={:>7.2} ms  max={:>7.2} ms",
+            ms(self.p50),
+            ms(self.p95),
+            ms(self.mean),
+            ms(self.min),
+            ms(self.max),
+        );
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+async fn post(app: &axum::Router, path: &str, body: &Value) -> (http::StatusCode, Value) {
+    let request = http::Request::post(path)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(serde_json::to_vec(body).expect("json")))
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("response");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("json body")
+    };
+    (parts.status, value)
+}
+
+async fn login(app: &axum::Router) {
+    let (status, body) = post(app, "/v1/auth/login", &json!({"email": EMAIL, "password": PASSWORD})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "authenticated", "{body}");
+}
+
+/// An argon2id hash on the calling thread, as the embedded adapter computes it.
+fn hash_once() -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    hasher()
+        .hash_password(PASSWORD.as_bytes(), &salt)
+        .expect("hash")
+        .to_string()
+}
+
+/// The same argon2id computation into working memory this thread keeps between calls.
+fn hash_with_reused_memory() -> [u8; 32] {
+    thread_local! {
+        static MEMORY: RefCell<Vec<argon2::Block>> = const { RefCell::new(Vec::new()) };
+    }
+    let argon2 = hasher();
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 16];
+    let salt = salt.decode_b64(&mut salt_bytes).expect("salt");
+    let mut out = [0u8; 32];
+    MEMORY.with_borrow_mut(|memory| {
+        memory.resize(argon2.params().block_count(), argon2::Block::default());
+        argon2
+            .hash_password_into_with_memory(PASSWORD.as_bytes(), salt, &mut out, &mut memory[..])
+            .expect("hash");
+    });
+    out
+}
+
+/// Times `run` once and appends the duration to `samples`.
+async fn timed<T>(samples: &mut Vec<Duration>, run: impl Future<Output = T>) -> T {
+    let start = Instant::now();
+    let value = run.await;
+    samples.push(start.elapsed());
+    value
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench` passes `--bench`; this harness takes no arguments of its own.
+    let n: usize = std::env::var("LOGIN_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = Settings {
+        data_dir: dir.path().to_path_buf(),
+        ..Settings::default()
+    };
+    let identity = Arc::new(EmbeddedIdentity::open(&dir.path().join("identity.sqlite")).expect("identity"));
+    let backends = Backends {
+        identity: identity.clone(),
+        keys: Arc::new(LocalKeys::new(dir.path().join("keys"), settings.tokens.algorithm)),
+        store: Arc::new(rampart_store::SqliteStore::open(&dir.path().join("store.sqlite")).expect("store")),
+        secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
+    };
+    let app = router(backends, &settings);
+
+    let (status, body) = post(
+        &app,
+        "/v1/auth/register",
+        &json!({"email": EMAIL, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let code = rampart_testkit::outbox_code(identity.outbox_path(), EMAIL, "confirm_sign_up").expect("code in outbox");
+    let (status, body) = post(&app, "/v1/auth/confirm", &json!({"email": EMAIL, "code": code})).await;
+    assert_eq!(status, 204, "{body}");
+
+    let email = Email::parse(EMAIL).expect("email");
+    let password = Password::for_sign_in(PASSWORD).expect("password");
+    let stored = hash_once();
+    for _ in 0..WARM_UP {
+        login(&app).await;
+    }
+    println!(
+        "login bench: {n} interleaved samples of each after {WARM_UP} warm-up logins; argon2id {}; token algorithm {}",
+        stored.split('$').nth(3).unwrap_or("?"),
+        settings.tokens.algorithm.name()
+    );
+
+    let mut logins = Vec::with_capacity(n);
+    let mut hashes = Vec::with_capacity(n);
+    let mut authentications = Vec::with_capacity(n);
+    let mut verifies = Vec::with_capacity(n);
+    let mut pooled = Vec::with_capacity(n);
+    let mut reused = Vec::with_capacity(n);
+    for _ in 0..n {
+        // The whole login through the router.
+        timed(&mut logins, login(&app)).await;
+
+        // The hash alone, on this thread.
+        std::hint::black_box(timed(&mut hashes, async { hash_once() }).await);
+
+        // The identity step alone, as the login handler calls it: SQLite lookup, argon2id
+        // verification on the blocking pool, TOTP check.
+        let outcome = timed(&mut authentications, identity.authenticate(&email, &password)).await;
+        assert!(matches!(outcome, Ok(LoginOutcome::Authenticated(_))));
+
+        // What login runs instead of a hash: parse the stored PHC string and verify against it.
+        let matched = timed(&mut verifies, async {
+            let parsed = PasswordHash::new(&stored).expect("phc");
+            hasher().verify_password(PASSWORD.as_bytes(), &parsed).is_ok()
+        })
+        .await;
+        assert!(matched);
+
+        // The hash on the blocking pool, allocating its memory per call as the adapter does...
+        let hash = timed(&mut pooled, tokio::task::spawn_blocking(hash_once)).await;
+        std::hint::black_box(hash.expect("join"));
+        // ... and reusing it.
+        let hash = timed(&mut reused, tokio::task::spawn_blocking(hash_with_reused_memory)).await;
+        std::hint::black_box(hash.expect("join"));
+    }
+
+    let login = Summary::of(&logins);
+    let hash = Summary::of(&hashes);
+    login.print("login (POST /v1/auth/login, 200)", n);
+    hash.print("argon2id hash alone", n);
+    println!(
+        "ratio login_p95 / hash_p95 = {:.3} (target <= 1.3); login_p50 / hash_p50 = {:.3}",
+        ratio(login.p95, hash.p95),
+        ratio(login.p50, hash.p50),
+    );
+    println!("diagnostics:");
+    Summary::of(&authentications).print("identity.authenticate", n);
+    Summary::of(&verifies).print("argon2id verify alone", n);
+    Summary::of(&pooled).print("hash on blocking pool", n);
+    Summary::of(&reused).print("hash on pool, memory reused", n);
+}
