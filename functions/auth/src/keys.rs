@@ -40,7 +40,24 @@ fn ring_key() -> Key {
 struct Loaded {
     state: RingState,
     signers: HashMap<String, Arc<dyn Signer>>,
+    /// The public keys of `signers` published at `loaded_at`, oldest first.
+    published: Vec<Jwk>,
+    /// The same keys by `kid`, for verifying bearer tokens.
+    key_set: Arc<KeySet>,
     loaded_at: i64,
+}
+
+impl Loaded {
+    /// Younger than [`RELOAD_SECS`], and no key has retired since: a retired key stops being
+    /// published and accepted on time, not at the next reload.
+    fn is_fresh(&self, now: i64) -> bool {
+        now - self.loaded_at < RELOAD_SECS
+            && !self
+                .state
+                .keys
+                .iter()
+                .any(|key| key.retires_at.is_some_and(|at| at > self.loaded_at && at <= now))
+    }
 }
 
 /// The signing keys: which one signs now, which ones the JWKS lists.
@@ -71,20 +88,15 @@ impl KeyRing {
         loaded.signers.get(&entry.key_ref).cloned().ok_or(KeyError::NoActiveKey)
     }
 
-    /// The public keys the JWKS lists at `now`, oldest first.
+    /// The public keys the JWKS lists, oldest first, as of the last reload.
     pub async fn published(&self, now: i64) -> Result<Vec<Jwk>, KeyError> {
-        let loaded = self.current(now).await?;
-        Ok(loaded
-            .state
-            .published(now)
-            .filter_map(|entry| loaded.signers.get(&entry.key_ref))
-            .map(|signer| signer.public_key().clone())
-            .collect())
+        Ok(self.current(now).await?.published.clone())
     }
 
-    /// The keys access tokens are verified with at `now`.
-    pub async fn verification_keys(&self, now: i64) -> Result<KeySet, KeyError> {
-        Ok(KeySet::new(self.published(now).await?))
+    /// The keys access tokens are verified with, as of the last reload; built once per reload,
+    /// not per request.
+    pub async fn verification_keys(&self, now: i64) -> Result<Arc<KeySet>, KeyError> {
+        Ok(Arc::clone(&self.current(now).await?.key_set))
     }
 
     /// Creates a new key and schedules it: published now, signing after
@@ -117,29 +129,33 @@ impl KeyRing {
     /// The loaded ring, re-read when older than [`RELOAD_SECS`]. Keys already open are reused.
     async fn current(&self, now: i64) -> Result<Arc<Loaded>, KeyError> {
         if let Some(loaded) = self.loaded.read().await.as_ref()
-            && now - loaded.loaded_at < RELOAD_SECS
+            && loaded.is_fresh(now)
         {
             return Ok(Arc::clone(loaded));
         }
         let mut slot = self.loaded.write().await;
         if let Some(loaded) = slot.as_ref()
-            && now - loaded.loaded_at < RELOAD_SECS
+            && loaded.is_fresh(now)
         {
             return Ok(Arc::clone(loaded));
         }
         let (state, _) = self.read().await?;
         let mut signers = HashMap::new();
+        let mut published = Vec::new();
         for entry in state.published(now) {
             let open = slot.as_ref().and_then(|l| l.signers.get(&entry.key_ref)).cloned();
             let signer = match open {
                 Some(signer) => signer,
                 None => self.source.open(&entry.key_ref).await?,
             };
+            published.push(signer.public_key().clone());
             signers.insert(entry.key_ref.clone(), signer);
         }
         let loaded = Arc::new(Loaded {
             state,
             signers,
+            key_set: Arc::new(KeySet::new(published.clone())),
+            published,
             loaded_at: now,
         });
         *slot = Some(Arc::clone(&loaded));

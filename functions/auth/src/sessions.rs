@@ -193,7 +193,7 @@ impl Sessions {
             rotated_hashes: Vec::new(),
             version: 0,
         };
-        session.version = self.store.put(Table::Auth, &self.item_of(&session, None)).await?;
+        session.version = self.store.put(Table::Auth, &self.item_of(&session)).await?;
         let token = RefreshToken(SecretString::from(format!("{}.{secret}", session.id)));
         Ok((session, token))
     }
@@ -242,7 +242,7 @@ impl Sessions {
         session.rotated_hashes.insert(0, previous);
         session.rotated_hashes.truncate(REMEMBERED_ROTATIONS);
         session.last_used_at = now;
-        match self.store.put(Table::Auth, &self.item_of(&session, None)).await {
+        match self.store.put(Table::Auth, &self.item_of(&session)).await {
             Ok(version) => session.version = version,
             Err(StoreError::ConditionFailed) => return Err(RefreshError::Invalid),
             Err(error) => return Err(error.into()),
@@ -254,21 +254,23 @@ impl Sessions {
     /// Revokes a session (idempotent) and makes sure the revocation is in the feed. Returns
     /// whether the session exists.
     pub async fn revoke(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let now_ms = now.saturating_mul(1000);
         loop {
-            let Some(item) = self.store.get(Table::Auth, &session_key(id)).await? else {
+            let Some(mut session) = self.get(id).await? else {
                 return Ok(false);
             };
-            let session = self.session_from(id, &item)?;
-            let revoked_at_ms = match stored_revoked_at_ms(&item) {
+            let revoked_at = match session.revoked_at {
                 Some(at) => at,
-                None => match self.store.put(Table::Auth, &self.item_of(&session, Some(now_ms))).await {
-                    Ok(_) => now_ms,
-                    Err(StoreError::ConditionFailed) => continue,
-                    Err(error) => return Err(error),
-                },
+                None => {
+                    session.revoked_at = Some(now);
+                    match self.store.put(Table::Auth, &self.item_of(&session)).await {
+                        Ok(_) => now,
+                        Err(StoreError::ConditionFailed) => continue,
+                        Err(error) => return Err(error),
+                    }
+                }
             };
-            self.publish_revocation(id, revoked_at_ms, now).await?;
+            self.publish_revocation(id, revoked_at.saturating_mul(1000), now)
+                .await?;
             return Ok(true);
         }
     }
@@ -341,7 +343,7 @@ impl Sessions {
         }
     }
 
-    fn item_of(&self, session: &Session, revoked_at_ms: Option<i64>) -> Item {
+    fn item_of(&self, session: &Session) -> Item {
         let encode = |hash: &Vec<u8>| URL_SAFE_NO_PAD.encode(hash);
         let stored = Stored {
             user_id: session.user_id.clone(),
@@ -353,7 +355,7 @@ impl Sessions {
             amr: session.amr.clone(),
             client_ip: session.client_ip.clone(),
             user_agent: session.user_agent.clone(),
-            revoked_at_ms: revoked_at_ms.or(session.revoked_at.map(|s| s * 1000)),
+            revoked_at_ms: session.revoked_at.map(|s| s.saturating_mul(1000)),
             provider_credential: session
                 .provider_credential
                 .as_ref()
@@ -407,10 +409,6 @@ impl Sessions {
             version: item.version,
         })
     }
-}
-
-fn stored_revoked_at_ms(item: &Item) -> Option<i64> {
-    item.body.get("revoked_at_ms").and_then(serde_json::Value::as_i64)
 }
 
 #[cfg(test)]

@@ -6,14 +6,14 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderValue, header};
-use rampart_identity::{IdentityError, LoginOutcome, ProviderSession, UserStatus};
+use rampart_identity::{Email, IdentityError, LoginOutcome, ProviderSession, UserStatus};
 use rampart_kernel::extract::Json;
 use rampart_tokens::jwt::{self, AccessClaims};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::audit::{EventKind, Outcome};
+use crate::audit::{Event, EventKind, Outcome};
 use crate::error::{ApiError, invalid_refresh_token};
 use crate::extract::{AuthUser, ClientInfo, provider_session};
 use crate::input::{code, current_password, email, opaque};
@@ -85,13 +85,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let email = email(&request.email)?;
     let password = current_password("/password", &request.password)?;
-    let mut event = client.event(EventKind::Login, Outcome::Success);
-    event.email = Some(email.as_str().to_string());
-    let counters = counters(email.as_str(), &client);
-    if let Err(error) = app.throttle.begin_attempt(&counters, now_unix()).await {
-        app.record(event.failed(Outcome::Throttled, "throttled")).await;
-        return Err(error.into());
-    }
+    let (mut event, counters) = begin_sign_in(&app, &client, &email).await?;
     let outcome = match app.backends.identity.authenticate(&email, &password).await {
         Ok(outcome) => outcome,
         Err(error) => {
@@ -131,13 +125,7 @@ pub async fn login_mfa(
     let email = email(&request.email)?;
     let challenge = opaque("/challenge", &request.challenge)?;
     let code = code(&request.code)?;
-    let mut event = client.event(EventKind::Login, Outcome::Success);
-    event.email = Some(email.as_str().to_string());
-    let counters = counters(email.as_str(), &client);
-    if let Err(error) = app.throttle.begin_attempt(&counters, now_unix()).await {
-        app.record(event.failed(Outcome::Throttled, "throttled")).await;
-        return Err(error.into());
-    }
+    let (mut event, counters) = begin_sign_in(&app, &client, &email).await?;
     let provider = match app.backends.identity.answer_mfa(&email, challenge, code).await {
         Ok(provider) => provider,
         Err(error) => {
@@ -229,6 +217,19 @@ pub(crate) fn user_event(client: &ClientInfo, user: &AuthUser, kind: EventKind) 
     event.user_id = Some(user.session.user_id.clone());
     event.session_id = Some(user.session.id.clone());
     event
+}
+
+/// Charges a sign-in step (password or TOTP) to the throttle; a refused attempt is audited.
+/// Returns the step's audit event and the counters to credit back on success.
+async fn begin_sign_in(app: &App, client: &ClientInfo, email: &Email) -> Result<(Event, Vec<Counter>), ApiError> {
+    let mut event = client.event(EventKind::Login, Outcome::Success);
+    event.email = Some(email.as_str().to_string());
+    let counters = counters(email.as_str(), client);
+    if let Err(error) = app.throttle.begin_attempt(&counters, now_unix()).await {
+        app.record(event.failed(Outcome::Throttled, "throttled")).await;
+        return Err(error.into());
+    }
+    Ok((event, counters))
 }
 
 /// The throttle counters a sign-in attempt is charged to.
