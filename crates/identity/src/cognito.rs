@@ -546,6 +546,28 @@ impl IdentityProvider for CognitoIdentity {
         Ok(())
     }
 
+    #[instrument(name = "identity.sign_out_everywhere", skip_all)]
+    async fn sign_out_everywhere(&self, user_id: &str) -> Result<(), IdentityError> {
+        let result = self
+            .client
+            .admin_user_global_sign_out()
+            .user_pool_id(&self.user_pool_id)
+            .username(user_id)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_user_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(failed(error, |_, _| None)),
+        }
+    }
+
     #[instrument(name = "identity.current_user", skip_all)]
     async fn current_user(&self, session: &ProviderSession) -> Result<Option<User>, IdentityError> {
         Ok(self.lookup(&session.user.id).await?.map(|(_, user)| user))

@@ -15,8 +15,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
-use argon2::{Algorithm, Argon2, Params, Version};
 use aws_lc_rs::{constant_time, digest, rand};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,11 +22,11 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use secrecy::{ExposeSecret, SecretString};
 use tracing::instrument;
 
-use crate::totp;
 use crate::{
     Email, IdentityError, IdentityProvider, LoginOutcome, Password, ProviderSession, SignUpOutcome, TotpEnrolment,
     User, UserStatus,
 };
+use crate::{argon, totp};
 
 /// How long a sign-up confirmation code is valid.
 pub const CONFIRMATION_CODE_TTL_SECS: i64 = 24 * 60 * 60;
@@ -51,12 +49,6 @@ fn unavailable(error: impl std::fmt::Display) -> IdentityError {
     IdentityError::Unavailable(error.to_string())
 }
 
-/// argon2id with OWASP's recommended minimum: m = 19 MiB, t = 2, p = 1.
-pub fn hasher() -> Argon2<'static> {
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
 /// A hash of a random password at the same parameters, verified against when the email is
 /// unknown so that an unknown email costs as much as a wrong password.
 fn dummy_hash() -> &'static str {
@@ -64,10 +56,7 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| {
         let mut password = [0u8; 32];
         let _ = rand::fill(&mut password);
-        hasher()
-            .hash_password(&password, &SaltString::generate(&mut OsRng))
-            .map(|h| h.to_string())
-            .unwrap_or_default()
+        argon::hash(&password).unwrap_or_default()
     })
 }
 
@@ -471,26 +460,19 @@ impl EmbeddedIdentity {
 /// argon2id-hashes a password on the blocking pool.
 async fn hash_password(password: &Password) -> Result<String, IdentityError> {
     let password = password.clone();
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        hasher()
-            .hash_password(password.expose().as_bytes(), &salt)
-            .map(|h| h.to_string())
-    })
-    .await
-    .map_err(unavailable)?
-    .map_err(unavailable)
+    tokio::task::spawn_blocking(move || argon::hash(password.expose().as_bytes()))
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)
 }
 
 /// Verifies a password against a stored PHC string on the blocking pool.
 async fn password_matches(password: &Password, hash: String) -> Result<bool, IdentityError> {
     let password = password.clone();
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash).map_err(unavailable)?;
-        Ok(hasher().verify_password(password.expose().as_bytes(), &parsed).is_ok())
-    })
-    .await
-    .map_err(unavailable)?
+    tokio::task::spawn_blocking(move || argon::verify(password.expose().as_bytes(), &hash))
+        .await
+        .map_err(unavailable)?
+        .map_err(unavailable)
 }
 
 #[async_trait::async_trait]
@@ -736,6 +718,10 @@ impl IdentityProvider for EmbeddedIdentity {
         self.set_password_hash(session.user.id.clone(), hash).await
     }
 
+    async fn sign_out_everywhere(&self, _user_id: &str) -> Result<(), IdentityError> {
+        Ok(())
+    }
+
     #[instrument(name = "identity.current_user", skip_all)]
     async fn current_user(&self, session: &ProviderSession) -> Result<Option<User>, IdentityError> {
         let id = session.user.id.clone();
@@ -905,14 +891,14 @@ mod tests {
             })
             .await
             .expect("hash");
-        let parsed = PasswordHash::new(&hash).expect("PHC string");
+        let parsed = argon2::PasswordHash::new(&hash).expect("PHC string");
         assert_eq!(parsed.algorithm.as_str(), "argon2id");
         assert_eq!(parsed.params.get_decimal("m"), Some(19 * 1024));
         assert_eq!(parsed.params.get_decimal("t"), Some(2));
         assert_eq!(parsed.params.get_decimal("p"), Some(1));
         assert!(!hash.contains("horse"));
         // The dummy hash verified for unknown emails costs exactly as much.
-        let dummy = PasswordHash::new(dummy_hash()).expect("dummy PHC string");
+        let dummy = argon2::PasswordHash::new(dummy_hash()).expect("dummy PHC string");
         assert_eq!(dummy.algorithm, parsed.algorithm);
         assert_eq!(dummy.params, parsed.params);
     }

@@ -3,6 +3,7 @@
 //! outbox file). Sign-up confirmation, sign-in with optional TOTP MFA, password reset and change,
 //! and the self-service calls a signed-in user makes through a [`ProviderSession`].
 
+pub mod argon;
 pub mod cognito;
 pub mod embedded;
 mod input;
@@ -148,6 +149,13 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
         old: &Password,
         new: &Password,
     ) -> Result<(), IdentityError>;
+
+    /// Revokes every credential the provider has issued to the user, so that none kept by a
+    /// revoked session can still act for them (Cognito's `AdminUserGlobalSignOut`: a password
+    /// reset has no user token for the self-service `GlobalSignOut`). `Ok` for a user the
+    /// provider no longer has. The embedded provider issues no credentials of its own: its
+    /// sessions live in the auth API alone.
+    async fn sign_out_everywhere(&self, user_id: &str) -> Result<(), IdentityError>;
 
     /// The user as the provider sees them now: `None` once deleted, status
     /// [`UserStatus::Disabled`] once disabled. The auth API checks this on every refresh.

@@ -23,7 +23,7 @@ use rampart_kernel::Settings;
 use rampart_kernel::config::TokenSettings;
 use rampart_kernel::health::{self, ReadinessProbe};
 use rampart_secrets::SecretSource;
-use rampart_store::ItemStore;
+use rampart_store::{ItemStore, StoreError};
 use rampart_tokens::KeySource;
 use rampart_tokens::jwt::Validation;
 
@@ -99,6 +99,17 @@ impl App {
             keys: keys::KeyRing::new(Arc::clone(&backends.store), Arc::clone(&backends.keys), settings),
             backends,
         }))
+    }
+
+    /// Revokes every session of the user, then every credential the identity provider issued
+    /// them. A failure at the provider is logged, not returned: the sessions, the only holders
+    /// of those credentials, are already revoked and no longer keep them.
+    pub async fn sign_out_everywhere(&self, user_id: &str, now: i64) -> Result<usize, StoreError> {
+        let revoked = self.sessions.revoke_all(user_id, None, now).await?;
+        if let Err(error) = self.backends.identity.sign_out_everywhere(user_id).await {
+            tracing::warn!(%error, "the identity provider could not sign the user out everywhere");
+        }
+        Ok(revoked)
     }
 
     /// Writes an audit event. A failed write is logged loudly but does not fail the request:

@@ -262,6 +262,8 @@ impl Sessions {
                 Some(at) => at,
                 None => {
                     session.revoked_at = Some(now);
+                    // A revoked session will never act for the user again.
+                    session.provider_credential = None;
                     match self.store.put(Table::Auth, &self.item_of(&session)).await {
                         Ok(_) => now,
                         Err(StoreError::ConditionFailed) => continue,

@@ -173,7 +173,7 @@ pub async fn refresh(
     match user {
         Ok(Some(user)) if user.status != UserStatus::Disabled => {}
         Ok(_) | Err(IdentityError::SessionInvalid) => {
-            app.sessions.revoke_all(&session.user_id, None, now).await?;
+            app.sign_out_everywhere(&session.user_id, now).await?;
             app.record(event.failed(Outcome::Failure, "user_disabled_or_deleted"))
                 .await;
             return Err(invalid_refresh_token());
@@ -206,7 +206,7 @@ pub async fn logout(State(app): State<App>, client: ClientInfo, user: AuthUser) 
 #[utoipa::path(post, path = "/v1/auth/logout/all", tag = "session", security(("bearer" = [])),
     responses((status = 204, description = "Every session revoked"), (status = 401, description = "No valid access token", content_type = "application/problem+json")))]
 pub async fn logout_all(State(app): State<App>, client: ClientInfo, user: AuthUser) -> Result<StatusCode, ApiError> {
-    app.sessions.revoke_all(&user.session.user_id, None, now_unix()).await?;
+    app.sign_out_everywhere(&user.session.user_id, now_unix()).await?;
     app.record(user_event(&client, &user, EventKind::LogoutAll)).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -150,7 +150,7 @@ pub async fn reset_password(
     if result.is_ok()
         && let Some(user) = app.backends.identity.find_user(&email).await?
     {
-        app.sessions.revoke_all(&user.id, None, now_unix()).await?;
+        app.sign_out_everywhere(&user.id, now_unix()).await?;
         event.user_id = Some(user.id);
     }
     app.record(event).await;

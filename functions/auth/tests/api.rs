@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rampart_auth_function::audit::{AuditLog, EventKind, Outcome};
+use rampart_auth_function::sessions::Sessions;
 use rampart_auth_function::{Backends, router};
-use rampart_identity::{CognitoIdentity, Email, EmbeddedIdentity, IdentityProvider, totp};
+use rampart_identity::{
+    CognitoIdentity, Email, EmbeddedIdentity, IdentityError, IdentityProvider, ProviderSession, totp,
+};
 use rampart_kernel::Settings;
 use rampart_secrets::local::LocalSecretsFile;
 use rampart_store::ItemStore;
@@ -270,6 +273,47 @@ impl Stack {
             .into_iter()
             .map(|e| (e.kind, e.outcome))
             .collect()
+    }
+
+    /// The provider session a Rampart session keeps (Cognito's refresh token; none embedded).
+    async fn provider_session(&self, tokens: &Value) -> ProviderSession {
+        let id = tokens["session_id"].as_str().expect("session id");
+        let session = self.sessions().get(id).await.expect("store").expect("session");
+        let user = self
+            .provider
+            .find_user(&Email::parse(&session.email).expect("email"))
+            .await
+            .expect("identity")
+            .expect("user");
+        ProviderSession {
+            user,
+            credential: session.provider_credential,
+        }
+    }
+
+    /// After signing out everywhere: the revoked session no longer keeps the provider's
+    /// credential, and the credential it kept (`before`) no longer works at the provider.
+    async fn assert_signed_out_at_provider(&self, tokens: &Value, before: &ProviderSession) {
+        let after = self.provider_session(tokens).await;
+        assert!(
+            after.credential.is_none(),
+            "a revoked session keeps no provider credential"
+        );
+        if let Identity::Cognito { .. } = self.identity {
+            assert!(
+                before.credential.is_some(),
+                "a Cognito session keeps Cognito's refresh token"
+            );
+            let refused = self.provider.begin_totp_enrolment(before).await;
+            assert!(
+                matches!(refused, Err(IdentityError::SessionInvalid)),
+                "Cognito's refresh token was revoked: {refused:?}"
+            );
+        }
+    }
+
+    fn sessions(&self) -> Sessions {
+        Sessions::new(Arc::clone(&self.store), &self.settings)
     }
 
     /// Verifies an access token the way an independent relying party would: only the JWKS.
@@ -562,6 +606,7 @@ async fn password_reset_revokes_every_session(stack: &Stack) {
         .await;
     assert_eq!(weak.status, 422);
     assert_eq!(weak.body["errors"][0]["pointer"], "/new_password");
+    let kept = stack.provider_session(&first).await;
     let reset = stack
         .post(
             "/v1/auth/password/reset",
@@ -569,6 +614,7 @@ async fn password_reset_revokes_every_session(stack: &Stack) {
         )
         .await;
     assert_eq!(reset.status, 204, "{reset:?}");
+    stack.assert_signed_out_at_provider(&first, &kept).await;
     for tokens in [&first, &second] {
         assert_eq!(stack.refresh(&tokens["refresh_token"]).await.status, 401);
         assert_eq!(stack.get_as(token(tokens), "/v1/auth/me").await.status, 401);
@@ -633,11 +679,13 @@ async fn sessions_are_listed_and_revoked_by_their_owner_only(stack: &Stack) {
     let after = stack.get_as(token(&mine), "/v1/auth/sessions").await;
     assert_eq!(after.body["sessions"].as_array().expect("sessions").len(), 1);
 
+    let kept = stack.provider_session(&mine).await;
     assert_eq!(
         stack.post_as(token(&mine), "/v1/auth/logout/all", None).await.status,
         204
     );
     assert_eq!(stack.get_as(token(&mine), "/v1/auth/me").await.status, 401);
+    stack.assert_signed_out_at_provider(&mine, &kept).await;
 }
 
 async fn failed_logins_back_off_per_account(stack: &Stack) {
@@ -702,6 +750,48 @@ async fn disabled_user_loses_the_session_on_refresh(stack: &Stack) {
 }
 
 // --- edge cases that do not depend on the identity backend -----------------------------------
+
+/// An unknown email and a wrong password must not be told apart by how long the answer takes:
+/// the embedded provider verifies against a dummy argon2id hash for unknown emails. Samples are
+/// interleaved so machine noise weighs on both alike; the bound is loose because skipping the
+/// hash would make unknown emails some fifty times faster, not a few per cent.
+#[tokio::test]
+async fn unknown_email_and_wrong_password_take_about_as_long() {
+    const ACCOUNTS: usize = 4;
+    // Four failures per account stay under its back-off; 32 in all under the address's.
+    const PER_ACCOUNT: usize = 4;
+    let stack = Stack::embedded().await;
+    let mut accounts = Vec::new();
+    for _ in 0..ACCOUNTS {
+        accounts.push(stack.user().await);
+    }
+    let mut unknown = Vec::new();
+    let mut wrong = Vec::new();
+    for round in 0..ACCOUNTS * PER_ACCOUNT {
+        let nobody = format!("nobody{}@example.com", unique_suffix());
+        for (email, samples) in [(&nobody, &mut unknown), (&accounts[round % ACCOUNTS], &mut wrong)] {
+            let started = std::time::Instant::now();
+            let reply = stack
+                .post(
+                    "/v1/auth/login",
+                    json!({"email": email, "password": "not the password at all"}),
+                )
+                .await;
+            samples.push(started.elapsed());
+            assert_eq!(reply.status, 401, "{reply:?}");
+        }
+    }
+    let median = |samples: &mut Vec<Duration>| {
+        samples.sort();
+        samples[samples.len() / 2]
+    };
+    let (unknown, wrong) = (median(&mut unknown), median(&mut wrong));
+    let ratio = unknown.as_secs_f64() / wrong.as_secs_f64();
+    assert!(
+        (0.67..=1.5).contains(&ratio),
+        "median unknown-email login {unknown:?} vs wrong-password login {wrong:?}"
+    );
+}
 
 #[tokio::test]
 async fn bad_input_is_refused_with_a_problem_naming_the_field_and_nothing_is_written() {
