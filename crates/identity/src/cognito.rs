@@ -569,8 +569,8 @@ impl IdentityProvider for CognitoIdentity {
     }
 
     #[instrument(name = "identity.current_user", skip_all)]
-    async fn current_user(&self, session: &ProviderSession) -> Result<Option<User>, IdentityError> {
-        Ok(self.lookup(&session.user.id).await?.map(|(_, user)| user))
+    async fn current_user(&self, user_id: &str) -> Result<Option<User>, IdentityError> {
+        Ok(self.lookup(user_id).await?.map(|(_, user)| user))
     }
 }
 

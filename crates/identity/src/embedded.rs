@@ -723,8 +723,8 @@ impl IdentityProvider for EmbeddedIdentity {
     }
 
     #[instrument(name = "identity.current_user", skip_all)]
-    async fn current_user(&self, session: &ProviderSession) -> Result<Option<User>, IdentityError> {
-        let id = session.user.id.clone();
+    async fn current_user(&self, user_id: &str) -> Result<Option<User>, IdentityError> {
+        let id = user_id.to_owned();
         self.run(move |connection| {
             Ok(user_by_id(connection, &id)?.map(|(email, _, status)| User {
                 id: id.clone(),

@@ -159,7 +159,7 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
 
     /// The user as the provider sees them now: `None` once deleted, status
     /// [`UserStatus::Disabled`] once disabled. The auth API checks this on every refresh.
-    async fn current_user(&self, session: &ProviderSession) -> Result<Option<User>, IdentityError>;
+    async fn current_user(&self, user_id: &str) -> Result<Option<User>, IdentityError>;
 }
 
 /// The identity provider the settings select: `data_dir/identity.sqlite`, or the Cognito pool

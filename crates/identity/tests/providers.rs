@@ -369,7 +369,10 @@ async fn registration_and_sign_in(h: &dyn Harness) {
     assert!(matches!(unknown, IdentityError::InvalidCredentials));
     assert_eq!(wrong_password.to_string(), unknown.to_string());
 
-    assert_eq!(provider.current_user(&session).await.expect("current user"), Some(user));
+    assert_eq!(
+        provider.current_user(&session.user.id).await.expect("current user"),
+        Some(user)
+    );
 }
 
 async fn password_reset_and_change(h: &dyn Harness) {
@@ -522,7 +525,7 @@ async fn totp_mfa(h: &dyn Harness) {
         assert!(again.is_err(), "moto: ResourceNotFoundException");
     }
     assert_eq!(
-        provider.current_user(&mfa_session).await.expect("current user"),
+        provider.current_user(&mfa_session.user.id).await.expect("current user"),
         Some(session.user.clone())
     );
 
@@ -541,7 +544,7 @@ async fn disabled_and_deleted_accounts(h: &dyn Harness) {
     let (email, session) = confirmed_session(h).await;
     h.disable(&email).await;
     let current = provider
-        .current_user(&session)
+        .current_user(&session.user.id)
         .await
         .expect("current user")
         .expect("still exists");
@@ -556,7 +559,10 @@ async fn disabled_and_deleted_accounts(h: &dyn Harness) {
 
     let (email, session) = confirmed_session(h).await;
     h.delete(&email).await;
-    assert_eq!(provider.current_user(&session).await.expect("current user"), None);
+    assert_eq!(
+        provider.current_user(&session.user.id).await.expect("current user"),
+        None
+    );
     assert_eq!(provider.find_user(&email).await.expect("lookup"), None);
     assert_err(
         provider.authenticate(&email, &password(PASSWORD)).await,

@@ -22,10 +22,9 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use http_body_util::BodyExt;
 use rampart_auth_function::{Backends, router};
 use rampart_identity::argon::{self, hasher};
-use rampart_identity::{Email, EmbeddedIdentity, IdentityProvider, LoginOutcome, Password};
+use rampart_identity::embedded::OUTBOX_FILE;
+use rampart_identity::{Email, LoginOutcome, Password};
 use rampart_kernel::Settings;
-use rampart_secrets::local::LocalSecretsFile;
-use rampart_tokens::LocalKeys;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -138,13 +137,8 @@ async fn main() {
         data_dir: dir.path().to_path_buf(),
         ..Settings::default()
     };
-    let identity = Arc::new(EmbeddedIdentity::open(&dir.path().join("identity.sqlite")).expect("identity"));
-    let backends = Backends {
-        identity: identity.clone(),
-        keys: Arc::new(LocalKeys::new(dir.path().join("keys"), settings.tokens.algorithm)),
-        store: Arc::new(rampart_store::SqliteStore::open(&dir.path().join("store.sqlite")).expect("store")),
-        secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
-    };
+    let backends = Backends::connect(&settings, None).await.expect("embedded backends");
+    let identity = Arc::clone(&backends.identity);
     let app = router(backends, &settings);
 
     let (status, body) = post(
@@ -154,7 +148,8 @@ async fn main() {
     )
     .await;
     assert_eq!(status, 202, "{body}");
-    let code = rampart_testkit::outbox_code(identity.outbox_path(), EMAIL, "confirm_sign_up").expect("code in outbox");
+    let code =
+        rampart_testkit::outbox_code(&dir.path().join(OUTBOX_FILE), EMAIL, "confirm_sign_up").expect("code in outbox");
     let (status, body) = post(&app, "/v1/auth/confirm", &json!({"email": EMAIL, "code": code})).await;
     assert_eq!(status, 204, "{body}");
 

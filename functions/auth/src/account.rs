@@ -77,7 +77,7 @@ pub async fn me(State(app): State<App>, user: AuthUser) -> Result<Response, ApiE
     let current = app
         .backends
         .identity
-        .current_user(&user.provider_session()?)
+        .current_user(&user.session.user_id)
         .await?
         .ok_or_else(|| ApiError(Problem::of(ProblemType::Unauthorized)))?;
     Ok(no_store(Me {
@@ -154,7 +154,7 @@ pub async fn change_password(
     let result = app
         .backends
         .identity
-        .change_password(&user.provider_session()?, &old, &new)
+        .change_password(&user.provider_session(&app).await?, &old, &new)
         .await;
     app.record(user_event(&client, &user, EventKind::PasswordChange).with_result(&result))
         .await;
@@ -173,7 +173,7 @@ pub async fn begin_totp(State(app): State<App>, user: AuthUser) -> Result<Respon
     let enrolment = app
         .backends
         .identity
-        .begin_totp_enrolment(&user.provider_session()?)
+        .begin_totp_enrolment(&user.provider_session(&app).await?)
         .await?;
     Ok(no_store(TotpEnrolmentView {
         secret: enrolment.secret.expose_secret().to_string(),
@@ -194,7 +194,7 @@ pub async fn verify_totp(
     let result = app
         .backends
         .identity
-        .confirm_totp_enrolment(&user.provider_session()?, code)
+        .confirm_totp_enrolment(&user.provider_session(&app).await?, code)
         .await;
     app.record(user_event(&client, &user, EventKind::MfaEnrol).with_result(&result))
         .await;
@@ -218,7 +218,11 @@ pub async fn disable_totp(State(app): State<App>, client: ClientInfo, user: Auth
             "Sign in again to turn off two-factor authentication.",
         )));
     }
-    let result = app.backends.identity.disable_totp(&user.provider_session()?).await;
+    let result = app
+        .backends
+        .identity
+        .disable_totp(&user.provider_session(&app).await?)
+        .await;
     app.record(user_event(&client, &user, EventKind::MfaDisable).with_result(&result))
         .await;
     result?;

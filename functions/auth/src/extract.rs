@@ -90,22 +90,19 @@ pub struct AuthUser {
 impl AuthUser {
     /// The provider session stored with the sign-in, for self-service calls. Built only from
     /// what the auth API stored, never from client input.
-    pub fn provider_session(&self) -> Result<ProviderSession, ApiError> {
-        provider_session(&self.session)
+    pub async fn provider_session(&self, app: &App) -> Result<ProviderSession, ApiError> {
+        let session = &self.session;
+        let email = rampart_identity::Email::parse(&session.email)
+            .map_err(|_| StoreError::Corrupt(format!("session {} has an invalid email", session.id)))?;
+        Ok(ProviderSession {
+            user: User {
+                id: session.user_id.clone(),
+                email,
+                status: UserStatus::Confirmed,
+            },
+            credential: app.sessions.provider_credential(session).await?,
+        })
     }
-}
-
-pub fn provider_session(session: &Session) -> Result<ProviderSession, ApiError> {
-    let email = rampart_identity::Email::parse(&session.email)
-        .map_err(|_| StoreError::Corrupt(format!("session {} has an invalid email", session.id)))?;
-    Ok(ProviderSession {
-        user: User {
-            id: session.user_id.clone(),
-            email,
-            status: UserStatus::Confirmed,
-        },
-        credential: session.provider_credential.clone(),
-    })
 }
 
 fn unauthorized() -> ApiError {

@@ -22,6 +22,7 @@ use rampart_identity::IdentityProvider;
 use rampart_kernel::Settings;
 use rampart_kernel::config::TokenSettings;
 use rampart_kernel::health::{self, ReadinessProbe};
+use rampart_seal::Sealer;
 use rampart_secrets::SecretSource;
 use rampart_store::{ItemStore, StoreError};
 use rampart_tokens::KeySource;
@@ -35,6 +36,8 @@ pub struct Backends {
     pub keys: Arc<dyn KeySource>,
     pub store: Arc<dyn ItemStore>,
     pub secrets: Arc<dyn SecretSource>,
+    /// Seals the provider credentials sessions keep.
+    pub sealer: Arc<dyn Sealer>,
 }
 
 /// A start-up failure, naming the setting or backend that caused it.
@@ -48,11 +51,13 @@ impl Backends {
         let store = rampart_store::connect(settings, aws)?;
         let keys = rampart_tokens::key_source(settings, aws)?;
         let identity = rampart_identity::connect(settings, aws, &*secrets).await?;
+        let sealer = rampart_seal::connect(settings, aws).await?;
         Ok(Self {
             identity,
             keys,
             store,
             secrets,
+            sealer,
         })
     }
 }
@@ -86,7 +91,7 @@ impl App {
     pub fn new(backends: Backends, settings: &Settings) -> Self {
         let store = Arc::clone(&backends.store);
         Self(Arc::new(AppState {
-            sessions: sessions::Sessions::new(Arc::clone(&store), settings),
+            sessions: sessions::Sessions::new(Arc::clone(&store), Arc::clone(&backends.sealer), settings),
             throttle: throttle::Throttle::new(Arc::clone(&store)),
             audit: audit::AuditLog::new(store),
             tokens: settings.tokens.clone(),

@@ -7,6 +7,10 @@
 //! rotated secrets are kept: presenting one again means the token was copied, and the whole
 //! session is revoked (OAuth 2.0 Security BCP §4.14.2).
 //!
+//! The identity provider's credential a session keeps for self-service calls (Cognito's refresh
+//! token) is sealed with the [`Sealer`] (KMS `Encrypt` on AWS), bound to the session and user, and
+//! opened only when a self-service call needs it. A revoked session drops it.
+//!
 //! Revocations are also written to a feed, partitioned by minute and kept for as long as an
 //! access token can live, which the proxy polls to stop revoked sessions before their access
 //! tokens expire.
@@ -16,6 +20,8 @@ use std::sync::Arc;
 use aws_lc_rs::{constant_time, digest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rampart_identity::IdentityError;
+use rampart_seal::{SealError, Sealer};
 use rampart_store::{Item, ItemStore, Key, StoreError, Table};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -43,8 +49,9 @@ pub struct Session {
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub revoked_at: Option<i64>,
-    /// The identity provider's own credential for self-service calls (Cognito's refresh token).
-    pub provider_credential: Option<SecretString>,
+    /// The identity provider's own credential for self-service calls (Cognito's refresh token),
+    /// sealed; see [`Sessions::provider_credential`].
+    sealed_credential: Option<Vec<u8>>,
     idle_timeout_secs: i64,
     refresh_hash: Vec<u8>,
     rotated_hashes: Vec<Vec<u8>>,
@@ -109,6 +116,7 @@ pub struct Revocation {
 #[derive(Debug, Clone)]
 pub struct Sessions {
     store: Arc<dyn ItemStore>,
+    sealer: Arc<dyn Sealer>,
     idle_timeout_secs: i64,
     absolute_lifetime_secs: i64,
     /// How long a revocation stays in the feed: the longest access-token life plus leeway.
@@ -127,7 +135,8 @@ struct Stored {
     client_ip: Option<String>,
     user_agent: Option<String>,
     revoked_at_ms: Option<i64>,
-    provider_credential: Option<String>,
+    /// base64url of the sealed provider credential.
+    sealed_provider_credential: Option<String>,
     /// base64url SHA-256 of the current secret.
     refresh_hash: String,
     rotated_hashes: Vec<String>,
@@ -160,11 +169,21 @@ fn hashes_equal(a: &[u8], b: &[u8]) -> bool {
     constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
+/// What a sealed provider credential is bound to: a copy onto another session item fails to open.
+fn credential_context<'a>(session_id: &'a str, user_id: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("purpose", "provider-credential"),
+        ("session", session_id),
+        ("user", user_id),
+    ]
+}
+
 impl Sessions {
-    pub fn new(store: Arc<dyn ItemStore>, settings: &rampart_kernel::Settings) -> Self {
+    pub fn new(store: Arc<dyn ItemStore>, sealer: Arc<dyn Sealer>, settings: &rampart_kernel::Settings) -> Self {
         let secs = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         Self {
             store,
+            sealer,
             idle_timeout_secs: secs(settings.sessions.idle_timeout_secs),
             absolute_lifetime_secs: secs(settings.sessions.absolute_lifetime_secs),
             feed_retention_secs: secs(settings.tokens.access_token_ttl_secs + settings.tokens.leeway_secs + 60),
@@ -175,6 +194,15 @@ impl Sessions {
     pub async fn create(&self, new: NewSession, now: i64) -> Result<(Session, RefreshToken), StoreError> {
         let id = URL_SAFE_NO_PAD.encode(random_bytes::<16>());
         let secret = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+        let sealed_credential = match &new.provider_credential {
+            Some(credential) => Some(
+                self.sealer
+                    .seal(credential, &credential_context(&id, &new.user_id))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("sealing the provider credential: {e}")))?,
+            ),
+            None => None,
+        };
         let mut session = Session {
             id,
             user_id: new.user_id,
@@ -187,7 +215,7 @@ impl Sessions {
             client_ip: new.client_ip,
             user_agent: new.user_agent,
             revoked_at: None,
-            provider_credential: new.provider_credential,
+            sealed_credential,
             idle_timeout_secs: self.idle_timeout_secs,
             refresh_hash: secret_hash(&secret),
             rotated_hashes: Vec::new(),
@@ -263,7 +291,7 @@ impl Sessions {
                 None => {
                     session.revoked_at = Some(now);
                     // A revoked session will never act for the user again.
-                    session.provider_credential = None;
+                    session.sealed_credential = None;
                     match self.store.put(Table::Auth, &self.item_of(&session)).await {
                         Ok(_) => now,
                         Err(StoreError::ConditionFailed) => continue,
@@ -286,6 +314,24 @@ impl Sessions {
             }
         }
         Ok(revoked)
+    }
+
+    /// Opens the provider credential the session keeps; `None` if it keeps none (the embedded
+    /// provider, or a revoked session). A credential that does not open for this session is
+    /// [`IdentityError::SessionInvalid`]: sign in again.
+    pub async fn provider_credential(&self, session: &Session) -> Result<Option<SecretString>, IdentityError> {
+        let Some(sealed) = &session.sealed_credential else {
+            return Ok(None);
+        };
+        match self
+            .sealer
+            .open(sealed, &credential_context(&session.id, &session.user_id))
+            .await
+        {
+            Ok(credential) => Ok(Some(credential)),
+            Err(SealError::Invalid) => Err(IdentityError::SessionInvalid),
+            Err(error) => Err(IdentityError::Unavailable(error.to_string())),
+        }
     }
 
     /// The user's active sessions, newest first.
@@ -358,10 +404,7 @@ impl Sessions {
             client_ip: session.client_ip.clone(),
             user_agent: session.user_agent.clone(),
             revoked_at_ms: session.revoked_at.map(|s| s.saturating_mul(1000)),
-            provider_credential: session
-                .provider_credential
-                .as_ref()
-                .map(|c| c.expose_secret().to_string()),
+            sealed_provider_credential: session.sealed_credential.as_ref().map(|c| URL_SAFE_NO_PAD.encode(c)),
             refresh_hash: encode(&session.refresh_hash),
             rotated_hashes: session.rotated_hashes.iter().map(encode).collect(),
         };
@@ -400,7 +443,7 @@ impl Sessions {
             client_ip: stored.client_ip,
             user_agent: stored.user_agent,
             revoked_at: stored.revoked_at_ms.map(|ms| ms / 1000),
-            provider_credential: stored.provider_credential.map(SecretString::from),
+            sealed_credential: stored.sealed_provider_credential.as_deref().map(decode).transpose()?,
             idle_timeout_secs: self.idle_timeout_secs,
             refresh_hash: decode(&stored.refresh_hash)?,
             rotated_hashes: stored

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::audit::{Event, EventKind, Outcome};
 use crate::error::{ApiError, invalid_refresh_token};
-use crate::extract::{AuthUser, ClientInfo, provider_session};
+use crate::extract::{AuthUser, ClientInfo};
 use crate::input::{code, current_password, email, opaque};
 use crate::sessions::{NewSession, RefreshError, RefreshToken, Session};
 use crate::throttle::Counter;
@@ -169,7 +169,7 @@ pub async fn refresh(
     event.user_id = Some(session.user_id.clone());
     event.session_id = Some(session.id.clone());
     // The provider has the last word: a user deleted or disabled there loses every session.
-    let user = app.backends.identity.current_user(&provider_session(&session)?).await;
+    let user = app.backends.identity.current_user(&session.user_id).await;
     match user {
         Ok(Some(user)) if user.status != UserStatus::Disabled => {}
         Ok(_) | Err(IdentityError::SessionInvalid) => {

@@ -12,11 +12,12 @@ use rampart_identity::{
     CognitoIdentity, Email, EmbeddedIdentity, IdentityError, IdentityProvider, ProviderSession, totp,
 };
 use rampart_kernel::Settings;
+use rampart_seal::{KmsSealer, Sealer};
 use rampart_secrets::local::LocalSecretsFile;
 use rampart_store::ItemStore;
 use rampart_testkit::{MotoMailbox, unique_suffix};
 use rampart_tokens::jwt::{self, KeySet, Validation};
-use rampart_tokens::{Jwk, KmsKeys, LocalKeys};
+use rampart_tokens::{Jwk, KmsKeys};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "violet kettle harbour";
@@ -37,6 +38,7 @@ struct Stack {
     identity: Identity,
     provider: Arc<dyn IdentityProvider>,
     store: Arc<dyn ItemStore>,
+    sealer: Arc<dyn Sealer>,
     settings: Settings,
     _dir: tempfile::TempDir,
 }
@@ -55,13 +57,9 @@ impl Stack {
             data_dir: dir.path().to_path_buf(),
             ..Settings::default()
         };
+        let backends = Backends::connect(&settings, None).await.expect("embedded backends");
+        // A second handle on the same SQLite file, for what an administrator would do.
         let identity = Arc::new(EmbeddedIdentity::open(&dir.path().join("identity.sqlite")).expect("identity"));
-        let backends = Backends {
-            identity: identity.clone(),
-            keys: Arc::new(LocalKeys::new(dir.path().join("keys"), settings.tokens.algorithm)),
-            store: Arc::new(rampart_store::SqliteStore::open(&dir.path().join("store.sqlite")).expect("store")),
-            secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
-        };
         Self::serve(backends, settings, Identity::Embedded(identity), dir).await
     }
 
@@ -93,7 +91,8 @@ impl Stack {
                 &pool.client_id,
                 pool.client_secret,
             )),
-            keys: Arc::new(KmsKeys::new(kms, &aws.prefix)),
+            keys: Arc::new(KmsKeys::new(kms.clone(), &aws.prefix)),
+            sealer: Arc::new(KmsSealer::new(kms, &aws.prefix)),
             store: Arc::new(rampart_store::DynamoDbStore::new(dynamodb, &aws.prefix)),
             secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
         };
@@ -108,6 +107,7 @@ impl Stack {
     async fn serve(backends: Backends, settings: Settings, identity: Identity, dir: tempfile::TempDir) -> Self {
         let provider = Arc::clone(&backends.identity);
         let store = Arc::clone(&backends.store);
+        let sealer = Arc::clone(&backends.sealer);
         let listener = rampart_kernel::serve::bind("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("bind");
@@ -123,6 +123,7 @@ impl Stack {
             identity,
             provider,
             store,
+            sealer,
             settings,
             _dir: dir,
         }
@@ -278,7 +279,8 @@ impl Stack {
     /// The provider session a Rampart session keeps (Cognito's refresh token; none embedded).
     async fn provider_session(&self, tokens: &Value) -> ProviderSession {
         let id = tokens["session_id"].as_str().expect("session id");
-        let session = self.sessions().get(id).await.expect("store").expect("session");
+        let sessions = self.sessions();
+        let session = sessions.get(id).await.expect("store").expect("session");
         let user = self
             .provider
             .find_user(&Email::parse(&session.email).expect("email"))
@@ -287,7 +289,7 @@ impl Stack {
             .expect("user");
         ProviderSession {
             user,
-            credential: session.provider_credential,
+            credential: sessions.provider_credential(&session).await.expect("credential opens"),
         }
     }
 
@@ -313,7 +315,7 @@ impl Stack {
     }
 
     fn sessions(&self) -> Sessions {
-        Sessions::new(Arc::clone(&self.store), &self.settings)
+        Sessions::new(Arc::clone(&self.store), Arc::clone(&self.sealer), &self.settings)
     }
 
     /// Verifies an access token the way an independent relying party would: only the JWKS.

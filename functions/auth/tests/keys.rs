@@ -8,9 +8,8 @@ use axum::body::Body;
 use http_body_util::BodyExt;
 use rampart_auth_function::keys::{KeyRing, PUBLISH_LEAD_SECS};
 use rampart_auth_function::{Backends, router};
-use rampart_identity::{Email, EmbeddedIdentity, IdentityProvider, Password};
+use rampart_identity::{Email, Password};
 use rampart_kernel::Settings;
-use rampart_secrets::local::LocalSecretsFile;
 use rampart_tokens::{KeySource, KmsKeys, LocalKeys};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -32,21 +31,18 @@ impl Stack {
             data_dir: dir.path().to_path_buf(),
             ..Settings::default()
         };
-        let identity = Arc::new(EmbeddedIdentity::open(&dir.path().join("identity.sqlite")).expect("identity"));
+        let mut backends = Backends::connect(&settings, None).await.expect("embedded backends");
+        backends.keys = keys(dir.path());
+        let identity = &backends.identity;
         let email = format!("k{}@example.com", rampart_testkit::unique_suffix());
         let parsed = Email::parse(&email).expect("email");
         identity
             .sign_up(&parsed, &Password::parse(PASSWORD).expect("password"))
             .await
             .expect("sign up");
-        let code = rampart_testkit::outbox_code(identity.outbox_path(), &email, "confirm_sign_up").expect("code");
+        let outbox = dir.path().join(rampart_identity::embedded::OUTBOX_FILE);
+        let code = rampart_testkit::outbox_code(&outbox, &email, "confirm_sign_up").expect("code");
         identity.confirm_sign_up(&parsed, &code).await.expect("confirm");
-        let backends = Backends {
-            identity,
-            keys: keys(dir.path()),
-            store: Arc::new(rampart_store::SqliteStore::open(&dir.path().join("store.sqlite")).expect("store")),
-            secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
-        };
         Self {
             backends,
             settings,

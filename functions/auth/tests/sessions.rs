@@ -4,8 +4,11 @@
 use std::sync::Arc;
 
 use rampart_auth_function::sessions::{NewSession, RefreshError, Sessions};
+use rampart_identity::IdentityError;
 use rampart_kernel::Settings;
-use rampart_store::ItemStore;
+use rampart_seal::{LocalSealer, Sealer};
+use rampart_store::{ItemStore, Key, Table};
+use secrecy::{ExposeSecret, SecretString};
 
 const IDLE: i64 = 300;
 const ABSOLUTE: i64 = 900;
@@ -15,6 +18,14 @@ fn settings() -> Settings {
     settings.sessions.idle_timeout_secs = IDLE as u64;
     settings.sessions.absolute_lifetime_secs = ABSOLUTE as u64;
     settings
+}
+
+fn sealer() -> Arc<dyn Sealer> {
+    Arc::new(LocalSealer::from_key(&[7; 32]).expect("key"))
+}
+
+fn sessions(store: Arc<dyn ItemStore>) -> Sessions {
+    Sessions::new(store, sealer(), &settings())
 }
 
 fn now() -> i64 {
@@ -71,10 +82,53 @@ on_both_stores!(
     refreshing_cannot_outlive_the_absolute_lifetime,
     revocation_feed_keeps_entries_for_one_access_token_lifetime,
     revoking_all_keeps_the_named_session,
+    provider_credential_is_sealed_bound_to_its_session_and_dropped_on_revoke,
 );
 
+async fn provider_credential_is_sealed_bound_to_its_session_and_dropped_on_revoke(store: Arc<dyn ItemStore>) {
+    let sessions = sessions(Arc::clone(&store));
+    let t0 = now();
+    let credential = "cognito-refresh-token-of-ada";
+    let new = NewSession {
+        provider_credential: Some(SecretString::from(credential)),
+        ..new_session("ada")
+    };
+    let (ada, _) = sessions.create(new, t0).await.expect("create");
+    let key = |id: &str| Key::new(format!("session#{id}"), "session");
+    let stored = store.get(Table::Auth, &key(&ada.id)).await.expect("get").expect("item");
+    assert!(
+        !stored.body.to_string().contains(credential),
+        "stored sealed: {}",
+        stored.body
+    );
+    let opened = sessions
+        .provider_credential(&ada)
+        .await
+        .expect("open")
+        .expect("credential");
+    assert_eq!(opened.expose_secret(), credential);
+
+    // Copied onto another session's item, the sealed value does not open.
+    let (eve, _) = sessions.create(new_session("eve"), t0).await.expect("create");
+    let mut forged = store.get(Table::Auth, &key(&eve.id)).await.expect("get").expect("item");
+    forged.body["sealed_provider_credential"] = stored.body["sealed_provider_credential"].clone();
+    store.put(Table::Auth, &forged).await.expect("put");
+    let eve = sessions.get(&eve.id).await.expect("get").expect("session");
+    assert!(matches!(
+        sessions.provider_credential(&eve).await,
+        Err(IdentityError::SessionInvalid)
+    ));
+
+    // A revoked session no longer keeps it.
+    sessions.revoke(&ada.id, t0 + 1).await.expect("revoke");
+    let ada = sessions.get(&ada.id).await.expect("get").expect("session");
+    assert!(sessions.provider_credential(&ada).await.expect("open").is_none());
+    let stored = store.get(Table::Auth, &key(&ada.id)).await.expect("get").expect("item");
+    assert!(stored.body["sealed_provider_credential"].is_null(), "{}", stored.body);
+}
+
 async fn idle_sessions_end(store: Arc<dyn ItemStore>) {
-    let sessions = Sessions::new(store, &settings());
+    let sessions = sessions(store);
     let t0 = now();
     let (_, token) = sessions.create(new_session("idle"), t0).await.expect("create");
     let session = sessions
@@ -95,7 +149,7 @@ async fn idle_sessions_end(store: Arc<dyn ItemStore>) {
 }
 
 async fn refreshing_cannot_outlive_the_absolute_lifetime(store: Arc<dyn ItemStore>) {
-    let sessions = Sessions::new(store, &settings());
+    let sessions = sessions(store);
     let t0 = now();
     let (_, mut token) = sessions.create(new_session("absolute"), t0).await.expect("create");
     for at in [t0 + 200, t0 + 400, t0 + 600, t0 + 800] {
@@ -110,7 +164,7 @@ async fn refreshing_cannot_outlive_the_absolute_lifetime(store: Arc<dyn ItemStor
 
 async fn revocation_feed_keeps_entries_for_one_access_token_lifetime(store: Arc<dyn ItemStore>) {
     let settings = settings();
-    let sessions = Sessions::new(store, &settings);
+    let sessions = Sessions::new(store, sealer(), &settings);
     let t0 = now();
     let (session, _) = sessions.create(new_session("feed"), t0).await.expect("create");
     assert!(sessions.revoke(&session.id, t0).await.expect("revoke"));
@@ -129,7 +183,7 @@ async fn revocation_feed_keeps_entries_for_one_access_token_lifetime(store: Arc<
 }
 
 async fn revoking_all_keeps_the_named_session(store: Arc<dyn ItemStore>) {
-    let sessions = Sessions::new(store, &settings());
+    let sessions = sessions(store);
     let t0 = now();
     let user = format!("user-{}", rampart_testkit::unique_suffix());
     let mut ids = Vec::new();
