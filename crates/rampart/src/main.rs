@@ -27,7 +27,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve auth-proxy in front of the auth API and core, each on loopback (the default).
-    Up,
+    Up {
+        /// The proxy's routes file (TOML, see services/auth-proxy), reloaded on SIGHUP. Without
+        /// it the proxy routes to this platform's auth API and core.
+        #[arg(long)]
+        routes: Option<PathBuf>,
+    },
     /// Create the tables, keys, user pool and secrets on the configured AWS endpoint.
     Bootstrap,
     /// Access-token signing keys.
@@ -71,8 +76,8 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Error> {
     let settings = Settings::load(cli.config.as_deref())?;
-    match cli.command.unwrap_or(Command::Up) {
-        Command::Up => up::run(settings).await,
+    match cli.command.unwrap_or(Command::Up { routes: None }) {
+        Command::Up { routes } => up::run(settings, routes).await,
         Command::Bootstrap => bootstrap::run(&settings).await,
         Command::Keys {
             command: KeysCommand::Rotate,

@@ -1,14 +1,17 @@
 //! `rampart up`: the local platform. Three real servers on loopback, wired as in production:
 //! auth-proxy in front of the auth API and core.
 
+use std::path::PathBuf;
+
 use rampart_auth_function::Backends;
+use rampart_auth_proxy::{AuthProxy, ProxyConfig};
 use rampart_kernel::serve::{bind, serve, shutdown_signal};
 use rampart_kernel::{Backend, Settings};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 
-pub async fn run(settings: Settings) -> Result<(), Error> {
+pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(), Error> {
     let _telemetry = rampart_kernel::telemetry::init("rampart", &settings.telemetry)?;
     let aws = match settings.backend {
         Backend::Aws => Some(rampart_kernel::aws::sdk_config().await),
@@ -35,11 +38,19 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     let store = backends.store.clone();
     let auth = rampart_auth_function::router(backends, &settings);
     let core = rampart_core::router(store, &settings);
-    let routes = rampart_auth_proxy::platform_routes(
-        format!("http://{auth_addr}").parse()?,
-        format!("http://{core_addr}").parse()?,
-    );
-    let proxy = rampart_auth_proxy::router(routes, &settings);
+    let proxy_config = match &routes_file {
+        Some(path) => ProxyConfig::load(path)?,
+        None => rampart_auth_proxy::platform_config(
+            &format!("http://{auth_addr}").parse()?,
+            &format!("http://{core_addr}").parse()?,
+            &settings,
+        ),
+    };
+    let proxy = AuthProxy::start(proxy_config, &settings)?;
+    if let Some(path) = routes_file {
+        proxy.reload_on_sighup(path)?;
+    }
+    let proxy = proxy.router();
 
     let backend = match settings.backend {
         Backend::Embedded => format!("embedded, data in {}", settings.data_dir.display()),

@@ -1,70 +1,210 @@
-//! The reverse proxy in front of the auth API and core. This slice routes by path prefix and
-//! keeps the header hygiene every later feature (token verification, rate limits, breakers)
-//! relies on: identity headers only ever come from the proxy.
+//! The identity-aware reverse proxy in front of the auth API and core.
+//!
+//! Routes come from a [`ProxyConfig`] (a TOML file, reloaded on SIGHUP). A protected route
+//! admits a request only with a bearer access token that verifies against the issuer's JWKS,
+//! whose session has not been revoked (the issuer's revocation feed, polled), and that carries
+//! the route's scopes. The upstream then sees who the caller is in `X-Auth-*` headers that only
+//! the proxy can set: every client-sent spelling of them is removed first.
+
+pub mod config;
+mod fetch;
+pub mod jwks;
+pub mod revocations;
+pub mod verify;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
+pub use config::{ConfigError, IssuerConfig, ProxyConfig, Route};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rampart_kernel::health;
+use rampart_kernel::health::{self, ReadinessProbe};
 use rampart_kernel::{Problem, ProblemType, Settings};
+use rampart_tokens::jwt::{AccessClaims, Rejection};
 
-/// Requests whose path starts with `prefix` go to `upstream` (scheme and authority only).
+use crate::fetch::HttpClient;
+use crate::jwks::Jwks;
+use crate::revocations::Revocations;
+use crate::verify::{Denial, Verifier};
+
+/// The headers through which the upstream learns who is calling.
+pub const SUBJECT_HEADER: &str = "x-auth-subject";
+pub const SCOPES_HEADER: &str = "x-auth-scopes";
+pub const SESSION_HEADER: &str = "x-auth-session-id";
+
+/// A running proxy: its routes, its view of the issuer's keys and revocations, and the tasks
+/// that keep that view fresh.
 #[derive(Debug, Clone)]
-pub struct Route {
-    pub prefix: String,
-    pub upstream: Uri,
+pub struct AuthProxy(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    routes: RwLock<Arc<ProxyConfig>>,
+    client: HttpClient,
+    jwks: Arc<Jwks>,
+    revocations: Arc<Revocations>,
+    verifier: Verifier,
+    settings: Settings,
 }
 
-#[derive(Debug, Clone)]
-struct Proxy {
-    routes: Arc<Vec<Route>>,
-    client: Client<HttpConnector, Body>,
-    timeout: Duration,
-}
-
-/// The platform's routes: auth owns `/v1/auth` and `/.well-known`, core the rest of `/v1`.
-pub fn platform_routes(auth: Uri, core: Uri) -> Vec<Route> {
-    vec![
-        Route {
-            prefix: "/v1/auth/".into(),
-            upstream: auth.clone(),
-        },
-        Route {
-            prefix: "/.well-known/".into(),
-            upstream: auth,
-        },
-        Route {
-            prefix: "/v1/".into(),
-            upstream: core,
-        },
-    ]
-}
-
-/// The proxy's own health routes, then everything else forwarded by route.
-pub fn router(routes: Vec<Route>, settings: &Settings) -> Router {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_secs(2)));
-    connector.set_nodelay(true);
-    let proxy = Proxy {
-        routes: Arc::new(routes),
-        client: Client::builder(TokioExecutor::new()).build(connector),
+/// The local platform's configuration: auth owns `/v1/auth/` and `/.well-known/` (public: it
+/// authenticates for itself), core the rest of `/v1/` (protected), except its `/v1/version`.
+pub fn platform_config(auth: &Uri, core: &Uri, settings: &Settings) -> ProxyConfig {
+    let auth_base = auth.to_string();
+    let auth_base = auth_base.trim_end_matches('/');
+    let route = |prefix: &str, upstream: &Uri, public: bool| Route {
+        prefix: prefix.into(),
+        upstream: upstream.clone(),
+        public,
+        scopes: Vec::new(),
         timeout: Duration::from_secs(settings.http.request_timeout_secs),
     };
-    let app = Router::new()
-        .fallback(forward)
-        .with_state(proxy)
-        .merge(health::router("auth-proxy", Vec::new()));
-    rampart_kernel::http::with_edge_layers(app, &settings.http)
+    let mut routes = vec![
+        route("/v1/auth/", auth, true),
+        route("/.well-known/", auth, true),
+        route("/v1/version", core, true),
+        route("/v1/", core, false),
+    ];
+    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+    ProxyConfig {
+        issuer: IssuerConfig {
+            issuer: settings.tokens.issuer.clone(),
+            audience: settings.tokens.audience.clone(),
+            jwks_url: format!("{auth_base}/.well-known/jwks.json"),
+            revocations_url: format!("{auth_base}/v1/auth/revocations"),
+            leeway_secs: settings.tokens.leeway_secs,
+            revocation_retention_secs: settings.tokens.access_token_ttl_secs + settings.tokens.leeway_secs + 60,
+            ..IssuerConfig::defaults()
+        },
+        routes,
+    }
+}
+
+impl AuthProxy {
+    /// Starts fetching the issuer's keys and polling its revocation feed. The proxy is ready
+    /// (`/readyz`) once both have answered; protected routes answer 503 until then.
+    pub fn start(config: ProxyConfig, settings: &Settings) -> Result<Self, ConfigError> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        connector.set_nodelay(true);
+        let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
+        let issuer = &config.issuer;
+        let url = |key: &str, value: &str| {
+            value.parse::<Uri>().map_err(|_| ConfigError {
+                key: key.into(),
+                message: format!("{value:?} is not a URL"),
+            })
+        };
+        let jwks = Arc::new(Jwks::new(
+            client.clone(),
+            url("issuer.jwks_url", &issuer.jwks_url)?,
+            Duration::from_secs(issuer.unknown_kid_refetch_secs),
+        ));
+        let revocations = Arc::new(Revocations::new(
+            client.clone(),
+            url("issuer.revocations_url", &issuer.revocations_url)?,
+            Duration::from_millis(issuer.revocation_poll_ms),
+            Duration::from_secs(issuer.revocation_bound_secs),
+            Duration::from_secs(issuer.revocation_retention_secs),
+        ));
+        jwks.spawn_refresher();
+        revocations.spawn_poller();
+        let verifier = Verifier::new(Arc::clone(&jwks), Arc::clone(&revocations), issuer);
+        Ok(Self(Arc::new(Inner {
+            routes: RwLock::new(Arc::new(config)),
+            client,
+            jwks,
+            revocations,
+            verifier,
+            settings: settings.clone(),
+        })))
+    }
+
+    /// The proxy's own health routes, then everything else forwarded by route.
+    pub fn router(&self) -> Router {
+        let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
+            Arc::new(JwksLoaded(Arc::clone(&self.0.jwks))),
+            Arc::new(RevocationsFresh(Arc::clone(&self.0.revocations))),
+        ];
+        let app = Router::new()
+            .fallback(forward)
+            .with_state(self.clone())
+            .merge(health::router("auth-proxy", probes));
+        rampart_kernel::http::with_edge_layers(app, &self.0.settings.http)
+    }
+
+    /// Replaces the routes. The issuer section cannot change while running (its keys and feed
+    /// are already being followed): such a configuration is refused and the old one kept.
+    pub fn reload(&self, config: ProxyConfig) -> Result<(), ConfigError> {
+        let mut current = self.0.routes.write().unwrap_or_else(PoisonError::into_inner);
+        if config.issuer != current.issuer {
+            return Err(ConfigError {
+                key: "issuer".into(),
+                message: "changes to [issuer] need a restart".into(),
+            });
+        }
+        *current = Arc::new(config);
+        Ok(())
+    }
+
+    /// Reloads the configuration file on every SIGHUP; a file that fails to load or check is
+    /// logged with the reason and the running configuration stays.
+    pub fn reload_on_sighup(&self, path: PathBuf) -> std::io::Result<()> {
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let proxy = self.clone();
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match ProxyConfig::load(&path).and_then(|config| proxy.reload(config)) {
+                    Ok(()) => tracing::info!(path = %path.display(), "routes reloaded"),
+                    Err(error) => {
+                        tracing::error!(path = %path.display(), %error, "reload refused; the running routes stay");
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    fn config(&self) -> Arc<ProxyConfig> {
+        Arc::clone(&self.0.routes.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+struct JwksLoaded(Arc<Jwks>);
+
+#[async_trait::async_trait]
+impl ReadinessProbe for JwksLoaded {
+    fn name(&self) -> &'static str {
+        "jwks"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.current().map(|_| ()).ok_or_else(|| "no keys loaded yet".into())
+    }
+}
+
+struct RevocationsFresh(Arc<Revocations>);
+
+#[async_trait::async_trait]
+impl ReadinessProbe for RevocationsFresh {
+    fn name(&self) -> &'static str {
+        "revocations"
+    }
+    async fn check(&self) -> Result<(), String> {
+        if self.0.is_fresh() {
+            Ok(())
+        } else {
+            Err("the revocation feed has not been read within its bound".into())
+        }
+    }
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -102,15 +242,25 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-async fn forward(State(proxy): State<Proxy>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
-    let path = request.uri().path();
-    let Some(route) = proxy
-        .routes
-        .iter()
-        .filter(|r| path.starts_with(&r.prefix))
-        .max_by_key(|r| r.prefix.len())
-    else {
+async fn forward(
+    State(proxy): State<AuthProxy>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let config = proxy.config();
+    let Some(route) = config.route(request.uri().path()) else {
         return Problem::of(ProblemType::NotFound).into_response();
+    };
+    let claims = if route.public {
+        None
+    } else {
+        match proxy.0.verifier.authorize(request.headers(), route, now_unix()).await {
+            Ok(claims) => Some(claims),
+            Err(denial) => {
+                tracing::info!(reason = denial.reason(), route = %route.prefix, "request denied");
+                return denial.into_response();
+            }
+        }
     };
     let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let Ok(uri) = Uri::builder()
@@ -130,6 +280,11 @@ async fn forward(State(proxy): State<Proxy>, ConnectInfo(peer): ConnectInfo<Sock
         tracing::debug!(header = %name, "removed a client-sent identity header");
         headers.remove(name);
     }
+    if let Some(claims) = &claims
+        && let Err(denial) = add_identity(headers, claims)
+    {
+        return denial.into_response();
+    }
     headers.remove(header::HOST);
     // The proxy is the first hop we trust, so it starts X-Forwarded-For afresh.
     if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
@@ -138,8 +293,8 @@ async fn forward(State(proxy): State<Proxy>, ConnectInfo(peer): ConnectInfo<Sock
     rampart_kernel::telemetry::inject_current_context(headers);
 
     match tokio::time::timeout(
-        proxy.timeout,
-        proxy.client.request(http::Request::from_parts(parts, body)),
+        route.timeout,
+        proxy.0.client.request(http::Request::from_parts(parts, body)),
     )
     .await
     {
@@ -154,6 +309,26 @@ async fn forward(State(proxy): State<Proxy>, ConnectInfo(peer): ConnectInfo<Sock
         }
         Err(_) => Problem::of(ProblemType::GatewayTimeout).into_response(),
     }
+}
+
+/// Tells the upstream who is calling. A claim that cannot be a header value is refused rather
+/// than forwarded in part.
+fn add_identity(headers: &mut HeaderMap, claims: &AccessClaims) -> Result<(), Denial> {
+    for (name, value) in [
+        (SUBJECT_HEADER, &claims.sub),
+        (SCOPES_HEADER, &claims.scope),
+        (SESSION_HEADER, &claims.sid),
+    ] {
+        let value = HeaderValue::from_str(value).map_err(|_| Denial::Invalid(Rejection::Malformed))?;
+        headers.insert(HeaderName::from_static(name), value);
+    }
+    Ok(())
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -1,15 +1,43 @@
-//! The proxy over real loopback HTTP: a real upstream sees forwarded requests without any
-//! client-sent identity headers, and failures come back as problem+json.
+//! The proxy over real loopback HTTP, in front of the real auth router (embedded stack) and a
+//! real upstream that echoes what it received: tokens the auth API issued pass with the right
+//! identity headers, every JWT attack is refused, revoked sessions stop passing within the
+//! bound, the issuer is not hammered by unknown `kid`s, and routes reload on SIGHUP.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use aws_lc_rs::hmac;
 use axum::Router;
-use axum::routing::get;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderMap;
-use rampart_auth_proxy::{Route, router};
+use rampart_auth_function::Backends;
+use rampart_auth_proxy::{AuthProxy, ProxyConfig};
 use rampart_kernel::Settings;
+use rampart_kernel::config::SigningAlgorithm;
 use rampart_kernel::serve::{bind, serve};
+use rampart_tokens::Signer;
+use rampart_tokens::jwt::AccessClaims;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+
+const PASSWORD: &str = "violet kettle harbour";
+
+/// Telemetry as `main` installs it, once per test process, so trace headers really propagate.
+fn telemetry() {
+    static GUARD: std::sync::OnceLock<Option<rampart_kernel::telemetry::TelemetryGuard>> = std::sync::OnceLock::new();
+    GUARD.get_or_init(|| {
+        let mut settings = Settings::default().telemetry;
+        settings.log_level = "warn".into();
+        rampart_kernel::telemetry::init("auth-proxy-test", &settings).ok()
+    });
+}
 
 async fn start(app: Router, shutdown: &CancellationToken) -> SocketAddr {
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
@@ -19,88 +47,575 @@ async fn start(app: Router, shutdown: &CancellationToken) -> SocketAddr {
     addr
 }
 
-/// An upstream that echoes the request headers it received as JSON.
+/// An upstream that answers with the method, path and headers it received.
 fn echo_upstream() -> Router {
-    Router::new().route(
-        "/v1/echo",
-        get(|headers: HeaderMap| async move {
-            let map: serde_json::Map<String, serde_json::Value> = headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), serde_json::Value::from(v.to_str().unwrap_or_default())))
-                .collect();
-            axum::Json(map)
-        }),
-    )
-}
-
-#[tokio::test]
-async fn forwards_by_prefix_and_strips_spoofed_identity_headers() {
-    let shutdown = CancellationToken::new();
-    let upstream = start(echo_upstream(), &shutdown).await;
-    let routes = vec![Route {
-        prefix: "/v1/".into(),
-        upstream: format!("http://{upstream}").parse().expect("uri"),
-    }];
-    let proxy = start(router(routes, &Settings::default()), &shutdown).await;
-
-    let response = reqwest::Client::new()
-        .get(format!("http://{proxy}/v1/echo?x=1"))
-        .header("X-Auth-Subject", "admin")
-        .header("x_rampart_scopes", "everything")
-        .header("X-Rampart-Session", "stolen")
-        .header("traceparent", "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01")
-        .header("authorization", "Bearer abc")
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(response.status(), 200);
-    let seen: serde_json::Value = response.json().await.expect("json");
-    let names: Vec<&str> = seen.as_object().expect("object").keys().map(String::as_str).collect();
-    assert!(
-        names
+    Router::new().fallback(any(|request: Request| async move {
+        let headers: serde_json::Map<String, Value> = request
+            .headers()
             .iter()
-            .all(|n| !n.starts_with("x-auth") && !n.starts_with("x-rampart") && !n.starts_with("x_")),
-        "{names:?}"
-    );
-    assert_eq!(
-        seen["authorization"], "Bearer abc",
-        "the token is forwarded for core to verify again"
-    );
-    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
-    assert!(seen["x-request-id"].is_string());
-    shutdown.cancel();
+            .map(|(k, v)| (k.to_string(), Value::from(v.to_str().unwrap_or_default())))
+            .collect();
+        axum::Json(json!({ "path": request.uri().path(), "headers": headers }))
+    }))
+}
+
+/// Counts JWKS fetches and, while closed, answers every auth request with 503.
+#[derive(Clone, Default)]
+struct Issuer {
+    jwks_fetches: Arc<AtomicUsize>,
+    closed: Arc<AtomicBool>,
+}
+
+async fn observe(State(issuer): State<Issuer>, request: Request, next: Next) -> Response {
+    if issuer.closed.load(Ordering::SeqCst) {
+        return http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    if request.uri().path() == "/.well-known/jwks.json" {
+        issuer.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    }
+    next.run(request).await
+}
+
+struct Stack {
+    base: String,
+    http: reqwest::Client,
+    settings: Settings,
+    dir: tempfile::TempDir,
+    issuer: Issuer,
+    backends: Backends,
+    config: String,
+    proxy: AuthProxy,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Stack {
+    async fn new(algorithm: SigningAlgorithm) -> Self {
+        Self::with(algorithm, false).await
+    }
+
+    /// The auth API (embedded) and an echo upstream behind the proxy, configured from a TOML
+    /// file. `closed`: the issuer answers 503 until opened.
+    async fn with(algorithm: SigningAlgorithm, closed: bool) -> Self {
+        telemetry();
+        let shutdown = CancellationToken::new();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Settings::default()
+        };
+        settings.tokens.algorithm = algorithm;
+        let backends = Backends::connect(&settings, None).await.expect("backends");
+        let issuer = Issuer::default();
+        issuer.closed.store(closed, Ordering::SeqCst);
+        let auth = rampart_auth_function::router(backends.clone(), &settings)
+            .layer(middleware::from_fn_with_state(issuer.clone(), observe));
+        let auth = start(auth, &shutdown).await;
+        let echo = start(echo_upstream(), &shutdown).await;
+        let config = format!(
+            r#"
+[issuer]
+issuer = "{issuer}"
+audience = "{audience}"
+jwks_url = "http://{auth}/.well-known/jwks.json"
+revocations_url = "http://{auth}/v1/auth/revocations"
+unknown_kid_refetch_secs = 30
+
+[[route]]
+prefix = "/v1/auth/"
+upstream = "http://{auth}"
+public = true
+
+[[route]]
+prefix = "/v1/echo"
+upstream = "http://{echo}"
+scopes = ["core:read"]
+
+[[route]]
+prefix = "/v1/admin"
+upstream = "http://{echo}"
+scopes = ["core:admin"]
+"#,
+            issuer = settings.tokens.issuer,
+            audience = settings.tokens.audience,
+        );
+        let proxy = AuthProxy::start(ProxyConfig::parse(&config).expect("config"), &settings).expect("proxy");
+        let base = format!("http://{}", start(proxy.router(), &shutdown).await);
+        let stack = Self {
+            base,
+            http: reqwest::Client::new(),
+            settings,
+            dir,
+            issuer,
+            backends,
+            config,
+            proxy,
+            shutdown,
+        };
+        if !closed {
+            stack.wait_ready().await;
+        }
+        stack
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.get("/readyz", None).await.0 != 200 {
+            assert!(Instant::now() < deadline, "the proxy did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, HeaderMap, Value) {
+        let response = request.send().await.expect("response");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, headers, body)
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let (status, _, body) = self.get_full(path, token).await;
+        (status, body)
+    }
+
+    async fn get_full(&self, path: &str, token: Option<&str>) -> (u16, HeaderMap, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    async fn post(&self, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let (status, _, body) = self.send(request).await;
+        (status, body)
+    }
+
+    /// Registers, confirms and signs in a new user through the proxy; returns the tokens.
+    async fn sign_in(&self) -> Value {
+        let email = format!("p{}@example.com", rampart_testkit::unique_suffix());
+        let credentials = json!({"email": email, "password": PASSWORD});
+        assert_eq!(self.post("/v1/auth/register", credentials.clone(), None).await.0, 202);
+        let outbox = self.dir.path().join(rampart_identity::embedded::OUTBOX_FILE);
+        let code = rampart_testkit::outbox_code(&outbox, &email, "confirm_sign_up").expect("code");
+        let confirm = json!({"email": email, "code": code});
+        assert_eq!(self.post("/v1/auth/confirm", confirm, None).await.0, 204);
+        let (status, tokens) = self.post("/v1/auth/login", credentials, None).await;
+        assert_eq!(status, 200, "{tokens}");
+        tokens
+    }
+
+    /// The auth API's signing key, to forge tokens a real key signed.
+    async fn signer(&self) -> Arc<dyn Signer> {
+        let keys = &self.backends.keys;
+        keys.open(keys.initial_ref()).await.expect("signing key")
+    }
+}
+
+fn access_token(tokens: &Value) -> &str {
+    tokens["access_token"].as_str().expect("access token")
+}
+
+fn b64(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("json"))
+}
+
+fn decode(part: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("b64")).expect("json")
+}
+
+/// A token with this header and these claims, signed by `signer`.
+async fn signed(signer: &dyn Signer, header: &Value, claims: &Value) -> String {
+    let input = format!("{}.{}", b64(header), b64(claims));
+    let signature = signer.sign(input.as_bytes()).await.expect("sign");
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
 #[tokio::test]
-async fn unknown_prefix_is_404_and_dead_upstream_is_502_problem() {
-    let shutdown = CancellationToken::new();
-    // A port nothing listens on.
+async fn a_valid_token_passes_with_identity_headers_and_spoofed_ones_never_arrive() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let tokens = stack.sign_in().await;
+    let token = access_token(&tokens);
+    let claims: AccessClaims =
+        serde_json::from_value(decode(token.split('.').nth(1).expect("claims"))).expect("claims");
+    let request = stack
+        .http
+        .get(format!("{}/v1/echo/things?x=1", stack.base))
+        .bearer_auth(token)
+        .header("X-Auth-Subject", "admin")
+        .header("x_auth_subject", "admin")
+        .header("X-AUTH-SCOPES", "core:admin")
+        .header("x-rampart-session", "stolen")
+        .header("X-Rampart-Anything", "1")
+        .header("traceparent", "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01");
+    let (status, _, body) = stack.send(request).await;
+    assert_eq!(status, 200, "{body}");
+    let seen = body["headers"].as_object().expect("headers");
+    assert_eq!(body["path"], "/v1/echo/things");
+    assert_eq!(seen["x-auth-subject"], claims.sub.as_str());
+    assert_eq!(seen["x-auth-scopes"], claims.scope.as_str());
+    assert_eq!(seen["x-auth-session-id"], claims.sid.as_str());
+    assert_eq!(
+        seen["authorization"],
+        format!("Bearer {token}"),
+        "forwarded for core to verify again"
+    );
+    let identity: Vec<&String> = seen
+        .keys()
+        .filter(|name| name.starts_with("x-auth") || name.starts_with("x-rampart") || name.starts_with("x_"))
+        .collect();
+    assert_eq!(identity.len(), 3, "only the proxy's own identity headers: {identity:?}");
+    let traceparent = seen["traceparent"].as_str().expect("traceparent");
+    assert!(
+        traceparent.contains("5759e988bd862e3fe1be46a994272793"),
+        "the caller's trace continues: {traceparent}"
+    );
+    assert!(
+        seen["x-amzn-trace-id"]
+            .as_str()
+            .expect("x-amzn-trace-id")
+            .starts_with("Root=1-5759e988-")
+    );
+    assert!(seen["x-request-id"].is_string());
+
+    // Without a token, and without the scope a route requires.
+    let (status, headers, body) = stack.get_full("/v1/echo", None).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["www-authenticate"], r#"Bearer realm="rampart""#);
+    assert_eq!(body["type"], "urn:rampart:problem:unauthorized");
+    let (status, headers, _) = stack.get_full("/v1/admin/users", Some(token)).await;
+    assert_eq!(status, 403);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .contains("insufficient_scope")
+    );
+    // Unknown paths are 404 problems, token or not.
+    let (status, headers, _) = stack.get_full("/elsewhere", Some(token)).await;
+    assert_eq!(status, 404);
+    assert_eq!(headers["content-type"], "application/problem+json");
+}
+
+/// Each attack gets 401 with `error="invalid_token"` and never reaches the upstream.
+async fn assert_refused(stack: &Stack, attacks: &[(&str, String)]) {
+    for (name, token) in attacks {
+        let (status, headers, body) = stack.get_full("/v1/echo", Some(token)).await;
+        assert_eq!(status, 401, "{name}: {body}");
+        assert_eq!(
+            headers["www-authenticate"], r#"Bearer realm="rampart", error="invalid_token""#,
+            "{name}"
+        );
+        assert_eq!(body["type"], "urn:rampart:problem:unauthorized", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn every_jwt_attack_on_rs256_is_refused() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let tokens = stack.sign_in().await;
+    let token = access_token(&tokens);
+    let signer = stack.signer().await;
+    let (header_b64, claims_b64, signature_b64) = {
+        let mut parts = token.split('.');
+        (
+            parts.next().expect("h"),
+            parts.next().expect("c"),
+            parts.next().expect("s"),
+        )
+    };
+    let header = decode(header_b64);
+    let claims = decode(claims_b64);
+    let now = claims["iat"].as_i64().expect("iat");
+    let with_header = |changes: Value| {
+        let mut header = header.clone();
+        for (k, v) in changes.as_object().expect("object") {
+            header[k] = v.clone();
+        }
+        header
+    };
+    let with_claims = |changes: Value| {
+        let mut claims = claims.clone();
+        for (k, v) in changes.as_object().expect("object") {
+            claims[k] = v.clone();
+        }
+        claims
+    };
+    // HS256 with the RSA public key as the HMAC secret (algorithm confusion).
+    let public_key = URL_SAFE_NO_PAD
+        .decode(signer.public_key().n.as_deref().expect("n"))
+        .expect("n");
+    let hs_input = format!("{}.{claims_b64}", b64(&with_header(json!({"alg": "HS256"}))));
+    let hs = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &public_key), hs_input.as_bytes());
+    let mut flipped = URL_SAFE_NO_PAD.decode(signature_b64).expect("sig");
+    flipped[10] ^= 0x01;
+    // A key the issuer never published, under a kid it did not issue.
+    let stranger_dir = tempfile::tempdir().expect("tempdir");
+    let stranger =
+        rampart_tokens::LocalKeySigner::load_or_create(stranger_dir.path(), rampart_tokens::Algorithm::RS256)
+            .expect("key");
+
+    let attacks = vec![
+        (
+            "alg none",
+            format!("{}.{claims_b64}.", b64(&with_header(json!({"alg": "none"})))),
+        ),
+        (
+            "HS256 with the RSA public key",
+            format!("{hs_input}.{}", URL_SAFE_NO_PAD.encode(hs.as_ref())),
+        ),
+        (
+            "unknown kid",
+            signed(&stranger, &with_header(json!({"kid": "made-up"})), &claims).await,
+        ),
+        (
+            "kid path traversal",
+            signed(
+                &*signer,
+                &with_header(json!({"kid": "../../keys/signing-key.pk8"})),
+                &claims,
+            )
+            .await,
+        ),
+        (
+            "jku pointing elsewhere",
+            signed(
+                &*signer,
+                &with_header(json!({"jku": "https://evil.example/jwks.json"})),
+                &claims,
+            )
+            .await,
+        ),
+        (
+            "x5u pointing elsewhere",
+            signed(
+                &*signer,
+                &with_header(json!({"x5u": "https://evil.example/cert.pem"})),
+                &claims,
+            )
+            .await,
+        ),
+        (
+            "embedded jwk",
+            signed(&*signer, &with_header(json!({"jwk": stranger.public_key()})), &claims).await,
+        ),
+        (
+            "an ID token (typ JWT)",
+            signed(&*signer, &with_header(json!({"typ": "JWT"})), &claims).await,
+        ),
+        (
+            "expired",
+            signed(
+                &*signer,
+                &header,
+                &with_claims(json!({"exp": now - 3600, "iat": now - 4500, "nbf": now - 4500})),
+            )
+            .await,
+        ),
+        (
+            "not yet valid",
+            signed(
+                &*signer,
+                &header,
+                &with_claims(json!({"nbf": now + 3600, "exp": now + 4500})),
+            )
+            .await,
+        ),
+        (
+            "wrong iss",
+            signed(&*signer, &header, &with_claims(json!({"iss": "https://evil.example"}))).await,
+        ),
+        (
+            "wrong aud",
+            signed(&*signer, &header, &with_claims(json!({"aud": "someone-else"}))).await,
+        ),
+        (
+            "truncated signature",
+            format!("{header_b64}.{claims_b64}.{}", &signature_b64[..20]),
+        ),
+        ("no signature", format!("{header_b64}.{claims_b64}")),
+        (
+            "bit-flipped signature",
+            format!("{header_b64}.{claims_b64}.{}", URL_SAFE_NO_PAD.encode(&flipped)),
+        ),
+        (
+            "claims swapped under a valid signature",
+            format!(
+                "{header_b64}.{}.{signature_b64}",
+                b64(&with_claims(json!({"sub": "admin"})))
+            ),
+        ),
+        (
+            "oversized",
+            signed(&*signer, &header, &with_claims(json!({"pad": "x".repeat(10_000)}))).await,
+        ),
+    ];
+    assert_refused(&stack, &attacks).await;
+    // The genuine token still passes: nothing above poisoned the proxy's state.
+    assert_eq!(stack.get("/v1/echo", Some(token)).await.0, 200);
+}
+
+#[tokio::test]
+async fn ecdsa_signatures_with_r_and_s_zero_are_refused() {
+    let stack = Stack::new(SigningAlgorithm::ES256).await;
+    let tokens = stack.sign_in().await;
+    let token = access_token(&tokens);
+    let input = token.rsplit_once('.').expect("dot").0;
+    let attacks = vec![
+        ("r = s = 0", format!("{input}.{}", URL_SAFE_NO_PAD.encode([0u8; 64]))),
+        (
+            "DER instead of JOSE",
+            format!(
+                "{input}.{}",
+                URL_SAFE_NO_PAD.encode([0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x00])
+            ),
+        ),
+    ];
+    assert_refused(&stack, &attacks).await;
+    assert_eq!(stack.get("/v1/echo", Some(token)).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_revoked_session_stops_passing_within_the_default_bound() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let tokens = stack.sign_in().await;
+    let token = access_token(&tokens);
+    // Verified once, so the proxy now remembers the token: revocation must still win.
+    assert_eq!(stack.get("/v1/echo", Some(token)).await.0, 200);
+    assert_eq!(stack.post("/v1/auth/logout", json!({}), Some(token)).await.0, 204);
+    let revoked_at = Instant::now();
+    loop {
+        let (status, _) = stack.get("/v1/echo", Some(token)).await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(5),
+            "the revoked session still passed after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A session the user did not revoke is unaffected.
+    let other = stack.sign_in().await;
+    assert_eq!(stack.get("/v1/echo", Some(access_token(&other))).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_fetches_the_jwks_at_most_once_per_interval() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let tokens = stack.sign_in().await;
+    let token = access_token(&tokens);
+    let (header_b64, rest) = token.split_once('.').expect("dot");
+    let before = stack.issuer.jwks_fetches.load(Ordering::SeqCst);
+    let mut flood = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let mut header = decode(header_b64);
+        header["kid"] = json!(format!("random-{i}"));
+        let request = stack
+            .http
+            .get(format!("{}/v1/echo", stack.base))
+            .bearer_auth(format!("{}.{rest}", b64(&header)));
+        flood.spawn(async move { request.send().await.expect("response").status().as_u16() });
+    }
+    let statuses = flood.join_all().await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let fetched = stack.issuer.jwks_fetches.load(Ordering::SeqCst) - before;
+    assert!(fetched <= 1, "{fetched} JWKS fetches for one flood");
+    assert_eq!(stack.get("/v1/echo", Some(token)).await.0, 200);
+}
+
+#[tokio::test]
+async fn not_ready_and_protected_routes_unavailable_until_the_issuer_answers() {
+    let stack = Stack::with(SigningAlgorithm::RS256, true).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = stack.get("/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    let (status, headers, body) = stack.get_full("/v1/echo", Some("a.b.c")).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(headers["retry-after"], "1");
+    stack.issuer.closed.store(false, Ordering::SeqCst);
+    stack.wait_ready().await;
+    let tokens = stack.sign_in().await;
+    assert_eq!(stack.get("/v1/echo", Some(access_token(&tokens))).await.0, 200);
+}
+
+#[tokio::test]
+async fn routes_reload_on_sighup_and_a_bad_file_keeps_the_running_ones() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let path = stack.dir.path().join("routes.toml");
+    std::fs::write(&path, &stack.config).expect("write");
+    stack.proxy.reload_on_sighup(path.clone()).expect("SIGHUP handler");
+    let hangup = || {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    let tokens = stack.sign_in().await;
+    let token = access_token(&tokens);
+    assert_eq!(stack.get("/v1/open/x", None).await.0, 404);
+
+    // A new public route appears.
+    let echo = stack
+        .config
+        .split("prefix = \"/v1/echo\"\nupstream = \"")
+        .nth(1)
+        .expect("echo route");
+    let echo = echo.split('"').next().expect("echo upstream");
+    let added = format!(
+        "{}\n[[route]]\nprefix = \"/v1/open\"\nupstream = \"{echo}\"\npublic = true\n",
+        stack.config
+    );
+    std::fs::write(&path, &added).expect("write");
+    hangup();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stack.get("/v1/open/x", None).await.0 != 200 {
+        assert!(Instant::now() < deadline, "the new route never appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A file with a mistake, or one changing the issuer, is refused whole.
+    for bad in [
+        added.replace("public = true\n", "public = true\nretries = yes\n"),
+        added.replace(&stack.settings.tokens.audience, "another-audience"),
+    ] {
+        std::fs::write(&path, bad).expect("write");
+        hangup();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(stack.get("/v1/open/x", None).await.0, 200);
+        assert_eq!(stack.get("/v1/echo", Some(token)).await.0, 200);
+    }
+}
+
+#[tokio::test]
+async fn a_dead_upstream_is_a_502_problem() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
         .expect("addr");
-    let routes = vec![Route {
-        prefix: "/v1/".into(),
-        upstream: format!("http://{dead}").parse().expect("uri"),
-    }];
-    let proxy = start(router(routes, &Settings::default()), &shutdown).await;
-    let client = reqwest::Client::new();
-
-    let missing = client
-        .get(format!("http://{proxy}/elsewhere"))
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(missing.status(), 404);
-    assert_eq!(missing.headers()["content-type"], "application/problem+json");
-
-    let failed = client
-        .get(format!("http://{proxy}/v1/anything"))
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(failed.status(), 502);
-    let body: serde_json::Value = failed.json().await.expect("json");
+    let config = format!(
+        "{}\n[[route]]\nprefix = \"/v1/dead\"\nupstream = \"http://{dead}\"\npublic = true\n",
+        stack.config
+    );
+    stack
+        .proxy
+        .reload(ProxyConfig::parse(&config).expect("config"))
+        .expect("reload");
+    let (status, body) = stack.get("/v1/dead/x", None).await;
+    assert_eq!(status, 502);
     assert_eq!(body["type"], "urn:rampart:problem:bad-gateway");
-    shutdown.cancel();
 }

@@ -1,0 +1,424 @@
+//! The proxy's configuration file (TOML): where the token issuer publishes its keys and
+//! revocations, and which upstream serves each path prefix, for whom.
+//!
+//! ```toml
+//! [issuer]
+//! issuer = "http://127.0.0.1:8080"
+//! audience = "rampart"
+//! jwks_url = "http://127.0.0.1:8081/.well-known/jwks.json"
+//! revocations_url = "http://127.0.0.1:8081/v1/auth/revocations"
+//!
+//! [[route]]
+//! prefix = "/v1/auth/"
+//! upstream = "http://127.0.0.1:8081"
+//! public = true
+//!
+//! [[route]]
+//! prefix = "/v1/"
+//! upstream = "http://127.0.0.1:8082"
+//! scopes = ["core:read"]
+//! timeout_ms = 10000
+//! ```
+//!
+//! Everything is checked when the file is read: a file that fails any check is refused whole,
+//! with an error naming the key (`route[1].upstream`), so a bad reload never replaces a good
+//! configuration.
+
+use std::path::Path;
+use std::time::Duration;
+
+use http::Uri;
+use serde::Deserialize;
+
+/// A configuration the proxy can run with: parsed and checked.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub issuer: IssuerConfig,
+    /// Longest prefix first, so the first match is the most specific.
+    pub routes: Vec<Route>,
+}
+
+/// The token issuer the proxy trusts and how strictly it checks its tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The `iss` every token must carry.
+    pub issuer: String,
+    /// The `aud` every token must carry.
+    pub audience: String,
+    pub jwks_url: String,
+    pub revocations_url: String,
+    /// Clock skew allowed on `exp` and `nbf`.
+    #[serde(default = "defaults::leeway_secs")]
+    pub leeway_secs: u64,
+    /// Longer bearer tokens are refused before any parsing.
+    #[serde(default = "defaults::max_token_bytes")]
+    pub max_token_bytes: usize,
+    /// A token naming an unknown `kid` makes the proxy fetch the JWKS again at most this often.
+    #[serde(default = "defaults::unknown_kid_refetch_secs")]
+    pub unknown_kid_refetch_secs: u64,
+    /// How often the revocation feed is polled.
+    #[serde(default = "defaults::revocation_poll_ms")]
+    pub revocation_poll_ms: u64,
+    /// If the feed has not been read successfully for this long, protected routes answer 503
+    /// rather than risk admitting a revoked session.
+    #[serde(default = "defaults::revocation_bound_secs")]
+    pub revocation_bound_secs: u64,
+    /// How long a revocation is remembered: at least the longest access-token lifetime.
+    #[serde(default = "defaults::revocation_retention_secs")]
+    pub revocation_retention_secs: u64,
+    /// Verified tokens remembered so repeat requests skip the signature check.
+    #[serde(default = "defaults::verified_cache_entries")]
+    pub verified_cache_entries: usize,
+}
+
+impl IssuerConfig {
+    /// The defaults of every optional setting, with empty names and URLs to fill in.
+    pub fn defaults() -> Self {
+        Self {
+            issuer: String::new(),
+            audience: String::new(),
+            jwks_url: String::new(),
+            revocations_url: String::new(),
+            leeway_secs: defaults::leeway_secs(),
+            max_token_bytes: defaults::max_token_bytes(),
+            unknown_kid_refetch_secs: defaults::unknown_kid_refetch_secs(),
+            revocation_poll_ms: defaults::revocation_poll_ms(),
+            revocation_bound_secs: defaults::revocation_bound_secs(),
+            revocation_retention_secs: defaults::revocation_retention_secs(),
+            verified_cache_entries: defaults::verified_cache_entries(),
+        }
+    }
+}
+
+mod defaults {
+    pub fn leeway_secs() -> u64 {
+        30
+    }
+    pub fn max_token_bytes() -> usize {
+        8 * 1024
+    }
+    pub fn unknown_kid_refetch_secs() -> u64 {
+        30
+    }
+    pub fn revocation_poll_ms() -> u64 {
+        1000
+    }
+    pub fn revocation_bound_secs() -> u64 {
+        5
+    }
+    pub fn revocation_retention_secs() -> u64 {
+        // Rampart's access tokens live 15 minutes, plus leeway and a minute's margin.
+        15 * 60 + 30 + 60
+    }
+    pub fn verified_cache_entries() -> usize {
+        100_000
+    }
+    pub fn timeout_ms() -> u64 {
+        30_000
+    }
+}
+
+/// Requests whose path starts with `prefix` go to `upstream` (scheme and authority only).
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub prefix: String,
+    pub upstream: Uri,
+    /// No token needed (the upstream authenticates for itself, or the content is public).
+    pub public: bool,
+    /// Scopes a token must all carry.
+    pub scopes: Vec<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    issuer: IssuerConfig,
+    #[serde(default, rename = "route")]
+    routes: Vec<RouteFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteFile {
+    prefix: String,
+    upstream: String,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default = "defaults::timeout_ms")]
+    timeout_ms: u64,
+}
+
+/// Why a configuration was refused, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+fn error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl ProxyConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| error(path.display().to_string(), e.to_string()))?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let file: File = toml::from_str(text).map_err(|e| {
+            let key = e.span().map_or_else(String::new, |span| {
+                let line = text[..span.start.min(text.len())].lines().count().max(1);
+                format!("line {line}")
+            });
+            error(key, e.message().to_owned())
+        })?;
+        let issuer = check_issuer(file.issuer)?;
+        if file.routes.is_empty() {
+            return Err(error("route", "at least one [[route]] is needed"));
+        }
+        let mut routes = Vec::with_capacity(file.routes.len());
+        for (index, route) in file.routes.into_iter().enumerate() {
+            let route = check_route(index, route)?;
+            if routes.iter().any(|r: &Route| r.prefix == route.prefix) {
+                return Err(error(
+                    format!("route[{index}].prefix"),
+                    "the same prefix is routed twice",
+                ));
+            }
+            routes.push(route);
+        }
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        Ok(Self { issuer, routes })
+    }
+
+    /// The most specific route for `path`.
+    pub fn route(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| path.starts_with(&r.prefix))
+    }
+}
+
+fn check_issuer(issuer: IssuerConfig) -> Result<IssuerConfig, ConfigError> {
+    for (key, value) in [("issuer.issuer", &issuer.issuer), ("issuer.audience", &issuer.audience)] {
+        if value.trim().is_empty() {
+            return Err(error(key, "must not be empty"));
+        }
+    }
+    for (key, url) in [
+        ("issuer.jwks_url", &issuer.jwks_url),
+        ("issuer.revocations_url", &issuer.revocations_url),
+    ] {
+        http_url(key, url)?;
+    }
+    let ranges: [(&str, u64, u64, u64); 6] = [
+        ("issuer.leeway_secs", issuer.leeway_secs, 0, 300),
+        (
+            "issuer.unknown_kid_refetch_secs",
+            issuer.unknown_kid_refetch_secs,
+            1,
+            3600,
+        ),
+        ("issuer.revocation_poll_ms", issuer.revocation_poll_ms, 100, 60_000),
+        ("issuer.revocation_bound_secs", issuer.revocation_bound_secs, 1, 3600),
+        (
+            "issuer.revocation_retention_secs",
+            issuer.revocation_retention_secs,
+            60,
+            86_400,
+        ),
+        ("issuer.max_token_bytes", issuer.max_token_bytes as u64, 256, 64 * 1024),
+    ];
+    for (key, value, min, max) in ranges {
+        if !(min..=max).contains(&value) {
+            return Err(error(key, format!("must be between {min} and {max}")));
+        }
+    }
+    if issuer.revocation_poll_ms >= issuer.revocation_bound_secs * 1000 {
+        return Err(error(
+            "issuer.revocation_poll_ms",
+            "must be shorter than revocation_bound_secs, or every poll would be late",
+        ));
+    }
+    if issuer.verified_cache_entries > 10_000_000 {
+        return Err(error("issuer.verified_cache_entries", "must be at most 10000000"));
+    }
+    Ok(issuer)
+}
+
+fn check_route(index: usize, route: RouteFile) -> Result<Route, ConfigError> {
+    let key = |field: &str| format!("route[{index}].{field}");
+    if !route.prefix.starts_with('/') || route.prefix.contains(['?', '#']) || route.prefix.contains("..") {
+        return Err(error(
+            key("prefix"),
+            "must be a path starting with '/', without '..', '?' or '#'",
+        ));
+    }
+    let upstream = http_url(&key("upstream"), &route.upstream)?;
+    if !matches!(upstream.path(), "" | "/") || upstream.query().is_some() {
+        return Err(error(
+            key("upstream"),
+            "must be scheme://host[:port] only; the request path is kept",
+        ));
+    }
+    for scope in &route.scopes {
+        if scope.is_empty() || !scope.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
+            return Err(error(
+                key("scopes"),
+                format!("{scope:?} is not a scope token (RFC 6749 §3.3)"),
+            ));
+        }
+    }
+    if route.public && !route.scopes.is_empty() {
+        return Err(error(key("scopes"), "a public route cannot require scopes"));
+    }
+    if !(1..=300_000).contains(&route.timeout_ms) {
+        return Err(error(key("timeout_ms"), "must be between 1 and 300000"));
+    }
+    Ok(Route {
+        prefix: route.prefix,
+        upstream,
+        public: route.public,
+        scopes: route.scopes,
+        timeout: Duration::from_millis(route.timeout_ms),
+    })
+}
+
+fn http_url(key: &str, value: &str) -> Result<Uri, ConfigError> {
+    let uri: Uri = value
+        .parse()
+        .map_err(|_| error(key, format!("{value:?} is not a URL")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(error(
+            key,
+            format!("{value:?} must be an http:// or https:// URL with a host"),
+        ));
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ISSUER: &str = r#"
+[issuer]
+issuer = "http://issuer"
+audience = "rampart"
+jwks_url = "http://auth:8081/.well-known/jwks.json"
+revocations_url = "http://auth:8081/v1/auth/revocations"
+"#;
+
+    fn with_routes(routes: &str) -> Result<ProxyConfig, ConfigError> {
+        ProxyConfig::parse(&format!("{ISSUER}\n{routes}"))
+    }
+
+    #[test]
+    fn a_valid_file_parses_with_defaults_and_longest_prefix_first() {
+        let config = with_routes(
+            r#"
+[[route]]
+prefix = "/v1/"
+upstream = "http://core:8082"
+scopes = ["core:read"]
+
+[[route]]
+prefix = "/v1/auth/"
+upstream = "https://auth:8081/"
+public = true
+timeout_ms = 5000
+"#,
+        )
+        .expect("valid");
+        assert_eq!(config.issuer.revocation_bound_secs, 5);
+        assert_eq!(config.route("/v1/auth/login").map(|r| r.public), Some(true));
+        let core = config.route("/v1/things").expect("core route");
+        assert_eq!(core.scopes, ["core:read"]);
+        assert_eq!(core.timeout, Duration::from_secs(30));
+        assert!(config.route("/elsewhere").is_none());
+    }
+
+    #[test]
+    fn each_mistake_is_refused_naming_its_key() {
+        let cases = [
+            (
+                r#"[[route]]
+prefix = "v1"
+upstream = "http://core""#,
+                "route[0].prefix",
+            ),
+            (
+                r#"[[route]]
+prefix = "/v1/"
+upstream = "ftp://core""#,
+                "route[0].upstream",
+            ),
+            (
+                r#"[[route]]
+prefix = "/v1/"
+upstream = "http://core/base""#,
+                "route[0].upstream",
+            ),
+            (
+                r#"[[route]]
+prefix = "/v1/"
+upstream = "http://core"
+scopes = ["a b"]"#,
+                "route[0].scopes",
+            ),
+            (
+                r#"[[route]]
+prefix = "/v1/"
+upstream = "http://core"
+public = true
+scopes = ["core:read"]"#,
+                "route[0].scopes",
+            ),
+            (
+                r#"[[route]]
+prefix = "/v1/"
+upstream = "http://core"
+timeout_ms = 0"#,
+                "route[0].timeout_ms",
+            ),
+            (
+                r#"[[route]]
+prefix = "/v1/"
+upstream = "http://a"
+[[route]]
+prefix = "/v1/"
+upstream = "http://b""#,
+                "route[1].prefix",
+            ),
+            ("", "route"),
+        ];
+        for (routes, key) in cases {
+            let error = with_routes(routes).expect_err(routes);
+            assert_eq!(error.key, key, "{routes}: {error}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_issuer_settings_are_refused() {
+        let unknown = with_routes(
+            r#"[[route]]
+prefix = "/v1/"
+upstream = "http://core"
+retires = true"#,
+        )
+        .expect_err("typo");
+        assert!(unknown.message.contains("retires"), "{unknown}");
+        let slow = ProxyConfig::parse(&format!(
+            "{ISSUER}revocation_poll_ms = 5000\n[[route]]\nprefix = \"/\"\nupstream = \"http://core\""
+        ))
+        .expect_err("poll slower than the bound");
+        assert_eq!(slow.key, "issuer.revocation_poll_ms");
+    }
+}

@@ -1,0 +1,327 @@
+//! Who may pass a protected route: a bearer access token that verifies against the issuer's
+//! keys ([`rampart_tokens::jwt::verify`] makes every check), whose session is not revoked,
+//! carrying every scope the route requires.
+//!
+//! Verified tokens are remembered by their SHA-256 until they expire, so repeat requests skip
+//! the signature check. A remembered token still passes only while its key is published and its
+//! session is not revoked: both are checked on every request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use aws_lc_rs::digest;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, header};
+use rampart_kernel::{Problem, ProblemType};
+use rampart_tokens::jwt::{self, AccessClaims, Rejection, Validation};
+
+use crate::config::{IssuerConfig, Route};
+use crate::jwks::Jwks;
+use crate::revocations::{Revocations, Status};
+
+/// Why a request was not let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// No bearer token.
+    Missing,
+    Invalid(Rejection),
+    Revoked,
+    InsufficientScope,
+    /// No keys have been loaded from the issuer yet.
+    KeysUnavailable,
+    /// The revocation feed is stale.
+    RevocationUnknown,
+}
+
+impl Denial {
+    /// A stable label for logs and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Missing => "missing_token",
+            Self::Invalid(rejection) => rejection.reason(),
+            Self::Revoked => "revoked_session",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::KeysUnavailable => "keys_unavailable",
+            Self::RevocationUnknown => "revocation_status_unknown",
+        }
+    }
+}
+
+impl IntoResponse for Denial {
+    fn into_response(self) -> Response {
+        // RFC 6750 §3: the challenge says what kind of failure, never which check failed.
+        let (problem, challenge) = match self {
+            Self::Missing => (
+                Problem::new(ProblemType::Unauthorized, "A bearer access token is required."),
+                Some(r#"Bearer realm="rampart""#),
+            ),
+            Self::Invalid(_) | Self::Revoked => (
+                Problem::new(
+                    ProblemType::Unauthorized,
+                    "The access token is invalid, expired or revoked.",
+                ),
+                Some(r#"Bearer realm="rampart", error="invalid_token""#),
+            ),
+            Self::InsufficientScope => (
+                Problem::new(
+                    ProblemType::Forbidden,
+                    "The access token lacks a scope this route requires.",
+                ),
+                Some(r#"Bearer realm="rampart", error="insufficient_scope""#),
+            ),
+            Self::KeysUnavailable | Self::RevocationUnknown => (
+                Problem::new(
+                    ProblemType::ServiceUnavailable,
+                    "Tokens cannot be checked right now; try again shortly.",
+                )
+                .with_retry_after(1),
+                None,
+            ),
+        };
+        let mut response = problem.into_response();
+        if let Some(challenge) = challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        response
+    }
+}
+
+#[derive(Debug)]
+pub struct Verifier {
+    jwks: Arc<Jwks>,
+    revocations: Arc<Revocations>,
+    validation: Validation,
+    verified: VerifiedTokens,
+}
+
+impl Verifier {
+    pub fn new(jwks: Arc<Jwks>, revocations: Arc<Revocations>, issuer: &IssuerConfig) -> Self {
+        Self {
+            jwks,
+            revocations,
+            validation: Validation {
+                issuer: issuer.issuer.clone(),
+                audience: issuer.audience.clone(),
+                leeway_secs: i64::try_from(issuer.leeway_secs).unwrap_or(0),
+                max_token_bytes: issuer.max_token_bytes,
+            },
+            verified: VerifiedTokens::new(issuer.verified_cache_entries),
+        }
+    }
+
+    /// The claims of the request's token, if it may pass `route` at `now` (Unix seconds).
+    pub async fn authorize(&self, headers: &HeaderMap, route: &Route, now: i64) -> Result<Arc<AccessClaims>, Denial> {
+        let token = bearer_token(headers, self.validation.max_token_bytes)?;
+        let claims = match self.remembered(token, now) {
+            Some(claims) => claims,
+            None => self.verify(token, now).await?,
+        };
+        match self.revocations.status(&claims.sid) {
+            Status::Active => {}
+            Status::Revoked => return Err(Denial::Revoked),
+            Status::Unknown => return Err(Denial::RevocationUnknown),
+        }
+        let granted: Vec<&str> = claims.scope.split(' ').collect();
+        if !route.scopes.iter().all(|needed| granted.contains(&needed.as_str())) {
+            return Err(Denial::InsufficientScope);
+        }
+        Ok(claims)
+    }
+
+    fn remembered(&self, token: &str, now: i64) -> Option<Arc<AccessClaims>> {
+        let keys = self.jwks.current()?;
+        self.verified.get(token, now, |kid| keys.get(kid).is_some())
+    }
+
+    async fn verify(&self, token: &str, now: i64) -> Result<Arc<AccessClaims>, Denial> {
+        let keys = self.jwks.current().ok_or(Denial::KeysUnavailable)?;
+        let (claims, kid) = match jwt::verify(token, &keys, &self.validation, now) {
+            // Perhaps the issuer has published a new key since the last fetch.
+            Err(Rejection::UnknownKey) => {
+                let keys = self
+                    .jwks
+                    .refresh_for_unknown_kid()
+                    .await
+                    .ok_or(Denial::KeysUnavailable)?;
+                (jwt::verify(token, &keys, &self.validation, now), kid_of(token))
+            }
+            result => (result, kid_of(token)),
+        };
+        let claims = Arc::new(claims.map_err(Denial::Invalid)?);
+        let valid_until = claims.exp.saturating_add(self.validation.leeway_secs);
+        self.verified
+            .insert(token, Arc::clone(&claims), kid.unwrap_or_default(), valid_until, now);
+        Ok(claims)
+    }
+}
+
+/// The `kid` of a token that has already verified (so its header is well-formed).
+fn kid_of(token: &str) -> Option<String> {
+    use base64::Engine;
+    let header = token.split('.').next()?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    value.get("kid")?.as_str().map(str::to_owned)
+}
+
+/// The token of the one `Authorization: Bearer` header. Several Authorization headers, another
+/// scheme, or characters outside RFC 6750's `b64token` are refused as malformed.
+fn bearer_token(headers: &HeaderMap, max_bytes: usize) -> Result<&str, Denial> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return if headers.contains_key(header::AUTHORIZATION) {
+            Err(Denial::Invalid(Rejection::Malformed))
+        } else {
+            Err(Denial::Missing)
+        };
+    };
+    if value.len() > max_bytes + "Bearer ".len() {
+        return Err(Denial::Invalid(Rejection::Oversized));
+    }
+    let value = value.to_str().map_err(|_| Denial::Invalid(Rejection::Malformed))?;
+    let (scheme, token) = value.split_once(' ').ok_or(Denial::Invalid(Rejection::Malformed))?;
+    let token = token.trim_start_matches(' ');
+    let b64token = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.bytes().all(b64token) {
+        return Err(Denial::Invalid(Rejection::Malformed));
+    }
+    Ok(token)
+}
+
+/// Tokens that have verified, by SHA-256, with the key that verified them and until when.
+/// Bounded: when full, expired entries go first, and if none have, all do.
+#[derive(Debug)]
+struct VerifiedTokens {
+    entries: RwLock<HashMap<[u8; 32], Remembered>>,
+    capacity: usize,
+}
+
+#[derive(Debug)]
+struct Remembered {
+    claims: Arc<AccessClaims>,
+    kid: String,
+    valid_until: i64,
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+    hash
+}
+
+impl VerifiedTokens {
+    fn new(capacity: usize) -> Self {
+        Self {
+            entries: RwLock::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn get(&self, token: &str, now: i64, key_published: impl Fn(&str) -> bool) -> Option<Arc<AccessClaims>> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let entry = entries.get(&token_hash(token))?;
+        (now <= entry.valid_until && key_published(&entry.kid)).then(|| Arc::clone(&entry.claims))
+    }
+
+    fn insert(&self, token: &str, claims: Arc<AccessClaims>, kid: String, valid_until: i64, now: i64) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= self.capacity {
+            entries.retain(|_, entry| entry.valid_until >= now);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            token_hash(token),
+            Remembered {
+                claims,
+                kid,
+                valid_until,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::AUTHORIZATION, HeaderValue::from_str(value).expect("header"));
+        }
+        headers
+    }
+
+    #[test]
+    fn bearer_tokens_are_taken_only_from_one_well_formed_header() {
+        assert_eq!(bearer_token(&headers(&["Bearer abc.def.ghi"]), 100), Ok("abc.def.ghi"));
+        assert_eq!(bearer_token(&headers(&["bearer  abc.def.ghi"]), 100), Ok("abc.def.ghi"));
+        assert_eq!(bearer_token(&headers(&[]), 100), Err(Denial::Missing));
+        let malformed = Err(Denial::Invalid(Rejection::Malformed));
+        for value in [
+            &["Basic dXNlcjpwYXNz"][..],
+            &["Bearer"],
+            &["Bearer "],
+            &["Bearer abc def"],
+            &["Bearer abc\"def"],
+            &["Bearer a.b.c", "Bearer d.e.f"],
+        ] {
+            assert_eq!(bearer_token(&headers(value), 100), malformed, "{value:?}");
+        }
+        let long = format!("Bearer {}", "a".repeat(101));
+        assert_eq!(
+            bearer_token(&headers(&[&long]), 100),
+            Err(Denial::Invalid(Rejection::Oversized))
+        );
+    }
+
+    fn claims(exp: i64) -> Arc<AccessClaims> {
+        Arc::new(AccessClaims {
+            iss: "i".into(),
+            sub: "s".into(),
+            aud: "a".into(),
+            exp,
+            iat: 0,
+            nbf: 0,
+            jti: "j".into(),
+            sid: "sid".into(),
+            scope: String::new(),
+            amr: vec![],
+            auth_time: 0,
+        })
+    }
+
+    #[test]
+    fn remembered_tokens_expire_and_need_their_key_still_published() {
+        let cache = VerifiedTokens::new(10);
+        cache.insert("t1", claims(100), "k1".into(), 100, 0);
+        assert!(cache.get("t1", 100, |_| true).is_some());
+        assert!(cache.get("t1", 101, |_| true).is_none(), "expired");
+        assert!(cache.get("t1", 50, |kid| kid != "k1").is_none(), "key withdrawn");
+        assert!(cache.get("t2", 50, |_| true).is_none(), "never verified");
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_capacity() {
+        let cache = VerifiedTokens::new(3);
+        cache.insert("old", claims(10), "k".into(), 10, 0);
+        for token in ["a", "b"] {
+            cache.insert(token, claims(100), "k".into(), 100, 0);
+        }
+        // Full: the expired entry makes room.
+        cache.insert("c", claims(100), "k".into(), 100, 50);
+        assert!(cache.get("a", 50, |_| true).is_some());
+        assert!(cache.get("old", 5, |_| true).is_none());
+        // Full of live entries: they all go rather than grow past the bound.
+        cache.insert("d", claims(100), "k".into(), 100, 50);
+        assert!(cache.entries.read().expect("lock").len() <= 3);
+        assert!(cache.get("d", 50, |_| true).is_some());
+    }
+}
