@@ -13,10 +13,19 @@
 //! upstream = "http://127.0.0.1:8081"
 //! public = true
 //!
+//! [rate_limits.api]
+//! requests = 600     # refilled per `per_secs`
+//! per_secs = 60
+//! burst = 50         # at once
+//!
+//! [forwarded]
+//! trusted_proxies = ["10.0.0.0/8"]   # whose X-Forwarded-For is believed
+//!
 //! [[route]]
 //! prefix = "/v1/"
 //! upstream = "http://127.0.0.1:8082"
 //! scopes = ["core:read"]
+//! rate_limit = "api"
 //! timeout_ms = 10000
 //! ```
 //!
@@ -24,11 +33,16 @@
 //! with an error naming the key (`route[1].upstream`), so a bad reload never replaces a good
 //! configuration.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use http::Uri;
+use ipnet::IpNet;
 use serde::Deserialize;
+
+use crate::ratelimit::Limit;
 
 /// A configuration the proxy can run with: parsed and checked.
 #[derive(Debug, Clone)]
@@ -36,6 +50,8 @@ pub struct ProxyConfig {
     pub issuer: IssuerConfig,
     /// Longest prefix first, so the first match is the most specific.
     pub routes: Vec<Route>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// The token issuer the proxy trusts and how strictly it checks its tokens.
@@ -129,14 +145,35 @@ pub struct Route {
     /// Scopes a token must all carry.
     pub scopes: Vec<String>,
     pub timeout: Duration,
+    /// The rate-limit class and its limit, if the route has one.
+    pub rate_limit: Option<(String, Limit)>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
     issuer: IssuerConfig,
+    #[serde(default)]
+    rate_limits: BTreeMap<String, LimitFile>,
+    #[serde(default)]
+    forwarded: ForwardedFile,
     #[serde(default, rename = "route")]
     routes: Vec<RouteFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitFile {
+    requests: u32,
+    per_secs: u32,
+    burst: u32,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForwardedFile {
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +187,7 @@ struct RouteFile {
     scopes: Vec<String>,
     #[serde(default = "defaults::timeout_ms")]
     timeout_ms: u64,
+    rate_limit: Option<String>,
 }
 
 /// Why a configuration was refused, naming the key.
@@ -182,12 +220,29 @@ impl ProxyConfig {
             error(key, e.message().to_owned())
         })?;
         let issuer = check_issuer(file.issuer)?;
+        let limits = check_limits(file.rate_limits)?;
+        let trusted_proxies = file
+            .forwarded
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(index, cidr)| {
+                cidr.parse::<IpNet>()
+                    .or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        error(
+                            format!("forwarded.trusted_proxies[{index}]"),
+                            format!("{cidr:?} is not an address or CIDR"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
         if file.routes.is_empty() {
             return Err(error("route", "at least one [[route]] is needed"));
         }
         let mut routes = Vec::with_capacity(file.routes.len());
         for (index, route) in file.routes.into_iter().enumerate() {
-            let route = check_route(index, route)?;
+            let route = check_route(index, route, &limits)?;
             if routes.iter().any(|r: &Route| r.prefix == route.prefix) {
                 return Err(error(
                     format!("route[{index}].prefix"),
@@ -197,7 +252,35 @@ impl ProxyConfig {
             routes.push(route);
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        Ok(Self { issuer, routes })
+        Ok(Self {
+            issuer,
+            routes,
+            trusted_proxies,
+        })
+    }
+
+    /// The address of the client: the peer, unless the peer is a trusted proxy, in which case
+    /// `X-Forwarded-For` is walked from the right past every trusted hop. Hops left of the first
+    /// untrusted one are the client's to forge, so they are never believed.
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
+        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|net| net.contains(ip));
+        let mut client = peer;
+        if !trusted(&client) {
+            return client;
+        }
+        for hop in forwarded_for.iter().rev().flat_map(|v| v.rsplit(',')) {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted(&ip) {
+                        break;
+                    }
+                }
+                // Garbage in the chain: the last hop we could read is as far as we go.
+                Err(_) => break,
+            }
+        }
+        client
     }
 
     /// The most specific route for `path`.
@@ -253,7 +336,36 @@ fn check_issuer(issuer: IssuerConfig) -> Result<IssuerConfig, ConfigError> {
     Ok(issuer)
 }
 
-fn check_route(index: usize, route: RouteFile) -> Result<Route, ConfigError> {
+fn check_limits(limits: BTreeMap<String, LimitFile>) -> Result<BTreeMap<String, Limit>, ConfigError> {
+    limits
+        .into_iter()
+        .map(|(class, limit)| {
+            let key = |field: &str| format!("rate_limits.{class}.{field}");
+            if limit.requests == 0 {
+                return Err(error(key("requests"), "must be at least 1"));
+            }
+            if limit.per_secs == 0 || limit.per_secs > 86_400 {
+                return Err(error(key("per_secs"), "must be between 1 and 86400"));
+            }
+            if limit.burst == 0 {
+                return Err(error(key("burst"), "must be at least 1"));
+            }
+            let interval = Duration::from_secs(u64::from(limit.per_secs)) / limit.requests;
+            if interval.is_zero() {
+                return Err(error(key("requests"), "more than one request per nanosecond"));
+            }
+            Ok((
+                class,
+                Limit {
+                    burst: limit.burst,
+                    interval,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn check_route(index: usize, route: RouteFile, limits: &BTreeMap<String, Limit>) -> Result<Route, ConfigError> {
     let key = |field: &str| format!("route[{index}].{field}");
     if !route.prefix.starts_with('/') || route.prefix.contains(['?', '#']) || route.prefix.contains("..") {
         return Err(error(
@@ -282,12 +394,22 @@ fn check_route(index: usize, route: RouteFile) -> Result<Route, ConfigError> {
     if !(1..=300_000).contains(&route.timeout_ms) {
         return Err(error(key("timeout_ms"), "must be between 1 and 300000"));
     }
+    let rate_limit = match route.rate_limit {
+        Some(class) => {
+            let limit = *limits
+                .get(&class)
+                .ok_or_else(|| error(key("rate_limit"), format!("{class:?} is not a [rate_limits] class")))?;
+            Some((class, limit))
+        }
+        None => None,
+    };
     Ok(Route {
         prefix: route.prefix,
         upstream,
         public: route.public,
         scopes: route.scopes,
         timeout: Duration::from_millis(route.timeout_ms),
+        rate_limit,
     })
 }
 
@@ -403,6 +525,70 @@ upstream = "http://b""#,
             let error = with_routes(routes).expect_err(routes);
             assert_eq!(error.key, key, "{routes}: {error}");
         }
+    }
+
+    #[test]
+    fn rate_limit_classes_are_defined_before_routes_use_them() {
+        let config = with_routes(
+            r#"[rate_limits.api]
+requests = 120
+per_secs = 60
+burst = 10
+
+[[route]]
+prefix = "/v1/"
+upstream = "http://core"
+rate_limit = "api""#,
+        )
+        .expect("valid");
+        let (class, limit) = config
+            .route("/v1/x")
+            .and_then(|r| r.rate_limit.clone())
+            .expect("limited");
+        assert_eq!(class, "api");
+        assert_eq!(limit.burst, 10);
+        assert_eq!(limit.interval, Duration::from_millis(500));
+
+        let undefined = with_routes("[[route]]\nprefix = \"/v1/\"\nupstream = \"http://core\"\nrate_limit = \"nope\"")
+            .expect_err("undefined class");
+        assert_eq!(undefined.key, "route[0].rate_limit");
+        let zero = with_routes(
+            "[rate_limits.api]\nrequests = 0\nper_secs = 1\nburst = 1\n[[route]]\nprefix = \"/\"\nupstream = \"http://core\"",
+        )
+        .expect_err("zero rate");
+        assert_eq!(zero.key, "rate_limits.api.requests");
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_hops() {
+        let config = with_routes(
+            "[forwarded]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n[[route]]\nprefix = \"/\"\nupstream = \"http://core\"",
+        )
+        .expect("valid");
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        // An untrusted peer's header is ignored: it could say anything.
+        assert_eq!(config.client_ip(ip("203.0.113.9"), &["1.2.3.4"]), ip("203.0.113.9"));
+        // Through trusted hops, the first untrusted address from the right is the client...
+        assert_eq!(
+            config.client_ip(ip("10.1.1.1"), &["198.51.100.4, 192.0.2.7"]),
+            ip("198.51.100.4")
+        );
+        // ... and whatever it prepended is not believed.
+        assert_eq!(
+            config.client_ip(ip("10.1.1.1"), &["6.6.6.6", "198.51.100.4, 10.2.2.2"]),
+            ip("198.51.100.4")
+        );
+        // Garbage stops the walk at the last readable hop.
+        assert_eq!(
+            config.client_ip(ip("10.1.1.1"), &["nonsense, 10.3.3.3"]),
+            ip("10.3.3.3")
+        );
+        assert_eq!(config.client_ip(ip("10.1.1.1"), &[]), ip("10.1.1.1"));
+        let bad = with_routes(
+            "[forwarded]\ntrusted_proxies = [\"10.0.0.0/33\"]\n[[route]]\nprefix = \"/\"\nupstream = \"http://core\"",
+        )
+        .expect_err("bad CIDR");
+        assert_eq!(bad.key, "forwarded.trusted_proxies[0]");
     }
 
     #[test]

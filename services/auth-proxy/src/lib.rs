@@ -9,13 +9,14 @@
 pub mod config;
 mod fetch;
 pub mod jwks;
+pub mod ratelimit;
 pub mod revocations;
 pub mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -33,6 +34,7 @@ use rampart_tokens::jwt::{AccessClaims, Rejection};
 
 use crate::fetch::HttpClient;
 use crate::jwks::Jwks;
+use crate::ratelimit::RateLimiter;
 use crate::revocations::Revocations;
 use crate::verify::{Denial, Verifier};
 
@@ -53,6 +55,9 @@ struct Inner {
     jwks: Arc<Jwks>,
     revocations: Arc<Revocations>,
     verifier: Verifier,
+    limiter: RateLimiter,
+    /// The rate limiter's clock: nanoseconds since start, monotonic.
+    started: Instant,
     settings: Settings,
 }
 
@@ -67,6 +72,7 @@ pub fn platform_config(auth: &Uri, core: &Uri, settings: &Settings) -> ProxyConf
         public,
         scopes: Vec::new(),
         timeout: Duration::from_secs(settings.http.request_timeout_secs),
+        rate_limit: None,
     };
     let mut routes = vec![
         route("/v1/auth/", auth, true),
@@ -86,6 +92,7 @@ pub fn platform_config(auth: &Uri, core: &Uri, settings: &Settings) -> ProxyConf
             ..IssuerConfig::defaults()
         },
         routes,
+        trusted_proxies: Vec::new(),
     }
 }
 
@@ -125,6 +132,8 @@ impl AuthProxy {
             jwks,
             revocations,
             verifier,
+            limiter: RateLimiter::default(),
+            started: Instant::now(),
             settings: settings.clone(),
         })))
     }
@@ -262,6 +271,34 @@ async fn forward(
             }
         }
     };
+    let forwarded_for: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let client_ip = config.client_ip(peer.ip(), &forwarded_for);
+    let rate = match &route.rate_limit {
+        Some((class, limit)) => {
+            // Signed-in callers are limited as themselves wherever they connect from.
+            let key = match &claims {
+                Some(claims) => format!("{class}|sub|{}", claims.sub),
+                None => format!("{class}|ip|{client_ip}"),
+            };
+            let now = u64::try_from(proxy.0.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let decision = proxy.0.limiter.check(&key, *limit, now);
+            if !decision.allowed {
+                tracing::info!(class = %class, route = %route.prefix, "rate limited");
+                let mut response = Problem::of(ProblemType::TooManyRequests)
+                    .with_retry_after(decision.retry_after_secs)
+                    .into_response();
+                decision.write_headers(response.headers_mut());
+                return response;
+            }
+            Some(decision)
+        }
+        None => None,
+    };
     let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let Ok(uri) = Uri::builder()
         .scheme(route.upstream.scheme_str().unwrap_or("http"))
@@ -286,8 +323,8 @@ async fn forward(
         return denial.into_response();
     }
     headers.remove(header::HOST);
-    // The proxy is the first hop we trust, so it starts X-Forwarded-For afresh.
-    if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
+    // Only the client address the proxy believes goes on: the upstream trusts this hop alone.
+    if let Ok(value) = HeaderValue::from_str(&client_ip.to_string()) {
         headers.insert("x-forwarded-for", value);
     }
     rampart_kernel::telemetry::inject_current_context(headers);
@@ -301,6 +338,9 @@ async fn forward(
         Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
+            if let Some(decision) = rate {
+                decision.write_headers(&mut parts.headers);
+            }
             Response::from_parts(parts, Body::new(body))
         }
         Ok(Err(error)) => {

@@ -29,7 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 const PASSWORD: &str = "violet kettle harbour";
 
-/// Telemetry as `main` installs it, once per test process, so trace headers really propagate.
+/// Telemetry as `main` installs it, once per test process, so trace headers really propagate;
+/// at log level `warn`, because propagation must not depend on what is logged.
 fn telemetry() {
     static GUARD: std::sync::OnceLock<Option<rampart_kernel::telemetry::TelemetryGuard>> = std::sync::OnceLock::new();
     GUARD.get_or_init(|| {
@@ -126,6 +127,14 @@ jwks_url = "http://{auth}/.well-known/jwks.json"
 revocations_url = "http://{auth}/v1/auth/revocations"
 unknown_kid_refetch_secs = 30
 
+[rate_limits.tight]
+requests = 1
+per_secs = 60
+burst = 2
+
+[forwarded]
+trusted_proxies = ["127.0.0.1"]
+
 [[route]]
 prefix = "/v1/auth/"
 upstream = "http://{auth}"
@@ -140,6 +149,17 @@ scopes = ["core:read"]
 prefix = "/v1/admin"
 upstream = "http://{echo}"
 scopes = ["core:admin"]
+
+[[route]]
+prefix = "/v1/limited"
+upstream = "http://{echo}"
+rate_limit = "tight"
+
+[[route]]
+prefix = "/v1/public-limited"
+upstream = "http://{echo}"
+public = true
+rate_limit = "tight"
 "#,
             issuer = settings.tokens.issuer,
             audience = settings.tokens.audience,
@@ -618,4 +638,75 @@ async fn a_dead_upstream_is_a_502_problem() {
     let (status, body) = stack.get("/v1/dead/x", None).await;
     assert_eq!(status, 502);
     assert_eq!(body["type"], "urn:rampart:problem:bad-gateway");
+}
+
+#[tokio::test]
+async fn rate_limits_apply_per_subject_or_per_client_address_with_headers() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let alice = stack.sign_in().await;
+    let bob = stack.sign_in().await;
+    let limited = |token: &str, forwarded_for: Option<&str>, path: &str| {
+        let mut request = stack.http.get(format!("{}{path}", stack.base));
+        if !token.is_empty() {
+            request = request.bearer_auth(token.to_owned());
+        }
+        if let Some(address) = forwarded_for {
+            request = request.header("x-forwarded-for", address);
+        }
+        request
+    };
+    // Signed in: two at once, then 429 with the headers that say when to come back.
+    for remaining in ["1", "0"] {
+        let (status, headers, body) = stack.send(limited(access_token(&alice), None, "/v1/limited")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(headers["ratelimit-limit"], "2");
+        assert_eq!(headers["ratelimit-remaining"], remaining);
+    }
+    let (status, headers, body) = stack.send(limited(access_token(&alice), None, "/v1/limited")).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["type"], "urn:rampart:problem:too-many-requests");
+    let retry_after: u64 = headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(headers["ratelimit-remaining"], "0");
+    // Another subject has its own budget, even from the same address.
+    assert_eq!(
+        stack.send(limited(access_token(&bob), None, "/v1/limited")).await.0,
+        200
+    );
+
+    // Anonymous: keyed by the client address, read from X-Forwarded-For only because the peer
+    // (loopback) is a trusted proxy in this configuration.
+    for _ in 0..2 {
+        let (status, _, body) = stack
+            .send(limited("", Some("198.51.100.1"), "/v1/public-limited"))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["headers"]["x-forwarded-for"], "198.51.100.1");
+    }
+    assert_eq!(
+        stack
+            .send(limited("", Some("198.51.100.1"), "/v1/public-limited"))
+            .await
+            .0,
+        429
+    );
+    // Prepending a forged address does not buy a new budget: the rightmost untrusted hop counts.
+    assert_eq!(
+        stack
+            .send(limited("", Some("203.0.113.66, 198.51.100.1"), "/v1/public-limited"))
+            .await
+            .0,
+        429
+    );
+    assert_eq!(
+        stack
+            .send(limited("", Some("198.51.100.2"), "/v1/public-limited"))
+            .await
+            .0,
+        200
+    );
 }
