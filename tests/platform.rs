@@ -9,6 +9,8 @@ struct Platform {
     child: Child,
     proxy: String,
     auth: String,
+    /// The proxy's admin `/metrics` URL.
+    metrics: String,
     _data: tempfile::TempDir,
 }
 
@@ -36,6 +38,7 @@ fn start(envs: &[(&str, &str)]) -> Platform {
     let mut child = rampart()
         .env("RAMPART_DATA_DIR", data.path())
         .env("RAMPART_LISTEN__PROXY", "127.0.0.1:0")
+        .env("RAMPART_LISTEN__PROXY_ADMIN", "127.0.0.1:0")
         .env("RAMPART_LISTEN__AUTH", "127.0.0.1:0")
         .env("RAMPART_LISTEN__CORE", "127.0.0.1:0")
         .envs(envs.iter().copied())
@@ -44,7 +47,7 @@ fn start(envs: &[(&str, &str)]) -> Platform {
         .spawn()
         .expect("spawn rampart");
     let stdout = child.stdout.take().expect("stdout");
-    let (mut proxy, mut auth) = (None, None);
+    let (mut proxy, mut auth, mut admin) = (None, None, None);
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("line");
         let url = line.split_whitespace().nth(1).map(str::to_owned);
@@ -52,6 +55,8 @@ fn start(envs: &[(&str, &str)]) -> Platform {
             proxy = url;
         } else if line.starts_with("auth ") {
             auth = url;
+        } else if line.starts_with("admin ") {
+            admin = url;
         } else if line.starts_with("Ctrl-C") {
             break;
         }
@@ -60,6 +65,7 @@ fn start(envs: &[(&str, &str)]) -> Platform {
         child,
         proxy: proxy.expect("proxy URL printed"),
         auth: auth.expect("auth URL printed"),
+        metrics: admin.expect("admin URL printed"),
         _data: data,
     }
 }
@@ -110,6 +116,26 @@ async fn local_platform_serves_through_the_proxy_and_stops_cleanly_on_sigterm() 
     assert_eq!(body["keys"][0]["alg"], "RS256");
     let (status, _) = get_json(&format!("{}/readyz", platform.auth)).await;
     assert_eq!(status, 200);
+    // Core's other routes need a token; the proxy says so, and counts what it answered.
+    let (status, body) = get_json(&format!("{}/v1/anything", platform.proxy)).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (401, Some("urn:rampart:problem:unauthorized"))
+    );
+    let metrics = reqwest::get(&platform.metrics)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"rampart_proxy_requests_total{route="/v1/version",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"rampart_proxy_denials_total{reason="missing_token"} 1"#),
+        "{metrics}"
+    );
 
     signal(&platform, "TERM");
     assert!(wait_exit(&mut platform).success(), "exit code 0 after SIGTERM");

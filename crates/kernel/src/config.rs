@@ -79,11 +79,13 @@ impl Default for Settings {
     }
 }
 
-/// Loopback addresses of the local platform's three servers. Port 0 picks a free port.
+/// Loopback addresses of the local platform's servers. Port 0 picks a free port.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListenSettings {
     pub proxy: SocketAddr,
+    /// The proxy's admin listener (`/metrics`), kept apart from the public one.
+    pub proxy_admin: SocketAddr,
     pub auth: SocketAddr,
     pub core: SocketAddr,
 }
@@ -92,6 +94,7 @@ impl Default for ListenSettings {
     fn default() -> Self {
         Self {
             proxy: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            proxy_admin: SocketAddr::from(([127, 0, 0, 1], 9090)),
             auth: SocketAddr::from(([127, 0, 0, 1], 8081)),
             core: SocketAddr::from(([127, 0, 0, 1], 8082)),
         }

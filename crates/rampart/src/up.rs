@@ -29,10 +29,14 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     let proxy_listener = bind(settings.listen.proxy)
         .await
         .map_err(|e| format!("listen.proxy {}: {e}", settings.listen.proxy))?;
-    let (auth_addr, core_addr, proxy_addr) = (
+    let admin_listener = bind(settings.listen.proxy_admin)
+        .await
+        .map_err(|e| format!("listen.proxy_admin {}: {e}", settings.listen.proxy_admin))?;
+    let (auth_addr, core_addr, proxy_addr, admin_addr) = (
         auth_listener.local_addr()?,
         core_listener.local_addr()?,
         proxy_listener.local_addr()?,
+        admin_listener.local_addr()?,
     );
 
     let store = backends.store.clone();
@@ -50,6 +54,7 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     if let Some(path) = routes_file {
         proxy.reload_on_sighup(path)?;
     }
+    let admin = proxy.admin_router();
     let proxy = proxy.router();
 
     let backend = match settings.backend {
@@ -60,6 +65,7 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     println!("proxy http://{proxy_addr}  <- send requests here");
     println!("auth  http://{auth_addr}");
     println!("core  http://{core_addr}");
+    println!("admin http://{admin_addr}/metrics  <- the proxy's metrics");
     println!("Ctrl-C stops (in-flight requests finish first)");
 
     // The proxy drains first, while the services behind it still answer its in-flight requests.
@@ -70,6 +76,7 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
         tokio::spawn(async move { serve(listener, router, &http, token).await })
     };
     let proxy_server = spawn(proxy_listener, proxy, &edge);
+    let admin_server = spawn(admin_listener, admin, &edge);
     let service_servers = [
         spawn(auth_listener, auth, &services),
         spawn(core_listener, core, &services),
@@ -78,6 +85,7 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     tracing::info!("shutting down");
     edge.cancel();
     proxy_server.await??;
+    admin_server.await??;
     services.cancel();
     for server in service_servers {
         server.await??;

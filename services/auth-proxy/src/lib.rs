@@ -9,6 +9,7 @@
 pub mod config;
 mod fetch;
 pub mod jwks;
+pub mod metrics;
 pub mod ratelimit;
 pub mod revocations;
 pub mod verify;
@@ -34,6 +35,7 @@ use rampart_tokens::jwt::{AccessClaims, Rejection};
 
 use crate::fetch::HttpClient;
 use crate::jwks::Jwks;
+use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::revocations::Revocations;
 use crate::verify::{Denial, Verifier};
@@ -56,6 +58,7 @@ struct Inner {
     revocations: Arc<Revocations>,
     verifier: Verifier,
     limiter: RateLimiter,
+    metrics: Metrics,
     /// The rate limiter's clock: nanoseconds since start, monotonic.
     started: Instant,
     settings: Settings,
@@ -133,6 +136,7 @@ impl AuthProxy {
             revocations,
             verifier,
             limiter: RateLimiter::default(),
+            metrics: Metrics::default(),
             started: Instant::now(),
             settings: settings.clone(),
         })))
@@ -149,6 +153,21 @@ impl AuthProxy {
             .with_state(self.clone())
             .merge(health::router("auth-proxy", probes));
         rampart_kernel::http::with_edge_layers(app, &self.0.settings.http)
+    }
+
+    /// The admin listener's routes: `GET /metrics` (Prometheus text format). Serve it on an
+    /// address only the monitoring system reaches.
+    pub fn admin_router(&self) -> Router {
+        let proxy = self.clone();
+        Router::new().route(
+            "/metrics",
+            axum::routing::get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    proxy.0.metrics.render(),
+                )
+            }),
+        )
     }
 
     /// Replaces the routes. The issuer section cannot change while running (its keys and feed
@@ -256,10 +275,23 @@ async fn forward(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    let started = Instant::now();
     let config = proxy.config();
-    let Some(route) = config.route(request.uri().path()) else {
-        return Problem::of(ProblemType::NotFound).into_response();
+    let route = config.route(request.uri().path());
+    let response = match route {
+        Some(route) => pass(&proxy, &config, route, peer, request).await,
+        None => Problem::of(ProblemType::NotFound).into_response(),
     };
+    let label = route.map_or("none", |r| r.prefix.as_str());
+    proxy
+        .0
+        .metrics
+        .request(label, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// Checks the caller against `route` and, if they may pass, forwards the request upstream.
+async fn pass(proxy: &AuthProxy, config: &ProxyConfig, route: &Route, peer: SocketAddr, request: Request) -> Response {
     let claims = if route.public {
         None
     } else {
@@ -267,6 +299,7 @@ async fn forward(
             Ok(claims) => Some(claims),
             Err(denial) => {
                 tracing::info!(reason = denial.reason(), route = %route.prefix, "request denied");
+                proxy.0.metrics.denial(denial.reason());
                 return denial.into_response();
             }
         }
@@ -289,6 +322,7 @@ async fn forward(
             let decision = proxy.0.limiter.check(&key, *limit, now);
             if !decision.allowed {
                 tracing::info!(class = %class, route = %route.prefix, "rate limited");
+                proxy.0.metrics.rate_limited(class);
                 let mut response = Problem::of(ProblemType::TooManyRequests)
                     .with_retry_after(decision.retry_after_secs)
                     .into_response();

@@ -79,6 +79,8 @@ async fn observe(State(issuer): State<Issuer>, request: Request, next: Next) -> 
 
 struct Stack {
     base: String,
+    /// The admin listener's `/metrics`.
+    metrics: String,
     http: reqwest::Client,
     settings: Settings,
     dir: tempfile::TempDir,
@@ -166,8 +168,10 @@ rate_limit = "tight"
         );
         let proxy = AuthProxy::start(ProxyConfig::parse(&config).expect("config"), &settings).expect("proxy");
         let base = format!("http://{}", start(proxy.router(), &shutdown).await);
+        let metrics = format!("http://{}/metrics", start(proxy.admin_router(), &shutdown).await);
         let stack = Self {
             base,
+            metrics,
             http: reqwest::Client::new(),
             settings,
             dir,
@@ -484,6 +488,39 @@ async fn every_jwt_attack_on_rs256_is_refused() {
     assert_refused(&stack, &attacks).await;
     // The genuine token still passes: nothing above poisoned the proxy's state.
     assert_eq!(stack.get("/v1/echo", Some(token)).await.0, 200);
+
+    // Each refusal was counted under its reason; the clients saw none of them.
+    let metrics = stack
+        .http
+        .get(&stack.metrics)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let count = |reason: &str| -> u64 {
+        let prefix = format!("rampart_proxy_denials_total{{reason=\"{reason}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0, |n| n.parse().expect("count"))
+    };
+    for (reason, expected) in [
+        ("unsupported_alg", 2),
+        ("unknown_kid", 2),
+        ("forbidden_header", 3),
+        ("wrong_typ", 1),
+        ("expired", 1),
+        ("not_yet_valid", 1),
+        ("wrong_iss", 1),
+        ("wrong_aud", 1),
+        ("malformed", 1),
+        ("bad_signature", 3),
+        ("oversized", 1),
+    ] {
+        assert_eq!(count(reason), expected, "{reason} in\n{metrics}");
+    }
 }
 
 #[tokio::test]
