@@ -21,12 +21,19 @@
 //! [forwarded]
 //! trusted_proxies = ["10.0.0.0/8"]   # whose X-Forwarded-For is believed
 //!
+//! [breaker]                # per upstream; these are the defaults
+//! failure_ratio = 0.5
+//! min_requests = 10
+//! window_secs = 10
+//! open_ms = 5000
+//!
 //! [[route]]
 //! prefix = "/v1/"
 //! upstream = "http://127.0.0.1:8082"
 //! scopes = ["core:read"]
 //! rate_limit = "api"
 //! timeout_ms = 10000
+//! retries = true           # GET, HEAD and OPTIONS only, within a budget
 //! ```
 //!
 //! Everything is checked when the file is read: a file that fails any check is refused whole,
@@ -42,6 +49,7 @@ use http::Uri;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::breaker::BreakerConfig;
 use crate::ratelimit::Limit;
 
 /// A configuration the proxy can run with: parsed and checked.
@@ -52,6 +60,7 @@ pub struct ProxyConfig {
     pub routes: Vec<Route>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    pub breaker: BreakerConfig,
 }
 
 /// The token issuer the proxy trusts and how strictly it checks its tokens.
@@ -133,6 +142,18 @@ mod defaults {
     pub fn timeout_ms() -> u64 {
         30_000
     }
+    pub fn failure_ratio() -> f64 {
+        0.5
+    }
+    pub fn min_requests() -> u32 {
+        10
+    }
+    pub fn window_secs() -> u64 {
+        10
+    }
+    pub fn open_ms() -> u64 {
+        5000
+    }
 }
 
 /// Requests whose path starts with `prefix` go to `upstream` (scheme and authority only).
@@ -147,6 +168,8 @@ pub struct Route {
     pub timeout: Duration,
     /// The rate-limit class and its limit, if the route has one.
     pub rate_limit: Option<(String, Limit)>,
+    /// Whether a failed GET, HEAD or OPTIONS may be tried once more.
+    pub retries: bool,
 }
 
 #[derive(Deserialize)]
@@ -157,6 +180,8 @@ struct File {
     rate_limits: BTreeMap<String, LimitFile>,
     #[serde(default)]
     forwarded: ForwardedFile,
+    #[serde(default)]
+    breaker: BreakerFile,
     #[serde(default, rename = "route")]
     routes: Vec<RouteFile>,
 }
@@ -167,6 +192,30 @@ struct LimitFile {
     requests: u32,
     per_secs: u32,
     burst: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakerFile {
+    #[serde(default = "defaults::failure_ratio")]
+    failure_ratio: f64,
+    #[serde(default = "defaults::min_requests")]
+    min_requests: u32,
+    #[serde(default = "defaults::window_secs")]
+    window_secs: u64,
+    #[serde(default = "defaults::open_ms")]
+    open_ms: u64,
+}
+
+impl Default for BreakerFile {
+    fn default() -> Self {
+        Self {
+            failure_ratio: defaults::failure_ratio(),
+            min_requests: defaults::min_requests(),
+            window_secs: defaults::window_secs(),
+            open_ms: defaults::open_ms(),
+        }
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -188,6 +237,8 @@ struct RouteFile {
     #[serde(default = "defaults::timeout_ms")]
     timeout_ms: u64,
     rate_limit: Option<String>,
+    #[serde(default)]
+    retries: bool,
 }
 
 /// Why a configuration was refused, naming the key.
@@ -221,6 +272,7 @@ impl ProxyConfig {
         })?;
         let issuer = check_issuer(file.issuer)?;
         let limits = check_limits(file.rate_limits)?;
+        let breaker = check_breaker(&file.breaker)?;
         let trusted_proxies = file
             .forwarded
             .trusted_proxies
@@ -256,6 +308,7 @@ impl ProxyConfig {
             issuer,
             routes,
             trusted_proxies,
+            breaker,
         })
     }
 
@@ -336,6 +389,27 @@ fn check_issuer(issuer: IssuerConfig) -> Result<IssuerConfig, ConfigError> {
     Ok(issuer)
 }
 
+fn check_breaker(breaker: &BreakerFile) -> Result<BreakerConfig, ConfigError> {
+    if !(0.05..=1.0).contains(&breaker.failure_ratio) {
+        return Err(error("breaker.failure_ratio", "must be between 0.05 and 1"));
+    }
+    if !(1..=10_000).contains(&breaker.min_requests) {
+        return Err(error("breaker.min_requests", "must be between 1 and 10000"));
+    }
+    if !(1..=3600).contains(&breaker.window_secs) {
+        return Err(error("breaker.window_secs", "must be between 1 and 3600"));
+    }
+    if !(10..=3_600_000).contains(&breaker.open_ms) {
+        return Err(error("breaker.open_ms", "must be between 10 and 3600000"));
+    }
+    Ok(BreakerConfig {
+        failure_ratio: breaker.failure_ratio,
+        min_requests: breaker.min_requests,
+        window: Duration::from_secs(breaker.window_secs),
+        open_for: Duration::from_millis(breaker.open_ms),
+    })
+}
+
 fn check_limits(limits: BTreeMap<String, LimitFile>) -> Result<BTreeMap<String, Limit>, ConfigError> {
     limits
         .into_iter()
@@ -410,6 +484,7 @@ fn check_route(index: usize, route: RouteFile, limits: &BTreeMap<String, Limit>)
         scopes: route.scopes,
         timeout: Duration::from_millis(route.timeout_ms),
         rate_limit,
+        retries: route.retries,
     })
 }
 

@@ -6,6 +6,7 @@
 //! the route's scopes. The upstream then sees who the caller is in `X-Auth-*` headers that only
 //! the proxy can set: every client-sent spelling of them is removed first.
 
+pub mod breaker;
 pub mod config;
 mod fetch;
 pub mod jwks;
@@ -33,6 +34,7 @@ use rampart_kernel::health::{self, ReadinessProbe};
 use rampart_kernel::{Problem, ProblemType, Settings};
 use rampart_tokens::jwt::{AccessClaims, Rejection};
 
+use crate::breaker::{Admission, Breakers};
 use crate::fetch::HttpClient;
 use crate::jwks::Jwks;
 use crate::metrics::Metrics;
@@ -59,6 +61,7 @@ struct Inner {
     verifier: Verifier,
     limiter: RateLimiter,
     metrics: Metrics,
+    breakers: Breakers,
     /// The rate limiter's clock: nanoseconds since start, monotonic.
     started: Instant,
     settings: Settings,
@@ -76,6 +79,7 @@ pub fn platform_config(auth: &Uri, core: &Uri, settings: &Settings) -> ProxyConf
         scopes: Vec::new(),
         timeout: Duration::from_secs(settings.http.request_timeout_secs),
         rate_limit: None,
+        retries: false,
     };
     let mut routes = vec![
         route("/v1/auth/", auth, true),
@@ -96,6 +100,7 @@ pub fn platform_config(auth: &Uri, core: &Uri, settings: &Settings) -> ProxyConf
         },
         routes,
         trusted_proxies: Vec::new(),
+        breaker: breaker::BreakerConfig::default(),
     }
 }
 
@@ -137,6 +142,7 @@ impl AuthProxy {
             verifier,
             limiter: RateLimiter::default(),
             metrics: Metrics::default(),
+            breakers: Breakers::default(),
             started: Instant::now(),
             settings: settings.clone(),
         })))
@@ -363,13 +369,8 @@ async fn pass(proxy: &AuthProxy, config: &ProxyConfig, route: &Route, peer: Sock
     }
     rampart_kernel::telemetry::inject_current_context(headers);
 
-    match tokio::time::timeout(
-        route.timeout,
-        proxy.0.client.request(http::Request::from_parts(parts, body)),
-    )
-    .await
-    {
-        Ok(Ok(response)) => {
+    match call_upstream(proxy, config, route, parts, body).await {
+        Ok(response) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             if let Some(decision) = rate {
@@ -377,11 +378,60 @@ async fn pass(proxy: &AuthProxy, config: &ProxyConfig, route: &Route, peer: Sock
             }
             Response::from_parts(parts, Body::new(body))
         }
-        Ok(Err(error)) => {
-            tracing::warn!(%error, upstream = %route.upstream, "upstream request failed");
-            Problem::of(ProblemType::BadGateway).into_response()
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// Sends the request through the upstream's breaker; a GET, HEAD or OPTIONS without a body on a
+/// route that allows it is tried once more after a failure, if the retry budget allows.
+async fn call_upstream(
+    proxy: &AuthProxy,
+    config: &ProxyConfig,
+    route: &Route,
+    parts: http::request::Parts,
+    body: Body,
+) -> Result<http::Response<hyper::body::Incoming>, Problem> {
+    use http_body::Body as _;
+    let upstream = route.upstream.authority().map_or("", |a| a.as_str());
+    let replayable = route.retries
+        && matches!(
+            parts.method,
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        )
+        && body.size_hint().exact() == Some(0);
+    // The replay, if any, has an empty body: only bodiless requests are replayed.
+    let mut body = Some(body);
+    let breakers = &proxy.0.breakers;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if let Admission::Rejected { retry_after } = breakers.admit(upstream, &config.breaker, Instant::now()) {
+            return Err(Problem::new(
+                ProblemType::ServiceUnavailable,
+                "The upstream is failing and is not being called for now (circuit open); try again shortly.",
+            )
+            .with_retry_after(retry_after.as_secs().max(1)));
         }
-        Err(_) => Problem::of(ProblemType::GatewayTimeout).into_response(),
+        let mut request = http::Request::new(body.take().unwrap_or_default());
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = parts.uri.clone();
+        *request.version_mut() = parts.version;
+        *request.headers_mut() = parts.headers.clone();
+        let (failed, answer) = match tokio::time::timeout(route.timeout, proxy.0.client.request(request)).await {
+            Ok(Ok(response)) => (matches!(response.status().as_u16(), 502..=504), Ok(response)),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, upstream, "upstream request failed");
+                (true, Err(Problem::of(ProblemType::BadGateway)))
+            }
+            Err(_) => (true, Err(Problem::of(ProblemType::GatewayTimeout))),
+        };
+        let state = breakers.record(upstream, &config.breaker, !failed, Instant::now());
+        proxy.0.metrics.breaker_state(upstream, state);
+        let retry = failed && replayable && attempt == 1 && breakers.take_retry(upstream, Instant::now());
+        if !retry {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 

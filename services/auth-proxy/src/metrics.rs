@@ -4,7 +4,8 @@
 //! - `rampart_proxy_requests_total{route,status}`: answered requests;
 //! - `rampart_proxy_request_duration_seconds{route}`: a latency histogram;
 //! - `rampart_proxy_denials_total{reason}`: requests refused by token checks, by reason;
-//! - `rampart_proxy_rate_limited_total{class}`: requests refused by a rate limit.
+//! - `rampart_proxy_rate_limited_total{class}`: requests refused by a rate limit;
+//! - `rampart_proxy_breaker_state{upstream}`: 0 closed, 1 open, 2 half-open.
 //!
 //! Counters are atomics behind a read-mostly map, so the hot path takes a read lock and adds.
 
@@ -25,6 +26,7 @@ pub struct Metrics {
     durations: Family<Histogram>,
     denials: Family<AtomicU64>,
     rate_limited: Family<AtomicU64>,
+    breakers: Family<AtomicU64>,
 }
 
 /// One metric's series, by their rendered label set (e.g. `route="/v1/",status="200"`).
@@ -98,6 +100,12 @@ impl Metrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn breaker_state(&self, upstream: &str, state: crate::breaker::State) {
+        self.breakers
+            .series(&format!("upstream=\"{}\"", escape(upstream)))
+            .store(state as u64, Ordering::Relaxed);
+    }
+
     /// Everything, in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -123,6 +131,14 @@ impl Metrics {
             for (labels, value) in family.snapshot() {
                 let _ = writeln!(out, "{name}{{{labels}}} {}", value.load(Ordering::Relaxed));
             }
+        }
+        let name = "rampart_proxy_breaker_state";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Circuit breaker per upstream: 0 closed, 1 open, 2 half-open.\n# TYPE {name} gauge"
+        );
+        for (labels, value) in self.breakers.snapshot() {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", value.load(Ordering::Relaxed));
         }
         let name = "rampart_proxy_request_duration_seconds";
         let _ = writeln!(

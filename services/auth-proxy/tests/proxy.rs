@@ -747,3 +747,124 @@ async fn rate_limits_apply_per_subject_or_per_client_address_with_headers() {
         200
     );
 }
+
+/// An upstream that answers 503 while `failing`, or for the next `fail_next` requests.
+#[derive(Clone, Default)]
+struct Flaky {
+    failing: Arc<AtomicBool>,
+    fail_next: Arc<AtomicUsize>,
+    hits: Arc<AtomicUsize>,
+}
+
+impl Flaky {
+    async fn start(&self, shutdown: &CancellationToken) -> SocketAddr {
+        let flaky = self.clone();
+        let app = Router::new().fallback(any(move || {
+            let flaky = flaky.clone();
+            async move {
+                flaky.hits.fetch_add(1, Ordering::SeqCst);
+                let once = flaky
+                    .fail_next
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if once || flaky.failing.load(Ordering::SeqCst) {
+                    http::StatusCode::SERVICE_UNAVAILABLE.into_response()
+                } else {
+                    "ok".into_response()
+                }
+            }
+        }));
+        start(app, shutdown).await
+    }
+}
+
+impl Stack {
+    /// Adds `sections` (before the routes) and `routes` (after them) to the running configuration.
+    fn extend_config(&self, sections: &str, routes: &str) {
+        let config = self.config.replacen("[[route]]", &format!("{sections}\n[[route]]"), 1) + routes;
+        self.proxy
+            .reload(ProxyConfig::parse(&config).expect("config"))
+            .expect("reload");
+    }
+
+    async fn metric(&self, line_prefix: &str) -> Option<String> {
+        let text = self
+            .http
+            .get(&self.metrics)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(line_prefix).map(str::to_owned))
+    }
+}
+
+#[tokio::test]
+async fn the_breaker_opens_on_a_failing_upstream_and_recovers() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let flaky = Flaky::default();
+    let upstream = flaky.start(&stack.shutdown).await;
+    stack.extend_config(
+        "[breaker]\nmin_requests = 4\nopen_ms = 300\n",
+        &format!("\n[[route]]\nprefix = \"/v1/flaky\"\nupstream = \"http://{upstream}\"\npublic = true\n"),
+    );
+    flaky.failing.store(true, Ordering::SeqCst);
+    for _ in 0..4 {
+        assert_eq!(stack.get("/v1/flaky", None).await.0, 503);
+    }
+    assert_eq!(flaky.hits.load(Ordering::SeqCst), 4);
+    // Open: answered at once, without calling the upstream, saying why.
+    let (status, headers, body) = stack.get_full("/v1/flaky", None).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["type"], "urn:rampart:problem:service-unavailable");
+    assert!(
+        body["detail"].as_str().expect("detail").contains("circuit open"),
+        "{body}"
+    );
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(flaky.hits.load(Ordering::SeqCst), 4);
+    let gauge = format!("rampart_proxy_breaker_state{{upstream=\"{upstream}\"}} ");
+    assert_eq!(stack.metric(&gauge).await.as_deref(), Some("1"));
+
+    // The upstream recovers; after open_ms one probe closes the breaker.
+    flaky.failing.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(stack.get_full("/v1/flaky", None).await.0, 200);
+    assert_eq!(stack.get_full("/v1/flaky", None).await.0, 200);
+    assert_eq!(flaky.hits.load(Ordering::SeqCst), 6);
+    assert_eq!(stack.metric(&gauge).await.as_deref(), Some("0"));
+}
+
+#[tokio::test]
+async fn only_idempotent_requests_are_retried_and_only_where_the_route_allows() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let flaky = Flaky::default();
+    let upstream = flaky.start(&stack.shutdown).await;
+    stack.extend_config(
+        "",
+        &format!(
+            "\n[[route]]\nprefix = \"/v1/retried\"\nupstream = \"http://{upstream}\"\npublic = true\nretries = true\n\
+             \n[[route]]\nprefix = \"/v1/once\"\nupstream = \"http://{upstream}\"\npublic = true\n"
+        ),
+    );
+    let hits = || flaky.hits.load(Ordering::SeqCst);
+    // A GET that fails once succeeds on its retry.
+    flaky.fail_next.store(1, Ordering::SeqCst);
+    assert_eq!(stack.get("/v1/retried/x", None).await.0, 200);
+    assert_eq!(hits(), 2);
+    // A POST is never replayed: the upstream may have acted on it.
+    flaky.fail_next.store(1, Ordering::SeqCst);
+    assert_eq!(stack.post("/v1/retried/x", json!({}), None).await.0, 503);
+    assert_eq!(hits(), 3);
+    // Nor is anything on a route without `retries`.
+    flaky.fail_next.store(1, Ordering::SeqCst);
+    assert_eq!(stack.get("/v1/once/x", None).await.0, 503);
+    assert_eq!(hits(), 4);
+    // A GET failing twice is tried twice, not more.
+    flaky.fail_next.store(5, Ordering::SeqCst);
+    assert_eq!(stack.get("/v1/retried/x", None).await.0, 503);
+    assert_eq!(hits(), 6);
+}
