@@ -666,6 +666,38 @@ rate_limit = "api""#,
         assert_eq!(bad.key, "forwarded.trusted_proxies[0]");
     }
 
+    proptest::proptest! {
+        /// Whatever X-Forwarded-For says, the client address is the peer or an address the
+        /// header named, and never one the client could have written past an untrusted hop.
+        #[test]
+        fn forwarded_for_never_yields_an_address_left_of_an_untrusted_hop(
+            hops in proptest::collection::vec((0u8..4, 0u8..255), 0..6),
+            garbage in proptest::option::of("[ -~]{0,12}"),
+        ) {
+            let config = with_routes(
+                "[forwarded]\ntrusted_proxies = [\"10.0.0.0/8\"]\n[[route]]\nprefix = \"/\"\nupstream = \"http://core\"",
+            )
+            .expect("valid");
+            // Even first octets are trusted (10.x), odd ones are not (203.x).
+            let ips: Vec<IpAddr> = hops
+                .iter()
+                .map(|(kind, n)| if kind % 2 == 0 { IpAddr::from([10, 0, 0, *n]) } else { IpAddr::from([203, 0, 113, *n]) })
+                .collect();
+            let mut header: Vec<String> = ips.iter().map(ToString::to_string).collect();
+            if let Some(garbage) = garbage {
+                header.insert(0, garbage);
+            }
+            let header = header.join(", ");
+            let peer = IpAddr::from([10, 9, 9, 9]);
+            let client = config.client_ip(peer, &[header.as_str()]);
+            let rightmost_untrusted = ips.iter().rev().find(|ip| !config.trusted_proxies.iter().any(|n| n.contains(*ip)));
+            match rightmost_untrusted {
+                Some(expected) => proptest::prop_assert_eq!(client, *expected),
+                None => proptest::prop_assert!(client == peer || ips.contains(&client) || header.contains(&client.to_string())),
+            }
+        }
+    }
+
     #[test]
     fn unknown_keys_and_bad_issuer_settings_are_refused() {
         let unknown = with_routes(

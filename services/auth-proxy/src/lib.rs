@@ -475,6 +475,29 @@ mod tests {
         assert!(!is_identity_header(&HeaderName::from_static("x-authored-by")));
     }
 
+    proptest::proptest! {
+        /// Every spelling of an identity header is caught: any case, `_` or `-` anywhere.
+        #[test]
+        fn identity_headers_are_caught_in_any_spelling(
+            prefix in proptest::sample::select(vec!["x-auth-", "x-rampart-"]),
+            suffix in "[a-z0-9-]{1,20}",
+            upper in proptest::collection::vec(proptest::bool::ANY, 40),
+            underscores in proptest::collection::vec(proptest::bool::ANY, 40),
+        ) {
+            let spelled: String = format!("{prefix}{suffix}")
+                .chars()
+                .enumerate()
+                .map(|(i, c)| match c {
+                    '-' if underscores[i % 40] => '_',
+                    c if upper[i % 40] => c.to_ascii_uppercase(),
+                    c => c,
+                })
+                .collect();
+            let name = HeaderName::from_bytes(spelled.as_bytes()).expect("a valid header name");
+            proptest::prop_assert!(is_identity_header(&name), "{}", spelled);
+        }
+    }
+
     #[test]
     fn connection_listed_and_standard_hop_by_hop_headers_are_removed() {
         let mut headers = HeaderMap::new();

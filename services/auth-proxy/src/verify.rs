@@ -298,6 +298,32 @@ mod tests {
         })
     }
 
+    proptest::proptest! {
+        /// Whatever the Authorization headers say, the parser answers without panicking, and
+        /// what it accepts is one bounded run of RFC 6750 `b64token` characters.
+        #[test]
+        fn any_authorization_header_is_parsed_safely(
+            values in proptest::collection::vec(
+                (proptest::bool::ANY, proptest::collection::vec(32u8..127, 0..120)),
+                0..3,
+            ),
+        ) {
+            let mut headers = HeaderMap::new();
+            for (bearer, value) in &values {
+                // Half of them look like bearer credentials, so acceptance is exercised too.
+                let value = if *bearer { [b"Bearer ".as_slice(), value].concat() } else { value.clone() };
+                if let Ok(value) = HeaderValue::from_bytes(&value) {
+                    headers.append(header::AUTHORIZATION, value);
+                }
+            }
+            if let Ok(token) = bearer_token(&headers, 64) {
+                proptest::prop_assert!(!token.is_empty() && token.len() <= 64);
+                proptest::prop_assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)));
+                proptest::prop_assert_eq!(headers.get_all(header::AUTHORIZATION).iter().count(), 1);
+            }
+        }
+    }
+
     #[test]
     fn remembered_tokens_expire_and_need_their_key_still_published() {
         let cache = VerifiedTokens::new(10);
