@@ -78,7 +78,14 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, X_REQUEST_ID])
-            .expose_headers([X_REQUEST_ID, header::RETRY_AFTER])
+            // Browsers may read what tells them when to come back.
+            .expose_headers([
+                X_REQUEST_ID,
+                header::RETRY_AFTER,
+                HeaderName::from_static("ratelimit-limit"),
+                HeaderName::from_static("ratelimit-remaining"),
+                HeaderName::from_static("ratelimit-reset"),
+            ])
             .max_age(Duration::from_secs(600)),
     )
 }

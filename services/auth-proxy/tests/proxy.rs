@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 const PASSWORD: &str = "violet kettle harbour";
+const ALLOWED_ORIGIN: &str = "https://app.example";
 
 /// Telemetry as `main` installs it, once per test process, so trace headers really propagate;
 /// at log level `warn`, because propagation must not depend on what is logged.
@@ -113,6 +114,7 @@ impl Stack {
             ..Settings::default()
         };
         settings.tokens.algorithm = algorithm;
+        settings.http.cors_allowed_origins = vec![ALLOWED_ORIGIN.into()];
         let backends = Backends::connect(&settings, None).await.expect("backends");
         let issuer = Issuer::default();
         issuer.closed.store(closed, Ordering::SeqCst);
@@ -849,4 +851,49 @@ async fn only_idempotent_requests_are_retried_and_only_where_the_route_allows() 
     flaky.fail_next.store(5, Ordering::SeqCst);
     assert_eq!(stack.get("/v1/retried/x", None).await.0, 503);
     assert_eq!(hits(), 6);
+}
+
+#[tokio::test]
+async fn edge_limits_security_headers_and_cors_apply_to_proxied_traffic() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let tokens = stack.sign_in().await;
+    let token = access_token(&tokens);
+    // An oversized body is refused at the proxy, before the upstream sees any of it.
+    let limit = stack.settings.http.body_limit_bytes;
+    let request = stack
+        .http
+        .post(format!("{}/v1/echo", stack.base))
+        .bearer_auth(token)
+        .body(vec![b'x'; limit + 1]);
+    let (status, headers, body) = stack.send(request).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    // Proxied answers carry the security headers, whatever the upstream sent.
+    let (status, headers, _) = stack.get_full("/v1/echo", Some(token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(headers.contains_key("strict-transport-security"));
+    // CORS: the allowed origin gets a preflight answer exposing the rate-limit headers; others none.
+    let preflight = |origin: &str| {
+        stack
+            .http
+            .request(http::Method::OPTIONS, format!("{}/v1/limited", stack.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+    };
+    let (_, headers, _) = stack.send(preflight(ALLOWED_ORIGIN)).await;
+    assert_eq!(headers["access-control-allow-origin"], ALLOWED_ORIGIN);
+    let (_, headers, _) = stack.send(preflight("https://evil.example")).await;
+    assert!(!headers.contains_key("access-control-allow-origin"));
+    let request = stack
+        .http
+        .get(format!("{}/v1/limited", stack.base))
+        .bearer_auth(token)
+        .header("origin", ALLOWED_ORIGIN);
+    let (status, headers, _) = stack.send(request).await;
+    assert_eq!(status, 200);
+    let exposed = headers["access-control-expose-headers"].to_str().expect("ascii");
+    assert!(exposed.contains("ratelimit-remaining"), "{exposed}");
 }
