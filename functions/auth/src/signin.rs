@@ -86,14 +86,12 @@ pub async fn login(
     let email = email(&request.email)?;
     let password = current_password("/password", &request.password)?;
     let (mut event, counters) = begin_sign_in(&app, &client, &email).await?;
-    let outcome = match app.backends.identity.authenticate(&email, &password).await {
-        Ok(outcome) => outcome,
-        Err(error) => {
-            app.record(event.failed(Outcome::Failure, crate::audit::reason(&error)))
-                .await;
-            return Err(error.into());
-        }
-    };
+    let outcome = audited(
+        &app,
+        &event,
+        app.backends.identity.authenticate(&email, &password).await,
+    )
+    .await?;
     match outcome {
         LoginOutcome::Authenticated(provider) => {
             let response = start_session(&app, &client, &counters, provider, &["pwd"]).await?;
@@ -126,14 +124,12 @@ pub async fn login_mfa(
     let challenge = opaque("/challenge", &request.challenge)?;
     let code = code(&request.code)?;
     let (mut event, counters) = begin_sign_in(&app, &client, &email).await?;
-    let provider = match app.backends.identity.answer_mfa(&email, challenge, code).await {
-        Ok(provider) => provider,
-        Err(error) => {
-            app.record(event.failed(Outcome::Failure, crate::audit::reason(&error)))
-                .await;
-            return Err(error.into());
-        }
-    };
+    let provider = audited(
+        &app,
+        &event,
+        app.backends.identity.answer_mfa(&email, challenge, code).await,
+    )
+    .await?;
     let (tokens, session) = start_session(&app, &client, &counters, provider, &["pwd", "otp", "mfa"]).await?;
     event.user_id = Some(session.user_id.clone());
     event.session_id = Some(session.id);
@@ -237,6 +233,15 @@ pub(crate) fn counters(email: &str, client: &ClientInfo) -> Vec<Counter> {
     let mut counters = vec![Counter::account(email)];
     counters.extend(client.ip.as_deref().map(Counter::client_ip));
     counters
+}
+
+/// The result of a sign-in's identity step; a failure is audited before it is returned.
+async fn audited<T>(app: &App, event: &Event, result: Result<T, IdentityError>) -> Result<T, ApiError> {
+    if let Err(error) = &result {
+        app.record(event.clone().failed(Outcome::Failure, crate::audit::reason(error)))
+            .await;
+    }
+    Ok(result?)
 }
 
 async fn start_session(

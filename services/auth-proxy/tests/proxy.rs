@@ -701,35 +701,16 @@ async fn rate_limits_apply_per_subject_or_per_client_address_with_headers() {
 
     // Anonymous: keyed by the client address, read from X-Forwarded-For only because the peer
     // (loopback) is a trusted proxy in this configuration.
+    let anonymous = |forwarded_for| stack.send(limited("", Some(forwarded_for), "/v1/public-limited"));
     for _ in 0..2 {
-        let (status, _, body) = stack
-            .send(limited("", Some("198.51.100.1"), "/v1/public-limited"))
-            .await;
+        let (status, _, body) = anonymous("198.51.100.1").await;
         assert_eq!(status, 200);
         assert_eq!(body["headers"]["x-forwarded-for"], "198.51.100.1");
     }
-    assert_eq!(
-        stack
-            .send(limited("", Some("198.51.100.1"), "/v1/public-limited"))
-            .await
-            .0,
-        429
-    );
+    assert_eq!(anonymous("198.51.100.1").await.0, 429);
     // Prepending a forged address does not buy a new budget: the rightmost untrusted hop counts.
-    assert_eq!(
-        stack
-            .send(limited("", Some("203.0.113.66, 198.51.100.1"), "/v1/public-limited"))
-            .await
-            .0,
-        429
-    );
-    assert_eq!(
-        stack
-            .send(limited("", Some("198.51.100.2"), "/v1/public-limited"))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(anonymous("203.0.113.66, 198.51.100.1").await.0, 429);
+    assert_eq!(anonymous("198.51.100.2").await.0, 200);
 }
 
 /// An upstream that answers 503 while `failing`, or for the next `fail_next` requests.
