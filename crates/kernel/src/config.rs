@@ -60,6 +60,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub tokens: TokenSettings,
     pub sessions: SessionSettings,
+    pub authorizer: AuthorizerSettings,
     pub aws: AwsSettings,
 }
 
@@ -74,6 +75,7 @@ impl Default for Settings {
             telemetry: TelemetrySettings::default(),
             tokens: TokenSettings::default(),
             sessions: SessionSettings::default(),
+            authorizer: AuthorizerSettings::default(),
             aws: AwsSettings::default(),
         }
     }
@@ -210,6 +212,15 @@ impl Default for TokenSettings {
             leeway_secs: 30,
         }
     }
+}
+
+/// The API Gateway authorizer (`functions/authorizer`). It trusts `tokens.issuer` and reads the
+/// keys and revocation feed that issuer's discovery document publishes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthorizerSettings {
+    /// Scopes a token must all carry to pass (`RAMPART_AUTHORIZER__REQUIRED_SCOPES='["core:read"]'`).
+    pub required_scopes: Vec<String>,
 }
 
 /// How long a sign-in lasts through refreshes.

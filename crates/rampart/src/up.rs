@@ -48,7 +48,7 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
             &format!("http://{auth_addr}").parse()?,
             &format!("http://{core_addr}").parse()?,
             &settings,
-        ),
+        )?,
     };
     let proxy = AuthProxy::start(proxy_config, &settings)?;
     if let Some(path) = routes_file {

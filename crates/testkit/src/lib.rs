@@ -99,3 +99,22 @@ pub fn outbox_code(outbox: &std::path::Path, email: &str, purpose: &str) -> Opti
             .map(|(_, rest)| rest.split_whitespace().next().unwrap_or_default().to_owned())
     })
 }
+
+/// Registers, confirms and signs in a new user at the auth API under `base` (directly or
+/// through the proxy), as a client would; the confirmation code comes from the embedded
+/// identity provider's `outbox`. Returns the token response.
+pub async fn sign_in(http: &reqwest::Client, base: &str, outbox: &std::path::Path) -> serde_json::Value {
+    let email = format!("u{}@example.com", unique_suffix());
+    let credentials = serde_json::json!({"email": email, "password": "violet kettle harbour"});
+    let post = |path: &str, body: serde_json::Value| http.post(format!("{base}{path}")).json(&body).send();
+    let registered = post("/v1/auth/register", credentials.clone()).await.expect("register");
+    assert_eq!(registered.status(), 202, "register");
+    let code = outbox_code(outbox, &email, "confirm_sign_up").expect("a confirmation code in the outbox");
+    let confirmed = post("/v1/auth/confirm", serde_json::json!({"email": email, "code": code}))
+        .await
+        .expect("confirm");
+    assert_eq!(confirmed.status(), 204, "confirm");
+    let login = post("/v1/auth/login", credentials).await.expect("login");
+    assert_eq!(login.status(), 200, "login");
+    login.json().await.expect("token response")
+}

@@ -2,7 +2,7 @@
 
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents, UnparsedPublicKey,
+    ECDSA_P256_SHA256_FIXED, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -119,31 +119,32 @@ fn decode_member(member: Option<&String>) -> Option<Vec<u8>> {
 /// Checks a JWS signature of `message` against `jwk`. A malformed key, or a key whose type does
 /// not match its `alg`, counts as a failure.
 pub fn verify_signature(jwk: &Jwk, message: &[u8], signature: &[u8]) -> bool {
-    match (jwk.alg, jwk.kty.as_str()) {
-        (Algorithm::RS256, "RSA") => {
-            let (Some(n), Some(e)) = (decode_member(jwk.n.as_ref()), decode_member(jwk.e.as_ref())) else {
-                return false;
-            };
-            RsaPublicKeyComponents { n: &n, e: &e }
-                .verify(&RSA_PKCS1_2048_8192_SHA256, message, signature)
-                .is_ok()
-        }
-        (Algorithm::ES256, "EC") if jwk.crv.as_deref() == Some("P-256") => {
-            let (Some(x), Some(y)) = (decode_member(jwk.x.as_ref()), decode_member(jwk.y.as_ref())) else {
-                return false;
-            };
-            if x.len() != 32 || y.len() != 32 {
-                return false;
+    jwk.parsed_key()
+        .is_some_and(|key| key.verify_sig(message, signature).is_ok())
+}
+
+impl Jwk {
+    /// The key parsed for verification under its `alg`, or `None` if it is malformed or its type
+    /// does not match its `alg`. Parsing is most of an RSA check's cost outside the modular
+    /// exponentiation, so verifiers parse each published key once.
+    pub fn parsed_key(&self) -> Option<ParsedPublicKey> {
+        match (self.alg, self.kty.as_str()) {
+            (Algorithm::RS256, "RSA") => {
+                let (n, e) = (decode_member(self.n.as_ref())?, decode_member(self.e.as_ref())?);
+                RsaPublicKeyComponents { n: &n, e: &e }
+                    .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256)
+                    .ok()
             }
-            let mut point = Vec::with_capacity(65);
-            point.push(0x04);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point)
-                .verify(message, signature)
-                .is_ok()
+            (Algorithm::ES256, "EC") if self.crv.as_deref() == Some("P-256") => {
+                let (x, y) = (decode_member(self.x.as_ref())?, decode_member(self.y.as_ref())?);
+                if x.len() != 32 || y.len() != 32 {
+                    return None;
+                }
+                let point = [&[0x04][..], &x, &y].concat();
+                ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).ok()
+            }
+            _ => None,
         }
-        _ => false,
     }
 }
 

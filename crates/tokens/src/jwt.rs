@@ -7,7 +7,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::{Algorithm, Jwk, Signer, SignerError, verify_signature};
+use aws_lc_rs::signature::ParsedPublicKey;
+
+use crate::{Algorithm, Jwk, Signer, SignerError};
 
 /// The claims of every access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,22 +119,37 @@ pub struct Validation {
     pub max_token_bytes: usize,
 }
 
-/// Published keys by `kid`.
+/// Published keys by `kid`, each parsed once for verification. A key that does not parse (or
+/// whose type does not match its `alg`) is left out, so tokens naming it are refused as naming
+/// no usable key.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
-    keys: HashMap<String, Jwk>,
+    keys: HashMap<String, (Jwk, ParsedPublicKey)>,
 }
 
 impl KeySet {
     pub fn new(keys: impl IntoIterator<Item = Jwk>) -> Self {
         Self {
-            keys: keys.into_iter().map(|k| (k.kid.clone(), k)).collect(),
+            keys: keys
+                .into_iter()
+                .filter_map(|jwk| {
+                    let parsed = jwk.parsed_key()?;
+                    Some((jwk.kid.clone(), (jwk, parsed)))
+                })
+                .collect(),
         }
     }
 
     pub fn get(&self, kid: &str) -> Option<&Jwk> {
-        self.keys.get(kid)
+        self.keys.get(kid).map(|(jwk, _)| jwk)
     }
+}
+
+/// A token that verified: its claims and the `kid` of the key that verified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub claims: AccessClaims,
+    pub kid: String,
 }
 
 /// Header members that point at other keys. Honouring any of them would let the token choose
@@ -141,6 +158,12 @@ const KEY_REFERENCES: [&str; 5] = ["jku", "x5u", "jwk", "x5c", "crit"];
 
 /// Verifies `token` at time `now` (Unix seconds) and returns its claims.
 pub fn verify(token: &str, keys: &KeySet, validation: &Validation, now: i64) -> Result<AccessClaims, Rejection> {
+    verify_with_kid(token, keys, validation, now).map(|verified| verified.claims)
+}
+
+/// [`verify`], also saying which key verified the token (for caches that must forget a token
+/// once its key is withdrawn).
+pub fn verify_with_kid(token: &str, keys: &KeySet, validation: &Validation, now: i64) -> Result<Verified, Rejection> {
     if token.len() > validation.max_token_bytes {
         return Err(Rejection::Oversized);
     }
@@ -171,7 +194,7 @@ pub fn verify(token: &str, keys: &KeySet, validation: &Validation, now: i64) -> 
         .get("kid")
         .and_then(|v| v.as_str())
         .ok_or(Rejection::UnknownKey)?;
-    let jwk = keys.get(kid).ok_or(Rejection::UnknownKey)?;
+    let (jwk, key) = keys.keys.get(kid).ok_or(Rejection::UnknownKey)?;
     if jwk.alg != algorithm {
         return Err(Rejection::AlgorithmMismatch);
     }
@@ -179,7 +202,7 @@ pub fn verify(token: &str, keys: &KeySet, validation: &Validation, now: i64) -> 
         .decode(signature_b64)
         .map_err(|_| Rejection::Malformed)?;
     let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
-    if !verify_signature(jwk, signing_input.as_bytes(), &signature) {
+    if key.verify_sig(signing_input.as_bytes(), &signature).is_err() {
         return Err(Rejection::BadSignature);
     }
     let claims: AccessClaims = decode_json(claims_b64)?;
@@ -195,7 +218,10 @@ pub fn verify(token: &str, keys: &KeySet, validation: &Validation, now: i64) -> 
     if claims.aud != validation.audience {
         return Err(Rejection::WrongAudience);
     }
-    Ok(claims)
+    Ok(Verified {
+        claims,
+        kid: kid.to_owned(),
+    })
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, Rejection> {

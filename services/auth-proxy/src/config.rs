@@ -47,6 +47,7 @@ use std::time::Duration;
 
 use http::Uri;
 use ipnet::IpNet;
+use rampart_verifier::IssuerConfig;
 use serde::Deserialize;
 
 use crate::breaker::BreakerConfig;
@@ -63,82 +64,7 @@ pub struct ProxyConfig {
     pub breaker: BreakerConfig,
 }
 
-/// The token issuer the proxy trusts and how strictly it checks its tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IssuerConfig {
-    /// The `iss` every token must carry.
-    pub issuer: String,
-    /// The `aud` every token must carry.
-    pub audience: String,
-    pub jwks_url: String,
-    pub revocations_url: String,
-    /// Clock skew allowed on `exp` and `nbf`.
-    #[serde(default = "defaults::leeway_secs")]
-    pub leeway_secs: u64,
-    /// Longer bearer tokens are refused before any parsing.
-    #[serde(default = "defaults::max_token_bytes")]
-    pub max_token_bytes: usize,
-    /// A token naming an unknown `kid` makes the proxy fetch the JWKS again at most this often.
-    #[serde(default = "defaults::unknown_kid_refetch_secs")]
-    pub unknown_kid_refetch_secs: u64,
-    /// How often the revocation feed is polled.
-    #[serde(default = "defaults::revocation_poll_ms")]
-    pub revocation_poll_ms: u64,
-    /// If the feed has not been read successfully for this long, protected routes answer 503
-    /// rather than risk admitting a revoked session.
-    #[serde(default = "defaults::revocation_bound_secs")]
-    pub revocation_bound_secs: u64,
-    /// How long a revocation is remembered: at least the longest access-token lifetime.
-    #[serde(default = "defaults::revocation_retention_secs")]
-    pub revocation_retention_secs: u64,
-    /// Verified tokens remembered so repeat requests skip the signature check.
-    #[serde(default = "defaults::verified_cache_entries")]
-    pub verified_cache_entries: usize,
-}
-
-impl IssuerConfig {
-    /// The defaults of every optional setting, with empty names and URLs to fill in.
-    pub fn defaults() -> Self {
-        Self {
-            issuer: String::new(),
-            audience: String::new(),
-            jwks_url: String::new(),
-            revocations_url: String::new(),
-            leeway_secs: defaults::leeway_secs(),
-            max_token_bytes: defaults::max_token_bytes(),
-            unknown_kid_refetch_secs: defaults::unknown_kid_refetch_secs(),
-            revocation_poll_ms: defaults::revocation_poll_ms(),
-            revocation_bound_secs: defaults::revocation_bound_secs(),
-            revocation_retention_secs: defaults::revocation_retention_secs(),
-            verified_cache_entries: defaults::verified_cache_entries(),
-        }
-    }
-}
-
 mod defaults {
-    pub fn leeway_secs() -> u64 {
-        30
-    }
-    pub fn max_token_bytes() -> usize {
-        8 * 1024
-    }
-    pub fn unknown_kid_refetch_secs() -> u64 {
-        30
-    }
-    pub fn revocation_poll_ms() -> u64 {
-        1000
-    }
-    pub fn revocation_bound_secs() -> u64 {
-        5
-    }
-    pub fn revocation_retention_secs() -> u64 {
-        // Rampart's access tokens live 15 minutes, plus leeway and a minute's margin.
-        15 * 60 + 30 + 60
-    }
-    pub fn verified_cache_entries() -> usize {
-        100_000
-    }
     pub fn timeout_ms() -> u64 {
         30_000
     }
@@ -343,49 +269,9 @@ impl ProxyConfig {
 }
 
 fn check_issuer(issuer: IssuerConfig) -> Result<IssuerConfig, ConfigError> {
-    for (key, value) in [("issuer.issuer", &issuer.issuer), ("issuer.audience", &issuer.audience)] {
-        if value.trim().is_empty() {
-            return Err(error(key, "must not be empty"));
-        }
-    }
-    for (key, url) in [
-        ("issuer.jwks_url", &issuer.jwks_url),
-        ("issuer.revocations_url", &issuer.revocations_url),
-    ] {
-        http_url(key, url)?;
-    }
-    let ranges: [(&str, u64, u64, u64); 6] = [
-        ("issuer.leeway_secs", issuer.leeway_secs, 0, 300),
-        (
-            "issuer.unknown_kid_refetch_secs",
-            issuer.unknown_kid_refetch_secs,
-            1,
-            3600,
-        ),
-        ("issuer.revocation_poll_ms", issuer.revocation_poll_ms, 100, 60_000),
-        ("issuer.revocation_bound_secs", issuer.revocation_bound_secs, 1, 3600),
-        (
-            "issuer.revocation_retention_secs",
-            issuer.revocation_retention_secs,
-            60,
-            86_400,
-        ),
-        ("issuer.max_token_bytes", issuer.max_token_bytes as u64, 256, 64 * 1024),
-    ];
-    for (key, value, min, max) in ranges {
-        if !(min..=max).contains(&value) {
-            return Err(error(key, format!("must be between {min} and {max}")));
-        }
-    }
-    if issuer.revocation_poll_ms >= issuer.revocation_bound_secs * 1000 {
-        return Err(error(
-            "issuer.revocation_poll_ms",
-            "must be shorter than revocation_bound_secs, or every poll would be late",
-        ));
-    }
-    if issuer.verified_cache_entries > 10_000_000 {
-        return Err(error("issuer.verified_cache_entries", "must be at most 10000000"));
-    }
+    issuer
+        .check()
+        .map_err(|e| error(format!("issuer.{}", e.field), e.message))?;
     Ok(issuer)
 }
 

@@ -8,12 +8,8 @@
 
 pub mod breaker;
 pub mod config;
-mod fetch;
-pub mod jwks;
 pub mod metrics;
 pub mod ratelimit;
-pub mod revocations;
-pub mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,7 +20,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
-pub use config::{ConfigError, IssuerConfig, ProxyConfig, Route};
+pub use config::{ConfigError, ProxyConfig, Route};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Uri};
 use hyper_util::client::legacy::Client;
@@ -33,14 +29,14 @@ use hyper_util::rt::TokioExecutor;
 use rampart_kernel::health::{self, ReadinessProbe};
 use rampart_kernel::{Problem, ProblemType, Settings};
 use rampart_tokens::jwt::{AccessClaims, Rejection};
+pub use rampart_verifier::IssuerConfig;
+use rampart_verifier::{Denial, Verifier};
 
 use crate::breaker::{Admission, Breakers};
-use crate::fetch::HttpClient;
-use crate::jwks::Jwks;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::revocations::Revocations;
-use crate::verify::{Denial, Verifier};
+
+type HttpClient = Client<HttpConnector, Body>;
 
 /// The headers through which the upstream learns who is calling.
 pub const SUBJECT_HEADER: &str = "x-auth-subject";
@@ -56,9 +52,7 @@ pub struct AuthProxy(Arc<Inner>);
 struct Inner {
     routes: RwLock<Arc<ProxyConfig>>,
     client: HttpClient,
-    jwks: Arc<Jwks>,
-    revocations: Arc<Revocations>,
-    verifier: Verifier,
+    verifier: Arc<Verifier>,
     limiter: RateLimiter,
     metrics: Metrics,
     breakers: Breakers,
@@ -69,9 +63,7 @@ struct Inner {
 
 /// The local platform's configuration: auth owns `/v1/auth/` and `/.well-known/` (public: it
 /// authenticates for itself), core the rest of `/v1/` (protected), except its `/v1/version`.
-pub fn platform_config(auth: &Uri, core: &Uri, settings: &Settings) -> ProxyConfig {
-    let auth_base = auth.to_string();
-    let auth_base = auth_base.trim_end_matches('/');
+pub fn platform_config(auth: &Uri, core: &Uri, settings: &Settings) -> Result<ProxyConfig, ConfigError> {
     let route = |prefix: &str, upstream: &Uri, public: bool| Route {
         prefix: prefix.into(),
         upstream: upstream.clone(),
@@ -81,64 +73,37 @@ pub fn platform_config(auth: &Uri, core: &Uri, settings: &Settings) -> ProxyConf
         rate_limit: None,
         retries: false,
     };
-    let mut routes = vec![
-        route("/v1/auth/", auth, true),
-        route("/.well-known/", auth, true),
-        route("/v1/version", core, true),
-        route("/v1/", core, false),
-    ];
-    routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-    ProxyConfig {
-        issuer: IssuerConfig {
-            issuer: settings.tokens.issuer.clone(),
-            audience: settings.tokens.audience.clone(),
-            jwks_url: format!("{auth_base}/.well-known/jwks.json"),
-            revocations_url: format!("{auth_base}/v1/auth/revocations"),
-            leeway_secs: settings.tokens.leeway_secs,
-            revocation_retention_secs: settings.tokens.access_token_ttl_secs + settings.tokens.leeway_secs + 60,
-            ..IssuerConfig::defaults()
-        },
-        routes,
+    let issuer = IssuerConfig::for_platform(settings, &auth.to_string()).map_err(|e| ConfigError {
+        key: format!("issuer.{}", e.field),
+        message: e.message,
+    })?;
+    Ok(ProxyConfig {
+        issuer,
+        // Longest prefix first, as `ProxyConfig::route` expects.
+        routes: vec![
+            route("/.well-known/", auth, true),
+            route("/v1/version", core, true),
+            route("/v1/auth/", auth, true),
+            route("/v1/", core, false),
+        ],
         trusted_proxies: Vec::new(),
         breaker: breaker::BreakerConfig::default(),
-    }
+    })
 }
 
 impl AuthProxy {
     /// Starts fetching the issuer's keys and polling its revocation feed. The proxy is ready
     /// (`/readyz`) once both have answered; protected routes answer 503 until then.
-    pub fn start(config: ProxyConfig, settings: &Settings) -> Result<Self, ConfigError> {
+    pub fn start(config: ProxyConfig, settings: &Settings) -> std::io::Result<Self> {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
         let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
-        let issuer = &config.issuer;
-        let url = |key: &str, value: &str| {
-            value.parse::<Uri>().map_err(|_| ConfigError {
-                key: key.into(),
-                message: format!("{value:?} is not a URL"),
-            })
-        };
-        let jwks = Arc::new(Jwks::new(
-            client.clone(),
-            url("issuer.jwks_url", &issuer.jwks_url)?,
-            Duration::from_secs(issuer.unknown_kid_refetch_secs),
-        ));
-        let revocations = Arc::new(Revocations::new(
-            client.clone(),
-            url("issuer.revocations_url", &issuer.revocations_url)?,
-            Duration::from_millis(issuer.revocation_poll_ms),
-            Duration::from_secs(issuer.revocation_bound_secs),
-            Duration::from_secs(issuer.revocation_retention_secs),
-        ));
-        jwks.spawn_refresher();
-        revocations.spawn_poller();
-        let verifier = Verifier::new(Arc::clone(&jwks), Arc::clone(&revocations), issuer);
+        let verifier = Arc::new(Verifier::new(&config.issuer)?);
+        verifier.spawn_refreshers();
         Ok(Self(Arc::new(Inner {
             routes: RwLock::new(Arc::new(config)),
             client,
-            jwks,
-            revocations,
             verifier,
             limiter: RateLimiter::default(),
             metrics: Metrics::default(),
@@ -151,8 +116,8 @@ impl AuthProxy {
     /// The proxy's own health routes, then everything else forwarded by route.
     pub fn router(&self) -> Router {
         let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
-            Arc::new(JwksLoaded(Arc::clone(&self.0.jwks))),
-            Arc::new(RevocationsFresh(Arc::clone(&self.0.revocations))),
+            Arc::new(JwksLoaded(Arc::clone(&self.0.verifier))),
+            Arc::new(RevocationsFresh(Arc::clone(&self.0.verifier))),
         ];
         let app = Router::new()
             .fallback(forward)
@@ -213,7 +178,7 @@ impl AuthProxy {
     }
 }
 
-struct JwksLoaded(Arc<Jwks>);
+struct JwksLoaded(Arc<Verifier>);
 
 #[async_trait::async_trait]
 impl ReadinessProbe for JwksLoaded {
@@ -221,11 +186,15 @@ impl ReadinessProbe for JwksLoaded {
         "jwks"
     }
     async fn check(&self) -> Result<(), String> {
-        self.0.current().map(|_| ()).ok_or_else(|| "no keys loaded yet".into())
+        if self.0.keys_loaded() {
+            Ok(())
+        } else {
+            Err("no keys loaded yet".into())
+        }
     }
 }
 
-struct RevocationsFresh(Arc<Revocations>);
+struct RevocationsFresh(Arc<Verifier>);
 
 #[async_trait::async_trait]
 impl ReadinessProbe for RevocationsFresh {
@@ -233,7 +202,7 @@ impl ReadinessProbe for RevocationsFresh {
         "revocations"
     }
     async fn check(&self) -> Result<(), String> {
-        if self.0.is_fresh() {
+        if self.0.revocations_fresh() {
             Ok(())
         } else {
             Err("the revocation feed has not been read within its bound".into())
@@ -301,7 +270,12 @@ async fn pass(proxy: &AuthProxy, config: &ProxyConfig, route: &Route, peer: Sock
     let claims = if route.public {
         None
     } else {
-        match proxy.0.verifier.authorize(request.headers(), route, now_unix()).await {
+        match proxy
+            .0
+            .verifier
+            .authorize(request.headers(), &route.scopes, now_unix())
+            .await
+        {
             Ok(claims) => Some(claims),
             Err(denial) => {
                 tracing::info!(reason = denial.reason(), route = %route.prefix, "request denied");

@@ -27,7 +27,6 @@ use rampart_tokens::jwt::AccessClaims;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-const PASSWORD: &str = "violet kettle harbour";
 const ALLOWED_ORIGIN: &str = "https://app.example";
 
 /// Telemetry as `main` installs it, once per test process, so trace headers really propagate;
@@ -230,16 +229,8 @@ rate_limit = "tight"
 
     /// Registers, confirms and signs in a new user through the proxy; returns the tokens.
     async fn sign_in(&self) -> Value {
-        let email = format!("p{}@example.com", rampart_testkit::unique_suffix());
-        let credentials = json!({"email": email, "password": PASSWORD});
-        assert_eq!(self.post("/v1/auth/register", credentials.clone(), None).await.0, 202);
         let outbox = self.dir.path().join(rampart_identity::embedded::OUTBOX_FILE);
-        let code = rampart_testkit::outbox_code(&outbox, &email, "confirm_sign_up").expect("code");
-        let confirm = json!({"email": email, "code": code});
-        assert_eq!(self.post("/v1/auth/confirm", confirm, None).await.0, 204);
-        let (status, tokens) = self.post("/v1/auth/login", credentials, None).await;
-        assert_eq!(status, 200, "{tokens}");
-        tokens
+        rampart_testkit::sign_in(&self.http, &self.base, &outbox).await
     }
 
     /// The auth API's signing key, to forge tokens a real key signed.

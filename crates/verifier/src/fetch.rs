@@ -1,17 +1,34 @@
-//! Small JSON documents fetched from the issuer (JWKS, revocation feed) over the proxy's own
-//! HTTP client, with a timeout and a size cap so a misbehaving issuer cannot stall or bloat
-//! the proxy.
+//! Small JSON documents fetched from the issuer (JWKS, revocation feed) over HTTP or HTTPS
+//! (the system's trusted roots), with a timeout and a size cap so a misbehaving issuer cannot
+//! stall or bloat the verifier.
 
 use std::time::Duration;
 
 use axum::body::Body;
 use http::{HeaderMap, Uri, header};
 use http_body_util::{BodyExt, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
-pub type HttpClient = Client<HttpConnector, Body>;
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
+
+/// A client for `http://` and `https://` issuers. Fails only if the system has no trusted
+/// root certificates at all.
+pub fn client() -> std::io::Result<HttpClient> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(Duration::from_secs(2)));
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new()).build(https))
+}
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BYTES: usize = 1024 * 1024;

@@ -1,6 +1,7 @@
 //! The issuer's published keys, fetched at start, kept for as long as its `Cache-Control`
-//! allows, refreshed in the background, and fetched again when a token names a key the proxy
-//! has not seen, at most once per interval however many such tokens arrive.
+//! allows, refreshed in the background (or on demand, where nothing runs between requests), and
+//! fetched again when a token names a key not seen yet, at most once per interval however many
+//! such tokens arrive.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -27,6 +28,8 @@ pub struct Jwks {
     /// concurrent callers wait for it instead of fetching again (single flight).
     unknown_kid_fetch: tokio::sync::Mutex<Option<Instant>>,
     unknown_kid_interval: Duration,
+    /// When the keys must next be fetched, for [`Jwks::refresh_if_due`]; `None` before the first.
+    due: tokio::sync::Mutex<Option<Instant>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -42,6 +45,7 @@ impl Jwks {
             keys: RwLock::new(None),
             unknown_kid_fetch: tokio::sync::Mutex::new(None),
             unknown_kid_interval,
+            due: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -58,8 +62,13 @@ impl Jwks {
             // A key of a kind this proxy does not verify with is skipped, not fatal: the
             // issuer may publish other keys beside the RS256/ES256 ones.
             match serde_json::from_value::<Jwk>(value) {
-                Ok(key) if key.use_ == "sig" => keys.push(key),
-                Ok(key) => tracing::warn!(kid = %key.kid, "skipped a JWK not meant for signatures"),
+                Ok(key) if key.use_ != "sig" => {
+                    tracing::warn!(kid = %key.kid, "skipped a JWK not meant for signatures")
+                }
+                Ok(key) if key.parsed_key().is_none() => {
+                    tracing::warn!(kid = %key.kid, "skipped a malformed JWK or one whose type does not match its alg");
+                }
+                Ok(key) => keys.push(key),
                 Err(error) => tracing::warn!(%error, "skipped a JWK of an unsupported kind"),
             }
         }
@@ -86,7 +95,22 @@ impl Jwks {
         self.current()
     }
 
-    /// Keeps the keys fresh for as long as the proxy runs: at start (retrying quickly until the
+    /// For callers that cannot run background tasks (a Lambda sandbox is frozen between
+    /// invocations): fetches the keys if none have been fetched or their `max-age` has run out.
+    /// After a failed fetch the next try waits a second, so an outage does not slow every call.
+    pub async fn refresh_if_due(&self) {
+        let mut due = self.due.lock().await;
+        if due.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        let keep = self.refresh().await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "JWKS fetch failed");
+            Duration::from_secs(1)
+        });
+        *due = Some(Instant::now() + keep);
+    }
+
+    /// Keeps the keys fresh for as long as the process runs: at start (retrying quickly until the
     /// issuer answers), then whenever `max-age` runs out.
     pub fn spawn_refresher(self: &Arc<Self>) {
         let jwks = Arc::clone(self);

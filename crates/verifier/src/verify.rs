@@ -1,6 +1,6 @@
-//! Who may pass a protected route: a bearer access token that verifies against the issuer's
-//! keys ([`rampart_tokens::jwt::verify`] makes every check), whose session is not revoked,
-//! carrying every scope the route requires.
+//! Who may pass: a bearer access token that verifies against the issuer's keys
+//! ([`rampart_tokens::jwt::verify`] makes every check), whose session is not revoked, carrying
+//! every scope required.
 //!
 //! Verified tokens are remembered by their SHA-256 until they expire, so repeat requests skip
 //! the signature check. A remembered token still passes only while its key is published and its
@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
 use aws_lc_rs::digest;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +16,8 @@ use http::{HeaderMap, HeaderValue, header};
 use rampart_kernel::{Problem, ProblemType};
 use rampart_tokens::jwt::{self, AccessClaims, Rejection, Validation};
 
-use crate::config::{IssuerConfig, Route};
+use crate::config::IssuerConfig;
+use crate::fetch;
 use crate::jwks::Jwks;
 use crate::revocations::{Revocations, Status};
 
@@ -88,6 +90,8 @@ impl IntoResponse for Denial {
     }
 }
 
+/// Checks bearer access tokens against one issuer: its published keys, its revocation feed,
+/// and the scopes a caller needs.
 #[derive(Debug)]
 pub struct Verifier {
     jwks: Arc<Jwks>,
@@ -97,10 +101,24 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    pub fn new(jwks: Arc<Jwks>, revocations: Arc<Revocations>, issuer: &IssuerConfig) -> Self {
-        Self {
-            jwks,
-            revocations,
+    /// A verifier with nothing loaded yet: call [`Verifier::spawn_refreshers`] in a long-running
+    /// server, or [`Verifier::refresh_if_due`] before each check where nothing runs in between.
+    /// Fails only if an HTTPS client cannot be built (no trusted roots on the system).
+    pub fn new(issuer: &IssuerConfig) -> std::io::Result<Self> {
+        let client = fetch::client()?;
+        Ok(Self {
+            jwks: Arc::new(Jwks::new(
+                client.clone(),
+                issuer.jwks_url.clone(),
+                Duration::from_secs(issuer.unknown_kid_refetch_secs),
+            )),
+            revocations: Arc::new(Revocations::new(
+                client,
+                issuer.revocations_url.clone(),
+                Duration::from_millis(issuer.revocation_poll_ms),
+                Duration::from_secs(issuer.revocation_bound_secs),
+                Duration::from_secs(issuer.revocation_retention_secs),
+            )),
             validation: Validation {
                 issuer: issuer.issuer.clone(),
                 audience: issuer.audience.clone(),
@@ -108,12 +126,56 @@ impl Verifier {
                 max_token_bytes: issuer.max_token_bytes,
             },
             verified: VerifiedTokens::new(issuer.verified_cache_entries),
-        }
+        })
     }
 
-    /// The claims of the request's token, if it may pass `route` at `now` (Unix seconds).
-    pub async fn authorize(&self, headers: &HeaderMap, route: &Route, now: i64) -> Result<Arc<AccessClaims>, Denial> {
+    /// Keeps the keys and the revocation feed fresh in the background for as long as the
+    /// runtime runs.
+    pub fn spawn_refreshers(&self) {
+        self.jwks.spawn_refresher();
+        self.revocations.spawn_poller();
+    }
+
+    /// Brings the keys and the revocation feed up to date if they are due, waiting for it: for
+    /// a Lambda sandbox, which is frozen between invocations so nothing can poll in between.
+    pub async fn refresh_if_due(&self) {
+        tokio::join!(self.jwks.refresh_if_due(), self.revocations.poll_if_due());
+    }
+
+    /// Whether any keys have been loaded.
+    pub fn keys_loaded(&self) -> bool {
+        self.jwks.current().is_some()
+    }
+
+    /// Whether the revocation feed was read within its bound.
+    pub fn revocations_fresh(&self) -> bool {
+        self.revocations.is_fresh()
+    }
+
+    /// The claims of the request's bearer token, if it may pass where `scopes` are all
+    /// required, at `now` (Unix seconds).
+    pub async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        scopes: &[String],
+        now: i64,
+    ) -> Result<Arc<AccessClaims>, Denial> {
         let token = bearer_token(headers, self.validation.max_token_bytes)?;
+        self.authorize_token(token, scopes, now).await
+    }
+
+    /// As [`Verifier::authorize`], for one `Authorization` header value.
+    pub async fn authorize_header(
+        &self,
+        authorization: &str,
+        scopes: &[String],
+        now: i64,
+    ) -> Result<Arc<AccessClaims>, Denial> {
+        let token = parse_bearer(authorization, self.validation.max_token_bytes)?;
+        self.authorize_token(token, scopes, now).await
+    }
+
+    async fn authorize_token(&self, token: &str, scopes: &[String], now: i64) -> Result<Arc<AccessClaims>, Denial> {
         let claims = match self.remembered(token, now) {
             Some(claims) => claims,
             None => self.verify(token, now).await?,
@@ -124,7 +186,7 @@ impl Verifier {
             Status::Unknown => return Err(Denial::RevocationUnknown),
         }
         let granted: Vec<&str> = claims.scope.split(' ').collect();
-        if !route.scopes.iter().all(|needed| granted.contains(&needed.as_str())) {
+        if !scopes.iter().all(|needed| granted.contains(&needed.as_str())) {
             return Err(Denial::InsufficientScope);
         }
         Ok(claims)
@@ -137,7 +199,7 @@ impl Verifier {
 
     async fn verify(&self, token: &str, now: i64) -> Result<Arc<AccessClaims>, Denial> {
         let keys = self.jwks.current().ok_or(Denial::KeysUnavailable)?;
-        let (claims, kid) = match jwt::verify(token, &keys, &self.validation, now) {
+        let verified = match jwt::verify_with_kid(token, &keys, &self.validation, now) {
             // Perhaps the issuer has published a new key since the last fetch.
             Err(Rejection::UnknownKey) => {
                 let keys = self
@@ -145,25 +207,17 @@ impl Verifier {
                     .refresh_for_unknown_kid()
                     .await
                     .ok_or(Denial::KeysUnavailable)?;
-                (jwt::verify(token, &keys, &self.validation, now), kid_of(token))
+                jwt::verify_with_kid(token, &keys, &self.validation, now)
             }
-            result => (result, kid_of(token)),
-        };
-        let claims = Arc::new(claims.map_err(Denial::Invalid)?);
+            result => result,
+        }
+        .map_err(Denial::Invalid)?;
+        let claims = Arc::new(verified.claims);
         let valid_until = claims.exp.saturating_add(self.validation.leeway_secs);
         self.verified
-            .insert(token, Arc::clone(&claims), kid.unwrap_or_default(), valid_until, now);
+            .insert(token, Arc::clone(&claims), verified.kid, valid_until, now);
         Ok(claims)
     }
-}
-
-/// The `kid` of a token that has already verified (so its header is well-formed).
-fn kid_of(token: &str) -> Option<String> {
-    use base64::Engine;
-    let header = token.split('.').next()?;
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
-    value.get("kid")?.as_str().map(str::to_owned)
 }
 
 /// The token of the one `Authorization: Bearer` header. Several Authorization headers, another
@@ -177,10 +231,21 @@ fn bearer_token(headers: &HeaderMap, max_bytes: usize) -> Result<&str, Denial> {
             Err(Denial::Missing)
         };
     };
+    parse_bearer(
+        value.to_str().map_err(|_| Denial::Invalid(Rejection::Malformed))?,
+        max_bytes,
+    )
+}
+
+/// The token of one `Authorization` value: `Bearer` (any case), then a `b64token` of at most
+/// `max_bytes`.
+fn parse_bearer(value: &str, max_bytes: usize) -> Result<&str, Denial> {
+    if value.is_empty() {
+        return Err(Denial::Missing);
+    }
     if value.len() > max_bytes + "Bearer ".len() {
         return Err(Denial::Invalid(Rejection::Oversized));
     }
-    let value = value.to_str().map_err(|_| Denial::Invalid(Rejection::Malformed))?;
     let (scheme, token) = value.split_once(' ').ok_or(Denial::Invalid(Rejection::Malformed))?;
     let token = token.trim_start_matches(' ');
     let b64token = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);

@@ -1,9 +1,9 @@
 //! Sessions revoked at the auth service, learned by polling its revocation feed, so a revoked
-//! session's access tokens stop passing the proxy within seconds rather than at their expiry.
+//! session's access tokens stop passing within seconds rather than at their expiry.
 //!
-//! If the feed has not been read for longer than the configured bound, the proxy no longer
-//! knows which sessions are revoked and says so ([`Status::Unknown`]); protected routes then
-//! answer 503 instead of admitting what may be a revoked session.
+//! If the feed has not been read for longer than the configured bound, the verifier no longer
+//! knows which sessions are revoked and says so ([`Status::Unknown`]); protected routes are then
+//! refused instead of admitting what may be a revoked session.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -42,6 +42,7 @@ pub struct Revocations {
 struct PollState {
     since_ms: i64,
     last_success: Option<Instant>,
+    last_attempt: Option<Instant>,
 }
 
 #[derive(Deserialize)]
@@ -90,7 +91,11 @@ impl Revocations {
     /// Reads the feed from where the last read left off (with an overlap).
     pub async fn poll_once(&self) -> Result<(), String> {
         let started = Instant::now();
-        let since_ms = self.state.lock().unwrap_or_else(PoisonError::into_inner).since_ms;
+        let since_ms = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.last_attempt = Some(started);
+            state.since_ms
+        };
         let separator = if self.url.query().is_some() { '&' } else { '?' };
         let uri: Uri = format!("{}{separator}since={since_ms}", self.url)
             .parse()
@@ -112,7 +117,19 @@ impl Revocations {
         Ok(())
     }
 
-    /// Polls for as long as the proxy runs.
+    /// For callers that cannot run background tasks: polls if the last poll began at least one
+    /// poll interval ago, so the answer that follows is as fresh as the poller would keep it.
+    pub async fn poll_if_due(&self) {
+        let due = {
+            let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.last_attempt.is_none_or(|at| at.elapsed() >= self.poll)
+        };
+        if due && let Err(error) = self.poll_once().await {
+            tracing::warn!(%error, "revocation feed poll failed");
+        }
+    }
+
+    /// Polls for as long as the process runs.
     pub fn spawn_poller(self: &Arc<Self>) {
         let revocations = Arc::clone(self);
         tokio::spawn(async move {
