@@ -13,4 +13,4 @@ mod revocations;
 mod verify;
 
 pub use config::{IssuerConfig, IssuerError};
-pub use verify::{Denial, Verifier};
+pub use verify::{Denial, Verifier, bearer_token};

@@ -222,7 +222,7 @@ impl Verifier {
 
 /// The token of the one `Authorization: Bearer` header. Several Authorization headers, another
 /// scheme, or characters outside RFC 6750's `b64token` are refused as malformed.
-fn bearer_token(headers: &HeaderMap, max_bytes: usize) -> Result<&str, Denial> {
+pub fn bearer_token(headers: &HeaderMap, max_bytes: usize) -> Result<&str, Denial> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
         return if headers.contains_key(header::AUTHORIZATION) {
