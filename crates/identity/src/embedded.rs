@@ -60,12 +60,7 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
+use rampart_kernel::now_unix as now;
 
 /// The emailed codes, one pending per user and purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,3 +12,10 @@ pub mod telemetry;
 
 pub use config::{Backend, ConfigError, Settings};
 pub use problem::{Problem, ProblemType};
+
+/// Seconds since the Unix epoch: the clock of token, session and audit timestamps.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -10,8 +10,6 @@
 pub mod dynamodb;
 pub mod sqlite;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 pub use dynamodb::DynamoDbStore;
 pub use sqlite::SqliteStore;
 
@@ -144,12 +142,7 @@ impl<T> ItemStore for T where
 {
 }
 
-pub(crate) fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
+pub(crate) use rampart_kernel::now_unix;
 
 /// The store the settings select: SQLite under `data_dir`, or DynamoDB.
 pub fn connect(

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use rampart_kernel::Settings;
+use rampart_kernel::{Settings, now_unix};
 use rampart_tokens::jwt::AccessClaims;
 use rampart_verifier::{Denial, IssuerConfig, IssuerError, Verifier};
 use serde::Deserialize;
@@ -78,6 +78,32 @@ struct Event {
     multi_value_headers: Option<HashMap<String, Vec<String>>>,
 }
 
+impl Event {
+    /// The request's headers: every value from `multiValueHeaders` where the event has it (REST),
+    /// else `headers` (HTTP APIs, which join repeated values with commas). Names or values HTTP
+    /// does not allow are dropped: they can never be a valid `Authorization`.
+    fn header_map(&self) -> HeaderMap {
+        let pairs: Vec<(&String, &[String])> = match &self.multi_value_headers {
+            Some(all) => all.iter().map(|(name, values)| (name, values.as_slice())).collect(),
+            None => (self.headers.iter().flatten())
+                .map(|(name, value)| (name, std::slice::from_ref(value)))
+                .collect(),
+        };
+        let mut map = HeaderMap::new();
+        for (name, values) in pairs {
+            let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            for value in values {
+                if let Ok(value) = HeaderValue::from_str(value) {
+                    map.append(name.clone(), value);
+                }
+            }
+        }
+        map
+    }
+}
+
 /// A configured authorizer; one per Lambda sandbox, reused across invocations.
 #[derive(Debug)]
 pub struct Authorizer {
@@ -115,18 +141,13 @@ impl Authorizer {
                 let outcome = self.verifier.authorize_header(&authorization, scopes, now).await;
                 iam_policy(outcome, event.method_arn.as_deref())
             }
-            ("REQUEST", Some("2.0")) => {
-                let headers = header_map(event.headers.into_iter().flatten().map(|(k, v)| (k, vec![v])));
-                simple_response(self.verifier.authorize(&headers, scopes, now).await)
-            }
-            // REST APIs and HTTP APIs with payload format 1.0 send the same shape.
-            ("REQUEST", _) => {
-                let headers = match event.multi_value_headers {
-                    Some(all) => header_map(all),
-                    None => header_map(event.headers.into_iter().flatten().map(|(k, v)| (k, vec![v]))),
-                };
-                let outcome = self.verifier.authorize(&headers, scopes, now).await;
-                iam_policy(outcome, event.method_arn.as_deref())
+            ("REQUEST", version) => {
+                let outcome = self.verifier.authorize(&event.header_map(), scopes, now).await;
+                match version {
+                    Some("2.0") => simple_response(outcome),
+                    // REST APIs and HTTP APIs with payload format 1.0 send the same shape.
+                    _ => iam_policy(outcome, event.method_arn.as_deref()),
+                }
             }
             (other, _) => Err(AuthorizerError::UnknownEvent(format!("type {other:?}"))),
         }
@@ -149,23 +170,6 @@ impl From<IssuerError> for StartupError {
 }
 
 type Outcome = Result<Arc<AccessClaims>, Denial>;
-
-/// Event headers as a `HeaderMap`; names or values HTTP does not allow are dropped (they can
-/// never be a valid `Authorization`).
-fn header_map(headers: impl IntoIterator<Item = (String, Vec<String>)>) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, values) in headers {
-        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
-            continue;
-        };
-        for value in values {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                map.append(name.clone(), value);
-            }
-        }
-    }
-    map
-}
 
 /// The REST answer: Allow on the whole stage (the decision does not depend on the method or
 /// path, so a cached answer is right for every route), Deny for a missing scope, 401 for the
@@ -238,12 +242,6 @@ fn stage_wide(method_arn: &str) -> String {
         (Some(api), Some(stage)) => format!("{api}/{stage}/*/*"),
         _ => method_arn.to_owned(),
     }
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

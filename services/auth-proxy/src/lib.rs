@@ -27,7 +27,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rampart_kernel::health::{self, ReadinessProbe};
-use rampart_kernel::{Problem, ProblemType, Settings};
+use rampart_kernel::{Problem, ProblemType, Settings, now_unix};
 use rampart_tokens::jwt::{AccessClaims, Rejection};
 pub use rampart_verifier::IssuerConfig;
 use rampart_verifier::{Denial, Verifier};
@@ -421,12 +421,6 @@ fn add_identity(headers: &mut HeaderMap, claims: &AccessClaims) -> Result<(), De
         headers.insert(HeaderName::from_static(name), value);
     }
     Ok(())
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -465,15 +465,7 @@ async fn every_jwt_attack_on_rs256_is_refused() {
     assert_eq!(stack.get("/v1/echo", Some(token)).await.0, 200);
 
     // Each refusal was counted under its reason; the clients saw none of them.
-    let metrics = stack
-        .http
-        .get(&stack.metrics)
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = stack.metrics_text().await;
     let count = |reason: &str| -> u64 {
         let prefix = format!("rampart_proxy_denials_total{{reason=\"{reason}\"}} ");
         metrics
@@ -743,16 +735,14 @@ impl Stack {
             .expect("reload");
     }
 
+    /// The admin listener's `/metrics` page.
+    async fn metrics_text(&self) -> String {
+        let response = self.http.get(&self.metrics).send().await.expect("metrics");
+        response.text().await.expect("text")
+    }
+
     async fn metric(&self, line_prefix: &str) -> Option<String> {
-        let text = self
-            .http
-            .get(&self.metrics)
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let text = self.metrics_text().await;
         text.lines()
             .find_map(|l| l.strip_prefix(line_prefix).map(str::to_owned))
     }
