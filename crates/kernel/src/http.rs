@@ -11,7 +11,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tracing::Instrument;
 
 use crate::config::HttpSettings;
 use crate::problem::{PROBLEM_JSON, Problem, ProblemType, scope_request_id};
@@ -115,11 +114,10 @@ async fn request_context(mut request: Request, next: Next) -> Response {
         status = tracing::field::Empty,
         latency_ms = tracing::field::Empty,
     );
-    telemetry::set_parent_from_headers(&span, request.headers());
+    let caller = telemetry::caller_trace(request.headers());
     let started = Instant::now();
-    let mut response = scope_request_id(request_id, next.run(request))
-        .instrument(span.clone())
-        .await;
+    let mut response =
+        telemetry::in_request_trace(span.clone(), caller, scope_request_id(request_id, next.run(request))).await;
     let status = response.status();
     span.record("status", status.as_u16());
     span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);

@@ -74,6 +74,56 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves one listener from several threads, each running `router` on its own single-threaded
+/// runtime: one thread per router given. Every thread accepts from the same socket, and a
+/// connection, its requests and whatever their handlers spawn or connect to stay on the thread
+/// that accepted it. A reverse proxy gains most from this: on a shared multi-threaded runtime
+/// its upstream call and its client's answer wake each other across threads, and on loopback
+/// those wake-ups cost more than the proxying (see docs/performance.md).
+///
+/// Give each thread its own router when handlers hold connection pools, so that pooled
+/// connections are driven by the thread that uses them. Returns once every thread has drained.
+pub async fn serve_on_threads(
+    listener: TcpListener,
+    routers: Vec<Router>,
+    settings: &HttpSettings,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let listener = listener.into_std()?;
+    let local = listener.local_addr()?;
+    let mut threads = Vec::with_capacity(routers.len());
+    for (index, router) in routers.into_iter().enumerate() {
+        let (listener, settings, shutdown) = (listener.try_clone()?, settings.clone(), shutdown.clone());
+        let (done, finished) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("serve-{}-{index}", local.port()))
+            .spawn(move || {
+                let served = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .and_then(|runtime| {
+                        runtime.block_on(async {
+                            serve(TcpListener::from_std(listener)?, router, &settings, shutdown).await
+                        })
+                    });
+                let _ = done.send(served);
+            })?;
+        threads.push(finished);
+    }
+    for finished in threads {
+        finished
+            .await
+            .map_err(|_| io::Error::other("a serving thread stopped without finishing"))??;
+    }
+    Ok(())
+}
+
+/// How many threads to serve a busy listener from: one per CPU this process may use (which on
+/// Linux honours a container's CPU quota).
+pub fn threads_per_listener() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();

@@ -60,6 +60,11 @@ enum ConfigCommand {
     Check,
 }
 
+/// The proxy allocates on every request, and under load glibc's allocator took about a sixth of
+/// its CPU; mimalloc's thread-local free lists cost a fraction of that (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]

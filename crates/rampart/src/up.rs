@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use rampart_auth_function::Backends;
 use rampart_auth_proxy::{AuthProxy, ProxyConfig};
-use rampart_kernel::serve::{bind, serve, shutdown_signal};
+use rampart_kernel::serve::{bind, serve, serve_on_threads, shutdown_signal, threads_per_listener};
 use rampart_kernel::{Backend, Settings};
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +55,7 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
         proxy.reload_on_sighup(path)?;
     }
     let admin = proxy.admin_router();
-    let proxy = proxy.router();
+    let proxy_routers = (0..threads_per_listener()).map(|_| proxy.router()).collect();
 
     let backend = match settings.backend {
         Backend::Embedded => format!("embedded, data in {}", settings.data_dir.display()),
@@ -75,7 +75,11 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
         let (http, token) = (settings.http.clone(), token.clone());
         tokio::spawn(async move { serve(listener, router, &http, token).await })
     };
-    let proxy_server = spawn(proxy_listener, proxy, &edge);
+    // The proxy carries the load: it gets a thread per CPU (see `serve_on_threads`).
+    let proxy_server = {
+        let (http, token) = (settings.http.clone(), edge.clone());
+        tokio::spawn(async move { serve_on_threads(proxy_listener, proxy_routers, &http, token).await })
+    };
     let admin_server = spawn(admin_listener, admin, &edge);
     let service_servers = [
         spawn(auth_listener, auth, &services),

@@ -239,6 +239,18 @@ pub fn bearer_token(headers: &HeaderMap, max_bytes: usize) -> Result<&str, Denia
 
 /// The token of one `Authorization` value: `Bearer` (any case), then a `b64token` of at most
 /// `max_bytes`.
+/// The bytes RFC 6750's `b64token` allows, as a table: every byte of every token is checked.
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+        byte += 1;
+    }
+    table
+};
+
 fn parse_bearer(value: &str, max_bytes: usize) -> Result<&str, Denial> {
     if value.is_empty() {
         return Err(Denial::Missing);
@@ -248,8 +260,7 @@ fn parse_bearer(value: &str, max_bytes: usize) -> Result<&str, Denial> {
     }
     let (scheme, token) = value.split_once(' ').ok_or(Denial::Invalid(Rejection::Malformed))?;
     let token = token.trim_start_matches(' ');
-    let b64token = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.bytes().all(b64token) {
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.bytes().all(|b| B64TOKEN[usize::from(b)]) {
         return Err(Denial::Invalid(Rejection::Malformed));
     }
     Ok(token)

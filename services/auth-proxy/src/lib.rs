@@ -51,7 +51,6 @@ pub struct AuthProxy(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     routes: RwLock<Arc<ProxyConfig>>,
-    client: HttpClient,
     verifier: Arc<Verifier>,
     limiter: RateLimiter,
     metrics: Metrics,
@@ -95,15 +94,10 @@ impl AuthProxy {
     /// Starts fetching the issuer's keys and polling its revocation feed. The proxy is ready
     /// (`/readyz`) once both have answered; protected routes answer 503 until then.
     pub fn start(config: ProxyConfig, settings: &Settings) -> std::io::Result<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        connector.set_nodelay(true);
-        let client: HttpClient = Client::builder(TokioExecutor::new()).build(connector);
         let verifier = Arc::new(Verifier::new(&config.issuer)?);
         verifier.spawn_refreshers();
         Ok(Self(Arc::new(Inner {
             routes: RwLock::new(Arc::new(config)),
-            client,
             verifier,
             limiter: RateLimiter::default(),
             metrics: Metrics::default(),
@@ -113,15 +107,26 @@ impl AuthProxy {
         })))
     }
 
-    /// The proxy's own health routes, then everything else forwarded by route.
+    /// The proxy's own health routes, then everything else forwarded by route. Each router has
+    /// its own pool of upstream connections: serve each from one thread
+    /// ([`serve_on_threads`](rampart_kernel::serve::serve_on_threads)) so that a request and
+    /// its upstream connection are driven by the same thread.
     pub fn router(&self) -> Router {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        connector.set_nodelay(true);
+        // One Arc, so that handing the state to each request is a single count increment.
+        let forwarder = Arc::new(Forwarder {
+            proxy: self.clone(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        });
         let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
             Arc::new(JwksLoaded(Arc::clone(&self.0.verifier))),
             Arc::new(RevocationsFresh(Arc::clone(&self.0.verifier))),
         ];
         let app = Router::new()
             .fallback(forward)
-            .with_state(self.clone())
+            .with_state(forwarder)
             .merge(health::router("auth-proxy", probes));
         rampart_kernel::http::with_edge_layers(app, &self.0.settings.http)
     }
@@ -245,20 +250,28 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// What one router forwards with: the shared proxy, and its own upstream connection pool.
+#[derive(Debug)]
+struct Forwarder {
+    proxy: AuthProxy,
+    client: HttpClient,
+}
+
 async fn forward(
-    State(proxy): State<AuthProxy>,
+    State(forwarder): State<Arc<Forwarder>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
     let started = Instant::now();
-    let config = proxy.config();
+    let config = forwarder.proxy.config();
     let route = config.route(request.uri().path());
     let response = match route {
-        Some(route) => pass(&proxy, &config, route, peer, request).await,
+        Some(route) => pass(&forwarder, &config, route, peer, request).await,
         None => Problem::of(ProblemType::NotFound).into_response(),
     };
     let label = route.map_or("none", |r| r.prefix.as_str());
-    proxy
+    forwarder
+        .proxy
         .0
         .metrics
         .request(label, response.status().as_u16(), started.elapsed());
@@ -266,7 +279,14 @@ async fn forward(
 }
 
 /// Checks the caller against `route` and, if they may pass, forwards the request upstream.
-async fn pass(proxy: &AuthProxy, config: &ProxyConfig, route: &Route, peer: SocketAddr, request: Request) -> Response {
+async fn pass(
+    forwarder: &Forwarder,
+    config: &ProxyConfig,
+    route: &Route,
+    peer: SocketAddr,
+    request: Request,
+) -> Response {
+    let proxy = &forwarder.proxy;
     let claims = if route.public {
         None
     } else {
@@ -343,7 +363,7 @@ async fn pass(proxy: &AuthProxy, config: &ProxyConfig, route: &Route, peer: Sock
     }
     rampart_kernel::telemetry::inject_current_context(headers);
 
-    match call_upstream(proxy, config, route, parts, body).await {
+    match call_upstream(forwarder, config, route, parts, body).await {
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
@@ -359,10 +379,10 @@ async fn pass(proxy: &AuthProxy, config: &ProxyConfig, route: &Route, peer: Sock
 /// Sends the request through the upstream's breaker; a GET, HEAD or OPTIONS without a body on a
 /// route that allows it is tried once more after a failure, if the retry budget allows.
 async fn call_upstream(
-    proxy: &AuthProxy,
+    forwarder: &Forwarder,
     config: &ProxyConfig,
     route: &Route,
-    parts: http::request::Parts,
+    mut parts: http::request::Parts,
     body: Body,
 ) -> Result<http::Response<hyper::body::Incoming>, Problem> {
     use http_body::Body as _;
@@ -375,7 +395,7 @@ async fn call_upstream(
         && body.size_hint().exact() == Some(0);
     // The replay, if any, has an empty body: only bodiless requests are replayed.
     let mut body = Some(body);
-    let breakers = &proxy.0.breakers;
+    let (proxy, breakers) = (&forwarder.proxy.0, &forwarder.proxy.0.breakers);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -390,8 +410,13 @@ async fn call_upstream(
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = parts.uri.clone();
         *request.version_mut() = parts.version;
-        *request.headers_mut() = parts.headers.clone();
-        let (failed, answer) = match tokio::time::timeout(route.timeout, proxy.0.client.request(request)).await {
+        // Only a request that may be sent again needs its headers kept.
+        *request.headers_mut() = if replayable && attempt == 1 {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
+        let (failed, answer) = match tokio::time::timeout(route.timeout, forwarder.client.request(request)).await {
             Ok(Ok(response)) => (matches!(response.status().as_u16(), 502..=504), Ok(response)),
             Ok(Err(error)) => {
                 tracing::warn!(%error, upstream, "upstream request failed");
@@ -400,7 +425,7 @@ async fn call_upstream(
             Err(_) => (true, Err(Problem::of(ProblemType::GatewayTimeout))),
         };
         let state = breakers.record(upstream, &config.breaker, !failed, Instant::now());
-        proxy.0.metrics.breaker_state(upstream, state);
+        proxy.metrics.breaker_state(upstream, state);
         let retry = failed && replayable && attempt == 1 && breakers.take_retry(upstream, Instant::now());
         if !retry {
             return answer;
