@@ -186,6 +186,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn threads_serve_one_listener_and_drain_on_shutdown() {
+        let router = || {
+            Router::new()
+                .route(
+                    "/thread",
+                    get(|| async { std::thread::current().name().unwrap_or_default().to_owned() }),
+                )
+                .route(
+                    "/slow",
+                    get(|| async {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        "done"
+                    }),
+                )
+        };
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let token = CancellationToken::new();
+        let handle = tokio::spawn({
+            let (token, settings) = (token.clone(), HttpSettings::default());
+            async move { serve_on_threads(listener, vec![router(), router()], &settings, token).await }
+        });
+        // Each client its own connection: every one is served on a serving thread, none on ours.
+        for _ in 0..10 {
+            let thread = reqwest::Client::new()
+                .get(format!("http://{addr}/thread"))
+                .send()
+                .await
+                .expect("get")
+                .text()
+                .await
+                .expect("body");
+            let serving = [0, 1].map(|i| format!("serve-{}-{i}", addr.port()));
+            assert!(serving.contains(&thread), "served on {thread:?}");
+        }
+        let request = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        token.cancel();
+        let response = request.await.expect("join").expect("response");
+        assert_eq!(response.text().await.expect("body"), "done");
+        handle.await.expect("join").expect("serve");
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener closed");
+    }
+
+    #[tokio::test]
     async fn oversized_request_head_is_refused() {
         let router = Router::new().route("/", get(|| async { "ok" }));
         let (addr, token, _handle) = start(router, HttpSettings::default()).await;
