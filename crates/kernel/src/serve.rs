@@ -166,16 +166,18 @@ mod tests {
         (addr, token, handle)
     }
 
-    #[tokio::test]
-    async fn in_flight_request_finishes_after_shutdown_begins() {
-        let router = Router::new().route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                "done"
-            }),
-        );
-        let (addr, token, handle) = start(router, HttpSettings::default()).await;
+    async fn slow() -> &'static str {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        "done"
+    }
+
+    /// Starts a request to `/slow` (see [`slow`]), shuts down while it is in flight, and checks
+    /// that it still gets its answer, that serving then ends, and that the listener is closed.
+    async fn slow_request_finishes_after_shutdown(
+        addr: SocketAddr,
+        token: &CancellationToken,
+        handle: tokio::task::JoinHandle<io::Result<()>>,
+    ) {
         let request = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
         tokio::time::sleep(Duration::from_millis(100)).await;
         token.cancel();
@@ -186,6 +188,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn in_flight_request_finishes_after_shutdown_begins() {
+        let router = Router::new().route("/slow", get(slow));
+        let (addr, token, handle) = start(router, HttpSettings::default()).await;
+        slow_request_finishes_after_shutdown(addr, &token, handle).await;
+    }
+
+    #[tokio::test]
     async fn threads_serve_one_listener_and_drain_on_shutdown() {
         let router = || {
             Router::new()
@@ -193,13 +202,7 @@ mod tests {
                     "/thread",
                     get(|| async { std::thread::current().name().unwrap_or_default().to_owned() }),
                 )
-                .route(
-                    "/slow",
-                    get(|| async {
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                        "done"
-                    }),
-                )
+                .route("/slow", get(slow))
         };
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -221,13 +224,7 @@ mod tests {
             let serving = [0, 1].map(|i| format!("serve-{}-{i}", addr.port()));
             assert!(serving.contains(&thread), "served on {thread:?}");
         }
-        let request = tokio::spawn(reqwest::get(format!("http://{addr}/slow")));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        token.cancel();
-        let response = request.await.expect("join").expect("response");
-        assert_eq!(response.text().await.expect("body"), "done");
-        handle.await.expect("join").expect("serve");
-        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "listener closed");
+        slow_request_finishes_after_shutdown(addr, &token, handle).await;
     }
 
     #[tokio::test]

@@ -64,6 +64,7 @@ pub fn init(service: &'static str, settings: &TelemetrySettings) -> Result<Telem
     if EXPORTING.set(settings.otlp_endpoint.is_some()).is_err() {
         return Err(TelemetryError::AlreadyInitialised);
     }
+    // For libraries that read the global one; Rampart's own code uses `PROPAGATOR`.
     opentelemetry::global::set_text_map_propagator(propagator());
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(service)

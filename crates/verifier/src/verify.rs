@@ -237,8 +237,6 @@ pub fn bearer_token(headers: &HeaderMap, max_bytes: usize) -> Result<&str, Denia
     )
 }
 
-/// The token of one `Authorization` value: `Bearer` (any case), then a `b64token` of at most
-/// `max_bytes`.
 /// The bytes RFC 6750's `b64token` allows, as a table: every byte of every token is checked.
 const B64TOKEN: [bool; 256] = {
     let mut table = [false; 256];
@@ -251,6 +249,8 @@ const B64TOKEN: [bool; 256] = {
     table
 };
 
+/// The token of one `Authorization` value: `Bearer` (any case), then a `b64token` of at most
+/// `max_bytes`.
 fn parse_bearer(value: &str, max_bytes: usize) -> Result<&str, Denial> {
     if value.is_empty() {
         return Err(Denial::Missing);
