@@ -77,15 +77,24 @@ pub struct Breakers {
 impl Breakers {
     fn with<T>(&self, upstream: &str, now: Instant, f: impl FnOnce(&mut Breaker) -> T) -> T {
         let mut upstreams = self.upstreams.lock().unwrap_or_else(PoisonError::into_inner);
-        let breaker = upstreams.entry(upstream.to_owned()).or_insert_with(|| Breaker {
+        // Looked up by `&str` first: the key is copied only the first time an upstream is seen.
+        if let Some(breaker) = upstreams.get_mut(upstream) {
+            return f(breaker);
+        }
+        f(upstreams.entry(upstream.to_owned()).or_insert(Breaker {
             state: State::Closed,
             since: now,
             window_start: now,
             requests: 0,
             failures: 0,
             budget: BUDGET_START,
-        });
-        f(breaker)
+        }))
+    }
+
+    /// Every upstream called so far and its breaker's state, for the metrics.
+    pub fn states(&self) -> Vec<(String, State)> {
+        let upstreams = self.upstreams.lock().unwrap_or_else(PoisonError::into_inner);
+        upstreams.iter().map(|(upstream, b)| (upstream.clone(), b.state)).collect()
     }
 
     /// Whether a request may go to `upstream` now; also tops up the retry budget.

@@ -140,7 +140,7 @@ impl AuthProxy {
             axum::routing::get(move || async move {
                 (
                     [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-                    proxy.0.metrics.render(),
+                    proxy.0.metrics.render(&proxy.0.breakers.states()),
                 )
             }),
         )
@@ -216,25 +216,32 @@ impl ReadinessProbe for RevocationsFresh {
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
 ];
 
 /// Whether a client-sent header claims an identity only the proxy may assert. Matches every
-/// spelling: any case, `_` for `-`.
+/// spelling: any case (header names arrive lower-cased), `_` for `-`.
 pub fn is_identity_header(name: &HeaderName) -> bool {
-    let name = name.as_str().replace('_', "-");
-    name.starts_with("x-auth-") || name.starts_with("x-rampart-")
+    let name = name.as_str().as_bytes();
+    [b"x-auth-".as_slice(), b"x-rampart-"].into_iter().any(|prefix| {
+        name.len() >= prefix.len()
+            && name.iter().zip(prefix).all(|(&got, &want)| got == want || (want == b'-' && got == b'_'))
+    })
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: look before removing anything (each removal hashes the name).
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -424,8 +431,7 @@ async fn call_upstream(
             }
             Err(_) => (true, Err(Problem::of(ProblemType::GatewayTimeout))),
         };
-        let state = breakers.record(upstream, &config.breaker, !failed, Instant::now());
-        proxy.metrics.breaker_state(upstream, state);
+        breakers.record(upstream, &config.breaker, !failed, Instant::now());
         let retry = failed && replayable && attempt == 1 && breakers.take_retry(upstream, Instant::now());
         if !retry {
             return answer;

@@ -9,11 +9,14 @@
 //!
 //! Counters are atomics behind a read-mostly map, so the hot path takes a read lock and adds.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
+
+use crate::breaker::State;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -26,7 +29,6 @@ pub struct Metrics {
     durations: Family<Histogram>,
     denials: Family<AtomicU64>,
     rate_limited: Family<AtomicU64>,
-    breakers: Family<AtomicU64>,
 }
 
 /// One metric's series, by their rendered label set (e.g. `route="/v1/",status="200"`).
@@ -61,20 +63,26 @@ struct Histogram {
     sum_micros: AtomicU64,
 }
 
-/// A label value with `\`, `"` and newlines escaped, as the text format requires.
-fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+/// A label value with `\`, `"` and newlines escaped, as the text format requires; copied only
+/// when it has any of them.
+fn escape(value: &str) -> Cow<'_, str> {
+    if value.contains(['\\', '"', '\n']) {
+        Cow::Owned(value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+    } else {
+        Cow::Borrowed(value)
+    }
 }
 
 impl Metrics {
     /// Counts one answered request. `route` is the matched prefix (or `none`), so the number
     /// of series is bounded by the configuration, not by what clients send.
     pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
-        let route = escape(route);
-        self.requests
-            .series(&format!("route=\"{route}\",status=\"{status}\""))
-            .fetch_add(1, Ordering::Relaxed);
-        let histogram = self.durations.series(&format!("route=\"{route}\""));
+        // One label buffer: the histogram's labels, then the counter's (the same plus status).
+        let mut labels = String::with_capacity(route.len() + 24);
+        let _ = write!(labels, "route=\"{}\"", escape(route));
+        let histogram = self.durations.series(&labels);
+        let _ = write!(labels, ",status=\"{status}\"");
+        self.requests.series(&labels).fetch_add(1, Ordering::Relaxed);
         let seconds = elapsed.as_secs_f64();
         for (bucket, bound) in histogram.buckets.iter().zip(BUCKETS) {
             if seconds <= bound {
@@ -100,14 +108,9 @@ impl Metrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn breaker_state(&self, upstream: &str, state: crate::breaker::State) {
-        self.breakers
-            .series(&format!("upstream=\"{}\"", escape(upstream)))
-            .store(state as u64, Ordering::Relaxed);
-    }
-
-    /// Everything, in the Prometheus text exposition format.
-    pub fn render(&self) -> String {
+    /// Everything, in the Prometheus text exposition format, with `breakers` (each upstream's
+    /// breaker state, read when rendering rather than stored on every request) as a gauge.
+    pub fn render(&self, breakers: &[(String, State)]) -> String {
         let mut out = String::new();
         let counters = [
             (
@@ -137,8 +140,8 @@ impl Metrics {
             out,
             "# HELP {name} Circuit breaker per upstream: 0 closed, 1 open, 2 half-open.\n# TYPE {name} gauge"
         );
-        for (labels, value) in self.breakers.snapshot() {
-            let _ = writeln!(out, "{name}{{{labels}}} {}", value.load(Ordering::Relaxed));
+        for (upstream, state) in breakers {
+            let _ = writeln!(out, "{name}{{upstream=\"{}\"}} {}", escape(upstream), *state as u8);
         }
         let name = "rampart_proxy_request_duration_seconds";
         let _ = writeln!(
@@ -176,7 +179,7 @@ mod tests {
         metrics.denial("expired");
         metrics.denial("expired");
         metrics.rate_limited("api");
-        let text = metrics.render();
+        let text = metrics.render(&[("127.0.0.1:9\"".into(), State::Open)]);
         for line in [
             r#"rampart_proxy_requests_total{route="/v1/",status="200"} 2"#,
             r#"rampart_proxy_requests_total{route="/v1/",status="401"} 1"#,
@@ -188,6 +191,7 @@ mod tests {
             r#"rampart_proxy_request_duration_seconds_bucket{route="/v1/",le="+Inf"} 3"#,
             r#"rampart_proxy_request_duration_seconds_count{route="/v1/"} 3"#,
             "# TYPE rampart_proxy_request_duration_seconds histogram",
+            r#"rampart_proxy_breaker_state{upstream="127.0.0.1:9\""} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
@@ -197,6 +201,6 @@ mod tests {
     fn label_values_are_escaped() {
         let metrics = Metrics::default();
         metrics.denial("a\"b\\c\nd");
-        assert!(metrics.render().contains(r#"reason="a\"b\\c\nd""#));
+        assert!(metrics.render(&[]).contains(r#"reason="a\"b\\c\nd""#));
     }
 }
