@@ -185,8 +185,10 @@ impl Verifier {
             Status::Revoked => return Err(Denial::Revoked),
             Status::Unknown => return Err(Denial::RevocationUnknown),
         }
-        let granted: Vec<&str> = claims.scope.split(' ').collect();
-        if !scopes.iter().all(|needed| granted.contains(&needed.as_str())) {
+        if !scopes
+            .iter()
+            .all(|needed| claims.scope.split(' ').any(|granted| granted == needed))
+        {
             return Err(Denial::InsufficientScope);
         }
         Ok(claims)

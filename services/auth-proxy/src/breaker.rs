@@ -94,7 +94,10 @@ impl Breakers {
     /// Every upstream called so far and its breaker's state, for the metrics.
     pub fn states(&self) -> Vec<(String, State)> {
         let upstreams = self.upstreams.lock().unwrap_or_else(PoisonError::into_inner);
-        upstreams.iter().map(|(upstream, b)| (upstream.clone(), b.state)).collect()
+        upstreams
+            .iter()
+            .map(|(upstream, b)| (upstream.clone(), b.state))
+            .collect()
     }
 
     /// Whether a request may go to `upstream` now; also tops up the retry budget.

@@ -233,7 +233,10 @@ pub fn is_identity_header(name: &HeaderName) -> bool {
     let name = name.as_str().as_bytes();
     [b"x-auth-".as_slice(), b"x-rampart-"].into_iter().any(|prefix| {
         name.len() >= prefix.len()
-            && name.iter().zip(prefix).all(|(&got, &want)| got == want || (want == b'-' && got == b'_'))
+            && name
+                .iter()
+                .zip(prefix)
+                .all(|(&got, &want)| got == want || (want == b'-' && got == b'_'))
     })
 }
 
@@ -402,7 +405,7 @@ async fn call_upstream(
         && body.size_hint().exact() == Some(0);
     // The replay, if any, has an empty body: only bodiless requests are replayed.
     let mut body = Some(body);
-    let (proxy, breakers) = (&forwarder.proxy.0, &forwarder.proxy.0.breakers);
+    let breakers = &forwarder.proxy.0.breakers;
     let mut attempt = 0;
     loop {
         attempt += 1;
