@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use aws_lc_rs::{constant_time, digest, rand};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rampart_kernel::now_unix as now;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use secrecy::{ExposeSecret, SecretString};
 use tracing::instrument;
@@ -59,8 +60,6 @@ fn dummy_hash() -> &'static str {
         argon::hash(&password).unwrap_or_default()
     })
 }
-
-use rampart_kernel::now_unix as now;
 
 /// The emailed codes, one pending per user and purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
