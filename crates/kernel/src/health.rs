@@ -23,12 +23,21 @@ pub trait ReadinessProbe: Send + Sync {
 /// How long one probe may take before it counts as failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+const HEALTHZ: &str = "/healthz";
+const READYZ: &str = "/readyz";
+const VERSION: &str = "/version";
+
 /// The health routes, plus `GET /version` naming `service`.
 pub fn router(service: &'static str, probes: Vec<Arc<dyn ReadinessProbe>>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(json!({ "status": "ok" })) }))
-        .route("/readyz", get(readyz).with_state(Arc::new(probes)))
-        .route("/version", get(move || async move { axum::Json(version(service)) }))
+        .route(HEALTHZ, get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route(READYZ, get(readyz).with_state(Arc::new(probes)))
+        .route(VERSION, get(move || async move { axum::Json(version(service)) }))
+}
+
+/// Whether [`router`] answers `path`: for a service that routes without a `Router` of its own.
+pub fn serves(path: &str) -> bool {
+    [HEALTHZ, READYZ, VERSION].contains(&path)
 }
 
 /// The body of version endpoints.

@@ -6,14 +6,14 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, header};
-use tower::Service;
-use tower::util::MapResponseLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
+use http_body::Body as _;
+use tower::util::Either;
+use tower::{Layer, Service};
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use crate::config::HttpSettings;
 use crate::problem::{PROBLEM_JSON, Problem, ProblemType, scope_request_id};
@@ -21,28 +21,134 @@ use crate::telemetry;
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Wraps `router` in the shared stack. Listed innermost first; each line says why it is there.
+/// Wraps every route of `router` in the shared edge ([`EdgeLayer`]).
 pub fn with_edge_layers(router: Router, settings: &HttpSettings) -> Router {
-    let router = router
+    router
         // Extractors refuse bodies past the limit even when no Content-Length was sent.
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
-        // Refuse a declared-too-large body before reading any of it.
-        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
-        // A stuck handler answers 503 instead of holding the connection forever.
-        .layer(TimeoutLayer::with_status_code(
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(settings.request_timeout_secs),
-        ))
-        // Whatever the layers above produced without a body of ours becomes problem+json.
-        .layer(MapResponseLayer::new(problem_for_bare_errors));
-    let router = match cors_layer(&settings.cors_allowed_origins) {
-        // Browsers may call only from the configured origins.
-        Some(cors) => router.layer(cors),
-        None => router,
-    };
-    // Outermost: every log line, problem and response carries the request id and trace, and
-    // every response the security headers.
-    router.layer(tower::layer::layer_fn(RequestContext))
+        .layer(EdgeLayer::new(settings))
+}
+
+/// What every Rampart HTTP surface does around its own handling, as one layer for an axum
+/// `Router` or any other service (the proxy's):
+///
+/// - gives each request its id and trace, kept for everything its handling logs, answers and
+///   sends on, and logs its outcome;
+/// - refuses a declared-too-large body before reading any of it (413), and cuts off one that
+///   grows past the limit while it is read;
+/// - answers 503 instead of holding the connection when the handling takes too long;
+/// - lets browsers call only from the configured origins (CORS);
+/// - turns whatever error response lacks a body of ours into problem+json;
+/// - sets the security headers on every response.
+///
+/// One service, not a layer per concern: on the proxy's path each layer's future, box and
+/// header pass was a measurable part of its CPU (docs/performance.md).
+#[derive(Debug, Clone)]
+pub struct EdgeLayer {
+    body_limit: usize,
+    timeout: Option<Duration>,
+    cors: Option<CorsLayer>,
+}
+
+impl EdgeLayer {
+    pub fn new(settings: &HttpSettings) -> Self {
+        Self {
+            body_limit: settings.body_limit_bytes,
+            timeout: Some(Duration::from_secs(settings.request_timeout_secs)),
+            cors: cors_layer(&settings.cors_allowed_origins),
+        }
+    }
+
+    /// For a service that bounds each request's time itself and says which bound was hit (the
+    /// proxy: 504 for its upstream's timeout): the edge adds no timer of its own.
+    pub fn timed_by_service(self) -> Self {
+        Self { timeout: None, ..self }
+    }
+}
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<Either<Cors<S>, S>>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Edge {
+            inner: match &self.cors {
+                Some(cors) => Either::Left(cors.layer(inner)),
+                None => Either::Right(inner),
+            },
+            body_limit: self.body_limit,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// The service [`EdgeLayer`] wraps around another.
+#[derive(Debug, Clone)]
+pub struct Edge<S> {
+    inner: S,
+    body_limit: usize,
+    timeout: Option<Duration>,
+}
+
+impl<S> Service<Request> for Edge<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let request_id = request_id_from(request.headers());
+        request.headers_mut().insert(X_REQUEST_ID, request_id.clone());
+        let span = tracing::info_span!(
+            "http.request",
+            request_id = request_id.to_str().unwrap_or_default(),
+            method = %request.method(),
+            // The path only: query strings can carry codes and tokens.
+            path = %request.uri().path(),
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        );
+        let caller = telemetry::caller_trace(request.headers());
+        let started = Instant::now();
+        let size = request.body().size_hint();
+        let handling = if size.lower() > self.body_limit as u64 {
+            // Declared too large: refused before any of it is read.
+            None
+        } else {
+            // A body of unknown length is counted as it is read; one whose length was declared
+            // within the limit cannot grow past it (hyper reads exactly that much).
+            if size.upper().is_none_or(|upper| upper > self.body_limit as u64) {
+                let limit = self.body_limit;
+                request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
+            }
+            // The inner services only build their futures here; the handling runs when polled,
+            // inside the request's id scope and trace.
+            Some(span.in_scope(|| self.inner.call(request)))
+        };
+        let timeout = self.timeout;
+        let answer = async move {
+            let response = match (handling, timeout) {
+                (None, _) => Problem::of(ProblemType::PayloadTooLarge).into_response(),
+                (Some(handling), None) => handling.await.unwrap_or_else(|never| match never {}),
+                (Some(handling), Some(timeout)) => match tokio::time::timeout(timeout, handling).await {
+                    Ok(response) => response.unwrap_or_else(|never| match never {}),
+                    Err(_) => Problem::of(ProblemType::ServiceUnavailable).into_response(),
+                },
+            };
+            problem_for_bare_errors(response)
+        };
+        let scoped = scope_request_id(request_id.clone(), answer);
+        Box::pin(async move {
+            let response = telemetry::in_request_trace(span.clone(), caller, scoped).await;
+            Ok(finish(response, &span, started, request_id))
+        })
+    }
 }
 
 /// API responses are not for framing, sniffing or caching, nor for reaching over plain HTTP.
@@ -82,71 +188,22 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// A client-sent request id is kept only if it is short and plain; otherwise a new one is made.
-fn request_id_from(headers: &http::HeaderMap) -> String {
-    headers
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| {
-            (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        })
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
-}
-
-/// The outermost layer: gives each request its id and trace (kept for everything its handling
-/// logs, answers and sends on), logs its outcome, and sets the security headers.
-///
-/// A plain service rather than `axum::middleware::from_fn`, which boxes a clone of the inner
-/// service for every request: on the proxy's path that was a measurable part of its CPU.
-#[derive(Debug, Clone)]
-struct RequestContext<S>(S);
-
-impl<S> Service<Request> for RequestContext<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        let request_id = request_id_from(request.headers());
-        let id_value = HeaderValue::from_str(&request_id).unwrap_or(HeaderValue::from_static("invalid"));
-        request.headers_mut().insert(X_REQUEST_ID, id_value.clone());
-        let span = tracing::info_span!(
-            "http.request",
-            request_id = %request_id,
-            method = %request.method(),
-            // The path only: query strings can carry codes and tokens.
-            path = %request.uri().path(),
-            status = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
-        );
-        let caller = telemetry::caller_trace(request.headers());
-        let started = Instant::now();
-        // The inner services only build their futures here; the handling runs when polled, inside
-        // the request's id scope and trace.
-        let handling = span.in_scope(|| self.0.call(request));
-        Box::pin(async move {
-            let response =
-                telemetry::in_request_trace(span.clone(), caller, scope_request_id(request_id, handling)).await;
-            Ok(finish(
-                response.unwrap_or_else(|never| match never {}),
-                &span,
-                started,
-                id_value,
-            ))
-        })
+fn request_id_from(headers: &http::HeaderMap) -> HeaderValue {
+    let plain = |id: &[u8]| {
+        (1..=64).contains(&id.len()) && id.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+    };
+    match headers.get(&X_REQUEST_ID) {
+        Some(id) if plain(id.as_bytes()) => id.clone(),
+        _ => {
+            let mut id = [0; uuid::fmt::Hyphenated::LENGTH];
+            uuid::Uuid::now_v7().hyphenated().encode_lower(&mut id);
+            HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("invalid"))
+        }
     }
 }
 
 /// Logs the outcome of a request and sets the headers every response carries.
-fn finish(mut response: Response, span: &tracing::Span, started: Instant, id_value: HeaderValue) -> Response {
+fn finish(mut response: Response, span: &tracing::Span, started: Instant, request_id: HeaderValue) -> Response {
     let status = response.status();
     span.record("status", status.as_u16());
     span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
@@ -164,7 +221,7 @@ fn finish(mut response: Response, span: &tracing::Span, started: Instant, id_val
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    headers.insert(X_REQUEST_ID, id_value);
+    headers.insert(X_REQUEST_ID, request_id);
     response
 }
 
@@ -299,6 +356,38 @@ mod tests {
             .expect("response");
         assert_eq!(response.status(), 413);
         assert_eq!(json(response).await["type"], "urn:rampart:problem:payload-too-large");
+    }
+
+    /// A body that does not say how long it is, as a chunked upload does not.
+    struct UndeclaredLength(Option<bytes::Bytes>);
+
+    impl http_body::Body for UndeclaredLength {
+        type Data = bytes::Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
+            Poll::Ready(self.0.take().map(|data| Ok(http_body::Frame::data(data))))
+        }
+    }
+
+    #[tokio::test]
+    async fn body_of_undeclared_length_past_the_limit_is_413_problem() {
+        let settings = HttpSettings {
+            body_limit_bytes: 16,
+            ..HttpSettings::default()
+        };
+        let send = |size: usize| {
+            let body = Body::new(UndeclaredLength(Some(vec![b'x'; size].into())));
+            app(&settings).oneshot(Request::post("/echo").body(body).expect("request"))
+        };
+        let within = send(16).await.expect("response");
+        assert_eq!(within.status(), 200);
+        let past = send(17).await.expect("response");
+        assert_eq!(past.status(), 413);
+        assert_eq!(json(past).await["type"], "urn:rampart:problem:payload-too-large");
     }
 
     #[tokio::test]

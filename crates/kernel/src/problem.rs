@@ -13,17 +13,21 @@ use serde::Serialize;
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    /// Kept as the header value it is sent in: most requests never need it as a string.
+    static REQUEST_ID: HeaderValue;
 }
 
 /// Runs `future` with `id` as the request id that problems and logs report.
-pub async fn scope_request_id<F: Future>(id: String, future: F) -> F::Output {
+pub async fn scope_request_id<F: Future>(id: HeaderValue, future: F) -> F::Output {
     REQUEST_ID.scope(id, future).await
 }
 
 /// The id of the request being served, if called inside one.
 pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
+    REQUEST_ID
+        .try_with(|id| id.to_str().map(str::to_owned))
+        .ok()
+        .and_then(Result::ok)
 }
 
 /// The stable catalogue of problem types. Adding one is fine; renaming one breaks clients.
@@ -310,7 +314,7 @@ mod tests {
     #[tokio::test]
     async fn problem_has_rfc9457_members_and_request_id() {
         let problem = Problem::invalid_field("/email", "must be an email address");
-        let (response, json) = scope_request_id("req-1".into(), body_of(problem)).await;
+        let (response, json) = scope_request_id(HeaderValue::from_static("req-1"), body_of(problem)).await;
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         assert_eq!(json["type"], "urn:rampart:problem:validation");

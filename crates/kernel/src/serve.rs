@@ -1,19 +1,22 @@
-//! Serving a router over HTTP/1.1 with the connection limits axum's `serve` does not expose
-//! (request-head size, header count, slow-client timeout) and a graceful drain on shutdown.
+//! Serving a router (or any service over axum's request and response types) over HTTP/1.1 with
+//! the connection limits axum's `serve` does not expose (request-head size, header count,
+//! slow-client timeout) and a graceful drain on shutdown.
 
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
 use crate::config::HttpSettings;
 
@@ -22,14 +25,20 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting and waits
-/// up to `drain_timeout_secs` for in-flight requests to finish.
-pub async fn serve(
+/// Serves `service` (an axum `Router`, or any service over axum's request and response) on
+/// `listener` until `shutdown` is cancelled, then stops accepting and waits up to
+/// `drain_timeout_secs` for in-flight requests to finish. Each request carries its client's
+/// address as a `ConnectInfo<SocketAddr>` extension.
+pub async fn serve<S>(
     listener: TcpListener,
-    router: Router,
+    service: S,
     settings: &HttpSettings,
     shutdown: CancellationToken,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -53,7 +62,8 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(move |mut request: http::Request<Incoming>| {
+        let service = service.clone().map_request(move |request: http::Request<Incoming>| {
+            let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
             request
         });
@@ -74,25 +84,29 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one listener from several threads, each running `router` on its own single-threaded
-/// runtime: one thread per router given. Every thread accepts from the same socket, and a
+/// Serves one listener from several threads, each running a service on its own single-threaded
+/// runtime: one thread per service given. Every thread accepts from the same socket, and a
 /// connection, its requests and whatever their handlers spawn or connect to stay on the thread
 /// that accepted it. A reverse proxy gains most from this: on a shared multi-threaded runtime
 /// its upstream call and its client's answer wake each other across threads, and on loopback
 /// those wake-ups cost more than the proxying (see docs/performance.md).
 ///
-/// Give each thread its own router when handlers hold connection pools, so that pooled
+/// Give each thread its own service when handlers hold connection pools, so that pooled
 /// connections are driven by the thread that uses them. Returns once every thread has drained.
-pub async fn serve_on_threads(
+pub async fn serve_on_threads<S>(
     listener: TcpListener,
-    routers: Vec<Router>,
+    services: Vec<S>,
     settings: &HttpSettings,
     shutdown: CancellationToken,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let listener = listener.into_std()?;
     let local = listener.local_addr()?;
-    let mut threads = Vec::with_capacity(routers.len());
-    for (index, router) in routers.into_iter().enumerate() {
+    let mut threads = Vec::with_capacity(services.len());
+    for (index, service) in services.into_iter().enumerate() {
         let (listener, settings, shutdown) = (listener.try_clone()?, settings.clone(), shutdown.clone());
         let (done, finished) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
@@ -103,7 +117,7 @@ pub async fn serve_on_threads(
                     .build()
                     .and_then(|runtime| {
                         runtime.block_on(async {
-                            serve(TcpListener::from_std(listener)?, router, &settings, shutdown).await
+                            serve(TcpListener::from_std(listener)?, service, &settings, shutdown).await
                         })
                     });
                 let _ = done.send(served);
@@ -149,6 +163,7 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

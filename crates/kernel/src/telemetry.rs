@@ -11,11 +11,11 @@ use std::sync::{LazyLock, OnceLock};
 
 use opentelemetry::Context;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceState, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _};
 use opentelemetry_aws::trace::{XrayIdGenerator, XrayPropagator};
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{IdGenerator, SdkTracerProvider};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
@@ -55,8 +55,8 @@ fn exporting() -> bool {
 }
 
 tokio::task_local! {
-    /// The trace context of the request being served, when no span carries it.
-    static REQUEST_TRACE: Context;
+    /// This hop of the request being served, when no span carries it.
+    static REQUEST_TRACE: SpanContext;
 }
 
 /// Installs the global subscriber and propagators. Call once, first thing in `main`.
@@ -132,6 +132,10 @@ fn propagator() -> TextMapCompositePropagator {
 
 /// The trace context a caller sent in `traceparent` or `X-Amzn-Trace-Id`, if any.
 pub fn caller_trace(headers: &http::HeaderMap) -> Context {
+    // Most requests carry neither: no propagator pass, and no context to allocate.
+    if !headers.contains_key(TRACEPARENT) && !headers.contains_key(X_AMZN_TRACE_ID) {
+        return Context::new();
+    }
     PROPAGATOR.extract(&HeaderExtractor(headers))
 }
 
@@ -149,31 +153,102 @@ pub async fn in_request_trace<F: Future>(span: tracing::Span, parent: Context, f
 
 /// A span context for this hop under `parent`'s trace, or at the root of a new one; sampled
 /// unless the caller said otherwise, as the SDK's default sampler decides.
-fn child_of(parent: &Context) -> Context {
-    let ids = XrayIdGenerator::default();
+fn child_of(parent: &Context) -> SpanContext {
+    let ids = RandomIdGenerator::default();
     let parent = parent.span().span_context().clone();
     let (trace_id, flags, state) = if parent.is_valid() {
         (parent.trace_id(), parent.trace_flags(), parent.trace_state().clone())
     } else {
-        (ids.new_trace_id(), TraceFlags::SAMPLED, TraceState::default())
+        (xray_trace_id(&ids), TraceFlags::SAMPLED, TraceState::default())
     };
-    let hop = SpanContext::new(trace_id, ids.new_span_id(), flags, false, state);
-    Context::new().with_remote_span_context(hop)
+    SpanContext::new(trace_id, ids.new_span_id(), flags, false, state)
+}
+
+/// A new trace id as X-Ray requires and W3C accepts: the epoch seconds, then 96 random bits.
+/// (`XrayIdGenerator` makes the same through two formatted strings.)
+fn xray_trace_id(ids: &RandomIdGenerator) -> TraceId {
+    let seconds = u32::try_from(crate::now_unix()).unwrap_or(u32::MAX);
+    let random = u128::from_be_bytes(ids.new_trace_id().to_bytes()) & ((1 << 96) - 1);
+    TraceId::from((u128::from(seconds) << 96) | random)
 }
 
 /// Writes the current request's trace context into outgoing request headers.
 pub fn inject_current_context(headers: &mut http::HeaderMap) {
-    let context = if exporting() {
-        tracing::Span::current().context()
+    let hop = if exporting() {
+        tracing::Span::current().context().span().span_context().clone()
     } else {
-        REQUEST_TRACE.try_with(Clone::clone).unwrap_or_default()
+        REQUEST_TRACE.try_with(Clone::clone).unwrap_or(SpanContext::NONE)
     };
-    PROPAGATOR.inject_context(&context, &mut HeaderInjector(headers));
+    if !hop.is_valid() {
+        return;
+    }
+    if hop.trace_state().header().is_empty() {
+        write_trace_headers(&hop, headers);
+    } else {
+        // Vendor state to carry along (rare): the propagators know each format's rules for it.
+        let context = Context::new().with_remote_span_context(hop);
+        PROPAGATOR.inject_context(&context, &mut HeaderInjector(headers));
+    }
+}
+
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+const X_AMZN_TRACE_ID: http::HeaderName = http::HeaderName::from_static("x-amzn-trace-id");
+
+/// `hop` as `traceparent` and `X-Amzn-Trace-Id`, written as the propagators write them (a test
+/// holds them to it), without their formatting machinery: this runs for every proxied request.
+fn write_trace_headers(hop: &SpanContext, headers: &mut http::HeaderMap) {
+    let trace = hex::<32>(&hop.trace_id().to_bytes());
+    let span = hex::<16>(&hop.span_id().to_bytes());
+    let flags = hop.trace_flags();
+    let sampled = if flags & TRACE_FLAG_DEFERRED == TRACE_FLAG_DEFERRED {
+        b'?'
+    } else if flags.is_sampled() {
+        b'1'
+    } else {
+        b'0'
+    };
+    let (trace_start, trace_rest) = trace.split_at(8);
+    let traceparent = [
+        b"00-".as_slice(),
+        &trace,
+        b"-",
+        &span,
+        if flags.is_sampled() { b"-01" } else { b"-00" },
+    ];
+    let xray = [
+        b"Root=1-".as_slice(),
+        trace_start,
+        b"-",
+        trace_rest,
+        b";Parent=",
+        &span,
+        b";Sampled=",
+        &[sampled],
+    ];
+    for (name, parts) in [(TRACEPARENT, traceparent.as_slice()), (X_AMZN_TRACE_ID, xray.as_slice())] {
+        if let Ok(value) = http::HeaderValue::from_bytes(&parts.concat()) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// X-Ray's "sampling decision deferred" flag (`Sampled=?`), as `opentelemetry-aws` keeps it.
+const TRACE_FLAG_DEFERRED: TraceFlags = TraceFlags::new(0x02);
+
+/// Lower-case hex of `bytes`; `N` is twice their length.
+fn hex<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0; N];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&[DIGITS[usize::from(byte >> 4)], DIGITS[usize::from(byte & 0xf)]]);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry::trace::SpanId;
 
     /// What a request handled inside `in_request_trace` sends on, for a caller sending `incoming`.
     /// These unit tests run without `init`, so nothing exports: the light path.
@@ -230,6 +305,47 @@ mod tests {
             header(&outgoing, "traceparent"),
             "a new trace each time"
         );
+    }
+
+    #[test]
+    fn trace_headers_are_written_as_the_propagators_write_them() {
+        let ids = RandomIdGenerator::default();
+        let leading_zeros = SpanContext::new(
+            TraceId::from(1),
+            SpanId::from(2),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        let random = (0..1000_u16).map(|i| {
+            // Not sampled, sampled, deferred, and deferred with sampled.
+            let flags = TraceFlags::new(u8::try_from(i % 4).unwrap_or_default());
+            SpanContext::new(ids.new_trace_id(), ids.new_span_id(), flags, false, TraceState::default())
+        });
+        for hop in std::iter::once(leading_zeros).chain(random) {
+            let mut ours = http::HeaderMap::new();
+            write_trace_headers(&hop, &mut ours);
+            let mut theirs = http::HeaderMap::new();
+            let context = Context::new().with_remote_span_context(hop.clone());
+            PROPAGATOR.inject_context(&context, &mut HeaderInjector(&mut theirs));
+            assert_eq!(ours["traceparent"], theirs["traceparent"], "{hop:?}");
+            assert_eq!(ours["x-amzn-trace-id"], theirs["x-amzn-trace-id"], "{hop:?}");
+            assert_eq!(theirs["tracestate"], "", "nothing else to carry");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_callers_trace_state_is_carried_on() {
+        let mut incoming = http::HeaderMap::new();
+        incoming.insert(
+            "traceparent",
+            http::HeaderValue::from_static("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"),
+        );
+        incoming.insert("tracestate", http::HeaderValue::from_static("vendor=abc"));
+        let outgoing = sent_on(incoming).await;
+        assert_eq!(header(&outgoing, "tracestate"), "vendor=abc");
+        assert!(header(&outgoing, "traceparent").starts_with("00-5759e988bd862e3fe1be46a994272793-"));
+        assert!(header(&outgoing, "x-amzn-trace-id").starts_with("Root=1-5759e988-bd862e3fe1be46a994272793;"));
     }
 
     #[test]

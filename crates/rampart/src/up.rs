@@ -55,7 +55,7 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
         proxy.reload_on_sighup(path)?;
     }
     let admin = proxy.admin_router();
-    let proxy_routers = (0..threads_per_listener()).map(|_| proxy.router()).collect();
+    let proxy_services = (0..threads_per_listener()).map(|_| proxy.service()).collect();
 
     let backend = match settings.backend {
         Backend::Embedded => format!("embedded, data in {}", settings.data_dir.display()),
@@ -78,7 +78,7 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     // The proxy carries the load: it gets a thread per CPU (see `serve_on_threads`).
     let proxy_server = {
         let (http, token) = (settings.http.clone(), edge.clone());
-        tokio::spawn(async move { serve_on_threads(proxy_listener, proxy_routers, &http, token).await })
+        tokio::spawn(async move { serve_on_threads(proxy_listener, proxy_services, &http, token).await })
     };
     let admin_server = spawn(admin_listener, admin, &edge);
     let service_servers = [

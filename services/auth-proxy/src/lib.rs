@@ -11,14 +11,17 @@ pub mod config;
 pub mod metrics;
 pub mod ratelimit;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 pub use config::{ConfigError, ProxyConfig, Route};
 use http::header::{self, HeaderName};
@@ -27,10 +30,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rampart_kernel::health::{self, ReadinessProbe};
+use rampart_kernel::http::EdgeLayer;
 use rampart_kernel::{Problem, ProblemType, Settings, now_unix};
 use rampart_tokens::jwt::{AccessClaims, Rejection};
 pub use rampart_verifier::IssuerConfig;
 use rampart_verifier::{Denial, Verifier};
+use tower::{Layer, Service, ServiceExt};
 
 use crate::breaker::{Admission, Breakers};
 use crate::metrics::Metrics;
@@ -107,28 +112,36 @@ impl AuthProxy {
         })))
     }
 
-    /// The proxy's own health routes, then everything else forwarded by route. Each router has
-    /// its own pool of upstream connections: serve each from one thread
+    /// The proxy as a service, inside the shared edge ([`EdgeLayer`]): its own health routes,
+    /// and everything else forwarded by route. Each service has its own pool of upstream
+    /// connections: serve each from one thread
     /// ([`serve_on_threads`](rampart_kernel::serve::serve_on_threads)) so that a request and
     /// its upstream connection are driven by the same thread.
-    pub fn router(&self) -> Router {
+    ///
+    /// A plain service rather than an axum `Router`: routing is one prefix match, and the
+    /// router's per-request matching, boxing and layering were a measurable part of the proxy's
+    /// CPU (docs/performance.md).
+    pub fn service(
+        &self,
+    ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send + 'static> + Clone + Send + 'static
+    {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
-        // One Arc, so that handing the state to each request is a single count increment.
-        let forwarder = Arc::new(Forwarder {
-            proxy: self.clone(),
-            client: Client::builder(TokioExecutor::new()).build(connector),
-        });
         let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
             Arc::new(JwksLoaded(Arc::clone(&self.0.verifier))),
             Arc::new(RevocationsFresh(Arc::clone(&self.0.verifier))),
         ];
-        let app = Router::new()
-            .fallback(forward)
-            .with_state(forwarder)
-            .merge(health::router("auth-proxy", probes));
-        rampart_kernel::http::with_edge_layers(app, &self.0.settings.http)
+        let gateway = Gateway {
+            // One Arc, so that handing it to each request is a single count increment.
+            forwarder: Arc::new(Forwarder {
+                proxy: self.clone(),
+                client: Client::builder(TokioExecutor::new()).build(connector),
+            }),
+            health: health::router("auth-proxy", probes),
+        };
+        // Every route is timed by the proxy itself, which says which bound was hit (504).
+        EdgeLayer::new(&self.0.settings.http).timed_by_service().layer(gateway)
     }
 
     /// The admin listener's routes: `GET /metrics` (Prometheus text format). Serve it on an
@@ -261,23 +274,48 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// What one router forwards with: the shared proxy, and its own upstream connection pool.
+/// What one proxy service forwards with: the shared proxy, and its own upstream connection pool.
 #[derive(Debug)]
 struct Forwarder {
     proxy: AuthProxy,
     client: HttpClient,
 }
 
-async fn forward(
-    State(forwarder): State<Arc<Forwarder>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-) -> Response {
+/// The proxy's handling inside the edge: the health routes, or forwarding.
+#[derive(Debug, Clone)]
+struct Gateway {
+    forwarder: Arc<Forwarder>,
+    health: Router,
+}
+
+impl Service<Request> for Gateway {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if health::serves(request.uri().path()) {
+            return Box::pin(self.health.clone().oneshot(request));
+        }
+        let forwarder = Arc::clone(&self.forwarder);
+        Box::pin(async move { Ok(forward(&forwarder, request).await) })
+    }
+}
+
+async fn forward(forwarder: &Forwarder, request: Request) -> Response {
+    let Some(&ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() else {
+        tracing::error!("a request without its client's address: serve the proxy with rampart_kernel::serve");
+        return Problem::of(ProblemType::Internal).into_response();
+    };
     let started = Instant::now();
     let config = forwarder.proxy.config();
     let route = config.route(request.uri().path());
     let response = match route {
-        Some(route) => pass(&forwarder, &config, route, peer, request).await,
+        Some(route) => pass(forwarder, &config, route, peer, request).await,
         None => Problem::of(ProblemType::NotFound).into_response(),
     };
     let label = route.map_or("none", |r| r.prefix.as_str());

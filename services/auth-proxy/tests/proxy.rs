@@ -40,7 +40,11 @@ fn telemetry() {
     });
 }
 
-async fn start(app: Router, shutdown: &CancellationToken) -> SocketAddr {
+async fn start<S>(app: S, shutdown: &CancellationToken) -> SocketAddr
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = shutdown.clone();
@@ -168,7 +172,7 @@ rate_limit = "tight"
             audience = settings.tokens.audience,
         );
         let proxy = AuthProxy::start(ProxyConfig::parse(&config).expect("config"), &settings).expect("proxy");
-        let base = format!("http://{}", start(proxy.router(), &shutdown).await);
+        let base = format!("http://{}", start(proxy.service(), &shutdown).await);
         let metrics = format!("http://{}/metrics", start(proxy.admin_router(), &shutdown).await);
         let stack = Self {
             base,
