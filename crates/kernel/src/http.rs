@@ -189,9 +189,8 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
 
 /// A client-sent request id is kept only if it is short and plain; otherwise a new one is made.
 fn request_id_from(headers: &http::HeaderMap) -> HeaderValue {
-    let plain = |id: &[u8]| {
-        (1..=64).contains(&id.len()) && id.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
-    };
+    let plain =
+        |id: &[u8]| (1..=64).contains(&id.len()) && id.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b));
     match headers.get(&X_REQUEST_ID) {
         Some(id) if plain(id.as_bytes()) => id.clone(),
         _ => {

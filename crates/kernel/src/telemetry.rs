@@ -225,7 +225,10 @@ fn write_trace_headers(hop: &SpanContext, headers: &mut http::HeaderMap) {
         b";Sampled=",
         &[sampled],
     ];
-    for (name, parts) in [(TRACEPARENT, traceparent.as_slice()), (X_AMZN_TRACE_ID, xray.as_slice())] {
+    for (name, parts) in [
+        (TRACEPARENT, traceparent.as_slice()),
+        (X_AMZN_TRACE_ID, xray.as_slice()),
+    ] {
         if let Ok(value) = http::HeaderValue::from_bytes(&parts.concat()) {
             headers.insert(name, value);
         }
@@ -320,7 +323,13 @@ mod tests {
         let random = (0..1000_u16).map(|i| {
             // Not sampled, sampled, deferred, and deferred with sampled.
             let flags = TraceFlags::new(u8::try_from(i % 4).unwrap_or_default());
-            SpanContext::new(ids.new_trace_id(), ids.new_span_id(), flags, false, TraceState::default())
+            SpanContext::new(
+                ids.new_trace_id(),
+                ids.new_span_id(),
+                flags,
+                false,
+                TraceState::default(),
+            )
         });
         for hop in std::iter::once(leading_zeros).chain(random) {
             let mut ours = http::HeaderMap::new();
