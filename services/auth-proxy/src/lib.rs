@@ -467,6 +467,9 @@ async fn call_upstream(
         };
         let (failed, answer) = match tokio::time::timeout(route.timeout, forwarder.client.request(request)).await {
             Ok(Ok(response)) => (matches!(response.status().as_u16(), 502..=504), Ok(response)),
+            // The client's body grew past the limit (the edge cut it off): not the upstream's
+            // failure, so nothing is counted against it, and the client learns why.
+            Ok(Err(error)) if body_past_limit(&error) => return Err(Problem::of(ProblemType::PayloadTooLarge)),
             Ok(Err(error)) => {
                 tracing::warn!(%error, upstream, "upstream request failed");
                 (true, Err(Problem::of(ProblemType::BadGateway)))
@@ -480,6 +483,12 @@ async fn call_upstream(
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// Whether sending failed because the request body grew past the edge's limit.
+fn body_past_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |error| error.source())
+        .any(|error| error.is::<http_body_util::LengthLimitError>())
 }
 
 /// Tells the upstream who is calling. A claim that cannot be a header value is refused rather
