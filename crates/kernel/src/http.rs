@@ -41,8 +41,9 @@ pub fn with_edge_layers(router: Router, settings: &HttpSettings) -> Router {
 /// - turns whatever error response lacks a body of ours into problem+json;
 /// - sets the security headers on every response.
 ///
-/// One service, not a layer per concern: on the proxy's path each layer's future, box and
-/// header pass was a measurable part of its CPU (docs/performance.md).
+/// Two services ([`Edge`] outside CORS, [`Bounds`] inside it), not a layer per concern: on the
+/// proxy's path each layer's future, box and header pass was a measurable part of its CPU
+/// (docs/performance.md).
 #[derive(Debug, Clone)]
 pub struct EdgeLayer {
     body_limit: usize,
@@ -67,23 +68,31 @@ impl EdgeLayer {
 }
 
 impl<S> Layer<S> for EdgeLayer {
-    type Service = Edge<Either<Cors<S>, S>>;
+    type Service = Edge<Either<Cors<Bounds<S>>, Bounds<S>>>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Edge {
-            inner: match &self.cors {
-                Some(cors) => Either::Left(cors.layer(inner)),
-                None => Either::Right(inner),
-            },
+        let bounded = Bounds {
+            inner,
             body_limit: self.body_limit,
             timeout: self.timeout,
-        }
+        };
+        Edge(match &self.cors {
+            Some(cors) => Either::Left(cors.layer(bounded)),
+            None => Either::Right(bounded),
+        })
     }
 }
 
-/// The service [`EdgeLayer`] wraps around another.
+/// The outer part of [`EdgeLayer`]: the request's id and trace, its log line and the security
+/// headers, around everything else.
 #[derive(Debug, Clone)]
-pub struct Edge<S> {
+pub struct Edge<S>(S);
+
+/// The inner part of [`EdgeLayer`], inside CORS so that what it answers carries the CORS
+/// headers a browser needs to read it: the body limit, the timeout, and problem+json for bare
+/// errors.
+#[derive(Debug, Clone)]
+pub struct Bounds<S> {
     inner: S,
     body_limit: usize,
     timeout: Option<Duration>,
@@ -99,7 +108,7 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+        self.0.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
@@ -117,23 +126,53 @@ where
         let caller = telemetry::caller_trace(request.headers());
         // Read the clock only for a span that records the latency.
         let started = (!span.is_disabled()).then(Instant::now);
+        // The inner services only build their futures here; the handling runs when polled,
+        // inside the request's id scope and trace.
+        let handling = span.in_scope(|| self.0.call(request));
+        let scoped = scope_request_id(request_id.clone(), handling);
+        Box::pin(async move {
+            let response = telemetry::in_request_trace(span.clone(), caller, scoped).await;
+            Ok(finish(
+                response.unwrap_or_else(|never| match never {}),
+                &span,
+                started,
+                request_id,
+            ))
+        })
+    }
+}
+
+impl<S> Service<Request> for Bounds<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
         let size = request.body().size_hint();
         let handling = if size.lower() > self.body_limit as u64 {
             // Declared too large: refused before any of it is read.
             None
+        } else if size.upper().is_some_and(|upper| upper <= self.body_limit as u64) {
+            // Declared within the limit: it cannot grow past it (hyper reads exactly that much).
+            Some(self.inner.call(request))
         } else {
-            // A body of unknown length is counted as it is read; one whose length was declared
-            // within the limit cannot grow past it (hyper reads exactly that much).
-            if size.upper().is_none_or(|upper| upper > self.body_limit as u64) {
-                let limit = self.body_limit;
-                request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
-            }
-            // The inner services only build their futures here; the handling runs when polled,
-            // inside the request's id scope and trace.
-            Some(span.in_scope(|| self.inner.call(request)))
+            // Of unknown length: counted as it is read.
+            let limit = self.body_limit;
+            Some(
+                self.inner
+                    .call(request.map(|body| Body::new(http_body_util::Limited::new(body, limit)))),
+            )
         };
         let timeout = self.timeout;
-        let answer = async move {
+        Box::pin(async move {
             let response = match (handling, timeout) {
                 (None, _) => Problem::of(ProblemType::PayloadTooLarge).into_response(),
                 (Some(handling), None) => handling.await.unwrap_or_else(|never| match never {}),
@@ -142,12 +181,7 @@ where
                     Err(_) => Problem::of(ProblemType::ServiceUnavailable).into_response(),
                 },
             };
-            problem_for_bare_errors(response)
-        };
-        let scoped = scope_request_id(request_id.clone(), answer);
-        Box::pin(async move {
-            let response = telemetry::in_request_trace(span.clone(), caller, scoped).await;
-            Ok(finish(response, &span, started, request_id))
+            Ok(problem_for_bare_errors(response))
         })
     }
 }
@@ -404,6 +438,34 @@ mod tests {
             .expect("response");
         assert_eq!(response.status(), 503);
         assert_eq!(json(response).await["type"], "urn:rampart:problem:service-unavailable");
+    }
+
+    #[tokio::test]
+    async fn errors_the_edge_makes_carry_cors_headers_for_an_allowed_origin() {
+        let settings = HttpSettings {
+            cors_allowed_origins: vec!["https://app.example.com".into()],
+            body_limit_bytes: 16,
+            request_timeout_secs: 1,
+            ..HttpSettings::default()
+        };
+        let from_app = |request: http::request::Builder, body: Body| {
+            let request = request.header(header::ORIGIN, "https://app.example.com").body(body);
+            app(&settings).oneshot(request.expect("request"))
+        };
+        for (response, status) in [
+            (from_app(Request::post("/echo"), Body::from(vec![b'x'; 17])).await, 413),
+            (from_app(Request::get("/slow"), Body::empty()).await, 503),
+            (from_app(Request::get("/nope"), Body::empty()).await, 404),
+        ] {
+            let response = response.expect("response");
+            assert_eq!(response.status(), status);
+            assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+            assert_eq!(
+                response.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+                "https://app.example.com",
+                "{status}"
+            );
+        }
     }
 
     #[tokio::test]
