@@ -14,7 +14,6 @@ pub mod ratelimit;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -30,7 +29,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rampart_kernel::health::{self, ReadinessProbe};
-use rampart_kernel::http::EdgeLayer;
+use rampart_kernel::http::{EdgeLayer, ResponseFuture};
 use rampart_kernel::{Problem, ProblemType, Settings, now_unix};
 use rampart_tokens::jwt::{AccessClaims, Rejection};
 pub use rampart_verifier::IssuerConfig;
@@ -291,7 +290,7 @@ struct Gateway {
 impl Service<Request> for Gateway {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
