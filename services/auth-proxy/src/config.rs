@@ -91,6 +91,8 @@ pub struct Route {
     pub public: bool,
     /// Scopes a token must all carry.
     pub scopes: Vec<String>,
+    /// How long the upstream may keep a request waiting: for the start of its answer (then
+    /// 504), and again between any two parts of the answer (then the answer is cut off).
     pub timeout: Duration,
     /// The rate-limit class and its limit, if the route has one.
     pub rate_limit: Option<(String, Limit)>,

@@ -12,8 +12,11 @@ pub mod metrics;
 pub mod ratelimit;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -22,9 +25,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 pub use config::{ConfigError, ProxyConfig, Route};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Uri};
+use http_body::{Body as _, Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -418,7 +424,7 @@ async fn pass(
             if let Some(decision) = rate {
                 decision.write_headers(&mut parts.headers);
             }
-            Response::from_parts(parts, Body::new(body))
+            Response::from_parts(parts, Body::new(UpstreamBody::new(body, route.timeout)))
         }
         Err(problem) => problem.into_response(),
     }
@@ -433,7 +439,6 @@ async fn call_upstream(
     mut parts: http::request::Parts,
     body: Body,
 ) -> Result<http::Response<hyper::body::Incoming>, Problem> {
-    use http_body::Body as _;
     let upstream = route.upstream.authority().map_or("", |a| a.as_str());
     let replayable = route.retries
         && matches!(
@@ -441,6 +446,16 @@ async fn call_upstream(
             http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
         )
         && body.size_hint().exact() == Some(0);
+    // Whether the client's body has been read to its end; a bodiless request has been.
+    let body_read = Arc::new(AtomicBool::new(body.is_end_stream()));
+    let body = if body.is_end_stream() {
+        body
+    } else {
+        Body::new(ClientBody {
+            inner: body,
+            read: Arc::clone(&body_read),
+        })
+    };
     // The replay, if any, has an empty body: only bodiless requests are replayed.
     let mut body = Some(body);
     let breakers = &forwarder.proxy.0.breakers;
@@ -466,12 +481,20 @@ async fn call_upstream(
         };
         let (failed, answer) = match tokio::time::timeout(route.timeout, forwarder.client.request(request)).await {
             Ok(Ok(response)) => (matches!(response.status().as_u16(), 502..=504), Ok(response)),
-            // The client's body grew past the limit (the edge cut it off): not the upstream's
-            // failure, so nothing is counted against it, and the client learns why.
-            Ok(Err(error)) if body_past_limit(&error) => return Err(Problem::of(ProblemType::PayloadTooLarge)),
+            // Failures of the client's own making are not counted against the upstream: clients
+            // that break off or dawdle over their bodies must not be able to open its breaker.
             Ok(Err(error)) => {
+                if let Some(problem) = client_body_fault(&error) {
+                    return Err(problem);
+                }
                 tracing::warn!(%error, upstream, "upstream request failed");
                 (true, Err(Problem::of(ProblemType::BadGateway)))
+            }
+            Err(_) if !body_read.load(Ordering::Relaxed) => {
+                return Err(Problem::new(
+                    ProblemType::RequestTimeout,
+                    "The request body did not arrive within the route's timeout.",
+                ));
             }
             Err(_) => (true, Err(Problem::of(ProblemType::GatewayTimeout))),
         };
@@ -484,10 +507,115 @@ async fn call_upstream(
     }
 }
 
-/// Whether sending failed because the request body grew past the edge's limit.
-fn body_past_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(error), |error| error.source())
+/// The answer for a call that failed because of the client's body, if it did: the body grew
+/// past the edge's limit (413), or the client broke it off (400). Errors from the client's body
+/// are the only `axum::Error`s in a failed call's chain.
+fn client_body_fault(error: &(dyn std::error::Error + 'static)) -> Option<Problem> {
+    let mut chain = std::iter::successors(Some(error), |error| error.source());
+    if chain
+        .clone()
         .any(|error| error.is::<http_body_util::LengthLimitError>())
+    {
+        return Some(Problem::of(ProblemType::PayloadTooLarge));
+    }
+    chain.any(|error| error.is::<axum::Error>()).then(|| {
+        Problem::new(
+            ProblemType::MalformedRequest,
+            "The request body broke off before its end.",
+        )
+    })
+}
+
+/// The client's body on its way upstream, noting when it has been read to its end: a call
+/// whose time runs out before then was held up by its client, not by the upstream.
+struct ClientBody {
+    inner: Body,
+    read: Arc<AtomicBool>,
+}
+
+impl http_body::Body for ClientBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read.store(true, Ordering::Relaxed);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The upstream's answer on its way to the client. If the upstream falls silent mid-answer for
+/// longer than the route's timeout, the answer is cut off (the client's connection closes)
+/// rather than held open: the route's timeout bounds every wait on the upstream, not only the
+/// wait for its first byte.
+struct UpstreamBody {
+    inner: Incoming,
+    silence: Duration,
+    /// Armed only once the upstream keeps the proxy waiting, and re-armed after each frame.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    since_frame: bool,
+}
+
+impl UpstreamBody {
+    fn new(inner: Incoming, silence: Duration) -> Self {
+        Self {
+            inner,
+            silence,
+            deadline: None,
+            since_frame: false,
+        }
+    }
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.since_frame = true;
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        let deadline = tokio::time::Instant::now() + this.silence;
+        let sleep = match &mut this.deadline {
+            Some(sleep) if this.since_frame => {
+                sleep.as_mut().reset(deadline);
+                sleep
+            }
+            Some(sleep) => sleep,
+            None => this.deadline.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        this.since_frame = false;
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                tracing::warn!("the upstream fell silent mid-answer; the answer was cut off");
+                Poll::Ready(Some(Err(Box::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the upstream fell silent mid-answer",
+                )))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Tells the upstream who is calling. A claim that cannot be a header value is refused rather
