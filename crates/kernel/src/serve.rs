@@ -258,6 +258,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_client_that_dawdles_over_its_request_head_is_disconnected() {
+        let router = Router::new().route("/", get(|| async { "ok" }));
+        let settings = HttpSettings {
+            header_read_timeout_secs: 1,
+            ..HttpSettings::default()
+        };
+        let (addr, token, _handle) = start(router, settings).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        // A head that never ends (slow loris): no blank line.
+        stream.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n").await.expect("write");
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        assert!(
+            read.is_ok(),
+            "the connection was held open past the header-read timeout"
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(900),
+            "closed too early, after {waited:?}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&answer).contains("200"),
+            "the request was served"
+        );
+        token.cancel();
+    }
+
+    #[tokio::test]
     async fn client_address_is_available_to_handlers() {
         let router = Router::new().route(
             "/ip",

@@ -264,9 +264,14 @@ impl ProxyConfig {
         client
     }
 
-    /// The most specific route for `path`.
+    /// The most specific route for `path`. A prefix ends at a segment boundary: `/v1/version`
+    /// serves `/v1/version` and `/v1/version/…`, never `/v1/versions`, which may belong to a
+    /// route that needs a token.
     pub fn route(&self, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| path.starts_with(&r.prefix))
+        self.routes.iter().find(|r| {
+            path.strip_prefix(r.prefix.as_str())
+                .is_some_and(|rest| r.prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'))
+        })
     }
 }
 
@@ -428,6 +433,33 @@ timeout_ms = 5000
         assert_eq!(core.scopes, ["core:read"]);
         assert_eq!(core.timeout, Duration::from_secs(30));
         assert!(config.route("/elsewhere").is_none());
+    }
+
+    #[test]
+    fn a_prefix_matches_whole_segments_only() {
+        let config = with_routes(
+            r#"
+[[route]]
+prefix = "/v1/version"
+upstream = "http://core:8082"
+public = true
+
+[[route]]
+prefix = "/v1/"
+upstream = "http://core:8082"
+"#,
+        )
+        .expect("valid");
+        let public = |path| config.route(path).map(|r| r.public);
+        assert_eq!(public("/v1/version"), Some(true));
+        assert_eq!(public("/v1/version/detail"), Some(true));
+        assert_eq!(
+            public("/v1/versions"),
+            Some(false),
+            "a longer segment is another route's"
+        );
+        assert_eq!(public("/v1/version%2F..%2Fsecret"), Some(false));
+        assert_eq!(public("/v1"), None);
     }
 
     #[test]

@@ -259,6 +259,25 @@ pub fn is_identity_header(name: &HeaderName) -> bool {
     })
 }
 
+/// Whether a path segment is `.` or `..`, spelled out or percent-encoded (`%2e`). A path with
+/// one could match a public route here and name a protected one once the upstream resolves it
+/// (`/v1/version/../secret`), so the proxy refuses it rather than forwarding it.
+pub fn is_dot_segment(segment: &str) -> bool {
+    let mut rest = segment;
+    let mut dots = 0;
+    while !rest.is_empty() {
+        rest = if let Some(after) = rest.strip_prefix('.') {
+            after
+        } else if rest.len() >= 3 && rest.as_bytes()[..3].eq_ignore_ascii_case(b"%2e") {
+            &rest[3..]
+        } else {
+            return false;
+        };
+        dots += 1;
+    }
+    (1..=2).contains(&dots)
+}
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none: look before removing anything (each removal hashes the name).
     if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
@@ -317,6 +336,13 @@ async fn forward(forwarder: &Forwarder, request: Request) -> Response {
         return Problem::of(ProblemType::Internal).into_response();
     };
     let started = Instant::now();
+    if request.uri().path().split('/').any(is_dot_segment) {
+        return Problem::new(
+            ProblemType::MalformedRequest,
+            "The path has a '.' or '..' segment; send it resolved.",
+        )
+        .into_response();
+    }
     let config = forwarder.proxy.config();
     let route = config.route(request.uri().path());
     let response = match route {
@@ -672,6 +698,16 @@ mod tests {
                 .collect();
             let name = HeaderName::from_bytes(spelled.as_bytes()).expect("a valid header name");
             proptest::prop_assert!(is_identity_header(&name), "{}", spelled);
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_recognised_spelled_out_or_encoded() {
+        for segment in [".", "..", "%2e", "%2E%2e", ".%2E", "%2e."] {
+            assert!(is_dot_segment(segment), "{segment}");
+        }
+        for segment in ["", "...", "a.", ".a", "%2e%2e%2e", "%2", "%2f", "v1", "%25e"] {
+            assert!(!is_dot_segment(segment), "{segment}");
         }
     }
 

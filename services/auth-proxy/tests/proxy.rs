@@ -1033,3 +1033,32 @@ async fn clients_that_break_off_or_dawdle_over_their_bodies_do_not_open_the_brea
     let gauge = format!("rampart_proxy_breaker_state{{upstream=\"{echo}\"}} ");
     assert_eq!(stack.metric(&gauge).await.as_deref(), Some("0"));
 }
+
+#[tokio::test]
+async fn paths_with_dot_segments_are_refused_before_routing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    // Each would match the public auth route here, and name something else once resolved.
+    for path in [
+        "/v1/auth/../echo",
+        "/v1/auth/%2e%2e/echo",
+        "/v1/auth/./x",
+        "/v1/auth/.%2E/echo",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(stack.base.trim_start_matches("http://"))
+            .await
+            .expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nhost: proxy\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(answer.contains("application/problem+json"), "{path}: {answer}");
+    }
+    assert_eq!(
+        stack.get("/v1/auth/version", None).await.0,
+        200,
+        "resolved paths still pass"
+    );
+}
