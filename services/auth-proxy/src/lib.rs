@@ -442,6 +442,8 @@ async fn pass(
         headers.insert("x-forwarded-for", value);
     }
     rampart_kernel::telemetry::inject_current_context(headers);
+    // RFC 9110 §7.6.3: a gateway names itself, after any earlier hops, in what it forwards.
+    headers.append(header::VIA, via(parts.version));
 
     match call_upstream(forwarder, config, route, parts, body).await {
         Ok(response) => {
@@ -642,6 +644,18 @@ impl http_body::Body for UpstreamBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// This hop's `Via` entry: the protocol the client spoke, and a pseudonym rather than a host
+/// name or version.
+fn via(version: http::Version) -> HeaderValue {
+    HeaderValue::from_static(match version {
+        http::Version::HTTP_09 => "0.9 rampart",
+        http::Version::HTTP_10 => "1.0 rampart",
+        http::Version::HTTP_2 => "2 rampart",
+        http::Version::HTTP_3 => "3 rampart",
+        _ => "1.1 rampart",
+    })
 }
 
 /// Tells the upstream who is calling. A claim that cannot be a header value is refused rather

@@ -341,6 +341,7 @@ async fn a_valid_token_passes_with_identity_headers_and_spoofed_ones_never_arriv
             .starts_with("Root=1-5759e988-")
     );
     assert!(seen["x-request-id"].is_string());
+    assert_eq!(seen["via"], "1.1 rampart", "the proxy names itself as a hop");
 
     // Without a token, and without the scope a route requires.
     let (status, headers, body) = stack.get_full("/v1/echo", None).await;
