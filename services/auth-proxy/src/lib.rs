@@ -474,15 +474,16 @@ async fn call_upstream(
             http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
         )
         && body.size_hint().exact() == Some(0);
-    // Whether the client's body has been read to its end; a bodiless request has been.
-    let body_read = Arc::new(AtomicBool::new(body.is_end_stream()));
-    let body = if body.is_end_stream() {
-        body
+    // Whether the client's body has been read to its end; tracked only for requests with one.
+    let (body, body_read) = if body.is_end_stream() {
+        (body, None)
     } else {
-        Body::new(ClientBody {
+        let read = Arc::new(AtomicBool::new(false));
+        let body = Body::new(ClientBody {
             inner: body,
-            read: Arc::clone(&body_read),
-        })
+            read: Arc::clone(&read),
+        });
+        (body, Some(read))
     };
     // The replay, if any, has an empty body: only bodiless requests are replayed.
     let mut body = Some(body);
@@ -518,7 +519,7 @@ async fn call_upstream(
                 tracing::warn!(%error, upstream, "upstream request failed");
                 (true, Err(Problem::of(ProblemType::BadGateway)))
             }
-            Err(_) if !body_read.load(Ordering::Relaxed) => {
+            Err(_) if body_read.as_ref().is_some_and(|read| !read.load(Ordering::Relaxed)) => {
                 return Err(Problem::new(
                     ProblemType::RequestTimeout,
                     "The request body did not arrive within the route's timeout.",

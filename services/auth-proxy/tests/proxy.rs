@@ -69,13 +69,23 @@ fn echo_upstream() -> Router {
     }))
 }
 
+/// A raw connection to the proxy at `base`, for requests an HTTP client would not send as written.
+async fn connect(base: &str) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .expect("connect")
+}
+
+/// A `[[route]]` section: a public route from `prefix` to `upstream`, plus `extra` keys.
+fn public_route(prefix: &str, upstream: SocketAddr, extra: &str) -> String {
+    format!("\n[[route]]\nprefix = \"{prefix}\"\nupstream = \"http://{upstream}\"\npublic = true\n{extra}")
+}
+
 /// POSTs `size` bytes to `path` in 4 KiB chunks (no Content-Length), over a raw connection;
 /// returns the status and the whole answer.
 async fn send_chunked(base: &str, path: &str, token: &str, size: usize) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
-        .await
-        .expect("connect");
+    let mut stream = connect(base).await;
     let head = format!(
         "POST {path} HTTP/1.1\r\nhost: proxy\r\nauthorization: Bearer {token}\r\n\
          transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
@@ -801,7 +811,7 @@ async fn the_breaker_opens_on_a_failing_upstream_and_recovers() {
     let upstream = flaky.start(&stack.shutdown).await;
     stack.extend_config(
         "[breaker]\nmin_requests = 4\nopen_ms = 300\n",
-        &format!("\n[[route]]\nprefix = \"/v1/flaky\"\nupstream = \"http://{upstream}\"\npublic = true\n"),
+        &public_route("/v1/flaky", upstream, ""),
     );
     flaky.failing.store(true, Ordering::SeqCst);
     for _ in 0..4 {
@@ -837,10 +847,7 @@ async fn only_idempotent_requests_are_retried_and_only_where_the_route_allows() 
     let upstream = flaky.start(&stack.shutdown).await;
     stack.extend_config(
         "",
-        &format!(
-            "\n[[route]]\nprefix = \"/v1/retried\"\nupstream = \"http://{upstream}\"\npublic = true\nretries = true\n\
-             \n[[route]]\nprefix = \"/v1/once\"\nupstream = \"http://{upstream}\"\npublic = true\n"
-        ),
+        &(public_route("/v1/retried", upstream, "retries = true\n") + &public_route("/v1/once", upstream, "")),
     );
     let hits = || flaky.hits.load(Ordering::SeqCst);
     // A GET that fails once succeeds on its retry.
@@ -943,12 +950,7 @@ fn stalling_upstream() -> Router {
 async fn a_silent_upstream_is_a_504_and_a_stalled_answer_is_cut_off() {
     let stack = Stack::new(SigningAlgorithm::RS256).await;
     let upstream = start(stalling_upstream(), &stack.shutdown).await;
-    stack.extend_config(
-        "",
-        &format!(
-            "\n[[route]]\nprefix = \"/v1/slow/\"\nupstream = \"http://{upstream}\"\npublic = true\ntimeout_ms = 300\n"
-        ),
-    );
+    stack.extend_config("", &public_route("/v1/slow/", upstream, "timeout_ms = 300\n"));
     let started = Instant::now();
     let (status, body) = stack.get("/v1/slow/never", None).await;
     assert_eq!(status, 504, "{body}");
@@ -975,9 +977,7 @@ async fn a_silent_upstream_is_a_504_and_a_stalled_answer_is_cut_off() {
 /// carries only `sent`; returns the open stream.
 async fn start_upload(base: &str, path: &str, declared: usize, sent: usize) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;
-    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
-        .await
-        .expect("connect");
+    let mut stream = connect(base).await;
     let head = format!("POST {path} HTTP/1.1\r\nhost: proxy\r\ncontent-length: {declared}\r\n\r\n");
     stream.write_all(head.as_bytes()).await.expect("head");
     stream.write_all(&vec![b'x'; sent]).await.expect("part of the body");
@@ -991,9 +991,7 @@ async fn clients_that_break_off_or_dawdle_over_their_bodies_do_not_open_the_brea
     let echo = start(echo_upstream(), &stack.shutdown).await;
     stack.extend_config(
         "[breaker]\nmin_requests = 4\nopen_ms = 60000\n",
-        &format!(
-            "\n[[route]]\nprefix = \"/v1/uploads\"\nupstream = \"http://{echo}\"\npublic = true\ntimeout_ms = 300\n"
-        ),
+        &public_route("/v1/uploads", echo, "timeout_ms = 300\n"),
     );
     // Slow uploads: the route's time runs out while the body is still coming. The client is
     // told so (408); the upstream did nothing wrong.
@@ -1046,9 +1044,7 @@ async fn paths_with_dot_segments_are_refused_before_routing() {
         "/v1/auth/./x",
         "/v1/auth/.%2E/echo",
     ] {
-        let mut stream = tokio::net::TcpStream::connect(stack.base.trim_start_matches("http://"))
-            .await
-            .expect("connect");
+        let mut stream = connect(&stack.base).await;
         let request = format!("GET {path} HTTP/1.1\r\nhost: proxy\r\nconnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut answer = Vec::new();
