@@ -288,7 +288,14 @@ impl IdentityProvider for CognitoIdentity {
                 user_id: output.user_sub,
             }),
             Err(error) => match error.as_service_error() {
-                Some(e) if e.is_username_exists_exception() => Ok(SignUpOutcome::AlreadyExists),
+                Some(e) if e.is_username_exists_exception() => {
+                    // An owner who never confirmed gets a fresh code. Cognito mails nothing else,
+                    // so a confirmed owner is not told (docs/security.md).
+                    if let Err(error) = self.resend_confirmation(email).await {
+                        tracing::warn!(%error, "confirmation code could not be resent to a taken address");
+                    }
+                    Ok(SignUpOutcome::AlreadyExists)
+                }
                 Some(e) if e.is_invalid_password_exception() => Err(IdentityError::PasswordRefused),
                 _ => Err(unavailable(error)),
             },
@@ -481,6 +488,26 @@ impl IdentityProvider for CognitoIdentity {
     #[instrument(name = "identity.disable_totp", skip_all)]
     async fn disable_totp(&self, session: &ProviderSession) -> Result<(), IdentityError> {
         self.set_totp_preference(session, false).await
+    }
+
+    #[instrument(name = "identity.totp_enabled", skip_all)]
+    async fn totp_enabled(&self, session: &ProviderSession) -> Result<bool, IdentityError> {
+        let output = self
+            .client
+            .admin_get_user()
+            .user_pool_id(&self.user_pool_id)
+            .username(&session.user.id)
+            .send()
+            .await
+            .map_err(|error| {
+                failed(error, |code, _| {
+                    (code == "UserNotFoundException").then_some(IdentityError::SessionInvalid)
+                })
+            })?;
+        Ok(output
+            .user_mfa_setting_list()
+            .iter()
+            .any(|setting| setting == "SOFTWARE_TOKEN_MFA"))
     }
 
     #[instrument(name = "identity.forgot_password", skip_all)]

@@ -5,7 +5,7 @@
 //! Next to `identity.sqlite` it keeps `outbox.log` (0600): one line per code "sent", which is how
 //! a person running Rampart locally reads their confirmation and reset codes. The codes
 //! themselves are stored only as SHA-256 digests bound to the user and purpose, expire
-//! (confirmation 24 h, reset 15 min), are single-use and are burnt after five wrong attempts.
+//! (confirmation 24 h, reset 10 min, as ASVS 5.0 6.5.5 asks), are single-use and are burnt after five wrong attempts.
 //!
 //! TOTP secrets are stored as they are in SQLite, because the server must compute codes from
 //! them. The file is owner-only (0600, in the 0700 data directory), which is the protection the
@@ -32,7 +32,7 @@ use crate::{argon, totp};
 /// How long a sign-up confirmation code is valid.
 pub const CONFIRMATION_CODE_TTL_SECS: i64 = 24 * 60 * 60;
 /// How long a password-reset code is valid.
-pub const RESET_CODE_TTL_SECS: i64 = 15 * 60;
+pub const RESET_CODE_TTL_SECS: i64 = 10 * 60;
 /// Wrong answers after which a code or MFA challenge is burnt.
 pub const MAX_ATTEMPTS: i64 = 5;
 /// How long an MFA challenge may be answered.
@@ -87,7 +87,11 @@ impl CodePurpose {
 /// The stored form of a code: SHA-256 over purpose, user and code, so a digest is useless for any
 /// other account or purpose.
 fn code_digest(purpose: CodePurpose, user_id: &str, code: &str) -> Vec<u8> {
-    let input = format!("rampart-code\0{}\0{user_id}\0{}", purpose.as_str(), code.trim());
+    let input = format!(
+        "rampart-code\0{}\0{user_id}\0{}",
+        purpose.as_str(),
+        normalise_code(code)
+    );
     digest::digest(&digest::SHA256, input.as_bytes()).as_ref().to_vec()
 }
 
@@ -101,16 +105,27 @@ fn random_bytes<const N: usize>() -> Result<secrecy::zeroize::Zeroizing<[u8; N]>
     Ok(bytes)
 }
 
-/// Six uniformly random digits: 32-bit draws at or above the largest multiple of 10^6 are
-/// redrawn, so no code is likelier than another.
+/// The characters of an emailed code: Crockford's base32, without the letters that read
+/// like digits (I, L, O, U). Codes are matched case-insensitively.
+pub const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Characters per emailed code: 40 random bits, so a year of guessing at the auth API's code
+/// budget stays far below one chance in a million (`docs/security.md`).
+pub const CODE_LENGTH: usize = 8;
+
+/// A uniformly random code: each character takes five bits of a random byte, so none is
+/// likelier than another.
 fn random_code() -> Result<SecretString, IdentityError> {
-    const LIMIT: u32 = u32::MAX - u32::MAX % 1_000_000;
-    loop {
-        let n = u32::from_be_bytes(*random_bytes::<4>()?);
-        if n < LIMIT {
-            return Ok(SecretString::from(format!("{:06}", n % 1_000_000)));
-        }
-    }
+    let bytes = random_bytes::<CODE_LENGTH>()?;
+    let code: String = bytes
+        .iter()
+        .map(|b| char::from(CODE_ALPHABET[usize::from(b & 0x1f)]))
+        .collect();
+    Ok(SecretString::from(code))
+}
+
+/// A code as typed: case and surrounding space do not matter.
+fn normalise_code(code: &str) -> String {
+    code.trim().to_ascii_uppercase()
 }
 
 fn status_from(text: &str) -> UserStatus {
@@ -249,6 +264,27 @@ fn consume_code(
 
 /// "Sends" a code by appending it to the outbox (0600).
 fn deliver(outbox: &Path, email: &Email, purpose: CodePurpose, code: &SecretString) -> Result<(), IdentityError> {
+    let line = secrecy::zeroize::Zeroizing::new(format!(
+        "{} to={} purpose={} code={} valid_for={}s\n",
+        now(),
+        email.as_str(),
+        purpose.as_str(),
+        code.expose_secret(),
+        purpose.ttl_secs()
+    ));
+    append_to_outbox(outbox, &line)
+}
+
+/// Tells the owner of a confirmed account that someone tried to register it again: the caller
+/// is answered as for a new address, so only the mailbox learns the address is taken.
+fn notify_taken(outbox: &Path, email: &Email) -> Result<(), IdentityError> {
+    append_to_outbox(
+        outbox,
+        &format!("{} to={} purpose=already_registered\n", now(), email.as_str()),
+    )
+}
+
+fn append_to_outbox(outbox: &Path, line: &str) -> Result<(), IdentityError> {
     let mut options = std::fs::OpenOptions::new();
     options.create(true).append(true);
     #[cfg(unix)]
@@ -263,15 +299,19 @@ fn deliver(outbox: &Path, email: &Email, purpose: CodePurpose, code: &SecretStri
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(unavailable)?;
     }
-    let line = secrecy::zeroize::Zeroizing::new(format!(
-        "{} to={} purpose={} code={} valid_for={}s\n",
-        now(),
-        email.as_str(),
-        purpose.as_str(),
-        code.expose_secret(),
-        purpose.ttl_secs()
-    ));
     file.write_all(line.as_bytes()).map_err(unavailable)
+}
+
+/// Sign-ups not confirmed within the confirmation code's lifetime expire, freeing the address
+/// for its real owner (nobody can hold an address they cannot read mail for).
+fn forget_expired_sign_ups(connection: &Connection) -> Result<(), IdentityError> {
+    connection
+        .execute(
+            "DELETE FROM users WHERE status = 'unconfirmed' AND created_at <= ?1",
+            params![now() - CONFIRMATION_CODE_TTL_SECS],
+        )
+        .map(|_| ())
+        .map_err(unavailable)
 }
 
 /// The only log line about a code: who it went to and why, never the code.
@@ -327,7 +367,9 @@ impl EmbeddedIdentity {
                     expires_at INTEGER NOT NULL,
                     failed_attempts INTEGER NOT NULL DEFAULT 0
                  );
-                 CREATE INDEX IF NOT EXISTS mfa_challenges_by_expiry ON mfa_challenges (expires_at);",
+                 CREATE INDEX IF NOT EXISTS mfa_challenges_by_expiry ON mfa_challenges (expires_at);
+                 CREATE INDEX IF NOT EXISTS unconfirmed_users_by_age ON users (created_at)
+                    WHERE status = 'unconfirmed';",
             )
             .map_err(unavailable)?;
         // Computed now so the first sign-in with an unknown email is not the slow one.
@@ -339,7 +381,7 @@ impl EmbeddedIdentity {
     }
 
     /// Where codes are "emailed": `outbox.log` next to the SQLite file, one line per message,
-    /// `<unix time> to=<email> purpose=<confirm_sign_up|reset_password> code=<6 digits> valid_for=<s>s`.
+    /// `<unix time> to=<email> purpose=<confirm_sign_up|reset_password> code=<8 characters> valid_for=<s>s`.
     pub fn outbox_path(&self) -> &Path {
         &self.outbox
     }
@@ -396,6 +438,7 @@ impl EmbeddedIdentity {
         let delivered = self
             .run(move |connection| {
                 let tx = immediate(connection)?;
+                forget_expired_sign_ups(&tx)?;
                 let delivered = match user_by_email(&tx, &recipient)? {
                     Some((id, _, status)) if status == wanted => {
                         let code = issue_code(&tx, &id, purpose)?;
@@ -480,6 +523,7 @@ impl IdentityProvider for EmbeddedIdentity {
         let outcome = self
             .run(move |connection| {
                 let tx = immediate(connection)?;
+                forget_expired_sign_ups(&tx)?;
                 let id = uuid::Uuid::new_v4().to_string();
                 let inserted = tx
                     .execute(
@@ -489,6 +533,16 @@ impl IdentityProvider for EmbeddedIdentity {
                     )
                     .map_err(unavailable)?;
                 if inserted != 1 {
+                    // The owner learns of it by mail: a fresh code if they never confirmed.
+                    match user_by_email(&tx, &recipient)? {
+                        Some((id, _, UserStatus::Unconfirmed)) => {
+                            let code = issue_code(&tx, &id, CodePurpose::ConfirmSignUp)?;
+                            deliver(&outbox, &recipient, CodePurpose::ConfirmSignUp, &code)?;
+                        }
+                        Some((_, _, UserStatus::Confirmed)) => notify_taken(&outbox, &recipient)?,
+                        _ => {}
+                    }
+                    tx.commit().map_err(unavailable)?;
                     return Ok(SignUpOutcome::AlreadyExists);
                 }
                 // The code is written to the outbox before the commit: either the account
@@ -659,6 +713,22 @@ impl IdentityProvider for EmbeddedIdentity {
             )
             .map_err(unavailable)?;
             tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    #[instrument(name = "identity.totp_enabled", skip_all)]
+    async fn totp_enabled(&self, session: &ProviderSession) -> Result<bool, IdentityError> {
+        let id = session.user.id.clone();
+        self.run(move |connection| {
+            session_user(connection, &id)?;
+            connection
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = ?1 AND secret IS NOT NULL)",
+                    params![id],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)
         })
         .await
     }
@@ -841,7 +911,7 @@ mod tests {
         let needle = format!("to={} purpose={} code=", email.as_str(), purpose.as_str());
         text.lines()
             .rev()
-            .find_map(|line| line.split_once(&needle).map(|(_, rest)| rest[..6].to_owned()))
+            .find_map(|line| line.split_once(&needle).map(|(_, rest)| rest[..CODE_LENGTH].to_owned()))
             .expect("a code in the outbox")
     }
 
@@ -907,7 +977,10 @@ mod tests {
             .await
             .expect("sign up");
         let code = outbox_code(&store, &email, CodePurpose::ConfirmSignUp);
-        assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()), "{code:?}");
+        assert!(
+            code.len() == CODE_LENGTH && code.bytes().all(|b| CODE_ALPHABET.contains(&b)),
+            "{code:?}"
+        );
         let (stored, expires_at): (Vec<u8>, i64) = store
             .run(|c| {
                 c.query_row("SELECT code_hash, expires_at FROM one_time_codes", [], |r| {
@@ -938,16 +1011,100 @@ mod tests {
     }
 
     #[test]
-    fn random_codes_are_six_digits_and_vary() {
-        let codes: std::collections::HashSet<String> = (0..50)
+    fn random_codes_use_every_character_of_the_alphabet_evenly() {
+        let codes: Vec<String> = (0..2000)
             .map(|_| random_code().expect("code").expose_secret().to_owned())
             .collect();
         assert!(
             codes
                 .iter()
-                .all(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))
+                .all(|c| c.len() == CODE_LENGTH && c.bytes().all(|b| CODE_ALPHABET.contains(&b)))
         );
-        assert!(codes.len() > 45, "50 draws from a million should hardly collide");
+        let distinct: std::collections::HashSet<&String> = codes.iter().collect();
+        assert_eq!(distinct.len(), codes.len(), "2000 draws from 2^40 should not collide");
+        // 16,000 characters over 32 symbols: 500 each on average; a biased draw (e.g. a modulo
+        // over an alphabet that does not divide 256) would push some far off.
+        for symbol in CODE_ALPHABET {
+            let seen = codes.iter().flat_map(|c| c.bytes()).filter(|b| b == symbol).count();
+            assert!((380..=620).contains(&seen), "{} seen {seen} times", char::from(*symbol));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unconfirmed_sign_up_expires_and_frees_the_address() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir);
+        let email = email("squatted");
+        let SignUpOutcome::Created { user_id: squatter } = store
+            .sign_up(&email, &password("squatter chosen words"))
+            .await
+            .expect("sign up")
+        else {
+            panic!("a new address is created");
+        };
+        // Within the day the address stays taken...
+        assert_eq!(
+            store
+                .sign_up(&email, &password("owner chosen words"))
+                .await
+                .expect("again"),
+            SignUpOutcome::AlreadyExists
+        );
+        // ...after it, the unconfirmed sign-up is gone and the owner can register.
+        sql(&store, "UPDATE users SET created_at = created_at - 86400").await;
+        let SignUpOutcome::Created { user_id: owner } = store
+            .sign_up(&email, &password("owner chosen words"))
+            .await
+            .expect("sign up")
+        else {
+            panic!("the expired sign-up freed the address");
+        };
+        assert_ne!(owner, squatter);
+        let code = outbox_code(&store, &email, CodePurpose::ConfirmSignUp);
+        store.confirm_sign_up(&email, &code).await.expect("confirm");
+        assert!(matches!(
+            store.authenticate(&email, &password("owner chosen words")).await,
+            Ok(LoginOutcome::Authenticated(_))
+        ));
+        assert!(matches!(
+            store.authenticate(&email, &password("squatter chosen words")).await,
+            Err(IdentityError::InvalidCredentials)
+        ));
+    }
+
+    #[tokio::test]
+    async fn registering_a_taken_address_tells_its_owner_by_mail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir);
+        let email = email("taken");
+        signed_in(&store, &email).await;
+        let outbox = || std::fs::read_to_string(store.outbox_path()).expect("outbox");
+        let notice = format!("to={} purpose=already_registered", email.as_str());
+        assert!(!outbox().contains(&notice));
+        assert_eq!(
+            store
+                .sign_up(&email, &password("someone else entirely"))
+                .await
+                .expect("sign up"),
+            SignUpOutcome::AlreadyExists
+        );
+        assert!(outbox().contains(&notice), "{}", outbox());
+    }
+
+    #[tokio::test]
+    async fn codes_are_matched_whatever_their_case() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir);
+        let email = email("ada");
+        store
+            .sign_up(&email, &password("correct horse battery"))
+            .await
+            .expect("sign up");
+        let code = outbox_code(&store, &email, CodePurpose::ConfirmSignUp);
+        store
+            .confirm_sign_up(&email, &format!(" {} ", code.to_ascii_lowercase()))
+            .await
+            .expect("a lower-case code with spaces around it confirms");
     }
 
     #[tokio::test]
@@ -965,13 +1122,13 @@ mod tests {
             store.confirm_sign_up(&email, &code).await,
             Err(IdentityError::InvalidCode)
         ));
-        // A fresh code works, and the reset code expires after 15 minutes.
+        // A fresh code works, and the reset code expires after 10 minutes.
         store.resend_confirmation(&email).await.expect("resend");
         let code = outbox_code(&store, &email, CodePurpose::ConfirmSignUp);
         store.confirm_sign_up(&email, &code).await.expect("confirm");
         store.forgot_password(&email).await.expect("forgot");
         let code = outbox_code(&store, &email, CodePurpose::ResetPassword);
-        sql(&store, "UPDATE one_time_codes SET expires_at = expires_at - 900").await;
+        sql(&store, "UPDATE one_time_codes SET expires_at = expires_at - 600").await;
         assert!(matches!(
             store
                 .reset_password(&email, &code, &password("a new long password"))

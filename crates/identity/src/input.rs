@@ -122,8 +122,17 @@ mod tests {
     fn password_length_counts_characters_after_normalisation() {
         assert_eq!(Password::parse("short").err(), Some(InputError::PasswordTooShort));
         assert!(Password::parse("correct horse battery").is_ok());
-        // Twelve non-ASCII characters are twelve characters, not 24+ bytes.
-        assert!(Password::parse("пароль-пароль").is_ok());
+        // Characters count, not bytes: eleven two-byte characters (22 bytes) are too few, and
+        // 128 of them (256 bytes) are not too many.
+        assert_eq!(
+            Password::parse(&"ж".repeat(11)).err(),
+            Some(InputError::PasswordTooShort)
+        );
+        assert!(Password::parse(&"жёлтый".repeat(22).chars().take(128).collect::<String>()).is_ok());
+        assert_eq!(
+            Password::for_sign_in(&"ж".repeat(128)).map(|p| p.expose().len()).ok(),
+            Some(256)
+        );
         assert_eq!(
             Password::parse(&"x".repeat(129)).err(),
             Some(InputError::PasswordTooLong)

@@ -135,6 +135,9 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
     async fn confirm_totp_enrolment(&self, session: &ProviderSession, code: &str) -> Result<(), IdentityError>;
     /// Turns TOTP off. Whether that needs a fresh proof (password or code) is the caller's policy.
     async fn disable_totp(&self, session: &ProviderSession) -> Result<(), IdentityError>;
+    /// Whether sign-in asks this user for a TOTP code: then changing the factor needs a recent
+    /// sign-in that answered one.
+    async fn totp_enabled(&self, session: &ProviderSession) -> Result<bool, IdentityError>;
 
     /// Sends a password-reset code to a confirmed account. `Ok` for any other email too.
     async fn forgot_password(&self, email: &Email) -> Result<(), IdentityError>;

@@ -12,9 +12,9 @@
 //!   with `ResourceNotFoundException`. No attempt limits.
 //! - TOTP: `AssociateSoftwareToken` hands every user the same secret, and codes are checked only
 //!   when the server runs with `MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP=true` (then for the current
-//!   30-second step only, with no replay guard); otherwise any code passes. The contract asserts
-//!   rejection of wrong codes when that variable is set for the tests (the launcher passes the
-//!   test environment on to moto).
+//!   30-second step only, with no replay guard); otherwise any code passes. Both ways this suite
+//!   gets a moto (`scripts/test`, and the testkit launcher) start it with that variable, so the
+//!   contract asserts that moto refuses wrong codes: a moto started without it fails loudly.
 //! - A used or unknown MFA `Session` gets `ResourceNotFoundException` (AWS: `NotAuthorized`).
 //! - A disabled user is told so before the password is checked.
 
@@ -159,8 +159,7 @@ impl Harness for Cognito {
         Enforces {
             sign_up_codes: false,
             resend: false,
-            totp_codes: std::env::var("MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP")
-                .is_ok_and(|v| v.eq_ignore_ascii_case("true")),
+            totp_codes: true,
             totp_window_steps: 0,
             totp_replay_guard: false,
             precise_refusals: false,

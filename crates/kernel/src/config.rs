@@ -11,6 +11,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::forwarded::TrustedProxies;
+
 /// Environment variable naming an optional TOML file read beneath the environment.
 pub const CONFIG_FILE_ENV: &str = "RAMPART_CONFIG";
 /// Prefix of every Rampart environment variable.
@@ -120,6 +122,8 @@ pub struct HttpSettings {
     pub drain_timeout_secs: u64,
     /// Browser origins allowed by CORS; empty allows none.
     pub cors_allowed_origins: Vec<String>,
+    /// Peers (addresses or CIDRs) whose `X-Forwarded-For` names the client; empty trusts none.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for HttpSettings {
@@ -132,6 +136,7 @@ impl Default for HttpSettings {
             header_read_timeout_secs: 5,
             drain_timeout_secs: 20,
             cors_allowed_origins: Vec::new(),
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -390,7 +395,51 @@ impl Settings {
         {
             return Err(ConfigError::new("telemetry.otlp_endpoint", "must be an http(s) URL"));
         }
+        let mut hazards = self.production_hazards().into_iter();
+        if let Some(mut first) = hazards.next() {
+            for more in hazards {
+                first.message = format!("{}; and {more}", first.message);
+            }
+            return Err(first);
+        }
         Ok(())
+    }
+
+    /// Values that serve a laptop but endanger a deployment, each refused with
+    /// `backend = "aws"` (all named in one error, so one `rampart config check` finds them all).
+    pub fn production_hazards(&self) -> Vec<ConfigError> {
+        let mut hazards = Vec::new();
+        if self.backend != Backend::Aws {
+            return hazards;
+        }
+        if !https_or_loopback(&self.tokens.issuer) {
+            hazards.push(ConfigError::new(
+                "tokens.issuer",
+                "must be an https URL with backend = \"aws\" (plain http only on a loopback host): \
+                 relying parties fetch the signing keys from it",
+            ));
+        }
+        if let Some(origin) = self.http.cors_allowed_origins.iter().find(|o| !https_or_loopback(o)) {
+            hazards.push(ConfigError::new(
+                "http.cors_allowed_origins",
+                format!("{origin:?} must be https with backend = \"aws\": a page served over plain http can be altered in transit"),
+            ));
+        }
+        if self.http.trusted_proxies.trusts_everyone() {
+            hazards.push(ConfigError::new(
+                "http.trusted_proxies",
+                "trusts every address, so any client could choose the address it is throttled and audited by",
+            ));
+        }
+        let filter = self.telemetry.log_level.to_ascii_lowercase();
+        if filter.contains("debug") || filter.contains("trace") {
+            hazards.push(ConfigError::new(
+                "telemetry.log_level",
+                "must not enable debug or trace with backend = \"aws\": the AWS SDK logs request bodies there, \
+                 Cognito passwords among them",
+            ));
+        }
+        hazards
     }
 
     /// Creates `data_dir` (owner-only, 0700) if needed and returns the path of `file` in it.
@@ -416,6 +465,23 @@ impl Settings {
     }
 }
 
+/// Whether `url` is https, or http to a loopback host (a local emulator or collector).
+fn https_or_loopback(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,6 +489,44 @@ mod tests {
 
     fn from_toml(toml: &str) -> Result<Settings, ConfigError> {
         Settings::from_figment(Figment::new().merge(Toml::string(toml)))
+    }
+
+    #[test]
+    fn unsafe_production_values_are_all_named_with_the_aws_backend() {
+        let risky = "tokens.issuer = \"http://auth.example.com\"\n\
+                     http.trusted_proxies = [\"0.0.0.0/0\"]\n\
+                     http.cors_allowed_origins = [\"http://app.example.com\"]\n\
+                     telemetry.log_level = \"aws_smithy_runtime=trace,info\"\n";
+        // Harmless on a laptop...
+        from_toml(risky).expect("the embedded backend takes them");
+        // ...refused for a deployment, every one of them in the one message.
+        let error = from_toml(&format!("backend = \"aws\"\n{risky}")).expect_err("refused");
+        assert_eq!(error.key, "tokens.issuer");
+        let text = error.to_string();
+        for key in [
+            "http.cors_allowed_origins",
+            "http.trusted_proxies",
+            "telemetry.log_level",
+        ] {
+            assert!(text.contains(key), "{key} named in: {text}");
+        }
+        // Loopback over plain http is an emulator or a local collector, not a deployment hazard.
+        for issuer in [
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "http://[::1]:9000/x",
+            "https://auth.example.com",
+        ] {
+            from_toml(&format!("backend = \"aws\"\ntokens.issuer = \"{issuer}\"")).expect(issuer);
+        }
+        for issuer in [
+            "http://127.0.0.1.example.com",
+            "http://user@evil.example",
+            "http://localhost.example",
+        ] {
+            let error = from_toml(&format!("backend = \"aws\"\ntokens.issuer = \"{issuer}\"")).expect_err(issuer);
+            assert_eq!(error.key, "tokens.issuer");
+        }
     }
 
     #[test]

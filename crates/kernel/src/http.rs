@@ -37,6 +37,7 @@ pub fn with_edge_layers(router: Router, settings: &HttpSettings) -> Router {
 ///
 /// - gives each request its id and trace, kept for everything its handling logs, answers and
 ///   sends on, and logs its outcome;
+/// - refuses paths that servers read differently (`crate::path`) before any routing;
 /// - refuses a declared-too-large body before reading any of it (413), and cuts off one that
 ///   grows past the limit while it is read;
 /// - answers 503 instead of holding the connection when the handling takes too long;
@@ -159,6 +160,9 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        if let Some(reason) = crate::path::ambiguity(request.uri().path()) {
+            return Box::pin(async move { Ok(Problem::new(ProblemType::MalformedRequest, reason).into_response()) });
+        }
         let size = request.body().size_hint();
         let handling = if size.lower() > self.body_limit as u64 {
             // Declared too large: refused before any of it is read.

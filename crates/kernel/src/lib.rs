@@ -3,8 +3,10 @@
 pub mod aws;
 pub mod config;
 pub mod extract;
+pub mod forwarded;
 pub mod health;
 pub mod http;
+pub mod path;
 pub mod problem;
 pub mod schema;
 pub mod serve;
@@ -18,4 +20,11 @@ pub fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Milliseconds since the Unix epoch: the clock of throttles and audit records.
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use rampart_auth_function::Backends;
 use rampart_auth_proxy::{AuthProxy, ProxyConfig};
+use rampart_kernel::forwarded::TrustedProxies;
 use rampart_kernel::serve::{bind, serve, serve_on_threads, shutdown_signal, threads_per_listener};
 use rampart_kernel::{Backend, Settings};
 use tokio_util::sync::CancellationToken;
@@ -40,7 +41,10 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     );
 
     let store = backends.store.clone();
-    let auth = rampart_auth_function::router(backends, &settings);
+    // The proxy in front reaches auth over loopback, so auth believes its X-Forwarded-For.
+    let mut auth_settings = settings.clone();
+    auth_settings.http.trusted_proxies = settings.http.trusted_proxies.clone().with(&TrustedProxies::loopback());
+    let auth = rampart_auth_function::router(backends, &auth_settings);
     let core = rampart_core::router(store, &settings);
     let proxy_config = match &routes_file {
         Some(path) => ProxyConfig::load(path)?,

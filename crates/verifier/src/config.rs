@@ -75,7 +75,7 @@ impl IssuerConfig {
         let tokens = &settings.tokens;
         Ok(Self {
             leeway_secs: tokens.leeway_secs,
-            revocation_retention_secs: tokens.access_token_ttl_secs + tokens.leeway_secs + 60,
+            revocation_retention_secs: rampart_kernel::config::MAX_ACCESS_TOKEN_TTL_SECS + tokens.leeway_secs + 60,
             ..Self::new(
                 tokens.issuer.clone(),
                 tokens.audience.clone(),
@@ -111,6 +111,15 @@ impl IssuerConfig {
             if !(min..=max).contains(&value) {
                 return error(field, format!("must be between {min} and {max}"));
             }
+        }
+        // A revocation forgotten while the revoked session's tokens still pass lets them pass
+        // again: keep each as long as the longest-lived token is accepted.
+        let longest = rampart_kernel::config::MAX_ACCESS_TOKEN_TTL_SECS + self.leeway_secs;
+        if self.revocation_retention_secs < longest {
+            return error(
+                "revocation_retention_secs",
+                format!("must be at least {longest} (the longest access-token lifetime and the leeway)"),
+            );
         }
         if self.revocation_poll_ms >= self.revocation_bound_secs * 1000 {
             return error(
@@ -219,6 +228,8 @@ revocations_url = "https://auth.example/r"
             ("revocation_poll_ms = 5000", "revocation_poll_ms"),
             ("max_token_bytes = 10", "max_token_bytes"),
             ("verified_cache_entries = 20000000", "verified_cache_entries"),
+            // Shorter than a token lives: a revoked session's tokens would pass once forgotten.
+            ("revocation_retention_secs = 600", "revocation_retention_secs"),
         ] {
             let error = parse(extra).expect("parses").check().expect_err(extra);
             assert_eq!(error.field, field, "{extra}");

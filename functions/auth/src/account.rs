@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use rampart_identity::ProviderSession;
 use rampart_kernel::extract::Json;
 use rampart_kernel::{Problem, ProblemType};
 use secrecy::ExposeSecret;
@@ -14,11 +15,37 @@ use crate::audit::{EventKind, Outcome};
 use crate::error::ApiError;
 use crate::extract::{AuthUser, ClientInfo};
 use crate::input::{code, current_password, new_password};
-use crate::signin::{counters, no_store, user_event};
-use crate::{App, now_unix};
+use crate::signin::{no_store, user_event};
+use crate::throttle::Counter;
+use crate::{App, now_unix, now_unix_ms};
 
-/// Turning MFA off needs a sign-in at most this old, so a stolen refresh token alone cannot.
+/// Changing the second factor needs a sign-in at most this old, so a stolen refresh token
+/// alone cannot.
 pub const RECENT_SIGN_IN_SECS: i64 = 15 * 60;
+
+/// Enrolling or turning off TOTP needs a sign-in within [`RECENT_SIGN_IN_SECS`], and, while TOTP
+/// is on, one that answered a code from it: a stolen access token can neither rebind the
+/// factor to the thief's authenticator nor remove it.
+async fn step_up(
+    app: &App,
+    client: &ClientInfo,
+    user: &AuthUser,
+    session: &ProviderSession,
+    kind: EventKind,
+) -> Result<(), ApiError> {
+    let recent = now_unix() - user.session.auth_time <= RECENT_SIGN_IN_SECS;
+    let answered_totp = user.session.amr.iter().any(|method| method == "otp");
+    if recent && (answered_totp || !app.backends.identity.totp_enabled(session).await?) {
+        return Ok(());
+    }
+    let reason = if recent { "totp_not_answered" } else { "sign_in_too_old" };
+    app.record(user_event(client, user, kind).failed(Outcome::Failure, reason))
+        .await;
+    Err(ApiError(Problem::new(
+        ProblemType::Forbidden,
+        "Sign in again, with your authenticator code if you use one, to change two-factor authentication.",
+    )))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
@@ -147,10 +174,11 @@ pub async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     let old = current_password("/current_password", &request.current_password)?;
     let new = new_password("/new_password", &request.new_password)?;
-    // A stolen access token must not become a password oracle.
-    let counters = counters(&user.session.email, &client);
+    // A stolen access token must not become a password oracle; its guesses count against its
+    // own session, never the owner's other sign-ins.
+    let counter = [Counter::session(&user.session.id)];
     let now = now_unix();
-    app.throttle.begin_attempt(&counters[..1], now).await?;
+    app.throttle.begin_attempt(&counter, now_unix_ms()).await?;
     let result = app
         .backends
         .identity
@@ -159,7 +187,7 @@ pub async fn change_password(
     app.record(user_event(&client, &user, EventKind::PasswordChange).with_result(&result))
         .await;
     result?;
-    app.throttle.succeeded(&counters[0], None, now).await?;
+    app.throttle.forget(&counter).await?;
     app.sessions
         .revoke_all(&user.session.user_id, Some(&user.session.id), now)
         .await?;
@@ -167,14 +195,14 @@ pub async fn change_password(
 }
 
 /// Starts TOTP enrolment: returns a new secret, effective once a code from it is verified.
+/// Needs a sign-in within the last 15 minutes, one that answered a TOTP code if TOTP is on.
 #[utoipa::path(post, path = "/v1/auth/mfa/totp", tag = "mfa", security(("bearer" = [])),
-    responses((status = 200, body = TotpEnrolmentView), (status = 401, description = "No valid access token", content_type = "application/problem+json")))]
-pub async fn begin_totp(State(app): State<App>, user: AuthUser) -> Result<Response, ApiError> {
-    let enrolment = app
-        .backends
-        .identity
-        .begin_totp_enrolment(&user.provider_session(&app).await?)
-        .await?;
+    responses((status = 200, body = TotpEnrolmentView), (status = 401, description = "No valid access token", content_type = "application/problem+json"),
+        (status = 403, description = "Sign in again first (with a TOTP code if TOTP is on)", content_type = "application/problem+json")))]
+pub async fn begin_totp(State(app): State<App>, client: ClientInfo, user: AuthUser) -> Result<Response, ApiError> {
+    let session = user.provider_session(&app).await?;
+    step_up(&app, &client, &user, &session, EventKind::MfaEnrol).await?;
+    let enrolment = app.backends.identity.begin_totp_enrolment(&session).await?;
     Ok(no_store(TotpEnrolmentView {
         secret: enrolment.secret.expose_secret().to_string(),
         otpauth_uri: enrolment.otpauth_uri.expose_secret().to_string(),
@@ -205,24 +233,15 @@ pub async fn verify_totp(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Turns TOTP off. Needs a sign-in within the last 15 minutes; other sessions end.
+/// Turns TOTP off. Needs a sign-in within the last 15 minutes that answered a TOTP code; other
+/// sessions end.
 #[utoipa::path(delete, path = "/v1/auth/mfa/totp", tag = "mfa", security(("bearer" = [])),
     responses((status = 204, description = "TOTP disabled; other sessions revoked"), (status = 403, description = "Sign in again first", content_type = "application/problem+json")))]
 pub async fn disable_totp(State(app): State<App>, client: ClientInfo, user: AuthUser) -> Result<StatusCode, ApiError> {
     let now = now_unix();
-    if now - user.session.auth_time > RECENT_SIGN_IN_SECS {
-        app.record(user_event(&client, &user, EventKind::MfaDisable).failed(Outcome::Failure, "sign_in_too_old"))
-            .await;
-        return Err(ApiError(Problem::new(
-            ProblemType::Forbidden,
-            "Sign in again to turn off two-factor authentication.",
-        )));
-    }
-    let result = app
-        .backends
-        .identity
-        .disable_totp(&user.provider_session(&app).await?)
-        .await;
+    let session = user.provider_session(&app).await?;
+    step_up(&app, &client, &user, &session, EventKind::MfaDisable).await?;
+    let result = app.backends.identity.disable_totp(&session).await;
     app.record(user_event(&client, &user, EventKind::MfaDisable).with_result(&result))
         .await;
     result?;

@@ -17,6 +17,7 @@ use crate::random_bytes;
 pub enum EventKind {
     Register,
     Confirm,
+    ConfirmResend,
     Login,
     MfaChallenge,
     MfaEnrol,

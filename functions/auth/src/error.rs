@@ -27,7 +27,8 @@ impl From<Problem> for ApiError {
     }
 }
 
-/// Sent for a wrong email or password, and for a disabled account, so none can be told apart.
+/// Sent for a wrong email or password, a disabled account and one not yet confirmed, so none
+/// can be told apart.
 pub const INVALID_CREDENTIALS: &str = "Incorrect email or password.";
 
 impl From<IdentityError> for ApiError {
@@ -35,13 +36,9 @@ impl From<IdentityError> for ApiError {
         let problem = match error {
             IdentityError::Input(input) => Problem::new(ProblemType::Validation, input.to_string()),
             IdentityError::PasswordRefused => Problem::invalid_field("/password", error.to_string()),
-            IdentityError::InvalidCredentials | IdentityError::Disabled => {
+            IdentityError::InvalidCredentials | IdentityError::Disabled | IdentityError::NotConfirmed => {
                 Problem::new(ProblemType::Unauthorized, INVALID_CREDENTIALS)
             }
-            IdentityError::NotConfirmed => Problem::new(
-                ProblemType::Forbidden,
-                "The account has not been confirmed yet; use the code sent by email.",
-            ),
             IdentityError::InvalidCode => Problem::invalid_field("/code", "The code is invalid or has expired."),
             IdentityError::ChallengeExpired | IdentityError::SessionInvalid => Problem::new(
                 ProblemType::Unauthorized,

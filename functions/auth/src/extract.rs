@@ -3,18 +3,19 @@
 use std::net::IpAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use http::header;
 use http::request::Parts;
-use http::{HeaderMap, header};
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
 use rampart_identity::{ProviderSession, User, UserStatus};
+use rampart_kernel::forwarded::TrustedProxies;
 use rampart_kernel::{Problem, ProblemType};
 use rampart_store::StoreError;
 use rampart_tokens::jwt::{self, AccessClaims};
 
 use crate::error::ApiError;
 use crate::sessions::Session;
-use crate::{App, audit, now_unix};
+use crate::{App, audit, now_unix, now_unix_ms};
 
 /// Longest user agent kept in the audit log and session list.
 const MAX_USER_AGENT_CHARS: usize = 256;
@@ -27,9 +28,15 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// The address throttles count by; a request with none (never seen on the routes served)
+    /// shares one counter with every other such request.
+    pub fn ip_or_unknown(&self) -> &str {
+        self.ip.as_deref().unwrap_or("unknown")
+    }
+
     /// An audit event of `kind` from this client at the current time.
     pub fn event(&self, kind: audit::EventKind, outcome: audit::Outcome) -> audit::Event {
-        let at_ms = now_unix().saturating_mul(1000);
+        let at_ms = now_unix_ms();
         audit::Event {
             client_ip: self.ip.clone(),
             user_agent: self.user_agent.clone(),
@@ -38,26 +45,27 @@ impl ClientInfo {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+impl FromRequestParts<App> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
         Ok(Self {
-            ip: client_ip(parts).map(|ip| ip.to_string()),
+            ip: client_ip(parts, &app.trusted_proxies).map(|ip| ip.to_string()),
             user_agent,
         })
     }
 }
 
-/// On Lambda, the address API Gateway saw. Locally, the peer, unless the peer is the proxy on
-/// loopback, whose `X-Forwarded-For` (which it starts afresh) then names the client. A client
-/// reaching this port directly from elsewhere cannot choose its address.
-fn client_ip(parts: &Parts) -> Option<IpAddr> {
+/// On Lambda, the address API Gateway saw (`requestContext`; API Gateway itself builds
+/// `X-Forwarded-For` from what the client sent, so that header is never read there). Served
+/// directly, the peer, unless the peer is one of `http.trusted_proxies`, whose
+/// `X-Forwarded-For` is then walked past every trusted hop.
+fn client_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAddr> {
     if let Some(context) = parts.extensions.request_context_ref() {
         let source = match context {
             RequestContext::ApiGatewayV1(context) => context.identity.source_ip.as_deref(),
@@ -68,16 +76,12 @@ fn client_ip(parts: &Parts) -> Option<IpAddr> {
         return source.and_then(|ip| ip.parse().ok());
     }
     let peer = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>()?.0.ip();
-    if peer.is_loopback() {
-        forwarded_for(&parts.headers).or(Some(peer))
-    } else {
-        Some(peer)
-    }
-}
-
-fn forwarded_for(headers: &HeaderMap) -> Option<IpAddr> {
-    let value = headers.get("x-forwarded-for")?.to_str().ok()?;
-    value.rsplit(',').next()?.trim().parse().ok()
+    let forwarded_for = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    Some(trusted.client_ip(peer, forwarded_for))
 }
 
 /// A request carrying a valid access token of a live session.

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod devices;
 pub mod discovery;
 pub mod error;
 pub mod extract;
@@ -74,10 +75,13 @@ pub struct AppState {
     pub backends: Backends,
     pub sessions: sessions::Sessions,
     pub throttle: throttle::Throttle,
+    pub devices: devices::Devices,
     pub audit: audit::AuditLog,
     pub tokens: TokenSettings,
     pub validation: Validation,
     pub keys: keys::KeyRing,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: rampart_kernel::forwarded::TrustedProxies,
 }
 
 impl Deref for App {
@@ -93,6 +97,7 @@ impl App {
         Self(Arc::new(AppState {
             sessions: sessions::Sessions::new(Arc::clone(&store), Arc::clone(&backends.sealer), settings),
             throttle: throttle::Throttle::new(Arc::clone(&store)),
+            devices: devices::Devices::new(Arc::clone(&store)),
             audit: audit::AuditLog::new(store),
             tokens: settings.tokens.clone(),
             validation: Validation {
@@ -102,6 +107,7 @@ impl App {
                 max_token_bytes: MAX_TOKEN_BYTES,
             },
             keys: keys::KeyRing::new(Arc::clone(&backends.store), Arc::clone(&backends.keys), settings),
+            trusted_proxies: settings.http.trusted_proxies.clone(),
             backends,
         }))
     }
@@ -246,4 +252,4 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
-pub(crate) use rampart_kernel::now_unix;
+pub(crate) use rampart_kernel::{now_unix, now_unix_ms};

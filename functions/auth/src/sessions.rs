@@ -32,6 +32,12 @@ use crate::random_bytes;
 /// access-token lifetime (15 minutes) fills this in eight hours; an older copy is merely refused.
 const REMEMBERED_ROTATIONS: usize = 32;
 
+/// How long after a rotation the secret it replaced is taken for the same client's concurrent
+/// request (refused, the session kept) rather than a stolen copy (the session revoked). The
+/// price: a thief who refreshes first and is followed by the owner within this window is not
+/// detected by that one reuse; the owner's next refresh, with the same stale token, is.
+const RACE_GRACE_SECS: i64 = 2;
+
 /// A live or revoked sign-in.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -252,6 +258,16 @@ impl Sessions {
             .iter()
             .any(|rotated| hashes_equal(&presented, rotated));
         if !reused {
+            return Err(RefreshError::Invalid);
+        }
+        let just_rotated = session
+            .rotated_hashes
+            .first()
+            .is_some_and(|latest| hashes_equal(&presented, latest))
+            && now - session.last_used_at <= RACE_GRACE_SECS;
+        if just_rotated {
+            // A client racing itself (two tabs refreshing at once): the loser is refused, and
+            // the winner's session lives on.
             return Err(RefreshError::Invalid);
         }
         if session.revoked_at.is_none() {

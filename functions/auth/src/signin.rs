@@ -9,17 +9,18 @@ use http::{HeaderValue, header};
 use rampart_identity::{Email, IdentityError, LoginOutcome, ProviderSession, UserStatus};
 use rampart_kernel::extract::Json;
 use rampart_tokens::jwt::{self, AccessClaims};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::audit::{Event, EventKind, Outcome};
+use crate::devices::Device;
 use crate::error::{ApiError, invalid_refresh_token};
 use crate::extract::{AuthUser, ClientInfo};
 use crate::input::{code, current_password, email, opaque};
 use crate::sessions::{NewSession, RefreshError, RefreshToken, Session};
 use crate::throttle::Counter;
-use crate::{App, now_unix, random_bytes};
+use crate::{App, now_unix, now_unix_ms, random_bytes};
 
 /// Scopes of every user access token until per-client scopes exist.
 pub const USER_SCOPE: &str = "core:read core:write";
@@ -30,6 +31,11 @@ pub struct LoginRequest {
     pub email: String,
     #[schema(format = Password)]
     pub password: String,
+    /// The `device_token` an earlier sign-in to this account returned: the client keeps its
+    /// own sign-in budget while others' failures back the account off.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub device_token: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -40,6 +46,10 @@ pub struct MfaRequest {
     pub challenge: String,
     /// The current six-digit TOTP code.
     pub code: String,
+    /// As for the login.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub device_token: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -60,6 +70,9 @@ pub struct TokenResponse {
     pub refresh_token: String,
     pub session_id: String,
     pub scope: &'static str,
+    /// After a sign-in: send it with the next sign-in to this account (see `LoginRequest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 /// What a correct password led to.
@@ -75,8 +88,7 @@ pub enum LoginResponse {
 
 /// Signs in with email and password.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "session", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, description = "Incorrect email or password", content_type = "application/problem+json"),
-        (status = 403, description = "Account not confirmed", content_type = "application/problem+json"),
+    responses((status = 200, body = LoginResponse), (status = 401, description = "Incorrect email or password (also for an account not yet confirmed, which is sent a new code)", content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts; see Retry-After", content_type = "application/problem+json")))]
 pub async fn login(
     State(app): State<App>,
@@ -85,16 +97,17 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let email = email(&request.email)?;
     let password = current_password("/password", &request.password)?;
-    let (mut event, counters) = begin_sign_in(&app, &client, &email).await?;
-    let outcome = audited(
-        &app,
-        &event,
-        app.backends.identity.authenticate(&email, &password).await,
-    )
-    .await?;
+    let (mut event, charged) = begin_sign_in(&app, &client, &email, request.device_token.as_ref()).await?;
+    let result = app.backends.identity.authenticate(&email, &password).await;
+    if let Err(IdentityError::NotConfirmed) = result {
+        // Answered like a wrong password, so sign-in cannot tell a fresh sign-up from a taken
+        // address; the owner, who knows the password, gets a new code instead.
+        resend_confirmation(&app, &email).await;
+    }
+    let outcome = audited(&app, &event, result).await?;
     match outcome {
         LoginOutcome::Authenticated(provider) => {
-            let response = start_session(&app, &client, &counters, provider, &["pwd"]).await?;
+            let response = start_session(&app, &client, &charged, provider, &["pwd"]).await?;
             event.user_id = Some(response.1.user_id.clone());
             event.session_id = Some(response.1.id.clone());
             app.record(event).await;
@@ -123,14 +136,14 @@ pub async fn login_mfa(
     let email = email(&request.email)?;
     let challenge = opaque("/challenge", &request.challenge)?;
     let code = code(&request.code)?;
-    let (mut event, counters) = begin_sign_in(&app, &client, &email).await?;
+    let (mut event, charged) = begin_sign_in(&app, &client, &email, request.device_token.as_ref()).await?;
     let provider = audited(
         &app,
         &event,
         app.backends.identity.answer_mfa(&email, challenge, code).await,
     )
     .await?;
-    let (tokens, session) = start_session(&app, &client, &counters, provider, &["pwd", "otp", "mfa"]).await?;
+    let (tokens, session) = start_session(&app, &client, &charged, provider, &["pwd", "otp", "mfa"]).await?;
     event.user_id = Some(session.user_id.clone());
     event.session_id = Some(session.id);
     app.record(event).await;
@@ -215,24 +228,60 @@ pub(crate) fn user_event(client: &ClientInfo, user: &AuthUser, kind: EventKind) 
     event
 }
 
+/// What a sign-in attempt was charged to, and so what its success redeems.
+pub(crate) struct Charged {
+    /// The device the client proved, whose counter alone was charged.
+    device: Option<Device>,
+    counters: Vec<Counter>,
+}
+
 /// Charges a sign-in step (password or TOTP) to the throttle; a refused attempt is audited.
-/// Returns the step's audit event and the counters to credit back on success.
-async fn begin_sign_in(app: &App, client: &ClientInfo, email: &Email) -> Result<(Event, Vec<Counter>), ApiError> {
+/// A client with a device token for this account is charged on the device's own counter;
+/// any other on the account-and-address, account-wide and address counters.
+async fn begin_sign_in(
+    app: &App,
+    client: &ClientInfo,
+    email: &Email,
+    device_token: Option<&SecretString>,
+) -> Result<(Event, Charged), ApiError> {
     let mut event = client.event(EventKind::Login, Outcome::Success);
     event.email = Some(email.as_str().to_string());
-    let counters = counters(email.as_str(), client);
-    if let Err(error) = app.throttle.begin_attempt(&counters, now_unix()).await {
+    let device = match device_token {
+        Some(token) => app.devices.recognise(token.expose_secret(), email.as_str()).await?,
+        None => None,
+    };
+    let counters = match &device {
+        Some(device) => vec![Counter::device(&device.id)],
+        None => {
+            let ip = client.ip_or_unknown();
+            vec![
+                Counter::account_client(email.as_str(), ip),
+                Counter::account(email.as_str()),
+                Counter::client_ip(ip),
+            ]
+        }
+    };
+    if let Err(error) = app.throttle.begin_attempt(&counters, now_unix_ms()).await {
         app.record(event.failed(Outcome::Throttled, "throttled")).await;
         return Err(error.into());
     }
-    Ok((event, counters))
+    Ok((event, Charged { device, counters }))
 }
 
-/// The throttle counters a sign-in attempt is charged to.
-pub(crate) fn counters(email: &str, client: &ClientInfo) -> Vec<Counter> {
-    let mut counters = vec![Counter::account(email)];
-    counters.extend(client.ip.as_deref().map(Counter::client_ip));
-    counters
+/// Sends a new confirmation code within the account's mail budget; over budget, or failing,
+/// nothing is sent, as the sign-in's answer must not change.
+async fn resend_confirmation(app: &App, email: &Email) {
+    if app
+        .throttle
+        .begin_attempt(&[Counter::mail(email.as_str())], now_unix_ms())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if let Err(error) = app.backends.identity.resend_confirmation(email).await {
+        tracing::warn!(%error, "confirmation code could not be resent after a sign-in");
+    }
 }
 
 /// The result of a sign-in's identity step; a failure is audited before it is returned.
@@ -244,26 +293,37 @@ async fn audited<T>(app: &App, event: &Event, result: Result<T, IdentityError>) 
     Ok(result?)
 }
 
+/// Redeems the throttle's charge, opens the session and gives the client a new device token.
 async fn start_session(
     app: &App,
     client: &ClientInfo,
-    counters: &[Counter],
+    charged: &Charged,
     provider: ProviderSession,
     amr: &[&str],
 ) -> Result<(TokenResponse, Session), ApiError> {
     let now = now_unix();
-    let (account, client_ip) = (&counters[0], counters.get(1));
-    app.throttle.succeeded(account, client_ip, now).await?;
+    // The address counter is shared with other accounts: it loses one attempt, not its count.
+    let (forget, shared): (&[Counter], &[Counter]) = match &charged.device {
+        Some(_) => (&charged.counters, &[]),
+        None => charged.counters.split_at(2),
+    };
+    app.throttle.forget(forget).await?;
+    for address in shared {
+        app.throttle.credit(address, now_unix_ms()).await?;
+    }
+    let email = provider.user.email.as_str().to_string();
     let new = NewSession {
         user_id: provider.user.id,
-        email: provider.user.email.as_str().to_string(),
+        email: email.clone(),
         amr: amr.iter().map(|m| (*m).to_string()).collect(),
         client_ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
         provider_credential: provider.credential,
     };
     let (session, refresh_token) = app.sessions.create(new, now).await?;
-    let tokens = issue_tokens(app, &session, refresh_token).await?;
+    let mut tokens = issue_tokens(app, &session, refresh_token).await?;
+    let device_token = app.devices.issue(&email, charged.device.as_ref(), now).await?;
+    tokens.device_token = Some(device_token.expose_secret().to_string());
     Ok((tokens, session))
 }
 
@@ -292,6 +352,7 @@ async fn issue_tokens(app: &App, session: &Session, refresh_token: RefreshToken)
         refresh_token: refresh_token.expose().to_string(),
         session_id: session.id.clone(),
         scope: USER_SCOPE,
+        device_token: None,
     })
 }
 

@@ -4,16 +4,17 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rampart_identity::SignUpOutcome;
+use rampart_identity::{Email, SignUpOutcome};
 use rampart_kernel::extract::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::audit::{EventKind, Outcome};
+use crate::audit::{Event, EventKind, Outcome};
 use crate::error::ApiError;
 use crate::extract::ClientInfo;
 use crate::input::{code, email, new_password};
-use crate::{App, now_unix};
+use crate::throttle::{CodePurpose, Counter};
+use crate::{App, now_unix, now_unix_ms};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,9 +58,29 @@ fn accepted(detail: &'static str) -> Response {
     (StatusCode::ACCEPTED, axum::Json(Accepted { detail })).into_response()
 }
 
+/// Charges an unauthenticated request to its client address's counter first (so a throttled
+/// address spends nothing of an account's budget), then to `account`'s; a refusal is audited.
+async fn admit(app: &App, client: &ClientInfo, event: &Event, account: Option<Counter>) -> Result<(), ApiError> {
+    let mut counters = vec![Counter::requests(client.ip_or_unknown())];
+    counters.extend(account);
+    if let Err(error) = app.throttle.begin_attempt(&counters, now_unix_ms()).await {
+        app.record(event.clone().failed(Outcome::Throttled, "throttled")).await;
+        return Err(error.into());
+    }
+    Ok(())
+}
+
+/// An audit event about `email` from this client.
+fn email_event(client: &ClientInfo, kind: EventKind, email: &Email) -> Event {
+    let mut event = client.event(kind, Outcome::Success);
+    event.email = Some(email.as_str().to_string());
+    event
+}
+
 /// Registers an account and sends a confirmation code.
 #[utoipa::path(post, path = "/v1/auth/register", tag = "account", request_body = RegisterRequest,
-    responses((status = 202, body = Accepted), (status = 422, description = "Invalid email or password policy", content_type = "application/problem+json")))]
+    responses((status = 202, body = Accepted), (status = 422, description = "Invalid email or password policy", content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests from this address; see Retry-After", content_type = "application/problem+json")))]
 pub async fn register(
     State(app): State<App>,
     client: ClientInfo,
@@ -67,9 +88,9 @@ pub async fn register(
 ) -> Result<Response, ApiError> {
     let email = email(&request.email)?;
     let password = new_password("/password", &request.password)?;
+    let mut event = email_event(&client, EventKind::Register, &email);
+    admit(&app, &client, &event, None).await?;
     let outcome = app.backends.identity.sign_up(&email, &password).await?;
-    let mut event = client.event(EventKind::Register, Outcome::Success);
-    event.email = Some(email.as_str().to_string());
     match outcome {
         SignUpOutcome::Created { user_id } => event.user_id = Some(user_id),
         SignUpOutcome::AlreadyExists => {
@@ -85,7 +106,8 @@ pub async fn register(
 
 /// Confirms a registration with the emailed code.
 #[utoipa::path(post, path = "/v1/auth/confirm", tag = "account", request_body = ConfirmRequest,
-    responses((status = 204, description = "Confirmed"), (status = 422, description = "Invalid or expired code", content_type = "application/problem+json")))]
+    responses((status = 204, description = "Confirmed"), (status = 422, description = "Invalid or expired code", content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong codes for this account, or requests from this address; see Retry-After", content_type = "application/problem+json")))]
 pub async fn confirm(
     State(app): State<App>,
     client: ClientInfo,
@@ -93,23 +115,31 @@ pub async fn confirm(
 ) -> Result<StatusCode, ApiError> {
     let email = email(&request.email)?;
     let code = code(&request.code)?;
+    let event = email_event(&client, EventKind::Confirm, &email);
+    let budget = Counter::code(email.as_str(), CodePurpose::ConfirmSignUp);
+    admit(&app, &client, &event, Some(budget.clone())).await?;
     let result = app.backends.identity.confirm_sign_up(&email, code).await;
-    let mut event = client.event(EventKind::Confirm, Outcome::Success).with_result(&result);
-    event.email = Some(email.as_str().to_string());
-    app.record(event).await;
+    app.record(event.with_result(&result)).await;
     result?;
+    app.throttle.forget(&[budget]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Sends a new confirmation code to an unconfirmed account.
 #[utoipa::path(post, path = "/v1/auth/confirm/resend", tag = "account", request_body = EmailRequest,
-    responses((status = 202, body = Accepted)))]
+    responses((status = 202, body = Accepted),
+        (status = 429, description = "Too many codes sent to this account, or requests from this address; see Retry-After", content_type = "application/problem+json")))]
 pub async fn resend_confirmation(
     State(app): State<App>,
+    client: ClientInfo,
     Json(request): Json<EmailRequest>,
 ) -> Result<Response, ApiError> {
     let email = email(&request.email)?;
-    app.backends.identity.resend_confirmation(&email).await?;
+    let event = email_event(&client, EventKind::ConfirmResend, &email);
+    admit(&app, &client, &event, Some(Counter::mail(email.as_str()))).await?;
+    let result = app.backends.identity.resend_confirmation(&email).await;
+    app.record(event.with_result(&result)).await;
+    result?;
     Ok(accepted(
         "If the account awaits confirmation, a new code has been sent.",
     ))
@@ -117,23 +147,27 @@ pub async fn resend_confirmation(
 
 /// Sends a password-reset code.
 #[utoipa::path(post, path = "/v1/auth/password/forgot", tag = "account", request_body = EmailRequest,
-    responses((status = 202, body = Accepted)))]
+    responses((status = 202, body = Accepted),
+        (status = 429, description = "Too many codes sent to this account, or requests from this address; see Retry-After", content_type = "application/problem+json")))]
 pub async fn forgot_password(
     State(app): State<App>,
     client: ClientInfo,
     Json(request): Json<EmailRequest>,
 ) -> Result<Response, ApiError> {
     let email = email(&request.email)?;
-    app.backends.identity.forgot_password(&email).await?;
-    let mut event = client.event(EventKind::PasswordForgot, Outcome::Success);
-    event.email = Some(email.as_str().to_string());
-    app.record(event).await;
+    let event = email_event(&client, EventKind::PasswordForgot, &email);
+    admit(&app, &client, &event, Some(Counter::mail(email.as_str()))).await?;
+    let result = app.backends.identity.forgot_password(&email).await;
+    app.record(event.with_result(&result)).await;
+    result?;
     Ok(accepted("If the account exists, a password-reset code has been sent."))
 }
 
-/// Sets a new password with a reset code and signs the user out everywhere.
+/// Sets a new password with a reset code and signs the user out everywhere. The code proves
+/// the mailbox, so the account's sign-in back-off starts afresh.
 #[utoipa::path(post, path = "/v1/auth/password/reset", tag = "account", request_body = ResetPasswordRequest,
-    responses((status = 204, description = "Password changed; every session revoked"), (status = 422, description = "Invalid code or password", content_type = "application/problem+json")))]
+    responses((status = 204, description = "Password changed; every session revoked"), (status = 422, description = "Invalid code or password", content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong codes for this account, or requests from this address; see Retry-After", content_type = "application/problem+json")))]
 pub async fn reset_password(
     State(app): State<App>,
     client: ClientInfo,
@@ -142,16 +176,17 @@ pub async fn reset_password(
     let email = email(&request.email)?;
     let code = code(&request.code)?;
     let password = new_password("/new_password", &request.new_password)?;
+    let mut event = email_event(&client, EventKind::PasswordReset, &email);
+    let budget = Counter::code(email.as_str(), CodePurpose::ResetPassword);
+    admit(&app, &client, &event, Some(budget.clone())).await?;
     let result = app.backends.identity.reset_password(&email, code, &password).await;
-    let mut event = client
-        .event(EventKind::PasswordReset, Outcome::Success)
-        .with_result(&result);
-    event.email = Some(email.as_str().to_string());
-    if result.is_ok()
-        && let Some(user) = app.backends.identity.find_user(&email).await?
-    {
-        app.sign_out_everywhere(&user.id, now_unix()).await?;
-        event.user_id = Some(user.id);
+    event = event.with_result(&result);
+    if result.is_ok() {
+        app.throttle.forget(&[budget, Counter::account(email.as_str())]).await?;
+        if let Some(user) = app.backends.identity.find_user(&email).await? {
+            app.sign_out_everywhere(&user.id, now_unix()).await?;
+            event.user_id = Some(user.id);
+        }
     }
     app.record(event).await;
     result?;

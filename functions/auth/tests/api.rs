@@ -52,9 +52,14 @@ struct Reply {
 
 impl Stack {
     async fn embedded() -> Self {
+        Self::embedded_with(behind_a_local_proxy()).await
+    }
+
+    async fn embedded_with(http: rampart_kernel::config::HttpSettings) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let settings = Settings {
             data_dir: dir.path().to_path_buf(),
+            http,
             ..Settings::default()
         };
         let backends = Backends::connect(&settings, None).await.expect("embedded backends");
@@ -69,6 +74,7 @@ impl Stack {
         let settings = Settings {
             data_dir: dir.path().to_path_buf(),
             resource_prefix: aws.prefix.clone(),
+            http: behind_a_local_proxy(),
             ..Settings::default()
         };
         let admin = aws_sdk_cognitoidentityprovider::Client::new(&aws.config);
@@ -142,6 +148,17 @@ impl Stack {
         Reply { status, headers, body }
     }
 
+    /// A POST from `client`, as the trusted proxy on loopback would forward it.
+    async fn post_from(&self, client: &str, path: &str, body: Value) -> Reply {
+        self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header("x-forwarded-for", client)
+                .json(&body),
+        )
+        .await
+    }
+
     async fn post(&self, path: &str, body: Value) -> Reply {
         self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
             .await
@@ -165,12 +182,16 @@ impl Stack {
             .await
     }
 
-    /// Sends the same POST `count` times at once; returns the statuses.
-    async fn concurrently(&self, count: usize, path: &str, body: Value) -> Vec<u16> {
+    /// Sends the same POST `count` times at once; returns the statuses and JSON bodies.
+    async fn concurrently(&self, count: usize, path: &str, body: Value) -> Vec<(u16, Value)> {
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..count {
             let request = self.http.post(format!("{}{path}", self.base)).json(&body);
-            set.spawn(async move { request.send().await.expect("request").status().as_u16() });
+            set.spawn(async move {
+                let response = request.send().await.expect("request");
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.unwrap_or(Value::Null))
+            });
         }
         set.join_all().await
     }
@@ -332,6 +353,15 @@ impl Stack {
     }
 }
 
+/// The auth API as deployed behind a proxy: the tests' loopback peer is that proxy, so a
+/// test chooses its client's address with `X-Forwarded-For`.
+fn behind_a_local_proxy() -> rampart_kernel::config::HttpSettings {
+    rampart_kernel::config::HttpSettings {
+        trusted_proxies: rampart_kernel::forwarded::TrustedProxies::loopback(),
+        ..Default::default()
+    }
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -375,7 +405,9 @@ on_both_stacks!(
     password_reset_revokes_every_session,
     password_change_keeps_only_the_current_session,
     sessions_are_listed_and_revoked_by_their_owner_only,
+    signing_in_to_an_unconfirmed_account_looks_like_a_wrong_password,
     failed_logins_back_off_per_account,
+    wrong_passwords_from_one_address_do_not_lock_the_owner_out,
     parallel_guesses_cannot_outrun_the_throttle,
     disabled_user_loses_the_session_on_refresh,
 );
@@ -460,19 +492,46 @@ async fn register_and_forgot_answer_the_same_for_known_and_unknown_emails(stack:
         .await;
     assert_eq!((known_forgot.status, unknown_forgot.status), (202, 202));
     assert_eq!(known_forgot.body, unknown_forgot.body);
-    // Signing in to an unconfirmed account with the right password says so (the password
-    // proves ownership); with a wrong one it looks like any other failure.
-    let unconfirmed = stack
-        .post("/v1/auth/login", json!({"email": unknown, "password": PASSWORD}))
-        .await;
-    assert_eq!(unconfirmed.status, 403, "{unconfirmed:?}");
-    let guessed = stack
-        .post(
-            "/v1/auth/login",
-            json!({"email": unknown, "password": "not the password at all"}),
-        )
-        .await;
-    assert_eq!(guessed.status, 401);
+}
+
+/// Register-then-login must not tell a fresh address (now unconfirmed, and the caller knows its
+/// password) from a taken one: both answer as a wrong password. The owner of the unconfirmed
+/// account, the only one who knows its password besides the caller, gets a fresh code.
+async fn signing_in_to_an_unconfirmed_account_looks_like_a_wrong_password(stack: &Stack) {
+    let taken = stack.user().await;
+    let fresh = format!("fresh{}@example.com", unique_suffix());
+    let mut answers = Vec::new();
+    for email in [&taken, &fresh] {
+        let registered = stack
+            .post("/v1/auth/register", json!({"email": email, "password": NEW_PASSWORD}))
+            .await;
+        assert_eq!(registered.status, 202);
+        let login = stack
+            .post("/v1/auth/login", json!({"email": email, "password": NEW_PASSWORD}))
+            .await;
+        answers.push((login.status, login.body["type"].clone(), login.body["detail"].clone()));
+    }
+    assert_eq!(answers[0], answers[1], "{answers:?}");
+    assert_eq!(answers[0].0, 401);
+    if let Identity::Embedded(identity) = &stack.identity {
+        let codes = || {
+            std::fs::read_to_string(identity.outbox_path())
+                .expect("outbox")
+                .matches(&format!("to={fresh} purpose=confirm_sign_up"))
+                .count()
+        };
+        assert_eq!(codes(), 2, "the sign-in sent a second confirmation code");
+        // With the newest code the owner confirms and signs in.
+        let code = stack.confirmation_code(&fresh);
+        assert_eq!(
+            stack
+                .post("/v1/auth/confirm", json!({"email": fresh, "code": code}))
+                .await
+                .status,
+            204
+        );
+        stack.login(&fresh, NEW_PASSWORD).await;
+    }
 }
 
 async fn reused_refresh_token_revokes_the_session(stack: &Stack) {
@@ -480,8 +539,9 @@ async fn reused_refresh_token_revokes_the_session(stack: &Stack) {
     let first = stack.login(&email, PASSWORD).await;
     let second = stack.refresh(&first["refresh_token"]).await;
     assert_eq!(second.status, 200);
-    // An attacker replays the copied first token: refused, and the whole session ends, so the
-    // legitimate successor stops working too.
+    // An attacker replays the copied first token, past the grace a client racing itself gets:
+    // refused, and the whole session ends, so the legitimate successor stops working too.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let replay = stack.refresh(&first["refresh_token"]).await;
     assert_eq!(replay.status, 401);
     assert_eq!(stack.refresh(&second.body["refresh_token"]).await.status, 401);
@@ -504,11 +564,17 @@ async fn reused_refresh_token_revokes_the_session(stack: &Stack) {
 async fn concurrent_refreshes_yield_exactly_one_successor(stack: &Stack) {
     let email = stack.user().await;
     let tokens = stack.login(&email, PASSWORD).await;
-    let statuses = stack
+    let replies = stack
         .concurrently(8, "/v1/auth/refresh", json!({"refresh_token": tokens["refresh_token"]}))
         .await;
+    let statuses: Vec<u16> = replies.iter().map(|(status, _)| *status).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");
+    // The losers did not take the session down with them: the winner's tokens work on.
+    let (_, winner) = replies.iter().find(|(status, _)| *status == 200).expect("a winner");
+    assert_eq!(stack.get_as(token(winner), "/v1/auth/me").await.status, 200);
+    let next = stack.refresh(&winner["refresh_token"]).await;
+    assert_eq!(next.status, 200, "the session lives on: {next:?}");
 }
 
 async fn totp_mfa_end_to_end(stack: &Stack) {
@@ -582,6 +648,18 @@ async fn totp_mfa_end_to_end(stack: &Stack) {
         Identity::Cognito { .. } => vec![401, 503],
     };
     assert!(refused.contains(&again.status), "{again:?}");
+
+    // With TOTP on, a session whose sign-in answered no code (as a stolen access token's
+    // might be) can neither rebind the factor to another authenticator nor turn it off.
+    let rebind = stack.post_as(token(&enrolling), "/v1/auth/mfa/totp", None).await;
+    assert_eq!(rebind.status, 403, "{rebind:?}");
+    let remove = stack.delete_as(token(&enrolling), "/v1/auth/mfa/totp").await;
+    assert_eq!(remove.status, 403, "{remove:?}");
+    let kinds = stack.audit_kinds(&claims.sub).await;
+    assert!(kinds.contains(&(EventKind::MfaEnrol, Outcome::Failure)), "{kinds:?}");
+    // The fresh sign-in that answered a code may start a new enrolment.
+    let renewal = stack.post_as(token(&answered.body), "/v1/auth/mfa/totp", None).await;
+    assert_eq!(renewal.status, 200, "{renewal:?}");
 
     // Turning MFA off from the fresh sign-in works and ends the other sessions.
     let off = stack.delete_as(token(&answered.body), "/v1/auth/mfa/totp").await;
@@ -717,15 +795,44 @@ async fn failed_logins_back_off_per_account(stack: &Stack) {
     stack.login(&email, PASSWORD).await;
 }
 
+/// Fifteen wrong passwords from one address back that address off for the account; the
+/// owner, signing in from another address, is not held up by them.
+async fn wrong_passwords_from_one_address_do_not_lock_the_owner_out(stack: &Stack) {
+    let email = stack.user().await;
+    let guess = json!({"email": email, "password": "not the password at all"});
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        statuses.push(
+            stack
+                .post_from("203.0.113.66", "/v1/auth/login", guess.clone())
+                .await
+                .status,
+        );
+    }
+    assert_eq!(statuses[..5], [401; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    let owner = stack
+        .post_from(
+            "198.51.100.7",
+            "/v1/auth/login",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(owner.status, 200, "{owner:?}");
+}
+
 async fn parallel_guesses_cannot_outrun_the_throttle(stack: &Stack) {
     let email = stack.user().await;
-    let statuses = stack
+    let statuses: Vec<u16> = stack
         .concurrently(
             12,
             "/v1/auth/login",
             json!({"email": email, "password": "not the password at all"}),
         )
-        .await;
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
     let checked = statuses.iter().filter(|s| **s == 401).count();
     let refused = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!(checked + refused, 12, "{statuses:?}");
@@ -896,6 +1003,7 @@ async fn wrong_and_used_codes_are_refused_at_the_code_field() {
         .await;
     let code = stack.confirmation_code(&email);
     let wrong_code = if code == "00000000" { "11111111" } else { "00000000" };
+    assert_eq!(code.len(), 8, "emailed codes are eight characters: {code}");
     for bad in [wrong_code, "12 34", ""] {
         let reply = stack
             .post("/v1/auth/confirm", json!({"email": email, "code": bad}))
@@ -1005,4 +1113,261 @@ async fn discovery_documents_describe_this_issuer_and_every_route() {
         );
     }
     assert!(openapi.body["components"]["schemas"]["TokenResponse"].is_object());
+}
+
+// --- attacks on the throttles (the counters live in the auth API, whatever the provider) ------
+
+/// A client address of its own for the `n`th request, so only per-account budgets apply.
+fn address(n: usize) -> String {
+    format!("198.18.{}.{}", n / 250, n % 250 + 1)
+}
+
+fn retry_after(reply: &Reply) -> u64 {
+    reply.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds")
+}
+
+/// Asking for a new reset code and guessing it again and again, from ever new addresses, runs
+/// into one budget per account: the tenth wrong code, on whichever reissued code, is the last
+/// checked before a back-off that a new code does not lift.
+#[tokio::test]
+async fn code_guesses_are_budgeted_across_reissued_codes() {
+    let stack = Stack::embedded().await;
+    let email = stack.user().await;
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        address(n)
+    };
+    let guess = json!({"email": email, "code": "00000000", "new_password": NEW_PASSWORD});
+    for _ in 0..2 {
+        let forgot = stack
+            .post_from(&next(), "/v1/auth/password/forgot", json!({"email": email}))
+            .await;
+        assert_eq!(forgot.status, 202);
+        for _ in 0..5 {
+            let reply = stack.post_from(&next(), "/v1/auth/password/reset", guess.clone()).await;
+            assert_eq!(reply.status, 422, "{reply:?}");
+        }
+    }
+    let forgot = stack
+        .post_from(&next(), "/v1/auth/password/forgot", json!({"email": email}))
+        .await;
+    assert_eq!(forgot.status, 202);
+    let refused = stack.post_from(&next(), "/v1/auth/password/reset", guess).await;
+    assert_eq!(
+        refused.status, 429,
+        "a fresh code did not reset the budget: {refused:?}"
+    );
+    assert!((1..=60).contains(&retry_after(&refused)), "{refused:?}");
+    // The budget is checked before the code: even the right one waits, so no guess is free.
+    let code = stack.reset_code(&email);
+    let right = stack
+        .post_from(
+            &next(),
+            "/v1/auth/password/reset",
+            json!({"email": email, "code": code, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(right.status, 429, "{right:?}");
+    // Confirmation codes have a budget of their own.
+    let other = format!("c{}@example.com", unique_suffix());
+    stack
+        .post("/v1/auth/register", json!({"email": other, "password": PASSWORD}))
+        .await;
+    let wrong = stack
+        .post_from(&next(), "/v1/auth/confirm", json!({"email": other, "code": "00000000"}))
+        .await;
+    assert_eq!(wrong.status, 422, "{wrong:?}");
+}
+
+/// One address cannot send unbounded sign-ups, codes or code checks, whatever emails it names.
+#[tokio::test]
+async fn code_and_sign_up_requests_are_throttled_per_client_address() {
+    let stack = Stack::embedded().await;
+    let attacker = "203.0.113.99";
+    let mut statuses = Vec::new();
+    for round in 0..8 {
+        let email = format!("spray{round}-{}@example.com", unique_suffix());
+        for (path, body) in [
+            ("/v1/auth/register", json!({"email": email, "password": PASSWORD})),
+            ("/v1/auth/confirm/resend", json!({"email": email})),
+            ("/v1/auth/password/forgot", json!({"email": email})),
+            ("/v1/auth/confirm", json!({"email": email, "code": "00000000"})),
+        ] {
+            let reply = stack.post_from(attacker, path, body).await;
+            statuses.push(reply.status);
+            if reply.status == 429 {
+                assert!(retry_after(&reply) >= 1);
+                assert_eq!(reply.headers["content-type"], "application/problem+json");
+            }
+        }
+    }
+    assert!(statuses[..30].iter().all(|s| *s != 429), "{statuses:?}");
+    assert!(statuses[30..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Another address is served as before.
+    let bystander = stack
+        .post_from(
+            "198.51.100.20",
+            "/v1/auth/password/forgot",
+            json!({"email": "bystander@example.com"}),
+        )
+        .await;
+    assert_eq!(bystander.status, 202);
+}
+
+/// Once strangers' failures engage the account-wide limit, a new client waits, but the client
+/// that signed in before, presenting its device token, signs in at once. A spent token does not
+/// work twice, and a token is good for its own account only.
+#[tokio::test]
+async fn a_known_device_signs_in_while_the_account_backs_off() {
+    let stack = Stack::embedded().await;
+    let email = stack.user().await;
+    let first = stack.login(&email, PASSWORD).await;
+    let device = first["device_token"].as_str().expect("a device token").to_string();
+    let guess = json!({"email": email, "password": "not the password at all"});
+    let mut statuses = Vec::new();
+    for n in 0..101 {
+        statuses.push(
+            stack
+                .post_from(&address(n), "/v1/auth/login", guess.clone())
+                .await
+                .status,
+        );
+    }
+    assert!(statuses[..100].iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(statuses[100], 429, "{statuses:?}");
+    let right = json!({"email": email, "password": PASSWORD});
+    let stranger = stack.post_from("198.51.100.30", "/v1/auth/login", right.clone()).await;
+    assert_eq!(stranger.status, 429, "{stranger:?}");
+    let known = stack
+        .post_from(
+            "198.51.100.31",
+            "/v1/auth/login",
+            json!({"email": email, "password": PASSWORD, "device_token": device}),
+        )
+        .await;
+    assert_eq!(known.status, 200, "{known:?}");
+    let renewed = known.body["device_token"].as_str().expect("a new device token");
+    assert_ne!(renewed, device);
+    let spent = stack
+        .post_from(
+            "198.51.100.32",
+            "/v1/auth/login",
+            json!({"email": email, "password": PASSWORD, "device_token": device}),
+        )
+        .await;
+    assert_eq!(spent.status, 429, "a spent device token is not recognised: {spent:?}");
+    // Another account's token: not recognised for this one.
+    let other = stack.user().await;
+    let theirs = stack.login(&other, PASSWORD).await;
+    let foreign = stack
+        .post_from(
+            "198.51.100.33",
+            "/v1/auth/login",
+            json!({"email": email, "password": PASSWORD, "device_token": theirs["device_token"]}),
+        )
+        .await;
+    assert_eq!(foreign.status, 429, "{foreign:?}");
+    // A password reset proves the mailbox and lifts the account-wide limit.
+    stack
+        .post_from("198.51.100.34", "/v1/auth/password/forgot", json!({"email": email}))
+        .await;
+    let code = stack.reset_code(&email);
+    let reset = stack
+        .post_from(
+            "198.51.100.34",
+            "/v1/auth/password/reset",
+            json!({"email": email, "code": code, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(reset.status, 204, "{reset:?}");
+    let after = stack
+        .post_from(
+            "198.51.100.30",
+            "/v1/auth/login",
+            json!({"email": email, "password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(after.status, 200, "{after:?}");
+}
+
+/// A stolen access token guessing the current password at `password/change` backs off its own
+/// session only: the owner's sign-ins and other sessions are unaffected.
+#[tokio::test]
+async fn a_wrong_current_password_counts_for_its_session_only() {
+    let stack = Stack::embedded().await;
+    let email = stack.user().await;
+    let stolen = stack.login(&email, PASSWORD).await;
+    let owners = stack.login(&email, PASSWORD).await;
+    let guess = json!({"current_password": "not the password at all", "new_password": NEW_PASSWORD});
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(
+            stack
+                .post_as(token(&stolen), "/v1/auth/password/change", Some(guess.clone()))
+                .await
+                .status,
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429]);
+    let owner_guess = stack
+        .post_as(token(&owners), "/v1/auth/password/change", Some(guess))
+        .await;
+    assert_eq!(owner_guess.status, 401, "{owner_guess:?}");
+    stack.login(&email, PASSWORD).await;
+}
+
+/// Served with no trusted proxy, the peer is the client whatever `X-Forwarded-For` claims: a
+/// forged header neither escapes the per-address throttle nor lands in the session list.
+#[tokio::test]
+async fn a_forged_forwarded_for_is_not_believed_from_an_untrusted_peer() {
+    let stack = Stack::embedded_with(Default::default()).await;
+    let email = stack.user().await;
+    let login = stack
+        .post_from(
+            "6.6.6.6",
+            "/v1/auth/login",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{login:?}");
+    let sessions = stack.get_as(token(&login.body), "/v1/auth/sessions").await;
+    assert_eq!(sessions.body["sessions"][0]["client_ip"], "127.0.0.1", "{sessions:?}");
+    let mut statuses = Vec::new();
+    for n in 0..31 {
+        let reply = stack
+            .post_from(
+                &address(n),
+                "/v1/auth/password/forgot",
+                json!({"email": format!("f{n}@example.com")}),
+            )
+            .await;
+        statuses.push(reply.status);
+    }
+    // The sign-up and confirmation above spent two of the address's 30 requests.
+    assert!(statuses[..28].iter().all(|s| *s == 202), "{statuses:?}");
+    assert!(statuses[28..].iter().all(|s| *s == 429), "{statuses:?}");
+}
+
+/// The auth API runs on Lambda without the proxy in front: its own edge refuses the path forms
+/// that servers read differently, on public routes too, before any handler runs.
+#[tokio::test]
+async fn confusing_path_forms_are_refused_on_public_routes() {
+    let stack = Stack::embedded().await;
+    for path in [
+        "/v1/auth/login;jsessionid=x",
+        "/v1/auth%2flogin",
+        "/v1/auth/%252e%252e/me",
+        "/.well-known/jwks.json%5c..",
+    ] {
+        let reply = stack.get(path).await;
+        assert_eq!(reply.status, 400, "{path}: {reply:?}");
+        assert_eq!(reply.headers["content-type"], "application/problem+json", "{path}");
+        assert_eq!(reply.body["type"], "urn:rampart:problem:malformed-request", "{path}");
+    }
+    assert_eq!(stack.get("/.well-known/jwks.json").await.status, 200);
 }

@@ -79,6 +79,7 @@ macro_rules! on_both_stores {
 
 on_both_stores!(
     idle_sessions_end,
+    a_predecessor_is_a_race_within_the_grace_and_a_reuse_after_it,
     refreshing_cannot_outlive_the_absolute_lifetime,
     revocation_feed_keeps_entries_for_one_access_token_lifetime,
     revoking_all_keeps_the_named_session,
@@ -141,9 +142,16 @@ async fn idle_sessions_end(store: Arc<dyn ItemStore>) {
         .redeem(next.expose(), t0 + 2 * IDLE - 2)
         .await
         .expect("active after a refresh");
-    let (_, last) = sessions.rotate(session, t0 + 2 * IDLE - 2).await.expect("rotate");
+    let last_refresh = t0 + 2 * IDLE - 2;
+    let (_, last) = sessions.rotate(session, last_refresh).await.expect("rotate");
+    // The idle timeout alone ends it: the absolute lifetime is still ahead.
+    assert!(last_refresh + IDLE < t0 + ABSOLUTE);
+    sessions
+        .redeem(last.expose(), last_refresh + IDLE - 1)
+        .await
+        .expect("active one second before the idle timeout");
     assert!(matches!(
-        sessions.redeem(last.expose(), t0 + 3 * IDLE).await,
+        sessions.redeem(last.expose(), last_refresh + IDLE).await,
         Err(RefreshError::Invalid)
     ));
 }
@@ -217,4 +225,30 @@ async fn revoking_all_keeps_the_named_session(store: Arc<dyn ItemStore>) {
         .map(|s| s.id)
         .collect();
     assert_eq!(left, [ids[1].clone()]);
+}
+
+/// The secret a rotation replaced, shown again within two seconds, is the same client racing
+/// itself: refused, the session kept. Shown later, it is a stolen copy: the session is revoked.
+async fn a_predecessor_is_a_race_within_the_grace_and_a_reuse_after_it(store: Arc<dyn ItemStore>) {
+    let sessions = sessions(store);
+    let t0 = now();
+    let (_, first) = sessions.create(new_session("racer"), t0).await.expect("create");
+    let session = sessions.redeem(first.expose(), t0).await.expect("active");
+    let (_, second) = sessions.rotate(session, t0).await.expect("rotate");
+    assert!(matches!(
+        sessions.redeem(first.expose(), t0 + 2).await,
+        Err(RefreshError::Invalid)
+    ));
+    sessions
+        .redeem(second.expose(), t0 + 2)
+        .await
+        .expect("the winner's session lives on");
+    assert!(matches!(
+        sessions.redeem(first.expose(), t0 + 3).await,
+        Err(RefreshError::Reused { .. })
+    ));
+    assert!(matches!(
+        sessions.redeem(second.expose(), t0 + 3).await,
+        Err(RefreshError::Invalid)
+    ));
 }

@@ -41,12 +41,11 @@
 //! configuration.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use http::Uri;
-use ipnet::IpNet;
+use rampart_kernel::forwarded::TrustedProxies;
 use rampart_verifier::IssuerConfig;
 use serde::Deserialize;
 
@@ -60,7 +59,7 @@ pub struct ProxyConfig {
     /// Longest prefix first, so the first match is the most specific.
     pub routes: Vec<Route>,
     /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpNet>,
+    pub trusted_proxies: TrustedProxies,
     pub breaker: BreakerConfig,
 }
 
@@ -201,22 +200,8 @@ impl ProxyConfig {
         let issuer = check_issuer(file.issuer)?;
         let limits = check_limits(file.rate_limits)?;
         let breaker = check_breaker(&file.breaker)?;
-        let trusted_proxies = file
-            .forwarded
-            .trusted_proxies
-            .iter()
-            .enumerate()
-            .map(|(index, cidr)| {
-                cidr.parse::<IpNet>()
-                    .or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        error(
-                            format!("forwarded.trusted_proxies[{index}]"),
-                            format!("{cidr:?} is not an address or CIDR"),
-                        )
-                    })
-            })
-            .collect::<Result<_, _>>()?;
+        let trusted_proxies = TrustedProxies::parse(&file.forwarded.trusted_proxies)
+            .map_err(|(index, message)| error(format!("forwarded.trusted_proxies[{index}]"), message))?;
         if file.routes.is_empty() {
             return Err(error("route", "at least one [[route]] is needed"));
         }
@@ -238,30 +223,6 @@ impl ProxyConfig {
             trusted_proxies,
             breaker,
         })
-    }
-
-    /// The address of the client: the peer, unless the peer is a trusted proxy, in which case
-    /// `X-Forwarded-For` is walked from the right past every trusted hop. Hops left of the first
-    /// untrusted one are the client's to forge, so they are never believed.
-    pub fn client_ip(&self, peer: IpAddr, forwarded_for: &[&str]) -> IpAddr {
-        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|net| net.contains(ip));
-        let mut client = peer;
-        if !trusted(&client) {
-            return client;
-        }
-        for hop in forwarded_for.iter().rev().flat_map(|v| v.rsplit(',')) {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => {
-                    client = ip;
-                    if !trusted(&ip) {
-                        break;
-                    }
-                }
-                // Garbage in the chain: the last hop we could read is as far as we go.
-                Err(_) => break,
-            }
-        }
-        client
     }
 
     /// The most specific route for `path`. A prefix ends at a segment boundary: `/v1/version`
@@ -397,6 +358,7 @@ fn http_url(key: &str, value: &str) -> Result<Uri, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     const ISSUER: &str = r#"
 [issuer]
@@ -555,30 +517,7 @@ rate_limit = "api""#,
     }
 
     #[test]
-    fn forwarded_for_is_believed_only_from_trusted_hops() {
-        let config = with_routes(
-            "[forwarded]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n[[route]]\nprefix = \"/\"\nupstream = \"http://core\"",
-        )
-        .expect("valid");
-        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        // An untrusted peer's header is ignored: it could say anything.
-        assert_eq!(config.client_ip(ip("203.0.113.9"), &["1.2.3.4"]), ip("203.0.113.9"));
-        // Through trusted hops, the first untrusted address from the right is the client...
-        assert_eq!(
-            config.client_ip(ip("10.1.1.1"), &["198.51.100.4, 192.0.2.7"]),
-            ip("198.51.100.4")
-        );
-        // ... and whatever it prepended is not believed.
-        assert_eq!(
-            config.client_ip(ip("10.1.1.1"), &["6.6.6.6", "198.51.100.4, 10.2.2.2"]),
-            ip("198.51.100.4")
-        );
-        // Garbage stops the walk at the last readable hop.
-        assert_eq!(
-            config.client_ip(ip("10.1.1.1"), &["nonsense, 10.3.3.3"]),
-            ip("10.3.3.3")
-        );
-        assert_eq!(config.client_ip(ip("10.1.1.1"), &[]), ip("10.1.1.1"));
+    fn a_bad_trusted_proxy_is_named_by_its_key() {
         let bad = with_routes(
             "[forwarded]\ntrusted_proxies = [\"10.0.0.0/33\"]\n[[route]]\nprefix = \"/\"\nupstream = \"http://core\"",
         )
@@ -609,8 +548,8 @@ rate_limit = "api""#,
             }
             let header = header.join(", ");
             let peer = IpAddr::from([10, 9, 9, 9]);
-            let client = config.client_ip(peer, &[header.as_str()]);
-            let rightmost_untrusted = ips.iter().rev().find(|ip| !config.trusted_proxies.iter().any(|n| n.contains(*ip)));
+            let client = config.trusted_proxies.client_ip(peer, [header.as_str()].into_iter());
+            let rightmost_untrusted = ips.iter().rev().find(|ip| !config.trusted_proxies.trusts(ip));
             match rightmost_untrusted {
                 Some(expected) => proptest::prop_assert_eq!(client, *expected),
                 None => proptest::prop_assert!(client == peer || ips.contains(&client) || header.contains(&client.to_string())),

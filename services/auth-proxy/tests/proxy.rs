@@ -1034,15 +1034,24 @@ async fn clients_that_break_off_or_dawdle_over_their_bodies_do_not_open_the_brea
 }
 
 #[tokio::test]
-async fn paths_with_dot_segments_are_refused_before_routing() {
+async fn paths_that_servers_read_differently_are_refused_before_routing() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stack = Stack::new(SigningAlgorithm::RS256).await;
-    // Each would match the public auth route here, and name something else once resolved.
+    // Each would match the public auth route here, and could name something else once an
+    // upstream resolves dots, decodes once more, takes a backslash or `%2f` for a slash, or
+    // strips a `;` parameter.
     for path in [
         "/v1/auth/../echo",
         "/v1/auth/%2e%2e/echo",
         "/v1/auth/./x",
         "/v1/auth/.%2E/echo",
+        "/v1/auth/%252e%252e/echo",
+        "/v1/auth/..%2fecho",
+        "/v1/auth%2f..%2fecho",
+        "/v1/auth/..%5cecho",
+        "/v1/auth\\..\\echo",
+        "/v1/auth/..;/echo",
+        "/v1/auth;/../echo",
     ] {
         let mut stream = connect(&stack.base).await;
         let request = format!("GET {path} HTTP/1.1\r\nhost: proxy\r\nconnection: close\r\n\r\n");
