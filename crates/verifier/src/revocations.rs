@@ -35,6 +35,8 @@ pub struct Revocations {
     retention_ms: i64,
     /// Session id → when it was revoked (Unix ms).
     revoked: RwLock<HashMap<String, i64>>,
+    /// User id → the latest user-wide revocation: tokens issued in an earlier second are revoked.
+    users: RwLock<HashMap<String, UserCutoff>>,
     state: Mutex<PollState>,
 }
 
@@ -51,10 +53,19 @@ struct Feed {
     as_of_ms: i64,
 }
 
+/// A session's revocation, or with `user_id` every session of a user before `revoked_at_ms`.
 #[derive(Deserialize)]
 struct Entry {
-    session_id: String,
+    session_id: Option<String>,
+    user_id: Option<String>,
+    except_session_id: Option<String>,
     revoked_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+struct UserCutoff {
+    revoked_at_ms: i64,
+    except_session_id: Option<String>,
 }
 
 impl Revocations {
@@ -66,19 +77,34 @@ impl Revocations {
             bound,
             retention_ms: i64::try_from(retention.as_millis()).unwrap_or(i64::MAX),
             revoked: RwLock::new(HashMap::new()),
+            users: RwLock::new(HashMap::new()),
             state: Mutex::new(PollState::default()),
         }
     }
 
-    pub fn status(&self, session_id: &str) -> Status {
+    /// Whether the token of session `session_id`, issued to `user_id` at `issued_at` (Unix
+    /// seconds), has been revoked, on its own or by a user-wide revocation after it was issued.
+    pub fn status(&self, session_id: &str, user_id: &str, issued_at: i64) -> Status {
         if !self.is_fresh() {
             return Status::Unknown;
         }
-        let revoked = self.revoked.read().unwrap_or_else(PoisonError::into_inner);
-        if revoked.contains_key(session_id) {
-            Status::Revoked
-        } else {
-            Status::Active
+        if self
+            .revoked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(session_id)
+        {
+            return Status::Revoked;
+        }
+        let users = self.users.read().unwrap_or_else(PoisonError::into_inner);
+        match users.get(user_id) {
+            Some(cutoff)
+                if issued_at < cutoff.revoked_at_ms.div_euclid(1000)
+                    && cutoff.except_session_id.as_deref() != Some(session_id) =>
+            {
+                Status::Revoked
+            }
+            _ => Status::Active,
         }
     }
 
@@ -103,12 +129,29 @@ impl Revocations {
         let (_, feed): (_, Feed) = get_json(&self.client, &uri).await?;
         {
             let mut revoked = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
+            let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
             for entry in feed.revocations {
-                revoked.insert(entry.session_id, entry.revoked_at_ms);
+                match (entry.session_id, entry.user_id) {
+                    (Some(session_id), _) => {
+                        revoked.insert(session_id, entry.revoked_at_ms);
+                    }
+                    (None, Some(user_id)) => {
+                        let cutoff = UserCutoff {
+                            revoked_at_ms: entry.revoked_at_ms,
+                            except_session_id: entry.except_session_id,
+                        };
+                        let latest = users.entry(user_id).or_insert_with(|| cutoff.clone());
+                        if cutoff.revoked_at_ms > latest.revoked_at_ms {
+                            *latest = cutoff;
+                        }
+                    }
+                    (None, None) => {}
+                }
             }
             // A token of a session revoked longer ago than the retention has expired anyway.
             let oldest = feed.as_of_ms.saturating_sub(self.retention_ms);
             revoked.retain(|_, at| *at >= oldest);
+            users.retain(|_, cutoff| cutoff.revoked_at_ms >= oldest);
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.since_ms = feed.as_of_ms.saturating_sub(OVERLAP_MS).max(state.since_ms);
@@ -142,5 +185,67 @@ impl Revocations {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves `body` as the feed on a loopback port; returns its URL.
+    async fn feed(body: serde_json::Value) -> Uri {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/v1/auth/revocations", listener.local_addr().expect("addr"));
+        let app = axum::Router::new().route(
+            "/v1/auth/revocations",
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move { axum::Json(body) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url.parse().expect("url")
+    }
+
+    /// A user-wide entry revokes every token the user was issued in an earlier second, but not
+    /// the kept session's, nor tokens issued since.
+    #[tokio::test]
+    async fn a_user_wide_revocation_ends_every_earlier_token_but_the_kept_session() {
+        let cutoff_ms = 1_800_000_000_500;
+        let url = feed(serde_json::json!({
+            "revocations": [
+                {"user_id": "ada", "except_session_id": "kept", "revoked_at_ms": cutoff_ms},
+                {"session_id": "one", "revoked_at_ms": cutoff_ms - 10_000},
+            ],
+            "as_of_ms": cutoff_ms + 1_000,
+        }))
+        .await;
+        let revocations = Revocations::new(
+            crate::fetch::client().expect("client"),
+            url,
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            Duration::from_secs(990),
+        );
+        assert_eq!(revocations.status("any", "ada", 0), Status::Unknown, "not read yet");
+        revocations.poll_once().await.expect("poll");
+        let before = cutoff_ms / 1000 - 1;
+        assert_eq!(revocations.status("laptop", "ada", before), Status::Revoked);
+        assert_eq!(revocations.status("kept", "ada", before), Status::Active);
+        assert_eq!(
+            revocations.status("laptop", "ada", cutoff_ms / 1000),
+            Status::Active,
+            "issued since"
+        );
+        assert_eq!(
+            revocations.status("laptop", "grace", before),
+            Status::Active,
+            "another user"
+        );
+        assert_eq!(
+            revocations.status("one", "grace", before),
+            Status::Revoked,
+            "a session entry"
+        );
     }
 }

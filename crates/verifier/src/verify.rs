@@ -180,7 +180,7 @@ impl Verifier {
             Some(claims) => claims,
             None => self.verify(token, now).await?,
         };
-        match self.revocations.status(&claims.sid) {
+        match self.revocations.status(&claims.sid, &claims.sub, claims.iat) {
             Status::Active => {}
             Status::Revoked => return Err(Denial::Revoked),
             Status::Unknown => return Err(Denial::RevocationUnknown),

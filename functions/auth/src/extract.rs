@@ -138,6 +138,9 @@ impl FromRequestParts<App> for AuthUser {
             .await?
             .filter(|s| s.is_active(now) && s.user_id == claims.sub)
             .ok_or_else(unauthorized)?;
+        if app.sessions.is_cut_off(&session).await? {
+            return Err(unauthorized());
+        }
         Ok(Self { claims, session })
     }
 }

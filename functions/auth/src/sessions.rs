@@ -110,12 +110,32 @@ pub enum RefreshError {
     Store(#[from] StoreError),
 }
 
-/// One entry of the revocation feed.
+/// One entry of the revocation feed: one session, or (with `user_id`) every session of a user
+/// signed in before the second of `revoked_at_ms`, except `except_session_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Revocation {
-    pub session_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub except_session_id: Option<String>,
     /// Unix milliseconds.
     pub revoked_at_ms: i64,
+}
+
+/// The most sessions one user holds; signing in past it ends the oldest.
+pub const MAX_SESSIONS_PER_USER: usize = 50;
+
+/// A user-wide revocation as the auth API checks it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Cutoff {
+    not_before_ms: i64,
+    except_session_id: Option<String>,
+}
+
+fn cutoff_key(user_id: &str) -> Key {
+    Key::new(format!("user#{user_id}"), "cutoff")
 }
 
 /// The sessions repository.
@@ -152,10 +172,11 @@ fn session_key(id: &str) -> Key {
     Key::new(format!("session#{id}"), "session")
 }
 
-fn feed_key(session_id: &str, revoked_at_ms: i64) -> Key {
+/// A feed entry's key: `<ms>#<session id>`, or `<ms>#user#<user id>` for a user-wide one.
+fn feed_key(subject: &str, revoked_at_ms: i64) -> Key {
     Key::new(
         format!("revoked#{}", revoked_at_ms.div_euclid(60_000)),
-        format!("{revoked_at_ms:015}#{session_id}"),
+        format!("{revoked_at_ms:015}#{subject}"),
     )
 }
 
@@ -228,6 +249,14 @@ impl Sessions {
             version: 0,
         };
         session.version = self.store.put(Table::Auth, &self.item_of(&session)).await?;
+        for oldest in self
+            .list(&session.user_id, now)
+            .await?
+            .iter()
+            .skip(MAX_SESSIONS_PER_USER)
+        {
+            self.revoke(&oldest.id, now).await?;
+        }
         let token = RefreshToken(SecretString::from(format!("{}.{secret}", session.id)));
         Ok((session, token))
     }
@@ -247,7 +276,7 @@ impl Sessions {
         let session = self.get(id).await?.ok_or(RefreshError::Invalid)?;
         let presented = secret_hash(secret);
         if hashes_equal(&presented, &session.refresh_hash) {
-            return if session.is_active(now) {
+            return if session.is_active(now) && !self.is_cut_off(&session).await? {
                 Ok(session)
             } else {
                 Err(RefreshError::Invalid)
@@ -321,8 +350,38 @@ impl Sessions {
         }
     }
 
-    /// Revokes every session of `user_id` except `keep`; returns how many were revoked.
+    /// Revokes every session of `user_id` except `keep`; returns how many were revoked one by
+    /// one. The first write is a user-wide cutoff, in the feed and for this API's own checks,
+    /// which alone ends every session signed in before this second, however many there are.
+    /// The sessions are then revoked one by one too (at most [`MAX_SESSIONS_PER_USER`]), to drop
+    /// their provider credentials and to cover sessions begun within this very second.
     pub async fn revoke_all(&self, user_id: &str, keep: Option<&str>, now: i64) -> Result<usize, StoreError> {
+        let now_ms = rampart_kernel::now_unix_ms().max(now.saturating_mul(1000));
+        let cutoff = Cutoff {
+            not_before_ms: now_ms,
+            except_session_id: keep.map(str::to_string),
+        };
+        let body = serde_json::to_value(&cutoff).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let expires_at = now.saturating_add(self.absolute_lifetime_secs);
+        loop {
+            let mut item = Item::new(cutoff_key(user_id), body.clone()).expiring_at(expires_at);
+            item.version = self
+                .store
+                .get(Table::Auth, &cutoff_key(user_id))
+                .await?
+                .map_or(0, |existing| existing.version);
+            match self.store.put(Table::Auth, &item).await {
+                Ok(_) => break,
+                Err(StoreError::ConditionFailed) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        let entry = Item::new(feed_key(&format!("user#{user_id}"), now_ms), body)
+            .expiring_at(now_ms / 1000 + self.feed_retention_secs);
+        match self.store.put(Table::Auth, &entry).await {
+            Ok(_) | Err(StoreError::ConditionFailed) => {}
+            Err(error) => return Err(error),
+        }
         let mut revoked = 0;
         for session in self.list(user_id, now).await? {
             if Some(session.id.as_str()) != keep && self.revoke(&session.id, now).await? {
@@ -330,6 +389,17 @@ impl Sessions {
             }
         }
         Ok(revoked)
+    }
+
+    /// Whether a user-wide revocation ended this session: it began in an earlier second than
+    /// the cutoff and is not the one the cutoff kept.
+    pub async fn is_cut_off(&self, session: &Session) -> Result<bool, StoreError> {
+        let Some(item) = self.store.get(Table::Auth, &cutoff_key(&session.user_id)).await? else {
+            return Ok(false);
+        };
+        let cutoff: Cutoff = serde_json::from_value(item.body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(session.created_at < cutoff.not_before_ms.div_euclid(1000)
+            && cutoff.except_session_id.as_deref() != Some(session.id.as_str()))
     }
 
     /// Opens the provider credential the session keeps; `None` if it keeps none (the embedded
@@ -380,16 +450,31 @@ impl Sessions {
                 .query(Table::Auth, &format!("revoked#{minute}"), "", 10_000)
                 .await?
             {
-                let Some((at, session_id)) = item.key.sk.split_once('#') else {
+                let Some((at, subject)) = item.key.sk.split_once('#') else {
                     continue;
                 };
                 let revoked_at_ms: i64 = at.parse().map_err(|_| StoreError::Corrupt(item.key.sk.clone()))?;
-                if revoked_at_ms >= since_ms {
-                    feed.push(Revocation {
-                        session_id: session_id.to_string(),
-                        revoked_at_ms,
-                    });
+                if revoked_at_ms < since_ms {
+                    continue;
                 }
+                feed.push(match subject.strip_prefix("user#") {
+                    Some(user_id) => {
+                        let cutoff: Cutoff =
+                            serde_json::from_value(item.body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        Revocation {
+                            session_id: None,
+                            user_id: Some(user_id.to_string()),
+                            except_session_id: cutoff.except_session_id,
+                            revoked_at_ms,
+                        }
+                    }
+                    None => Revocation {
+                        session_id: Some(subject.to_string()),
+                        user_id: None,
+                        except_session_id: None,
+                        revoked_at_ms,
+                    },
+                });
             }
         }
         Ok(feed)
@@ -428,13 +513,17 @@ impl Sessions {
             session_key(&session.id),
             serde_json::to_value(stored).unwrap_or_default(),
         )
-        .with_index(Key::new(
-            format!("user#{}", session.user_id),
-            format!("session#{:012}#{}", session.created_at, session.id),
-        ))
         // A revoked session is kept until it would have ended anyway, so a reused token
         // is still recognised; an idle one goes as soon as it can no longer be refreshed.
         .expiring_at(session.expires_at());
+        // Only sessions not yet revoked are listed by user, so the listing stays as short as
+        // the cap on sessions, however often the user signs in.
+        if session.revoked_at.is_none() {
+            item = item.with_index(Key::new(
+                format!("user#{}", session.user_id),
+                format!("session#{:012}#{}", session.created_at, session.id),
+            ));
+        }
         item.version = session.version;
         item
     }

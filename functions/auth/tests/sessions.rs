@@ -80,6 +80,7 @@ macro_rules! on_both_stores {
 on_both_stores!(
     idle_sessions_end,
     a_predecessor_is_a_race_within_the_grace_and_a_reuse_after_it,
+    a_user_holds_a_bounded_number_of_sessions_and_revoking_all_is_one_cutoff,
     refreshing_cannot_outlive_the_absolute_lifetime,
     revocation_feed_keeps_entries_for_one_access_token_lifetime,
     revoking_all_keeps_the_named_session,
@@ -179,14 +180,25 @@ async fn revocation_feed_keeps_entries_for_one_access_token_lifetime(store: Arc<
     // Revoking again is harmless and does not add a second entry.
     assert!(sessions.revoke(&session.id, t0 + 1).await.expect("revoke again"));
     let feed = sessions.revoked_since(t0 * 1000 - 1, t0 + 1).await.expect("feed");
-    let ours: Vec<_> = feed.iter().filter(|r| r.session_id == session.id).collect();
+    let ours: Vec<_> = feed
+        .iter()
+        .filter(|r| r.session_id.as_deref() == Some(session.id.as_str()))
+        .collect();
     assert_eq!(ours.len(), 1, "{feed:?}");
     assert_eq!(ours[0].revoked_at_ms, t0 * 1000);
     let later = sessions.revoked_since(t0 * 1000 + 1, t0 + 1).await.expect("feed");
-    assert!(later.iter().all(|r| r.session_id != session.id));
+    assert!(
+        later
+            .iter()
+            .all(|r| r.session_id.as_deref() != Some(session.id.as_str()))
+    );
     let retention = (settings.tokens.access_token_ttl_secs + settings.tokens.leeway_secs + 60) as i64;
     let expired = sessions.revoked_since(0, t0 + retention + 1).await.expect("feed");
-    assert!(expired.iter().all(|r| r.session_id != session.id));
+    assert!(
+        expired
+            .iter()
+            .all(|r| r.session_id.as_deref() != Some(session.id.as_str()))
+    );
     assert!(!sessions.revoke("no-such-session", t0).await.expect("revoke unknown"));
 }
 
@@ -251,4 +263,54 @@ async fn a_predecessor_is_a_race_within_the_grace_and_a_reuse_after_it(store: Ar
         sessions.redeem(second.expose(), t0 + 3).await,
         Err(RefreshError::Invalid)
     ));
+}
+
+/// Signing in past the cap ends the oldest sessions; revoking all writes one user-wide cutoff
+/// that the feed carries and that ends every earlier session, the kept one excepted.
+async fn a_user_holds_a_bounded_number_of_sessions_and_revoking_all_is_one_cutoff(store: Arc<dyn ItemStore>) {
+    use rampart_auth_function::sessions::MAX_SESSIONS_PER_USER;
+    let sessions = sessions(store);
+    let t0 = now();
+    let user = format!("capped{}", rampart_testkit::unique_suffix());
+    let mut tokens = Vec::new();
+    for n in 0..MAX_SESSIONS_PER_USER + 5 {
+        let at = t0 + n as i64;
+        tokens.push(sessions.create(new_session(&user), at).await.expect("create"));
+    }
+    let last = t0 + tokens.len() as i64;
+    assert_eq!(
+        sessions.list(&user, last).await.expect("list").len(),
+        MAX_SESSIONS_PER_USER
+    );
+    for (n, (_, token)) in tokens.iter().enumerate() {
+        let result = sessions.redeem(token.expose(), last).await;
+        assert_eq!(result.is_ok(), n >= 5, "session {n}: {result:?}");
+    }
+    let (kept, _) = tokens.last().expect("sessions");
+    let revoked = sessions
+        .revoke_all(&user, Some(&kept.id), last + 1)
+        .await
+        .expect("revoke all");
+    assert_eq!(revoked, MAX_SESSIONS_PER_USER - 1);
+    for (session, token) in &tokens[..tokens.len() - 1] {
+        assert!(
+            sessions.redeem(token.expose(), last + 1).await.is_err(),
+            "{}",
+            session.id
+        );
+        assert!(sessions.is_cut_off(session).await.expect("cutoff"));
+    }
+    let kept_again = sessions.get(&kept.id).await.expect("store").expect("kept");
+    assert!(!sessions.is_cut_off(&kept_again).await.expect("cutoff"));
+    sessions
+        .redeem(tokens.last().expect("kept").1.expose(), last + 1)
+        .await
+        .expect("the kept session lives on");
+    let feed = sessions.revoked_since(0, last + 1).await.expect("feed");
+    let user_wide: Vec<_> = feed
+        .iter()
+        .filter(|r| r.user_id.as_deref() == Some(user.as_str()))
+        .collect();
+    assert_eq!(user_wide.len(), 1, "{feed:?}");
+    assert_eq!(user_wide[0].except_session_id.as_deref(), Some(kept.id.as_str()));
 }
