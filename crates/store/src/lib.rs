@@ -123,6 +123,9 @@ pub trait ItemQuery: Send + Sync {
     async fn query(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>>;
     /// Like `query`, over the `gsi1` index keys.
     async fn query_index(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>>;
+    /// Live items of one partition whose sort key sorts strictly after `after_sk`, in sort-key
+    /// order: the next page of a partition read `limit` items at a time.
+    async fn query_after(&self, table: Table, pk: &str, after_sk: &str, limit: usize) -> Result<Vec<Item>>;
 }
 
 /// Deletes an item, if `expected_version` is given only while it still has that version.
@@ -143,6 +146,15 @@ impl<T> ItemStore for T where
 }
 
 pub(crate) use rampart_kernel::now_unix;
+
+/// Which sort keys of a partition a query reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SortKeys<'a> {
+    /// Those starting with this prefix (all of them for an empty one).
+    Prefix(&'a str),
+    /// Those sorting strictly after this key.
+    After(&'a str),
+}
 
 /// The store the settings select: SQLite under `data_dir`, or DynamoDB.
 pub fn connect(

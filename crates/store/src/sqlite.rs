@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, Result, StoreError, Table, now_unix};
+use crate::{Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, Result, SortKeys, StoreError, Table, now_unix};
 
 /// SQLite work runs on the blocking pool; the mutex serialises it as SQLite would anyway.
 #[derive(Debug, Clone)]
@@ -219,11 +219,18 @@ impl ItemPut for SqliteStore {
 #[async_trait::async_trait]
 impl ItemQuery for SqliteStore {
     async fn query(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
-        self.query_on(table, ("pk", "sk"), pk, sk_prefix, limit).await
+        self.query_on(table, ("pk", "sk"), pk, SortKeys::Prefix(sk_prefix), limit)
+            .await
     }
 
     async fn query_index(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
-        self.query_on(table, ("gsi1pk", "gsi1sk"), pk, sk_prefix, limit).await
+        self.query_on(table, ("gsi1pk", "gsi1sk"), pk, SortKeys::Prefix(sk_prefix), limit)
+            .await
+    }
+
+    async fn query_after(&self, table: Table, pk: &str, after_sk: &str, limit: usize) -> Result<Vec<Item>> {
+        self.query_on(table, ("pk", "sk"), pk, SortKeys::After(after_sk), limit)
+            .await
     }
 }
 
@@ -233,20 +240,24 @@ impl SqliteStore {
         table: Table,
         (pk_column, sk_column): (&'static str, &'static str),
         pk: &str,
-        sk_prefix: &str,
+        sort_keys: SortKeys<'_>,
         limit: usize,
     ) -> Result<Vec<Item>> {
-        let (pk, prefix) = (pk.to_owned(), sk_prefix.to_owned());
+        let (condition, bound) = match sort_keys {
+            // substr() rather than LIKE: sort keys may contain % and _.
+            SortKeys::Prefix(prefix) => (format!("substr({sk_column}, 1, length(?2)) = ?2"), prefix),
+            SortKeys::After(after) => (format!("{sk_column} > ?2"), after),
+        };
+        let (pk, bound) = (pk.to_owned(), bound.to_owned());
         let now = now_unix();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |connection| {
-            // substr() rather than LIKE: sort keys may contain % and _.
             let sql = format!(
-                "SELECT {COLUMNS} FROM items_{} WHERE {pk_column} = ?1 AND substr({sk_column}, 1, length(?2)) = ?2
+                "SELECT {COLUMNS} FROM items_{} WHERE {pk_column} = ?1 AND {condition}
                  AND (expires_at IS NULL OR expires_at > ?3) ORDER BY {sk_column} LIMIT ?4",
                 table.logical()
             );
-            select_live(connection, &sql, params![pk, prefix, now, limit])
+            select_live(connection, &sql, params![pk, bound, now, limit])
         })
         .await
     }

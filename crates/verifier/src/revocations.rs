@@ -18,6 +18,10 @@ use crate::fetch::{HttpClient, get_json};
 /// write became visible late is still picked up. Entries are idempotent.
 const OVERLAP_MS: i64 = 10_000;
 
+/// The most feed pages one poll reads (a million entries at the issuer's 1,000 a page); a feed
+/// longer than that fails the poll, so the verifier goes stale and refuses rather than guess.
+const MAX_PAGES: usize = 1000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Active,
@@ -51,6 +55,8 @@ struct PollState {
 struct Feed {
     revocations: Vec<Entry>,
     as_of_ms: i64,
+    /// Where the next page starts; absent on the last.
+    next: Option<String>,
 }
 
 /// A session's revocation, or with `user_id` every session of a user before `revoked_at_ms`.
@@ -114,7 +120,7 @@ impl Revocations {
         state.last_success.is_some_and(|at| at.elapsed() <= self.bound)
     }
 
-    /// Reads the feed from where the last read left off (with an overlap).
+    /// Reads the feed from where the last read left off (with an overlap), every page of it.
     pub async fn poll_once(&self) -> Result<(), String> {
         let started = Instant::now();
         let since_ms = {
@@ -123,41 +129,67 @@ impl Revocations {
             state.since_ms
         };
         let separator = if self.url.query().is_some() { '&' } else { '?' };
-        let uri: Uri = format!("{}{separator}since={since_ms}", self.url)
-            .parse()
-            .map_err(|e| format!("revocation feed URL: {e}"))?;
-        let (_, feed): (_, Feed) = get_json(&self.client, &uri).await?;
-        {
-            let mut revoked = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
-            let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
-            for entry in feed.revocations {
-                match (entry.session_id, entry.user_id) {
-                    (Some(session_id), _) => {
-                        revoked.insert(session_id, entry.revoked_at_ms);
-                    }
-                    (None, Some(user_id)) => {
-                        let cutoff = UserCutoff {
-                            revoked_at_ms: entry.revoked_at_ms,
-                            except_session_id: entry.except_session_id,
-                        };
-                        let latest = users.entry(user_id).or_insert_with(|| cutoff.clone());
-                        if cutoff.revoked_at_ms > latest.revoked_at_ms {
-                            *latest = cutoff;
-                        }
-                    }
-                    (None, None) => {}
+        let first_page = format!("{}{separator}since={since_ms}", self.url);
+        let mut uri = first_page.clone();
+        let mut as_of_ms = None;
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let uri_parsed: Uri = uri.parse().map_err(|e| format!("revocation feed URL: {e}"))?;
+            let (_, feed): (_, Feed) = get_json(&self.client, &uri_parsed).await?;
+            // The first page's time: entries written while later pages were read are newer.
+            let as_of_ms = *as_of_ms.get_or_insert(feed.as_of_ms);
+            self.apply(feed.revocations, as_of_ms);
+            match feed.next {
+                Some(next) if cursor.as_ref() == Some(&next) => {
+                    return Err("revocation feed: a page pointed back at itself".to_string());
+                }
+                Some(next)
+                    if next
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                {
+                    uri = format!("{first_page}&after={next}");
+                    cursor = Some(next);
+                }
+                Some(_) => return Err("revocation feed: malformed `next` cursor".to_string()),
+                None => {
+                    let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    state.since_ms = as_of_ms.saturating_sub(OVERLAP_MS).max(state.since_ms);
+                    // Freshness counts from when the read started: what it returned is at least that new.
+                    state.last_success = Some(started);
+                    return Ok(());
                 }
             }
-            // A token of a session revoked longer ago than the retention has expired anyway.
-            let oldest = feed.as_of_ms.saturating_sub(self.retention_ms);
-            revoked.retain(|_, at| *at >= oldest);
-            users.retain(|_, cutoff| cutoff.revoked_at_ms >= oldest);
         }
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.since_ms = feed.as_of_ms.saturating_sub(OVERLAP_MS).max(state.since_ms);
-        // Freshness counts from when the read started: what it returned is at least that new.
-        state.last_success = Some(started);
-        Ok(())
+        Err(format!("revocation feed: more than {MAX_PAGES} pages in one poll"))
+    }
+
+    /// Adds one page's entries, and forgets those older than the retention before `as_of_ms`.
+    fn apply(&self, entries: Vec<Entry>, as_of_ms: i64) {
+        let mut revoked = self.revoked.write().unwrap_or_else(PoisonError::into_inner);
+        let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
+        for entry in entries {
+            match (entry.session_id, entry.user_id) {
+                (Some(session_id), _) => {
+                    revoked.insert(session_id, entry.revoked_at_ms);
+                }
+                (None, Some(user_id)) => {
+                    let cutoff = UserCutoff {
+                        revoked_at_ms: entry.revoked_at_ms,
+                        except_session_id: entry.except_session_id,
+                    };
+                    let latest = users.entry(user_id).or_insert_with(|| cutoff.clone());
+                    if cutoff.revoked_at_ms > latest.revoked_at_ms {
+                        *latest = cutoff;
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        // A token of a session revoked longer ago than the retention has expired anyway.
+        let oldest = as_of_ms.saturating_sub(self.retention_ms);
+        revoked.retain(|_, at| *at >= oldest);
+        users.retain(|_, cutoff| cutoff.revoked_at_ms >= oldest);
     }
 
     /// For callers that cannot run background tasks: polls if the last poll began at least one
@@ -192,19 +224,32 @@ impl Revocations {
 mod tests {
     use super::*;
 
-    /// Serves `body` as the feed on a loopback port; returns its URL.
-    async fn feed(body: serde_json::Value) -> Uri {
+    /// Serves `pages` as the feed on a loopback port, the first without `after` and each
+    /// other for `after=<its index>`; returns its URL.
+    async fn feed(pages: Vec<serde_json::Value>) -> Uri {
+        use axum::extract::Query;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}/v1/auth/revocations", listener.local_addr().expect("addr"));
         let app = axum::Router::new().route(
             "/v1/auth/revocations",
-            axum::routing::get(move || {
-                let body = body.clone();
-                async move { axum::Json(body) }
+            axum::routing::get(move |Query(query): Query<HashMap<String, String>>| {
+                let index = query.get("after").map_or(0, |after| after.parse().expect("page index"));
+                let page = pages[index].clone();
+                async move { axum::Json(page) }
             }),
         );
         tokio::spawn(async move { axum::serve(listener, app).await });
         url.parse().expect("url")
+    }
+
+    fn revocations(url: Uri) -> Revocations {
+        Revocations::new(
+            crate::fetch::client().expect("client"),
+            url,
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            Duration::from_secs(990),
+        )
     }
 
     /// A user-wide entry revokes every token the user was issued in an earlier second, but not
@@ -212,21 +257,20 @@ mod tests {
     #[tokio::test]
     async fn a_user_wide_revocation_ends_every_earlier_token_but_the_kept_session() {
         let cutoff_ms = 1_800_000_000_500;
-        let url = feed(serde_json::json!({
-            "revocations": [
-                {"user_id": "ada", "except_session_id": "kept", "revoked_at_ms": cutoff_ms},
-                {"session_id": "one", "revoked_at_ms": cutoff_ms - 10_000},
-            ],
-            "as_of_ms": cutoff_ms + 1_000,
-        }))
+        // Two pages: the entry on the second counts as much as those on the first.
+        let url = feed(vec![
+            serde_json::json!({
+                "revocations": [{"user_id": "ada", "except_session_id": "kept", "revoked_at_ms": cutoff_ms}],
+                "as_of_ms": cutoff_ms + 1_000,
+                "next": "1",
+            }),
+            serde_json::json!({
+                "revocations": [{"session_id": "one", "revoked_at_ms": cutoff_ms - 10_000}],
+                "as_of_ms": cutoff_ms + 1_500,
+            }),
+        ])
         .await;
-        let revocations = Revocations::new(
-            crate::fetch::client().expect("client"),
-            url,
-            Duration::from_secs(1),
-            Duration::from_secs(5),
-            Duration::from_secs(990),
-        );
+        let revocations = revocations(url);
         assert_eq!(revocations.status("any", "ada", 0), Status::Unknown, "not read yet");
         revocations.poll_once().await.expect("poll");
         let before = cutoff_ms / 1000 - 1;
@@ -247,5 +291,19 @@ mod tests {
             Status::Revoked,
             "a session entry"
         );
+    }
+
+    /// A feed whose pages never end is not read as complete: the verifier stays unsure.
+    #[tokio::test]
+    async fn a_feed_that_pages_in_a_loop_fails_the_poll() {
+        let url = feed(vec![
+            serde_json::json!({"revocations": [], "as_of_ms": 1_800_000_000_000_i64, "next": "1"}),
+            serde_json::json!({"revocations": [], "as_of_ms": 1_800_000_000_000_i64, "next": "1"}),
+        ])
+        .await;
+        let revocations = revocations(url);
+        let error = revocations.poll_once().await.expect_err("a loop is not a feed");
+        assert!(error.contains("itself"), "{error}");
+        assert_eq!(revocations.status("any", "ada", 0), Status::Unknown);
     }
 }

@@ -4,11 +4,12 @@
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, header};
+use rampart_kernel::Problem;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use crate::sessions::Revocation;
+use crate::sessions::{FeedCursor, Revocation};
 use crate::signin::{USER_SCOPE, no_store};
 use crate::{App, now_unix};
 
@@ -65,30 +66,54 @@ pub async fn openid_configuration(State(app): State<App>) -> Result<Response, Ap
     ))
 }
 
+/// The most entries one page of the revocation feed holds.
+pub const FEED_PAGE_SIZE: usize = 1000;
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct FeedQuery {
     /// Unix milliseconds; omit for everything still retained (one access-token lifetime).
     pub since: Option<i64>,
+    /// The `next` of the previous page, to read on from where it ended.
+    pub after: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RevocationFeed {
+    /// Oldest first, at most 1,000 per page.
     pub revocations: Vec<Revocation>,
-    /// Poll next with `since` a few seconds before this.
+    /// Poll next with `since` a few seconds before this (that of the first page read).
     pub as_of_ms: i64,
+    /// Present while more entries follow: ask again with the same `since` and `after` set to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
-/// Sessions revoked since `since`, for verifiers that must stop them before their access
-/// tokens expire. Session ids are not credentials.
+/// Sessions and users revoked since `since`, for verifiers that must stop them before their
+/// access tokens expire; read page by page until no `next` is given, so nothing is ever left
+/// out. Session and user ids are not credentials.
 #[utoipa::path(get, path = "/v1/auth/revocations", tag = "discovery", params(FeedQuery),
-    responses((status = 200, body = RevocationFeed)))]
+    responses((status = 200, body = RevocationFeed),
+        (status = 422, description = "`after` is not a cursor this feed gave", content_type = "application/problem+json")))]
 pub async fn revocations(State(app): State<App>, Query(query): Query<FeedQuery>) -> Result<Response, ApiError> {
     let now = now_unix();
-    let revocations = app.sessions.revoked_since(query.since.unwrap_or(0), now).await?;
+    let after = match query.after.as_deref() {
+        None => None,
+        Some(text) => Some(FeedCursor::parse(text).ok_or_else(|| {
+            ApiError(Problem::invalid_field(
+                "after",
+                "Not a cursor this feed gave; start again without it.",
+            ))
+        })?),
+    };
+    let page = app
+        .sessions
+        .revoked_since(query.since.unwrap_or(0), after.as_ref(), FEED_PAGE_SIZE, now)
+        .await?;
     Ok(no_store(RevocationFeed {
-        revocations,
+        revocations: page.revocations,
         as_of_ms: now * 1000,
+        next: page.next.map(|cursor| cursor.encode()),
     }))
 }
 

@@ -138,6 +138,61 @@ fn cutoff_key(user_id: &str) -> Key {
     Key::new(format!("user#{user_id}"), "cutoff")
 }
 
+/// One page of the revocation feed.
+#[derive(Debug)]
+pub struct FeedPage {
+    pub revocations: Vec<Revocation>,
+    /// Where the next page starts; `None` on the last.
+    pub next: Option<FeedCursor>,
+}
+
+/// Where a feed page ended: the sort key of its last entry, base64url-encoded for callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedCursor(String);
+
+impl FeedCursor {
+    /// A cursor this API handed out, or `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let key = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
+        let (at, subject) = key.split_once('#')?;
+        (at.len() == 15 && at.bytes().all(|b| b.is_ascii_digit()) && !subject.is_empty()).then_some(Self(key))
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(&self.0)
+    }
+
+    /// The time of the entry it points at (Unix ms); `parse` checked its 15 digits.
+    fn at_ms(&self) -> i64 {
+        self.0.get(..15).and_then(|at| at.parse().ok()).unwrap_or_default()
+    }
+}
+
+/// A feed item as its entry: a session's (`<ms>#<session id>`) or a user's (`<ms>#user#<id>`).
+fn revocation_of(item: Item) -> Result<Revocation, StoreError> {
+    let corrupt = || StoreError::Corrupt(item.key.sk.clone());
+    let (at, subject) = item.key.sk.split_once('#').ok_or_else(corrupt)?;
+    let revoked_at_ms: i64 = at.parse().map_err(|_| corrupt())?;
+    Ok(match subject.strip_prefix("user#") {
+        Some(user_id) => {
+            let cutoff: Cutoff =
+                serde_json::from_value(item.body.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Revocation {
+                session_id: None,
+                user_id: Some(user_id.to_string()),
+                except_session_id: cutoff.except_session_id,
+                revoked_at_ms,
+            }
+        }
+        None => Revocation {
+            session_id: Some(subject.to_string()),
+            user_id: None,
+            except_session_id: None,
+            revoked_at_ms,
+        },
+    })
+}
+
 /// The sessions repository.
 #[derive(Debug, Clone)]
 pub struct Sessions {
@@ -334,6 +389,9 @@ impl Sessions {
             let revoked_at = match session.revoked_at {
                 Some(at) => at,
                 None => {
+                    // Stamped when written, not when the caller began: a feed entry must never
+                    // land behind what a verifier has already read.
+                    let now = now.max(rampart_kernel::now_unix());
                     session.revoked_at = Some(now);
                     // A revoked session will never act for the user again.
                     session.sealed_credential = None;
@@ -438,46 +496,48 @@ impl Sessions {
         Ok(sessions)
     }
 
-    /// Revocations at or after `since_ms` that are still inside the feed's retention, oldest
-    /// first. Callers poll with an overlap; entries are idempotent.
-    pub async fn revoked_since(&self, since_ms: i64, now: i64) -> Result<Vec<Revocation>, StoreError> {
-        let oldest_ms = (now - self.feed_retention_secs) * 1000;
-        let since_ms = since_ms.max(oldest_ms);
-        let mut feed = Vec::new();
-        for minute in since_ms.div_euclid(60_000)..=(now * 1000).div_euclid(60_000) {
+    /// One page of the revocations at or after `since_ms` that are still inside the feed's
+    /// retention, oldest first, resuming after `after`: at most `limit` entries, and a cursor
+    /// when more follow. Callers poll with an overlap; entries are idempotent.
+    pub async fn revoked_since(
+        &self,
+        since_ms: i64,
+        after: Option<&FeedCursor>,
+        limit: usize,
+        now: i64,
+    ) -> Result<FeedPage, StoreError> {
+        let since_ms = since_ms.max((now - self.feed_retention_secs) * 1000);
+        // A sort key `<ms>#...` sorts after the bare `<ms>`: this bound keeps entries at `since_ms`.
+        let since_sk = format!("{since_ms:015}");
+        let (start_ms, mut after_sk) = match after {
+            Some(cursor) if cursor.0 > since_sk => (cursor.at_ms(), cursor.0.clone()),
+            _ => (since_ms, since_sk),
+        };
+        let mut minute = start_ms.div_euclid(60_000);
+        let mut revocations = Vec::new();
+        while minute <= (now * 1000).div_euclid(60_000) {
+            let wanted = limit.saturating_sub(revocations.len());
             for item in self
                 .store
-                .query(Table::Auth, &format!("revoked#{minute}"), "", 10_000)
+                .query_after(Table::Auth, &format!("revoked#{minute}"), &after_sk, wanted)
                 .await?
             {
-                let Some((at, subject)) = item.key.sk.split_once('#') else {
-                    continue;
-                };
-                let revoked_at_ms: i64 = at.parse().map_err(|_| StoreError::Corrupt(item.key.sk.clone()))?;
-                if revoked_at_ms < since_ms {
-                    continue;
-                }
-                feed.push(match subject.strip_prefix("user#") {
-                    Some(user_id) => {
-                        let cutoff: Cutoff =
-                            serde_json::from_value(item.body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        Revocation {
-                            session_id: None,
-                            user_id: Some(user_id.to_string()),
-                            except_session_id: cutoff.except_session_id,
-                            revoked_at_ms,
-                        }
-                    }
-                    None => Revocation {
-                        session_id: Some(subject.to_string()),
-                        user_id: None,
-                        except_session_id: None,
-                        revoked_at_ms,
-                    },
+                after_sk = item.key.sk.clone();
+                revocations.push(revocation_of(item)?);
+            }
+            if revocations.len() >= limit {
+                return Ok(FeedPage {
+                    revocations,
+                    next: Some(FeedCursor(after_sk)),
                 });
             }
+            minute += 1;
+            after_sk = String::new();
         }
-        Ok(feed)
+        Ok(FeedPage {
+            revocations,
+            next: None,
+        })
     }
 
     async fn publish_revocation(&self, id: &str, revoked_at_ms: i64, now: i64) -> Result<(), StoreError> {

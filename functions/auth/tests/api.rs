@@ -463,6 +463,12 @@ async fn sign_up_to_sign_out(stack: &Stack) {
         .filter_map(|r| r["session_id"].as_str())
         .collect();
     assert!(revoked.contains(&claims.sid.as_str()), "{feed:?}");
+    assert!(feed.body.get("next").is_none(), "one page holds it all: {feed:?}");
+    for forged in ["bm90LWEtY3Vyc29y", "%00", "MDAwMDAwMDAwMDAwMDAwIw"] {
+        let page = stack.get(&format!("/v1/auth/revocations?after={forged}")).await;
+        assert_eq!(page.status, 422, "{forged}: {page:?}");
+        assert_eq!(page.body["errors"][0]["pointer"], "after", "{page:?}");
+    }
 
     let kinds = stack.audit_kinds(&claims.sub).await;
     for expected in [

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rampart_auth_function::sessions::{NewSession, RefreshError, Sessions};
+use rampart_auth_function::sessions::{NewSession, RefreshError, Revocation, Sessions};
 use rampart_identity::IdentityError;
 use rampart_kernel::Settings;
 use rampart_seal::{LocalSealer, Sealer};
@@ -61,6 +61,24 @@ async fn dynamodb() -> Arc<dyn ItemStore> {
     Arc::new(rampart_store::DynamoDbStore::new(client, &aws.prefix))
 }
 
+/// The whole feed from `since_ms`, read `page` entries at a time as a verifier reads it.
+async fn feed_from(sessions: &Sessions, since_ms: i64, page: usize, now: i64) -> Vec<Revocation> {
+    let mut feed = Vec::new();
+    let mut after = None;
+    loop {
+        let read = sessions
+            .revoked_since(since_ms, after.as_ref(), page, now)
+            .await
+            .expect("feed page");
+        assert!(read.revocations.len() <= page);
+        feed.extend(read.revocations);
+        match read.next {
+            Some(next) => after = Some(next),
+            None => return feed,
+        }
+    }
+}
+
 macro_rules! on_both_stores {
     ($($scenario:ident),* $(,)?) => {$(
         mod $scenario {
@@ -83,6 +101,7 @@ on_both_stores!(
     a_user_holds_a_bounded_number_of_sessions_and_revoking_all_is_one_cutoff,
     refreshing_cannot_outlive_the_absolute_lifetime,
     revocation_feed_keeps_entries_for_one_access_token_lifetime,
+    revocation_feed_pages_hold_every_entry_once,
     revoking_all_keeps_the_named_session,
     provider_credential_is_sealed_bound_to_its_session_and_dropped_on_revoke,
 );
@@ -179,27 +198,61 @@ async fn revocation_feed_keeps_entries_for_one_access_token_lifetime(store: Arc<
     assert!(sessions.revoke(&session.id, t0).await.expect("revoke"));
     // Revoking again is harmless and does not add a second entry.
     assert!(sessions.revoke(&session.id, t0 + 1).await.expect("revoke again"));
-    let feed = sessions.revoked_since(t0 * 1000 - 1, t0 + 1).await.expect("feed");
+    let feed = feed_from(&sessions, t0 * 1000 - 1, 1000, t0 + 1).await;
     let ours: Vec<_> = feed
         .iter()
         .filter(|r| r.session_id.as_deref() == Some(session.id.as_str()))
         .collect();
     assert_eq!(ours.len(), 1, "{feed:?}");
-    assert_eq!(ours[0].revoked_at_ms, t0 * 1000);
-    let later = sessions.revoked_since(t0 * 1000 + 1, t0 + 1).await.expect("feed");
+    // Stamped with the time it was written (the clock may have turned a second since `t0`).
+    let at = ours[0].revoked_at_ms;
+    assert!((t0 * 1000..=(t0 + 1) * 1000).contains(&at), "{at}");
+    let later = feed_from(&sessions, at + 1, 1000, t0 + 1).await;
     assert!(
         later
             .iter()
             .all(|r| r.session_id.as_deref() != Some(session.id.as_str()))
     );
     let retention = (settings.tokens.access_token_ttl_secs + settings.tokens.leeway_secs + 60) as i64;
-    let expired = sessions.revoked_since(0, t0 + retention + 1).await.expect("feed");
+    let expired = feed_from(&sessions, 0, 1000, t0 + retention + 2).await;
     assert!(
         expired
             .iter()
             .all(|r| r.session_id.as_deref() != Some(session.id.as_str()))
     );
     assert!(!sessions.revoke("no-such-session", t0).await.expect("revoke unknown"));
+}
+
+/// Read page by page from any `since`, the feed holds every revocation exactly once, in the
+/// order written, however small the pages: nothing is dropped at a page's end.
+async fn revocation_feed_pages_hold_every_entry_once(store: Arc<dyn ItemStore>) {
+    let sessions = sessions(store);
+    let t0 = now();
+    let mut revoked = Vec::new();
+    for n in 0..20 {
+        let (session, _) = sessions
+            .create(new_session(&format!("paged-{n}")), t0)
+            .await
+            .expect("create");
+        assert!(sessions.revoke(&session.id, t0).await.expect("revoke"));
+        revoked.push(session.id);
+    }
+    let mut expected = revoked.clone();
+    expected.sort();
+    for page in [1, 3, 7, 1000] {
+        let feed: Vec<_> = feed_from(&sessions, t0 * 1000 - 1, page, t0 + 2)
+            .await
+            .into_iter()
+            .filter(|r| r.session_id.as_ref().is_some_and(|id| revoked.contains(id)))
+            .collect();
+        assert!(
+            feed.windows(2).all(|w| w[0].revoked_at_ms <= w[1].revoked_at_ms),
+            "page size {page}: oldest first"
+        );
+        let mut ids: Vec<_> = feed.into_iter().filter_map(|r| r.session_id).collect();
+        ids.sort();
+        assert_eq!(ids, expected, "page size {page}: each once");
+    }
 }
 
 async fn revoking_all_keeps_the_named_session(store: Arc<dyn ItemStore>) {
@@ -306,7 +359,7 @@ async fn a_user_holds_a_bounded_number_of_sessions_and_revoking_all_is_one_cutof
         .redeem(tokens.last().expect("kept").1.expose(), last + 1)
         .await
         .expect("the kept session lives on");
-    let feed = sessions.revoked_since(0, last + 1).await.expect("feed");
+    let feed = feed_from(&sessions, 0, 1000, last + 1).await;
     let user_wide: Vec<_> = feed
         .iter()
         .filter(|r| r.user_id.as_deref() == Some(user.as_str()))

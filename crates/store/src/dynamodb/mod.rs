@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use tracing::instrument;
 
 use self::ext::{EXPIRES_AT, GSI1, GSI1PK, GSI1SK, PK, SK, VERSION};
-use crate::{Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, Result, StoreError, Table, now_unix};
+use crate::{Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, Result, SortKeys, StoreError, Table, now_unix};
 
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
@@ -58,7 +58,7 @@ impl DynamoDbStore {
         index: Option<&str>,
         (pk_name, sk_name): (&str, &str),
         pk: &str,
-        sk_prefix: &str,
+        sort_keys: SortKeys<'_>,
         limit: usize,
     ) -> Result<Vec<Item>> {
         let now = now_unix();
@@ -73,14 +73,17 @@ impl DynamoDbStore {
                 .set_index_name(index.map(str::to_owned))
                 .expression_attribute_names("#pk", pk_name)
                 .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()));
-            // DynamoDB refuses begins_with on an empty string; an empty prefix means "all".
-            let request = if sk_prefix.is_empty() {
-                request.key_condition_expression("#pk = :pk")
-            } else {
-                request
-                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            let request = match sort_keys {
+                // DynamoDB refuses an empty string in a key condition; both mean "all".
+                SortKeys::Prefix("") | SortKeys::After("") => request.key_condition_expression("#pk = :pk"),
+                SortKeys::Prefix(prefix) => request
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :sk)")
                     .expression_attribute_names("#sk", sk_name)
-                    .expression_attribute_values(":prefix", AttributeValue::S(sk_prefix.to_owned()))
+                    .expression_attribute_values(":sk", AttributeValue::S(prefix.to_owned())),
+                SortKeys::After(after) => request
+                    .key_condition_expression("#pk = :pk AND #sk > :sk")
+                    .expression_attribute_names("#sk", sk_name)
+                    .expression_attribute_values(":sk", AttributeValue::S(after.to_owned())),
             };
             let output = request
                 .set_consistent_read(index.is_none().then_some(true))
@@ -159,12 +162,26 @@ impl ItemPut for DynamoDbStore {
 impl ItemQuery for DynamoDbStore {
     #[instrument(name = "store.query", skip(self, pk, sk_prefix), fields(table = table.logical()))]
     async fn query(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
-        self.query_on(table, None, (PK, SK), pk, sk_prefix, limit).await
+        self.query_on(table, None, (PK, SK), pk, SortKeys::Prefix(sk_prefix), limit)
+            .await
     }
 
     #[instrument(name = "store.query_index", skip(self, pk, sk_prefix), fields(table = table.logical()))]
     async fn query_index(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
-        self.query_on(table, Some(GSI1), (GSI1PK, GSI1SK), pk, sk_prefix, limit)
+        self.query_on(
+            table,
+            Some(GSI1),
+            (GSI1PK, GSI1SK),
+            pk,
+            SortKeys::Prefix(sk_prefix),
+            limit,
+        )
+        .await
+    }
+
+    #[instrument(name = "store.query_after", skip(self, pk, after_sk), fields(table = table.logical()))]
+    async fn query_after(&self, table: Table, pk: &str, after_sk: &str, limit: usize) -> Result<Vec<Item>> {
+        self.query_on(table, None, (PK, SK), pk, SortKeys::After(after_sk), limit)
             .await
     }
 }
