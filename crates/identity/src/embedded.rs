@@ -905,6 +905,19 @@ mod tests {
         EmbeddedIdentity::open(&dir.path().join("identity.sqlite")).expect("open")
     }
 
+    /// A fresh store holding one unconfirmed sign-up of `name`, and its confirmation code.
+    async fn signed_up(name: &str) -> (tempfile::TempDir, EmbeddedIdentity, Email, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir);
+        let email = email(name);
+        store
+            .sign_up(&email, &password("correct horse battery"))
+            .await
+            .expect("sign up");
+        let code = outbox_code(&store, &email, CodePurpose::ConfirmSignUp);
+        (dir, store, email, code)
+    }
+
     /// The last code the outbox holds for this email and purpose.
     fn outbox_code(store: &EmbeddedIdentity, email: &Email, purpose: CodePurpose) -> String {
         let text = std::fs::read_to_string(store.outbox_path()).expect("outbox");
@@ -969,14 +982,7 @@ mod tests {
 
     #[tokio::test]
     async fn codes_are_stored_hashed_and_the_outbox_is_owner_only() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = open(&dir);
-        let email = email("ada");
-        store
-            .sign_up(&email, &password("correct horse battery"))
-            .await
-            .expect("sign up");
-        let code = outbox_code(&store, &email, CodePurpose::ConfirmSignUp);
+        let (dir, store, _email, code) = signed_up("ada").await;
         assert!(
             code.len() == CODE_LENGTH && code.bytes().all(|b| CODE_ALPHABET.contains(&b)),
             "{code:?}"
@@ -1093,14 +1099,7 @@ mod tests {
 
     #[tokio::test]
     async fn codes_are_matched_whatever_their_case() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = open(&dir);
-        let email = email("ada");
-        store
-            .sign_up(&email, &password("correct horse battery"))
-            .await
-            .expect("sign up");
-        let code = outbox_code(&store, &email, CodePurpose::ConfirmSignUp);
+        let (_dir, store, email, code) = signed_up("ada").await;
         store
             .confirm_sign_up(&email, &format!(" {} ", code.to_ascii_lowercase()))
             .await
@@ -1109,14 +1108,7 @@ mod tests {
 
     #[tokio::test]
     async fn expired_codes_are_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = open(&dir);
-        let email = email("ada");
-        store
-            .sign_up(&email, &password("correct horse battery"))
-            .await
-            .expect("sign up");
-        let code = outbox_code(&store, &email, CodePurpose::ConfirmSignUp);
+        let (_dir, store, email, code) = signed_up("ada").await;
         sql(&store, "UPDATE one_time_codes SET expires_at = expires_at - 86400").await;
         assert!(matches!(
             store.confirm_sign_up(&email, &code).await,
