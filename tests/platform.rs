@@ -11,7 +11,8 @@ struct Platform {
     auth: String,
     /// The proxy's admin `/metrics` URL.
     metrics: String,
-    _data: tempfile::TempDir,
+    /// The data directory, deleted with the platform.
+    data: tempfile::TempDir,
 }
 
 impl Drop for Platform {
@@ -66,7 +67,7 @@ fn start(envs: &[(&str, &str)]) -> Platform {
         proxy: proxy.expect("proxy URL printed"),
         auth: auth.expect("auth URL printed"),
         metrics: admin.expect("admin URL printed"),
-        _data: data,
+        data,
     }
 }
 
@@ -173,6 +174,52 @@ fn malformed_setting_in_the_config_file_names_the_key() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("tokens.access_token_ttl_secs"), "{stderr}");
+}
+
+/// `rampart users disable`, run beside a running platform on the same data, ends the user's
+/// access at once: their access token is refused on the next request.
+#[tokio::test]
+async fn users_disable_ends_a_signed_in_users_access_at_once() {
+    let platform = start(&[]);
+    let http = reqwest::Client::new();
+    let api = format!("{}/v1/auth", platform.proxy);
+    let (email, password) = ("ada@example.com", "violet kettle harbour");
+    let credentials = serde_json::json!({"email": email, "password": password});
+    let post = |path: &str, body: serde_json::Value| http.post(format!("{api}{path}")).json(&body).send();
+    assert_eq!(
+        post("/register", credentials.clone()).await.expect("register").status(),
+        202
+    );
+    let code = rampart_testkit::outbox_code(&platform.data.path().join("outbox.log"), email, "confirm_sign_up")
+        .expect("code in the outbox");
+    let confirmed = post("/confirm", serde_json::json!({"email": email, "code": code})).await;
+    assert_eq!(confirmed.expect("confirm").status(), 204);
+    let tokens: serde_json::Value = post("/login", credentials)
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("JSON");
+    let me = || {
+        http.get(format!("{api}/me"))
+            .bearer_auth(tokens["access_token"].as_str().expect("token"))
+            .send()
+    };
+    assert_eq!(me().await.expect("me").status(), 200);
+
+    let disable = |email: &str| {
+        rampart()
+            .args(["users", "disable", email])
+            .env("RAMPART_DATA_DIR", platform.data.path())
+            .output()
+            .expect("rampart users disable")
+    };
+    let output = disable(email);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(me().await.expect("me").status(), 401, "refused at once");
+    let output = disable("nobody@example.com");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no account"));
 }
 
 #[tokio::test]

@@ -6,10 +6,20 @@
 //! resident: a call takes a buffer (or allocates one when all are in use) and gives it back.
 //! Each call overwrites every block it uses, so nothing of one password reaches the next hash.
 
+//!
+//! Hashing is also admitted through a gate ([`admitted`]): one hash per core runs, a few more
+//! wait, and the rest are refused at once. Without it a flood of sign-ups or sign-ins queued
+//! without bound on the blocking pool (each holding 19 MiB), pushed every request past the
+//! handler timeout and took sign-in down for everyone.
+
 use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use argon2::password_hash::{Output, PasswordHash, Salt, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use tokio::sync::Semaphore;
+
+use crate::IdentityError;
 
 /// argon2id with OWASP's recommended minimum: m = 19 MiB, t = 2, p = 1.
 pub fn hasher() -> Argon2<'static> {
@@ -69,6 +79,57 @@ fn compute(
     Output::new(out)
 }
 
+/// Hashes that may wait for a core, per core. At about 20 ms a hash, the last of them starts
+/// within a third of a second: far inside the handler timeout.
+const WAITING_PER_CORE: usize = 16;
+
+/// The longest a hash waits for a core before it is refused; a backstop for hashes slower than
+/// expected, since the queue bound alone keeps waits short.
+const MAX_WAIT: Duration = Duration::from_secs(2);
+
+struct Gate {
+    /// Hashes running or waiting.
+    admitted: Semaphore,
+    /// Hashes running: one per core.
+    running: Semaphore,
+}
+
+fn gate() -> &'static Gate {
+    static GATE: OnceLock<Gate> = OnceLock::new();
+    GATE.get_or_init(|| {
+        let cores = cores();
+        Gate {
+            admitted: Semaphore::new(cores * (1 + WAITING_PER_CORE)),
+            running: Semaphore::new(cores),
+        }
+    })
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Runs `work` (a hash or a verification) on the blocking pool once the gate admits it.
+/// [`IdentityError::Overloaded`] at once when every core is busy and the queue is full, or
+/// when its turn has not come within [`MAX_WAIT`].
+pub(crate) async fn admitted<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, IdentityError> {
+    let gate = gate();
+    let admitted = gate.admitted.try_acquire().map_err(|_| IdentityError::Overloaded)?;
+    let running = tokio::time::timeout(MAX_WAIT, gate.running.acquire())
+        .await
+        .map_err(|_| IdentityError::Overloaded)?
+        .map_err(|_| IdentityError::Overloaded)?;
+    // The permits go with the work, not the caller: a hash whose caller stopped waiting
+    // still occupies its core until it is done.
+    tokio::task::spawn_blocking(move || {
+        let value = work();
+        drop((admitted, running));
+        value
+    })
+    .await
+    .map_err(|error| IdentityError::Unavailable(error.to_string()))
+}
+
 /// Buffers kept for reuse: at most one per core, so the pool holds at most cores × m.
 struct Pool {
     buffers: Mutex<Vec<Vec<Block>>>,
@@ -79,7 +140,7 @@ fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| Pool {
         buffers: Mutex::new(Vec::new()),
-        capacity: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        capacity: cores(),
     })
 }
 

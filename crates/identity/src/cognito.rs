@@ -58,7 +58,9 @@ where
             return mapped;
         }
         match code {
-            "TooManyRequestsException" | "LimitExceededException" => return IdentityError::RateLimited,
+            // Cognito's request-rate quota, spent by everyone's traffic: load to shed.
+            "TooManyRequestsException" => return IdentityError::Overloaded,
+            "LimitExceededException" => return IdentityError::RateLimited,
             "InvalidPasswordException" => return IdentityError::PasswordRefused,
             _ => {}
         }
@@ -593,6 +595,24 @@ impl IdentityProvider for CognitoIdentity {
             }
             Err(error) => Err(failed(error, |_, _| None)),
         }
+    }
+
+    #[instrument(name = "identity.disable_user", skip_all)]
+    async fn disable_user(&self, email: &Email) -> Result<Option<User>, IdentityError> {
+        let Some((username, user)) = self.lookup(email.as_str()).await? else {
+            return Ok(None);
+        };
+        self.client
+            .admin_disable_user()
+            .user_pool_id(&self.user_pool_id)
+            .username(&username)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(User {
+            status: UserStatus::Disabled,
+            ..user
+        }))
     }
 
     #[instrument(name = "identity.current_user", skip_all)]

@@ -386,22 +386,6 @@ impl EmbeddedIdentity {
         &self.outbox
     }
 
-    /// Disables an account: it can no longer sign in, and [`IdentityProvider::current_user`]
-    /// reports it as disabled. Returns whether the account existed.
-    pub async fn disable_user(&self, email: &Email) -> Result<bool, IdentityError> {
-        let email = email.clone();
-        self.run(move |connection| {
-            let changed = connection
-                .execute(
-                    "UPDATE users SET status = 'disabled' WHERE email = ?1",
-                    params![email.as_str()],
-                )
-                .map_err(unavailable)?;
-            Ok(changed == 1)
-        })
-        .await
-    }
-
     /// Deletes an account with its codes, TOTP factor and pending challenges. Returns whether it
     /// existed.
     pub async fn delete_user(&self, email: &Email) -> Result<bool, IdentityError> {
@@ -494,21 +478,20 @@ impl EmbeddedIdentity {
     }
 }
 
-/// argon2id-hashes a password on the blocking pool.
+/// argon2id-hashes a password on the blocking pool, if the hashing gate admits it.
 async fn hash_password(password: &Password) -> Result<String, IdentityError> {
     let password = password.clone();
-    tokio::task::spawn_blocking(move || argon::hash(password.expose().as_bytes()))
-        .await
-        .map_err(unavailable)?
+    argon::admitted(move || argon::hash(password.expose().as_bytes()))
+        .await?
         .map_err(unavailable)
 }
 
-/// Verifies a password against a stored PHC string on the blocking pool.
+/// Verifies a password against a stored PHC string on the blocking pool, if the hashing gate
+/// admits it.
 async fn password_matches(password: &Password, hash: String) -> Result<bool, IdentityError> {
     let password = password.clone();
-    tokio::task::spawn_blocking(move || argon::verify(password.expose().as_bytes(), &hash))
-        .await
-        .map_err(unavailable)?
+    argon::admitted(move || argon::verify(password.expose().as_bytes(), &hash))
+        .await?
         .map_err(unavailable)
 }
 
@@ -784,6 +767,25 @@ impl IdentityProvider for EmbeddedIdentity {
 
     async fn sign_out_everywhere(&self, _user_id: &str) -> Result<(), IdentityError> {
         Ok(())
+    }
+
+    #[instrument(name = "identity.disable_user", skip_all)]
+    async fn disable_user(&self, email: &Email) -> Result<Option<User>, IdentityError> {
+        let email = email.clone();
+        self.run(move |connection| {
+            let Some((id, _, _)) = user_by_email(connection, &email)? else {
+                return Ok(None);
+            };
+            connection
+                .execute("UPDATE users SET status = 'disabled' WHERE id = ?1", params![id])
+                .map_err(unavailable)?;
+            Ok(Some(User {
+                id,
+                email,
+                status: UserStatus::Disabled,
+            }))
+        })
+        .await
     }
 
     #[instrument(name = "identity.current_user", skip_all)]

@@ -103,6 +103,10 @@ pub enum IdentityError {
     SessionInvalid,
     #[error("too many attempts; try again later")]
     RateLimited,
+    /// Too many requests at once for the password-hashing work: refused at once, so that a
+    /// flood is shed quickly instead of holding every request past its timeout.
+    #[error("the identity provider is at capacity; try again shortly")]
+    Overloaded,
     #[error("the identity provider is unavailable: {0}")]
     Unavailable(String),
 }
@@ -159,6 +163,11 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
     /// provider no longer has. The embedded provider issues no credentials of its own: its
     /// sessions live in the auth API alone.
     async fn sign_out_everywhere(&self, user_id: &str) -> Result<(), IdentityError>;
+
+    /// Disables the account with this email, an administrator's act: it can no longer sign in
+    /// or refresh. Returns the user, `None` if there is no such account. Ending the sessions it
+    /// already holds is the auth API's part (`App::disable_user`).
+    async fn disable_user(&self, email: &Email) -> Result<Option<User>, IdentityError>;
 
     /// The user as the provider sees them now: `None` once deleted, status
     /// [`UserStatus::Disabled`] once disabled. The auth API checks this on every refresh.

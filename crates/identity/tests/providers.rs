@@ -59,8 +59,6 @@ trait Harness: Send + Sync {
     async fn confirmation_code(&self, email: &Email) -> String;
     /// The latest password-reset code for `email`, as its owner would read it.
     async fn reset_code(&self, email: &Email) -> String;
-    /// An administrator disables the account.
-    async fn disable(&self, email: &Email);
     /// An administrator deletes the account.
     async fn delete(&self, email: &Email);
 }
@@ -107,10 +105,6 @@ impl Harness for Embedded {
     async fn reset_code(&self, email: &Email) -> String {
         rampart_testkit::outbox_code(self.provider.outbox_path(), email.as_str(), "reset_password")
             .expect("a code in the outbox")
-    }
-
-    async fn disable(&self, email: &Email) {
-        assert!(self.provider.disable_user(email).await.expect("disable"));
     }
 
     async fn delete(&self, email: &Email) {
@@ -175,16 +169,6 @@ impl Harness for Cognito {
 
     async fn reset_code(&self, _email: &Email) -> String {
         self.mailbox.take().expect("moto returned a reset code")
-    }
-
-    async fn disable(&self, email: &Email) {
-        self.admin
-            .admin_disable_user()
-            .user_pool_id(&self.user_pool_id)
-            .username(email.as_str())
-            .send()
-            .await
-            .expect("disable");
     }
 
     async fn delete(&self, email: &Email) {
@@ -541,7 +525,19 @@ async fn totp_mfa(h: &dyn Harness) {
 async fn disabled_and_deleted_accounts(h: &dyn Harness) {
     let provider = h.provider();
     let (email, session) = confirmed_session(h).await;
-    h.disable(&email).await;
+    let disabled = provider
+        .disable_user(&email)
+        .await
+        .expect("disable")
+        .expect("the account exists");
+    assert_eq!(
+        (disabled.id.as_str(), disabled.status),
+        (session.user.id.as_str(), UserStatus::Disabled)
+    );
+    assert_eq!(
+        provider.disable_user(&new_email()).await.expect("disable unknown"),
+        None
+    );
     let current = provider
         .current_user(&session.user.id)
         .await
@@ -717,7 +713,7 @@ async fn embedded_sessions_of_deleted_or_disabled_users_stop_working() {
     let h = Embedded::new();
     let provider = h.provider();
     let (email, session) = confirmed_session(&h).await;
-    h.disable(&email).await;
+    provider.disable_user(&email).await.expect("disable");
     assert_err(provider.begin_totp_enrolment(&session).await, "Disabled");
     assert_err(
         provider

@@ -62,6 +62,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub tokens: TokenSettings,
     pub sessions: SessionSettings,
+    pub audit: AuditSettings,
     pub authorizer: AuthorizerSettings,
     pub aws: AwsSettings,
 }
@@ -77,6 +78,7 @@ impl Default for Settings {
             telemetry: TelemetrySettings::default(),
             tokens: TokenSettings::default(),
             sessions: SessionSettings::default(),
+            audit: AuditSettings::default(),
             authorizer: AuthorizerSettings::default(),
             aws: AwsSettings::default(),
         }
@@ -247,6 +249,26 @@ impl Default for SessionSettings {
     }
 }
 
+/// The security audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Each audit record is deleted this many days after the event (DynamoDB TTL; the embedded
+    /// store's purge). 1 to 3,650; at least 90 with `backend = "aws"`.
+    pub retention_days: u32,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        // A year and a month: a year of history, as PCI DSS 10.5.1 asks, whenever it is read.
+        Self { retention_days: 400 }
+    }
+}
+
+/// The shortest audit retention a deployment may run with: three months online, the least
+/// PCI DSS 10.5.1 keeps immediately available.
+pub const MIN_PRODUCTION_AUDIT_RETENTION_DAYS: u32 = 90;
+
 /// Identifiers that AWS generates and therefore cannot be derived from `resource_prefix`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -346,6 +368,12 @@ impl Settings {
                 "must be between 300 seconds and 365 days",
             ));
         }
+        if !(1..=3650).contains(&self.audit.retention_days) {
+            return Err(ConfigError::new(
+                "audit.retention_days",
+                "must be between 1 and 3,650 days",
+            ));
+        }
         if !(300..=sessions.absolute_lifetime_secs).contains(&sessions.idle_timeout_secs) {
             return Err(ConfigError::new(
                 "sessions.idle_timeout_secs",
@@ -431,6 +459,15 @@ impl Settings {
                 "trusts every address, so any client could choose the address it is throttled and audited by",
             ));
         }
+        if self.audit.retention_days < MIN_PRODUCTION_AUDIT_RETENTION_DAYS {
+            hazards.push(ConfigError::new(
+                "audit.retention_days",
+                format!(
+                    "must be at least {MIN_PRODUCTION_AUDIT_RETENTION_DAYS} with backend = \"aws\": \
+                     an incident is often found months after it began"
+                ),
+            ));
+        }
         let filter = self.telemetry.log_level.to_ascii_lowercase();
         if filter.contains("debug") || filter.contains("trace") {
             hazards.push(ConfigError::new(
@@ -496,7 +533,8 @@ mod tests {
         let risky = "tokens.issuer = \"http://auth.example.com\"\n\
                      http.trusted_proxies = [\"0.0.0.0/0\"]\n\
                      http.cors_allowed_origins = [\"http://app.example.com\"]\n\
-                     telemetry.log_level = \"aws_smithy_runtime=trace,info\"\n";
+                     telemetry.log_level = \"aws_smithy_runtime=trace,info\"\n\
+                     audit.retention_days = 30\n";
         // Harmless on a laptop...
         from_toml(risky).expect("the embedded backend takes them");
         // ...refused for a deployment, every one of them in the one message.
@@ -507,6 +545,7 @@ mod tests {
             "http.cors_allowed_origins",
             "http.trusted_proxies",
             "telemetry.log_level",
+            "audit.retention_days",
         ] {
             assert!(text.contains(key), "{key} named in: {text}");
         }
@@ -557,6 +596,21 @@ mod tests {
     fn access_token_lifetime_is_capped_at_fifteen_minutes() {
         let err = from_toml("[tokens]\naccess_token_ttl_secs = 901").expect_err("must fail");
         assert_eq!(err.key, "tokens.access_token_ttl_secs");
+    }
+
+    #[test]
+    fn audit_retention_is_bounded() {
+        for days in [0, 3651] {
+            let err = from_toml(&format!("[audit]\nretention_days = {days}")).expect_err("must fail");
+            assert_eq!(err.key, "audit.retention_days");
+        }
+        assert_eq!(
+            from_toml("[audit]\nretention_days = 7")
+                .expect("valid")
+                .audit
+                .retention_days,
+            7
+        );
     }
 
     #[test]

@@ -268,12 +268,21 @@ fn finish(mut response: Response, span: &tracing::Span, started: Option<Instant>
     response
 }
 
-/// Replaces the body of any error response that is not already problem+json, keeping the
-/// status and the headers that give it meaning. Framework text (which can name internal
-/// types) never reaches a client.
+/// Marks an error response whose body is meant for the client as it is, so the edge passes it
+/// on: one a standard prescribes (an RFC 6749 §5.2 token error), or an upstream's 4xx that the
+/// proxy relays (that API's own contract with its clients).
+#[derive(Debug, Clone, Copy)]
+pub struct KeepErrorBody;
+
+/// Replaces the body of any error response that is not already problem+json (or marked
+/// [`KeepErrorBody`]), keeping the status and the headers that give it meaning. Framework
+/// text (which can name internal types) never reaches a client.
 fn problem_for_bare_errors(response: Response) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) {
+    if !(status.is_client_error() || status.is_server_error())
+        || is_problem(&response)
+        || response.extensions().get::<KeepErrorBody>().is_some()
+    {
         return response;
     }
     let mut replacement = Problem::of(ProblemType::for_status(status)).into_response();

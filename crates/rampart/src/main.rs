@@ -9,6 +9,7 @@ use rampart_kernel::Settings;
 mod bootstrap;
 mod keys;
 mod up;
+mod users;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Administering accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -52,6 +58,16 @@ enum KeysCommand {
     /// Create a new signing key: published at once, signing once verifiers have fetched it;
     /// the current key retires after the last token it signed has expired.
     Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Disable an account: it can no longer sign in, and every session it holds ends at once
+    /// (verifiers refuse its access tokens within their revocation-feed refresh).
+    Disable {
+        /// The account's email.
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +103,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => keys::rotate(&settings).await,
+        Command::Users {
+            command: UsersCommand::Disable { email },
+        } => users::disable(&settings, &email).await,
         Command::Config {
             command: ConfigCommand::Check,
         } => {

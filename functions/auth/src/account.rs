@@ -7,7 +7,7 @@ use axum::response::Response;
 use rampart_identity::ProviderSession;
 use rampart_kernel::extract::Json;
 use rampart_kernel::{Problem, ProblemType};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -47,10 +47,17 @@ async fn step_up(
     )))
 }
 
+/// The signed-in user, with the OpenID Connect standard claims a userinfo client reads
+/// (`sub`, `email`, `email_verified`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
+    /// The user's id: the `sub` of their access tokens.
+    pub sub: String,
+    /// The same as `sub`.
     pub id: String,
     pub email: String,
+    /// Always true: only a confirmed address can sign in.
+    pub email_verified: bool,
     pub session_id: String,
     /// How this session's sign-in was proven (RFC 8176).
     pub amr: Vec<String>,
@@ -77,10 +84,10 @@ pub struct SessionList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
-    #[schema(format = Password)]
-    pub current_password: String,
-    #[schema(format = Password)]
-    pub new_password: String,
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 128)]
+    pub current_password: SecretString,
+    #[schema(value_type = String, format = Password, min_length = 12, max_length = 128)]
+    pub new_password: SecretString,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,10 +101,11 @@ pub struct TotpEnrolmentView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
-    pub code: String,
+    #[schema(value_type = String, min_length = 4, max_length = 64)]
+    pub code: SecretString,
 }
 
-/// The signed-in user and session.
+/// The signed-in user and session; the discovery document's `userinfo_endpoint`.
 #[utoipa::path(get, path = "/v1/auth/me", tag = "account", security(("bearer" = [])),
     responses((status = 200, body = Me), (status = 401, description = "No valid access token", content_type = "application/problem+json")))]
 pub async fn me(State(app): State<App>, user: AuthUser) -> Result<Response, ApiError> {
@@ -108,8 +116,10 @@ pub async fn me(State(app): State<App>, user: AuthUser) -> Result<Response, ApiE
         .await?
         .ok_or_else(|| ApiError(Problem::of(ProblemType::Unauthorized)))?;
     Ok(no_store(Me {
+        sub: current.id.clone(),
         id: current.id,
         email: current.email.as_str().to_string(),
+        email_verified: true,
         session_id: user.session.id.clone(),
         amr: user.session.amr.clone(),
         auth_time: user.session.auth_time,
@@ -165,15 +175,16 @@ pub async fn revoke_session(
 /// Changes the password and signs out every other session.
 #[utoipa::path(post, path = "/v1/auth/password/change", tag = "account", security(("bearer" = [])), request_body = ChangePasswordRequest,
     responses((status = 204, description = "Changed; other sessions revoked"), (status = 401, description = "Wrong current password", content_type = "application/problem+json"),
-        (status = 422, description = "New password refused by policy", content_type = "application/problem+json")))]
+        (status = 422, description = "New password refused by policy", content_type = "application/problem+json"),
+        (status = 429, description = "Too many wrong current passwords in this session; see Retry-After", content_type = "application/problem+json")))]
 pub async fn change_password(
     State(app): State<App>,
     client: ClientInfo,
     user: AuthUser,
     Json(request): Json<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let old = current_password("/current_password", &request.current_password)?;
-    let new = new_password("/new_password", &request.new_password)?;
+    let old = current_password("/current_password", request.current_password.expose_secret())?;
+    let new = new_password("/new_password", request.new_password.expose_secret())?;
     // A stolen access token must not become a password oracle; its guesses count against its
     // own session, never the owner's other sign-ins.
     let counter = [Counter::session(&user.session.id)];
@@ -218,7 +229,7 @@ pub async fn verify_totp(
     user: AuthUser,
     Json(request): Json<CodeRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let code = code(&request.code)?;
+    let code = code(request.code.expose_secret())?;
     let result = app
         .backends
         .identity

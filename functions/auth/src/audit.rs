@@ -2,6 +2,7 @@
 //! partitioned by UTC day and indexed by user. Never a password, code or token.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -30,6 +31,8 @@ pub enum EventKind {
     PasswordForgot,
     PasswordReset,
     PasswordChange,
+    /// An administrator disabled the account.
+    UserDisable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +106,7 @@ pub fn reason(error: &IdentityError) -> &'static str {
         IdentityError::ChallengeExpired => "challenge_expired",
         IdentityError::SessionInvalid => "session_invalid",
         IdentityError::RateLimited => "rate_limited",
+        IdentityError::Overloaded => "overloaded",
         IdentityError::Unavailable(_) => "provider_unavailable",
     }
 }
@@ -111,17 +115,42 @@ pub fn reason(error: &IdentityError) -> &'static str {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     store: Arc<dyn ItemStore>,
+    retention_secs: i64,
+    failed_writes: Arc<AtomicU64>,
 }
 
 impl AuditLog {
-    pub fn new(store: Arc<dyn ItemStore>) -> Self {
-        Self { store }
+    /// Records kept `retention_days` after their event (`audit.retention_days`).
+    pub fn new(store: Arc<dyn ItemStore>, retention_days: u32) -> Self {
+        Self {
+            store,
+            retention_secs: i64::from(retention_days) * 86_400,
+            failed_writes: Arc::default(),
+        }
     }
 
+    /// Writes an event; a failure is also counted ([`AuditLog::failed_writes`]) and reported as
+    /// the CloudWatch metric `Rampart/AuditWriteFailures`, so a gap in the log raises an alarm
+    /// rather than passing unseen.
     pub async fn record(&self, event: &Event) -> Result<(), StoreError> {
+        let written = self.write(event).await;
+        if written.is_err() {
+            self.failed_writes.fetch_add(1, Ordering::Relaxed);
+            println!("{}", failure_metric_line(event.at_ms));
+        }
+        written
+    }
+
+    /// How many writes have failed since this log was opened.
+    pub fn failed_writes(&self) -> u64 {
+        self.failed_writes.load(Ordering::Relaxed)
+    }
+
+    async fn write(&self, event: &Event) -> Result<(), StoreError> {
         let sort = format!("{:015}#{}", event.at_ms, URL_SAFE_NO_PAD.encode(random_bytes::<8>()));
         let body = serde_json::to_value(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut item = Item::new(Key::new(format!("day#{}", utc_date(event.at_ms)), sort.clone()), body);
+        let mut item = Item::new(Key::new(format!("day#{}", utc_date(event.at_ms)), sort.clone()), body)
+            .expiring_at(event.at_ms.div_euclid(1000).saturating_add(self.retention_secs));
         if let Some(user) = &event.user_id {
             item = item.with_index(Key::new(format!("user#{user}"), sort));
         }
@@ -145,6 +174,24 @@ impl AuditLog {
             .await?;
         decode(items)
     }
+}
+
+/// One failed audit write in CloudWatch's Embedded Metric Format: printed to stdout on Lambda,
+/// CloudWatch Logs turns it into a metric without an API call (and without a dependency).
+fn failure_metric_line(at_ms: i64) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": at_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": "Rampart",
+                "Dimensions": [["Service"]],
+                "Metrics": [{"Name": "AuditWriteFailures", "Unit": "Count"}],
+            }],
+        },
+        "Service": "auth",
+        "AuditWriteFailures": 1,
+    })
+    .to_string()
 }
 
 fn decode(items: Vec<Item>) -> Result<Vec<Event>, StoreError> {
@@ -172,6 +219,18 @@ fn utc_date(at_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_write_is_one_embedded_metric() {
+        let line: serde_json::Value = serde_json::from_str(&failure_metric_line(1_700_000_000_000)).expect("JSON");
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000_i64);
+        assert_eq!(directive["Namespace"], "Rampart");
+        assert_eq!(directive["Metrics"][0]["Name"], "AuditWriteFailures");
+        // Every dimension named and the metric's value present, or CloudWatch drops the line.
+        assert_eq!(line[directive["Dimensions"][0][0].as_str().expect("dimension")], "auth");
+        assert_eq!(line["AuditWriteFailures"], 1);
+    }
 
     #[test]
     fn dates_are_utc_calendar_days() {

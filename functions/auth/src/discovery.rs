@@ -31,10 +31,19 @@ pub async fn jwks(State(app): State<App>) -> Result<Response, ApiError> {
     Ok(cacheable(serde_json::json!({ "keys": keys }), JWKS_MAX_AGE_SECS))
 }
 
-/// Authorization-server metadata (OpenID Connect Discovery 1.0 / RFC 8414 member names).
+/// Authorization-server metadata (RFC 8414), also served where OpenID Connect Discovery and API
+/// Gateway's JWT authorizers look for it. Only what is true: no authorization endpoint yet,
+/// hence no response types, and no ID tokens, hence no ID-token algorithms.
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "discovery",
     responses((status = 200, description = "Discovery document", content_type = "application/json")))]
 pub async fn openid_configuration(State(app): State<App>) -> Result<Response, ApiError> {
+    authorization_server_metadata(State(app)).await
+}
+
+/// The same document at its RFC 8414 location.
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "discovery",
+    responses((status = 200, description = "Discovery document", content_type = "application/json")))]
+pub async fn authorization_server_metadata(State(app): State<App>) -> Result<Response, ApiError> {
     let issuer = app.tokens.issuer.trim_end_matches('/');
     let mut algorithms: Vec<&str> = app
         .keys
@@ -49,17 +58,17 @@ pub async fn openid_configuration(State(app): State<App>) -> Result<Response, Ap
         serde_json::json!({
             "issuer": app.tokens.issuer,
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-            "token_endpoint": format!("{issuer}/v1/auth/refresh"),
+            "token_endpoint": format!("{issuer}/v1/auth/token"),
             "revocation_feed_endpoint": format!("{issuer}/v1/auth/revocations"),
             "userinfo_endpoint": format!("{issuer}/v1/auth/me"),
-            "grant_types_supported": ["password", "refresh_token"],
+            // The token endpoint's grants; sign-in is Rampart's own `/v1/auth/login`.
+            "grant_types_supported": ["refresh_token"],
             "token_endpoint_auth_methods_supported": ["none"],
             "response_types_supported": [],
             "subject_types_supported": ["public"],
             "scopes_supported": USER_SCOPE.split(' ').collect::<Vec<_>>(),
             "access_token_signing_alg_values_supported": algorithms,
-            "id_token_signing_alg_values_supported": algorithms,
-            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "scope", "amr", "auth_time"],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "scope", "amr", "auth_time", "email", "email_verified"],
             "service_documentation": format!("{issuer}/v1/auth/openapi.json"),
         }),
         JWKS_MAX_AGE_SECS,

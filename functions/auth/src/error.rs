@@ -47,6 +47,13 @@ impl From<IdentityError> for ApiError {
             IdentityError::RateLimited => {
                 Problem::new(ProblemType::TooManyRequests, "Too many attempts; try again later.").with_retry_after(60)
             }
+            // Shed load: a fast answer with a short retry hint. The proxy does not count a 503
+            // with Retry-After against the upstream's breaker, so shedding cannot open it.
+            IdentityError::Overloaded => Problem::new(
+                ProblemType::ServiceUnavailable,
+                "Too many sign-ins and sign-ups at once; try again in a moment.",
+            )
+            .with_retry_after(1),
             IdentityError::Unavailable(detail) => {
                 tracing::error!(%detail, "identity provider unavailable");
                 Problem::of(ProblemType::ServiceUnavailable)

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 mod input;
 pub mod keys;
+pub mod oauth;
 pub mod sessions;
 pub mod signin;
 pub mod signup;
@@ -23,6 +24,7 @@ use rampart_identity::IdentityProvider;
 use rampart_kernel::Settings;
 use rampart_kernel::config::TokenSettings;
 use rampart_kernel::health::{self, ReadinessProbe};
+use rampart_kernel::openapi::EdgeResponses;
 use rampart_seal::Sealer;
 use rampart_secrets::SecretSource;
 use rampart_store::{ItemStore, StoreError};
@@ -41,7 +43,7 @@ pub struct Backends {
     pub sealer: Arc<dyn Sealer>,
 }
 
-/// A start-up failure, naming the setting or backend that caused it.
+/// A start-up or administrative failure, naming the setting or backend that caused it.
 pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Backends {
@@ -98,7 +100,7 @@ impl App {
             sessions: sessions::Sessions::new(Arc::clone(&store), Arc::clone(&backends.sealer), settings),
             throttle: throttle::Throttle::new(Arc::clone(&store)),
             devices: devices::Devices::new(Arc::clone(&store)),
-            audit: audit::AuditLog::new(store),
+            audit: audit::AuditLog::new(store, settings.audit.retention_days),
             tokens: settings.tokens.clone(),
             validation: Validation {
                 issuer: settings.tokens.issuer.clone(),
@@ -123,8 +125,27 @@ impl App {
         Ok(revoked)
     }
 
-    /// Writes an audit event. A failed write is logged loudly but does not fail the request:
-    /// the event has already happened, and refusing the user would not undo it.
+    /// Disables the account with this email, an administrator's act, and ends every session it
+    /// holds with one user-wide cutoff in the revocation feed: this API refuses its access
+    /// tokens at once, verifiers within their feed refresh, not at the tokens' expiry. Returns
+    /// the user's id, `None` if there is no such account.
+    pub async fn disable_user(&self, email: &rampart_identity::Email) -> Result<Option<String>, StartupError> {
+        // The provider first: from here on the account cannot sign in again, so no session
+        // can begin after the cutoff.
+        let Some(user) = self.backends.identity.disable_user(email).await? else {
+            return Ok(None);
+        };
+        let now_ms = now_unix_ms();
+        self.sign_out_everywhere(&user.id, now_ms / 1000).await?;
+        let mut event = audit::Event::new(audit::EventKind::UserDisable, audit::Outcome::Success, now_ms);
+        event.user_id = Some(user.id.clone());
+        self.record(event).await;
+        Ok(Some(user.id))
+    }
+
+    /// Writes an audit event. A failed write is logged loudly and counted as a metric, but does
+    /// not fail the request: the event has already happened, and refusing the user would not
+    /// undo it.
     pub async fn record(&self, event: audit::Event) {
         if let Err(error) = self.audit.record(&event).await {
             tracing::error!(%error, kind = ?event.kind, "audit event could not be written");
@@ -138,12 +159,12 @@ impl App {
     info(title = "Rampart authentication API", description = "Sign-up, sign-in with TOTP MFA, sessions and token discovery. Errors are RFC 9457 problem+json."),
     paths(
         signup::register, signup::confirm, signup::resend_confirmation, signup::forgot_password, signup::reset_password,
-        signin::login, signin::login_mfa, signin::refresh, signin::logout, signin::logout_all,
+        signin::login, signin::login_mfa, signin::refresh, oauth::token, signin::logout, signin::logout_all,
         account::me, account::list_sessions, account::revoke_session, account::change_password,
         account::begin_totp, account::verify_totp, account::disable_totp,
-        discovery::jwks, discovery::openid_configuration, discovery::revocations,
+        discovery::jwks, discovery::openid_configuration, discovery::authorization_server_metadata, discovery::revocations,
     ),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &EdgeResponses),
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
@@ -184,6 +205,7 @@ pub fn router(backends: Backends, settings: &Settings) -> Router {
         .route("/v1/auth/login", post(signin::login))
         .route("/v1/auth/login/mfa", post(signin::login_mfa))
         .route("/v1/auth/refresh", post(signin::refresh))
+        .route("/v1/auth/token", post(oauth::token))
         .route("/v1/auth/logout", post(signin::logout))
         .route("/v1/auth/logout/all", post(signin::logout_all))
         .route("/v1/auth/me", get(account::me))
@@ -200,6 +222,10 @@ pub fn router(backends: Backends, settings: &Settings) -> Router {
         .route(
             "/.well-known/openid-configuration",
             get(discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::authorization_server_metadata),
         )
         .with_state(app)
         .merge(health::router("auth", probes));

@@ -28,9 +28,10 @@ pub const USER_SCOPE: &str = "core:read core:write";
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    #[schema(format = Password)]
-    pub password: String,
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 128)]
+    pub password: SecretString,
     /// The `device_token` an earlier sign-in to this account returned: the client keeps its
     /// own sign-in budget while others' failures back the account off.
     #[serde(default)]
@@ -41,11 +42,14 @@ pub struct LoginRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MfaRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// The `challenge` the login answered with.
-    pub challenge: String,
+    #[schema(value_type = String, min_length = 1, max_length = 4096)]
+    pub challenge: SecretString,
     /// The current six-digit TOTP code.
-    pub code: String,
+    #[schema(value_type = String, min_length = 4, max_length = 64)]
+    pub code: SecretString,
     /// As for the login.
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -55,7 +59,8 @@ pub struct MfaRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
-    pub refresh_token: String,
+    #[schema(value_type = String)]
+    pub refresh_token: SecretString,
 }
 
 /// A new access token and its session's next refresh token (RFC 6749 §5.1 names).
@@ -96,7 +101,7 @@ pub async fn login(
     Json(request): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let email = email(&request.email)?;
-    let password = current_password("/password", &request.password)?;
+    let password = current_password("/password", request.password.expose_secret())?;
     let (mut event, charged) = begin_sign_in(&app, &client, &email, request.device_token.as_ref()).await?;
     let result = app.backends.identity.authenticate(&email, &password).await;
     if let Err(IdentityError::NotConfirmed) = result {
@@ -134,8 +139,8 @@ pub async fn login_mfa(
     Json(request): Json<MfaRequest>,
 ) -> Result<Response, ApiError> {
     let email = email(&request.email)?;
-    let challenge = opaque("/challenge", &request.challenge)?;
-    let code = code(&request.code)?;
+    let challenge = opaque("/challenge", request.challenge.expose_secret())?;
+    let code = code(request.code.expose_secret())?;
     let (mut event, charged) = begin_sign_in(&app, &client, &email, request.device_token.as_ref()).await?;
     let provider = audited(
         &app,
@@ -158,9 +163,22 @@ pub async fn refresh(
     client: ClientInfo,
     Json(request): Json<RefreshRequest>,
 ) -> Result<Response, ApiError> {
+    Ok(no_store(
+        rotate_refresh_token(&app, &client, request.refresh_token.expose_secret()).await?,
+    ))
+}
+
+/// Redeems a refresh token for new tokens, for `/v1/auth/refresh` and the OAuth token endpoint
+/// alike: a reused token revokes its session, and a user the provider has deleted or disabled
+/// loses every session.
+pub(crate) async fn rotate_refresh_token(
+    app: &App,
+    client: &ClientInfo,
+    refresh_token: &str,
+) -> Result<TokenResponse, ApiError> {
     let now = now_unix();
     let mut event = client.event(EventKind::Refresh, Outcome::Success);
-    let session = match app.sessions.redeem(&request.refresh_token, now).await {
+    let session = match app.sessions.redeem(refresh_token, now).await {
         Ok(session) => session,
         Err(RefreshError::Reused { session }) => {
             tracing::warn!(session_id = %session.id, "rotated refresh token reused; session revoked");
@@ -197,9 +215,9 @@ pub async fn refresh(
             return Err(error.into());
         }
     };
-    let tokens = issue_tokens(&app, &session, refresh_token).await?;
+    let tokens = issue_tokens(app, &session, refresh_token).await?;
     app.record(event).await;
-    Ok(no_store(tokens))
+    Ok(tokens)
 }
 
 /// Ends the session the access token belongs to.

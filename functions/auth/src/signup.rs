@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rampart_identity::{Email, SignUpOutcome};
 use rampart_kernel::extract::Json;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -19,33 +20,38 @@ use crate::{App, now_unix, now_unix_ms};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email, max_length = 254)]
     pub email: String,
     /// 12 to 128 characters, not on the common-password list.
-    #[schema(format = Password)]
-    pub password: String,
+    #[schema(value_type = String, format = Password, min_length = 12, max_length = 128)]
+    pub password: SecretString,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    pub code: String,
+    #[schema(value_type = String, min_length = 4, max_length = 64)]
+    pub code: SecretString,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetPasswordRequest {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
-    pub code: String,
-    #[schema(format = Password)]
-    pub new_password: String,
+    #[schema(value_type = String, min_length = 4, max_length = 64)]
+    pub code: SecretString,
+    #[schema(value_type = String, format = Password, min_length = 12, max_length = 128)]
+    pub new_password: SecretString,
 }
 
 /// The answer to requests whose outcome must not reveal whether an account exists.
@@ -87,7 +93,7 @@ pub async fn register(
     Json(request): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     let email = email(&request.email)?;
-    let password = new_password("/password", &request.password)?;
+    let password = new_password("/password", request.password.expose_secret())?;
     let mut event = email_event(&client, EventKind::Register, &email);
     admit(&app, &client, &event, None).await?;
     let outcome = app.backends.identity.sign_up(&email, &password).await?;
@@ -114,7 +120,7 @@ pub async fn confirm(
     Json(request): Json<ConfirmRequest>,
 ) -> Result<StatusCode, ApiError> {
     let email = email(&request.email)?;
-    let code = code(&request.code)?;
+    let code = code(request.code.expose_secret())?;
     let event = email_event(&client, EventKind::Confirm, &email);
     let budget = Counter::code(email.as_str(), CodePurpose::ConfirmSignUp);
     admit(&app, &client, &event, Some(budget.clone())).await?;
@@ -174,8 +180,8 @@ pub async fn reset_password(
     Json(request): Json<ResetPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     let email = email(&request.email)?;
-    let code = code(&request.code)?;
-    let password = new_password("/new_password", &request.new_password)?;
+    let code = code(request.code.expose_secret())?;
+    let password = new_password("/new_password", request.new_password.expose_secret())?;
     let mut event = email_event(&client, EventKind::PasswordReset, &email);
     let budget = Counter::code(email.as_str(), CodePurpose::ResetPassword);
     admit(&app, &client, &event, Some(budget.clone())).await?;

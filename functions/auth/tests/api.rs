@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rampart_auth_function::audit::{AuditLog, EventKind, Outcome};
 use rampart_auth_function::sessions::Sessions;
-use rampart_auth_function::{Backends, router};
+use rampart_auth_function::{App, Backends, router};
 use rampart_identity::{
     CognitoIdentity, Email, EmbeddedIdentity, IdentityError, IdentityProvider, ProviderSession, totp,
 };
@@ -25,11 +25,7 @@ const NEW_PASSWORD: &str = "amber lantern meadow";
 
 enum Identity {
     Embedded(Arc<EmbeddedIdentity>),
-    Cognito {
-        admin: aws_sdk_cognitoidentityprovider::Client,
-        user_pool_id: String,
-        mailbox: MotoMailbox,
-    },
+    Cognito { mailbox: MotoMailbox },
 }
 
 struct Stack {
@@ -37,6 +33,7 @@ struct Stack {
     http: reqwest::Client,
     identity: Identity,
     provider: Arc<dyn IdentityProvider>,
+    backends: Backends,
     store: Arc<dyn ItemStore>,
     sealer: Arc<dyn Sealer>,
     settings: Settings,
@@ -102,11 +99,7 @@ impl Stack {
             store: Arc::new(rampart_store::DynamoDbStore::new(dynamodb, &aws.prefix)),
             secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
         };
-        let identity = Identity::Cognito {
-            admin,
-            user_pool_id: pool.user_pool_id,
-            mailbox,
-        };
+        let identity = Identity::Cognito { mailbox };
         Self::serve(backends, settings, identity, dir).await
     }
 
@@ -118,7 +111,7 @@ impl Stack {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let app = router(backends, &settings);
+        let app = router(backends.clone(), &settings);
         let http_settings = settings.http.clone();
         tokio::spawn(
             async move { rampart_kernel::serve::serve(listener, app, &http_settings, Default::default()).await },
@@ -128,6 +121,7 @@ impl Stack {
             http: reqwest::Client::new(),
             identity,
             provider,
+            backends,
             store,
             sealer,
             settings,
@@ -219,28 +213,17 @@ impl Stack {
         }
     }
 
-    async fn disable(&self, email: &str) {
-        match &self.identity {
-            Identity::Embedded(identity) => {
-                assert!(
-                    identity
-                        .disable_user(&Email::parse(email).expect("email"))
-                        .await
-                        .expect("disable")
-                );
-            }
-            Identity::Cognito {
-                admin, user_pool_id, ..
-            } => {
-                admin
-                    .admin_disable_user()
-                    .user_pool_id(user_pool_id)
-                    .username(email)
-                    .send()
-                    .await
-                    .expect("disable");
-            }
-        }
+    /// The account disabled at the provider alone, as an administrator working in Cognito's
+    /// console would, without Rampart's part (`App::disable_user`).
+    async fn disable_at_provider(&self, email: &str) {
+        let email = Email::parse(email).expect("email");
+        let user = self.provider.disable_user(&email).await.expect("disable");
+        assert!(user.is_some(), "the account exists");
+    }
+
+    /// The auth API's own handle on this stack's backends, for what an administrator does.
+    fn app(&self) -> App {
+        App::new(self.backends.clone(), &self.settings)
     }
 
     /// The TOTP code to answer with after enrolling at `enrolled_step`. The embedded provider
@@ -288,7 +271,7 @@ impl Stack {
     }
 
     async fn audit_kinds(&self, user_id: &str) -> Vec<(EventKind, Outcome)> {
-        AuditLog::new(Arc::clone(&self.store))
+        AuditLog::new(Arc::clone(&self.store), self.settings.audit.retention_days)
             .for_user(user_id, 100)
             .await
             .expect("audit")
@@ -410,6 +393,8 @@ on_both_stacks!(
     wrong_passwords_from_one_address_do_not_lock_the_owner_out,
     parallel_guesses_cannot_outrun_the_throttle,
     disabled_user_loses_the_session_on_refresh,
+    disabling_a_user_ends_their_access_tokens_at_once,
+    the_token_endpoint_speaks_rfc_6749,
 );
 
 async fn sign_up_to_sign_out(stack: &Stack) {
@@ -851,7 +836,7 @@ async fn parallel_guesses_cannot_outrun_the_throttle(stack: &Stack) {
 async fn disabled_user_loses_the_session_on_refresh(stack: &Stack) {
     let email = stack.user().await;
     let tokens = stack.login(&email, PASSWORD).await;
-    stack.disable(&email).await;
+    stack.disable_at_provider(&email).await;
     assert_eq!(stack.refresh(&tokens["refresh_token"]).await.status, 401);
     // The session is revoked, not merely refused once.
     assert_eq!(stack.get_as(token(&tokens), "/v1/auth/sessions").await.status, 401);
@@ -862,6 +847,130 @@ async fn disabled_user_loses_the_session_on_refresh(stack: &Stack) {
         login.status, 401,
         "a disabled account looks like wrong credentials: {login:?}"
     );
+}
+
+/// The token endpoint as a standard OAuth 2.0 client uses it: a form-encoded refresh-token
+/// grant, answered with RFC 6749 tokens and, for every refusal, an RFC 6749 error body.
+async fn the_token_endpoint_speaks_rfc_6749(stack: &Stack) {
+    let email = stack.user().await;
+    let tokens = stack.login(&email, PASSWORD).await;
+    let refresh_token = tokens["refresh_token"].as_str().expect("refresh token");
+    let form = |body: String| {
+        stack
+            .http
+            .post(format!("{}/v1/auth/token", stack.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    };
+    let refreshed = stack
+        .send(form(format!(
+            "grant_type=refresh_token&refresh_token={refresh_token}&client_id=any&scope=core%3Aread"
+        )))
+        .await;
+    assert_eq!(refreshed.status, 200, "{refreshed:?}");
+    assert_eq!(refreshed.headers["cache-control"], "no-store");
+    assert_eq!(refreshed.headers["pragma"], "no-cache");
+    assert_eq!(refreshed.body["token_type"], "Bearer");
+    let claims = stack.verify(token(&refreshed.body)).await;
+    let me = stack.get_as(token(&refreshed.body), "/v1/auth/me").await;
+    assert_eq!(
+        me.body["sub"],
+        claims.sub.as_str(),
+        "userinfo names the token's subject"
+    );
+    assert_eq!(me.body["email"], email.as_str());
+    assert_eq!(me.body["email_verified"], true);
+
+    let refusals = [
+        // The rotated-away token: reuse, which also ends the session.
+        (
+            format!("grant_type=refresh_token&refresh_token={refresh_token}"),
+            "invalid_grant",
+        ),
+        (
+            "grant_type=refresh_token&refresh_token=not-a-token".to_string(),
+            "invalid_grant",
+        ),
+        (
+            "grant_type=password&username=a&password=b".to_string(),
+            "unsupported_grant_type",
+        ),
+        ("refresh_token=x".to_string(), "invalid_request"),
+        ("grant_type=refresh_token".to_string(), "invalid_request"),
+        (
+            "grant_type=refresh_token&grant_type=refresh_token&refresh_token=x".to_string(),
+            "invalid_request",
+        ),
+        (
+            format!(
+                "grant_type=refresh_token&refresh_token={}&scope=admin",
+                refreshed.body["refresh_token"].as_str().expect("refresh token")
+            ),
+            "invalid_scope",
+        ),
+    ];
+    for (body, error) in refusals {
+        let reply = stack.send(form(body.clone())).await;
+        assert_eq!(
+            (reply.status, reply.body["error"].as_str()),
+            (400, Some(error)),
+            "{body}: {reply:?}"
+        );
+        assert_eq!(reply.headers["content-type"], "application/json");
+        assert_eq!(reply.headers["cache-control"], "no-store");
+    }
+    let json_body = stack
+        .post(
+            "/v1/auth/token",
+            json!({"grant_type": "refresh_token", "refresh_token": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (json_body.status, json_body.body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+}
+
+/// Disabling through Rampart does not wait for the next refresh: the access tokens the user
+/// holds are refused at once here, and the revocation feed tells every verifier.
+async fn disabling_a_user_ends_their_access_tokens_at_once(stack: &Stack) {
+    let email = stack.user().await;
+    let first = stack.login(&email, PASSWORD).await;
+    let second = stack.login(&email, PASSWORD).await;
+    let since = unix_now() * 1000 - 1000;
+    assert_eq!(stack.get_as(token(&first), "/v1/auth/me").await.status, 200);
+    let user_id = stack
+        .app()
+        .disable_user(&Email::parse(&email).expect("email"))
+        .await
+        .expect("disable")
+        .expect("the account exists");
+    for tokens in [&first, &second] {
+        let me = stack.get_as(token(tokens), "/v1/auth/me").await;
+        assert_eq!(me.status, 401, "an access token of a disabled user: {me:?}");
+        assert_eq!(stack.refresh(&tokens["refresh_token"]).await.status, 401);
+    }
+    let feed = stack.get(&format!("/v1/auth/revocations?since={since}")).await;
+    let cutoffs: Vec<&Value> = feed.body["revocations"]
+        .as_array()
+        .expect("revocations")
+        .iter()
+        .filter(|entry| entry["user_id"] == user_id.as_str())
+        .collect();
+    assert_eq!(cutoffs.len(), 1, "one user-wide entry in the feed: {feed:?}");
+    assert!(cutoffs[0].get("except_session_id").is_none(), "no session is spared");
+    let login = stack
+        .post("/v1/auth/login", json!({"email": email, "password": PASSWORD}))
+        .await;
+    assert_eq!(login.status, 401, "{login:?}");
+    assert!(
+        stack
+            .audit_kinds(&user_id)
+            .await
+            .contains(&(EventKind::UserDisable, Outcome::Success))
+    );
+    let unknown = Email::parse(&format!("nobody{}@example.com", unique_suffix())).expect("email");
+    assert_eq!(stack.app().disable_user(&unknown).await.expect("disable unknown"), None);
 }
 
 // --- edge cases that do not depend on the identity backend -----------------------------------
@@ -1080,6 +1189,15 @@ async fn discovery_documents_describe_this_issuer_and_every_route() {
         discovery.body["access_token_signing_alg_values_supported"],
         json!(["RS256"])
     );
+    // Only what is true: the token endpoint's one grant, no ID tokens, no authorization endpoint.
+    assert_eq!(discovery.body["token_endpoint"], format!("{issuer}/v1/auth/token"));
+    assert_eq!(discovery.body["grant_types_supported"], json!(["refresh_token"]));
+    assert_eq!(discovery.body["userinfo_endpoint"], format!("{issuer}/v1/auth/me"));
+    for absent in ["authorization_endpoint", "id_token_signing_alg_values_supported"] {
+        assert!(discovery.body.get(absent).is_none(), "{absent} is not advertised");
+    }
+    let rfc8414 = stack.get("/.well-known/oauth-authorization-server").await;
+    assert_eq!((rfc8414.status, &rfc8414.body), (200, &discovery.body));
     assert!(
         discovery.headers["cache-control"]
             .to_str()
@@ -1112,6 +1230,8 @@ async fn discovery_documents_describe_this_issuer_and_every_route() {
         ("/v1/auth/revocations", "get"),
         ("/.well-known/jwks.json", "get"),
         ("/.well-known/openid-configuration", "get"),
+        ("/.well-known/oauth-authorization-server", "get"),
+        ("/v1/auth/token", "post"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -1119,6 +1239,16 @@ async fn discovery_documents_describe_this_issuer_and_every_route() {
         );
     }
     assert!(openapi.body["components"]["schemas"]["TokenResponse"].is_object());
+    // What the edge and extractors answer is documented too, with the problem schema.
+    let login = &paths["/v1/auth/login"]["post"]["responses"];
+    for status in ["400", "413", "415", "422", "500", "503"] {
+        assert_eq!(
+            login[status]["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem",
+            "login documents {status}"
+        );
+    }
+    assert!(paths["/v1/auth/me"]["get"]["responses"]["401"].is_object());
+    assert!(openapi.body["components"]["schemas"]["Problem"].is_object());
 }
 
 // --- attacks on the throttles (the counters live in the auth API, whatever the provider) ------
@@ -1376,4 +1506,194 @@ async fn confusing_path_forms_are_refused_on_public_routes() {
         assert_eq!(reply.body["type"], "urn:rampart:problem:malformed-request", "{path}");
     }
     assert_eq!(stack.get("/.well-known/jwks.json").await.status, 200);
+}
+
+/// A sign-up flood, each request from an address of its own so that no per-address throttle
+/// stops it, cannot take sign-in down: password hashing admits what the cores can do soon and
+/// sheds the rest at once with 503 and `Retry-After` (which the proxy does not count against
+/// the auth API's breaker). No request waits out the handler timeout, and the owner of an
+/// account signs in as soon as the flood has been answered.
+#[tokio::test]
+async fn a_sign_up_flood_is_shed_at_once_not_queued_past_the_timeout() {
+    let stack = Stack::embedded_with(rampart_kernel::config::HttpSettings {
+        request_timeout_secs: 3,
+        ..behind_a_local_proxy()
+    })
+    .await;
+    let email = stack.user().await;
+    let mut flood = tokio::task::JoinSet::new();
+    for n in 0..400 {
+        let request = stack
+            .http
+            .post(format!("{}/v1/auth/register", stack.base))
+            .header("x-forwarded-for", address(n))
+            .json(&json!({"email": format!("flood{n}-{}@example.com", unique_suffix()), "password": PASSWORD}));
+        flood.spawn(async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").cloned();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, retry_after, body)
+        });
+    }
+    let (mut served, mut shed) = (0, 0);
+    for (status, retry_after, body) in flood.join_all().await {
+        match status {
+            202 => served += 1,
+            503 => {
+                assert_eq!(
+                    retry_after.as_ref().map(|v| v.to_str().expect("ascii")),
+                    Some("1"),
+                    "a 503 without Retry-After is the handler timeout, not shedding: {body}"
+                );
+                assert!(body["detail"].as_str().expect("detail").contains("at once"), "{body}");
+                shed += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(served > 0 && shed > 0, "served {served}, shed {shed}");
+    stack.login(&email, PASSWORD).await;
+}
+
+/// Audit records expire `audit.retention_days` after their event, and a write the store
+/// refuses (here: DynamoDB on moto without the audit table) is counted, never lost unseen.
+#[tokio::test]
+async fn audit_records_expire_after_the_retention_and_failed_writes_are_counted() {
+    const AT_MS: i64 = 1_700_000_000_000; // 2023-11-14
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn ItemStore> =
+        Arc::new(rampart_store::SqliteStore::open(&dir.path().join("store.sqlite")).expect("store"));
+    // Ten years, so that this 2023 record is still there to read.
+    let log = AuditLog::new(Arc::clone(&store), 3650);
+    let event = rampart_auth_function::audit::Event::new(EventKind::Login, Outcome::Success, AT_MS);
+    log.record(&event).await.expect("written");
+    let items = store
+        .query(rampart_store::Table::Audit, "day#2023-11-14", "", 10)
+        .await
+        .expect("query");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].expires_at, Some(AT_MS / 1000 + 3650 * 86_400));
+    assert_eq!(log.failed_writes(), 0);
+
+    let aws = rampart_testkit::aws().await;
+    let missing_table = rampart_store::DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws.config), &aws.prefix);
+    let log = AuditLog::new(Arc::new(missing_table), 30);
+    assert!(log.record(&event).await.is_err());
+    assert!(log.record(&event).await.is_err());
+    assert_eq!(log.failed_writes(), 2);
+}
+
+/// Every security event is written, the failed and the repeated ones included, and no record
+/// holds a password, a code or a token.
+#[tokio::test]
+async fn every_security_event_is_audited_and_no_record_holds_a_secret() {
+    let stack = Stack::embedded().await;
+    let email = format!("audit{}@example.com", unique_suffix());
+    let wrong_code = "WRONGCODE9";
+    assert_eq!(
+        stack
+            .post("/v1/auth/register", json!({"email": email, "password": PASSWORD}))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        stack
+            .post("/v1/auth/confirm/resend", json!({"email": email}))
+            .await
+            .status,
+        202
+    );
+    let reply = stack
+        .post("/v1/auth/confirm", json!({"email": email, "code": wrong_code}))
+        .await;
+    assert_eq!(reply.status, 422);
+    let confirm_code = stack.confirmation_code(&email);
+    let reply = stack
+        .post("/v1/auth/confirm", json!({"email": email, "code": confirm_code}))
+        .await;
+    assert_eq!(reply.status, 204);
+    let reply = stack
+        .post("/v1/auth/login", json!({"email": email, "password": NEW_PASSWORD}))
+        .await;
+    assert_eq!(reply.status, 401);
+    let tokens = stack.login(&email, PASSWORD).await;
+    let refreshed = stack.refresh(&tokens["refresh_token"]).await;
+    assert_eq!(refreshed.status, 200);
+    assert_eq!(
+        stack
+            .post("/v1/auth/password/forgot", json!({"email": email}))
+            .await
+            .status,
+        202
+    );
+    let reset = json!({"email": email, "code": wrong_code, "new_password": NEW_PASSWORD});
+    assert_eq!(stack.post("/v1/auth/password/reset", reset).await.status, 422);
+    let reset_code = stack.reset_code(&email);
+    let reset = json!({"email": email, "code": reset_code, "new_password": NEW_PASSWORD});
+    assert_eq!(stack.post("/v1/auth/password/reset", reset).await.status, 204);
+    let tokens_after = stack.login(&email, NEW_PASSWORD).await;
+    let change = json!({"current_password": NEW_PASSWORD, "new_password": PASSWORD});
+    let reply = stack
+        .post_as(token(&tokens_after), "/v1/auth/password/change", Some(change))
+        .await;
+    assert_eq!(reply.status, 204);
+    assert_eq!(
+        stack
+            .post_as(token(&tokens_after), "/v1/auth/logout/all", None)
+            .await
+            .status,
+        204
+    );
+
+    let records = AuditLog::new(Arc::clone(&stack.store), stack.settings.audit.retention_days)
+        .on_day(unix_now() as i64 * 1000, 1000)
+        .await
+        .expect("audit");
+    let user_id = stack.verify(token(&tokens)).await.sub;
+    let ours: Vec<_> = records
+        .iter()
+        .filter(|e| e.email.as_deref() == Some(email.as_str()) || e.user_id.as_deref() == Some(user_id.as_str()))
+        .collect();
+    let seen = |kind: EventKind, outcome: Outcome| ours.iter().any(|e| e.kind == kind && e.outcome == outcome);
+    for (kind, outcome) in [
+        (EventKind::Register, Outcome::Success),
+        (EventKind::ConfirmResend, Outcome::Success),
+        (EventKind::Confirm, Outcome::Failure),
+        (EventKind::Confirm, Outcome::Success),
+        (EventKind::Login, Outcome::Failure),
+        (EventKind::Login, Outcome::Success),
+        (EventKind::Refresh, Outcome::Success),
+        (EventKind::PasswordForgot, Outcome::Success),
+        (EventKind::PasswordReset, Outcome::Failure),
+        (EventKind::PasswordReset, Outcome::Success),
+        (EventKind::PasswordChange, Outcome::Success),
+        (EventKind::LogoutAll, Outcome::Success),
+    ] {
+        assert!(seen(kind, outcome), "no {kind:?} {outcome:?} among {ours:#?}");
+    }
+    let everything = serde_json::to_string(&records).expect("JSON");
+    let secrets = [
+        PASSWORD.to_string(),
+        NEW_PASSWORD.to_string(),
+        wrong_code.to_string(),
+        confirm_code,
+        reset_code,
+        token(&tokens).to_string(),
+        token(&tokens_after).to_string(),
+        tokens["refresh_token"].as_str().expect("refresh").to_string(),
+        refreshed.body["refresh_token"].as_str().expect("refresh").to_string(),
+        // The secret half of a refresh token on its own, too.
+        tokens["refresh_token"]
+            .as_str()
+            .expect("refresh")
+            .split('.')
+            .nth(1)
+            .expect("secret")
+            .to_string(),
+    ];
+    for secret in secrets {
+        assert!(!everything.contains(&secret), "an audit record holds a secret");
+    }
 }

@@ -115,3 +115,37 @@ fn harness() -> &'static Harness {
     static HARNESS: std::sync::OnceLock<Harness> = std::sync::OnceLock::new();
     HARNESS.get_or_init(Harness::new)
 }
+
+/// Every request type that carries a password, code or token prints it as redacted through
+/// `Debug`, so no `?request` in a log line or panic message can leak one.
+#[test]
+fn request_types_never_print_their_secrets() {
+    use rampart_auth_function::{account, oauth, signin, signup};
+    const SECRET: &str = "Sekret-Marker-4821";
+    fn debug_of<T: serde::de::DeserializeOwned + std::fmt::Debug>(body: serde_json::Value) -> String {
+        format!("{:?}", serde_json::from_value::<T>(body).expect("decodes"))
+    }
+    let printed = [
+        debug_of::<signup::RegisterRequest>(serde_json::json!({"email": "a@example.com", "password": SECRET})),
+        debug_of::<signup::ConfirmRequest>(serde_json::json!({"email": "a@example.com", "code": SECRET})),
+        debug_of::<signup::ResetPasswordRequest>(
+            serde_json::json!({"email": "a@example.com", "code": SECRET, "new_password": SECRET}),
+        ),
+        debug_of::<signin::LoginRequest>(
+            serde_json::json!({"email": "a@example.com", "password": SECRET, "device_token": SECRET}),
+        ),
+        debug_of::<signin::MfaRequest>(
+            serde_json::json!({"email": "a@example.com", "challenge": SECRET, "code": SECRET, "device_token": SECRET}),
+        ),
+        debug_of::<signin::RefreshRequest>(serde_json::json!({"refresh_token": SECRET})),
+        debug_of::<account::ChangePasswordRequest>(
+            serde_json::json!({"current_password": SECRET, "new_password": SECRET}),
+        ),
+        debug_of::<account::CodeRequest>(serde_json::json!({"code": SECRET})),
+        debug_of::<oauth::TokenRequest>(serde_json::json!({"grant_type": "refresh_token", "refresh_token": SECRET})),
+    ];
+    for text in printed {
+        assert!(!text.contains(SECRET), "{text}");
+        assert!(text.contains("REDACTED"), "{text}");
+    }
+}

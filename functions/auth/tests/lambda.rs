@@ -73,7 +73,7 @@ async fn http_api_v2_post_registers_and_audits_the_api_gateway_source_ip() {
     assert!(body["detail"].as_str().expect("detail").contains("confirmation code"));
     // The client address comes from the API Gateway request context, not from a header.
     let store = rampart_store::SqliteStore::open(&dir.path().join("store.sqlite")).expect("store");
-    let audit = rampart_auth_function::audit::AuditLog::new(std::sync::Arc::new(store));
+    let audit = rampart_auth_function::audit::AuditLog::new(std::sync::Arc::new(store), 400);
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")

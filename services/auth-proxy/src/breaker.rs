@@ -1,6 +1,7 @@
 //! Upstream resilience: a circuit breaker per upstream and a retry budget.
 //!
-//! The breaker counts failures (no connection, timeout, 502/503/504) in a window. Once at least
+//! The breaker counts failures (no connection, timeout, 502, 504, and 503 without `Retry-After`:
+//! one with it is load shed on purpose) in a window. Once at least
 //! `min_requests` have been seen and `failure_ratio` of them failed, it opens: requests are
 //! answered 503 at once instead of waiting on a sick upstream. After `open_for`, one probe is let
 //! through (half-open); its success closes the breaker, its failure opens it again. A probe that

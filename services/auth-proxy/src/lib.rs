@@ -425,6 +425,11 @@ async fn pass(
             if let Some(decision) = rate {
                 decision.write_headers(&mut parts.headers);
             }
+            // An upstream's 4xx body is its API's contract (RFC 6749 errors, say) and reaches
+            // the client as sent; only its 5xx bodies, which may name internals, are replaced.
+            if parts.status.is_client_error() {
+                parts.extensions.insert(rampart_kernel::http::KeepErrorBody);
+            }
             Response::from_parts(parts, Body::new(UpstreamBody::new(body, route.timeout)))
         }
         Err(problem) => problem.into_response(),
@@ -482,7 +487,7 @@ async fn call_upstream(
             std::mem::take(&mut parts.headers)
         };
         let (failed, answer) = match tokio::time::timeout(route.timeout, forwarder.client.request(request)).await {
-            Ok(Ok(response)) => (matches!(response.status().as_u16(), 502..=504), Ok(response)),
+            Ok(Ok(response)) => (upstream_failed(&response), Ok(response)),
             // Failures of the client's own making are not counted against the upstream: clients
             // that break off or dawdle over their bodies must not be able to open its breaker.
             Ok(Err(error)) => {
@@ -506,6 +511,18 @@ async fn call_upstream(
             return answer;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Whether an upstream's answer counts against its breaker: a 502 or 504, and a 503 unless it
+/// carries `Retry-After`. That one is the upstream shedding load on purpose (the auth API does
+/// when password hashing is at capacity): it answered at once and is healthy, and counting it
+/// would let a flood of sign-ups open the breaker for every request to that upstream.
+fn upstream_failed<B>(response: &http::Response<B>) -> bool {
+    match response.status().as_u16() {
+        502 | 504 => true,
+        503 => !response.headers().contains_key(http::header::RETRY_AFTER),
+        _ => false,
     }
 }
 

@@ -700,6 +700,41 @@ async fn a_dead_upstream_is_a_502_problem() {
     assert_eq!(body["type"], "urn:rampart:problem:bad-gateway");
 }
 
+/// An upstream's 4xx body is its API's contract and reaches the client as sent (an RFC 6749
+/// token error is JSON, not problem+json); a 5xx body, which may name internals, is replaced.
+#[tokio::test]
+async fn upstream_client_errors_pass_through_and_server_errors_are_masked() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let upstream = Router::new()
+        .route(
+            "/v1/errors/token",
+            any(|| async {
+                (
+                    http::StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "invalid_grant"})),
+                )
+            }),
+        )
+        .route(
+            "/v1/errors/crash",
+            any(|| async {
+                (
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "panicked at src/db.rs:42: pool poisoned",
+                )
+            }),
+        );
+    let upstream = start(upstream, &stack.shutdown).await;
+    stack.extend_config("", &public_route("/v1/errors", upstream, ""));
+    let (status, headers, body) = stack.get_full("/v1/errors/token", None).await;
+    assert_eq!((status, &body), (400, &json!({"error": "invalid_grant"})));
+    assert_eq!(headers["content-type"], "application/json");
+    let (status, headers, body) = stack.get_full("/v1/errors/crash", None).await;
+    assert_eq!(status, 500);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert!(!body.to_string().contains("db.rs"), "{body}");
+}
+
 #[tokio::test]
 async fn rate_limits_apply_per_subject_or_per_client_address_with_headers() {
     let stack = Stack::new(SigningAlgorithm::RS256).await;
@@ -752,10 +787,12 @@ async fn rate_limits_apply_per_subject_or_per_client_address_with_headers() {
     assert_eq!(anonymous("198.51.100.2").await.0, 200);
 }
 
-/// An upstream that answers 503 while `failing`, or for the next `fail_next` requests.
+/// An upstream that answers 503 while `failing`, or for the next `fail_next` requests, and
+/// 503 with `Retry-After` (load shed on purpose) while `shedding`.
 #[derive(Clone, Default)]
 struct Flaky {
     failing: Arc<AtomicBool>,
+    shedding: Arc<AtomicBool>,
     fail_next: Arc<AtomicUsize>,
     hits: Arc<AtomicUsize>,
 }
@@ -771,7 +808,13 @@ impl Flaky {
                     .fail_next
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                     .is_ok();
-                if once || flaky.failing.load(Ordering::SeqCst) {
+                if flaky.shedding.load(Ordering::SeqCst) {
+                    (
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        [(http::header::RETRY_AFTER, "1")],
+                    )
+                        .into_response()
+                } else if once || flaky.failing.load(Ordering::SeqCst) {
                     http::StatusCode::SERVICE_UNAVAILABLE.into_response()
                 } else {
                     "ok".into_response()
@@ -838,6 +881,35 @@ async fn the_breaker_opens_on_a_failing_upstream_and_recovers() {
     assert_eq!(stack.get_full("/v1/flaky", None).await.0, 200);
     assert_eq!(flaky.hits.load(Ordering::SeqCst), 6);
     assert_eq!(stack.metric(&gauge).await.as_deref(), Some("0"));
+}
+
+/// An upstream shedding load answers at once and is healthy: its 503s with `Retry-After` reach
+/// the client as they are and never open its breaker, so a flood aimed at one expensive route
+/// (sign-up) cannot make the proxy refuse every other request to that upstream.
+#[tokio::test]
+async fn an_upstream_shedding_load_does_not_open_its_breaker() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let flaky = Flaky::default();
+    let upstream = flaky.start(&stack.shutdown).await;
+    stack.extend_config(
+        "[breaker]\nmin_requests = 4\nopen_ms = 60000\n",
+        &public_route("/v1/flaky", upstream, ""),
+    );
+    flaky.shedding.store(true, Ordering::SeqCst);
+    for _ in 0..8 {
+        let (status, headers, _) = stack.get_full("/v1/flaky", None).await;
+        assert_eq!(status, 503);
+        assert_eq!(headers["retry-after"], "1");
+    }
+    assert_eq!(
+        flaky.hits.load(Ordering::SeqCst),
+        8,
+        "every request reached the upstream"
+    );
+    let gauge = format!("rampart_proxy_breaker_state{{upstream=\"{upstream}\"}} ");
+    assert_eq!(stack.metric(&gauge).await.as_deref(), Some("0"));
+    flaky.shedding.store(false, Ordering::SeqCst);
+    assert_eq!(stack.get("/v1/flaky", None).await.0, 200);
 }
 
 #[tokio::test]
