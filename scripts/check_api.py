@@ -171,7 +171,8 @@ def fuzz(platform: Platform, access_token: str, paths: list[str], include: bool)
 
 def standard_client(platform: Platform):
     """authlib, a widely used OAuth client library, as a relying party would use it: discovery
-    at the issuer, the access token verified from the JWKS alone, a refresh through the advertised
+    at the issuer, each key's kid its RFC 7638 thumbprint, the access token verified from the
+    JWKS alone, a refresh through the advertised
     token endpoint (RFC 6749 §6, form-encoded) and the advertised userinfo endpoint."""
     os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"  # the issuer is plain http on loopback
     # authlib.jose still works in the pinned 1.x and says it is moving to joserfc; quiet that.
@@ -204,6 +205,9 @@ def standard_client(platform: Platform):
     first_refresh_token = tokens["refresh_token"]
     status, jwks = call("GET", document["jwks_uri"])
     expect(status, jwks, 200, "JWKS")
+    for key in jwks["keys"]:
+        if JsonWebKey.import_key(key).thumbprint() != key["kid"]:
+            sys.exit(f"check-api: kid {key['kid']} is not the key's RFC 7638 thumbprint")
     keys = JsonWebKey.import_key_set(jwks)
     claims = jwt.decode(
         tokens["access_token"],

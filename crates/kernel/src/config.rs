@@ -599,6 +599,23 @@ mod tests {
     }
 
     #[test]
+    fn the_data_directory_is_created_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().expect("tempdir");
+        let settings = Settings {
+            data_dir: parent.path().join("fresh"),
+            ..Settings::default()
+        };
+        let file = settings.data_file("store.sqlite").expect("data file");
+        assert_eq!(file, parent.path().join("fresh/store.sqlite"));
+        let mode = std::fs::metadata(parent.path().join("fresh"))
+            .expect("dir")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
     fn audit_retention_is_bounded() {
         for days in [0, 3651] {
             let err = from_toml(&format!("[audit]\nretention_days = {days}")).expect_err("must fail");

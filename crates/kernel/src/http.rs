@@ -343,8 +343,55 @@ mod tests {
         assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
         assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY");
         assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer");
-        assert!(response.headers().contains_key(header::CONTENT_SECURITY_POLICY));
-        assert!(response.headers().contains_key(header::STRICT_TRANSPORT_SECURITY));
+        assert_eq!(
+            response.headers()[header::CONTENT_SECURITY_POLICY],
+            "default-src 'none'; frame-ancestors 'none'"
+        );
+        // Two years, subdomains included: long enough for browsers' preload lists.
+        assert_eq!(
+            response.headers()[header::STRICT_TRANSPORT_SECURITY],
+            "max-age=63072000; includeSubDomains"
+        );
+    }
+
+    /// A buffer the log layer writes into, to read back what a request logged.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn logs_name_the_path_but_never_the_query_string() {
+        use tracing_subscriber::layer::SubscriberExt;
+        for format in [crate::config::LogFormat::Json, crate::config::LogFormat::Pretty] {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let layer = telemetry::log_layer(format, move || writer.clone());
+            let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+            let response = app(&HttpSettings::default())
+                .oneshot(
+                    Request::get("/ok?code=Sekret4821&access_token=eyJhbGciOi")
+                        .body(Body::empty())
+                        .expect("request"),
+                )
+                .await
+                .expect("response");
+            assert_eq!(response.status(), http::StatusCode::OK);
+            let logged = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+            assert!(logged.contains("request served") && logged.contains("/ok"), "{logged}");
+            assert!(
+                !logged.contains("Sekret4821") && !logged.contains("eyJhbGciOi"),
+                "{logged}"
+            );
+        }
     }
 
     #[tokio::test]

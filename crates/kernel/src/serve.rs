@@ -258,6 +258,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn more_header_fields_than_the_limit_are_refused() {
+        let router = Router::new().route("/", get(|| async { "ok" }));
+        let settings = HttpSettings::default();
+        let limit = settings.max_headers;
+        let (addr, token, _handle) = start(router, settings).await;
+        let status_line = |fields: usize| async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            // `host` and `connection` are fields too.
+            let extra: String = (0..fields - 2).map(|i| format!("x-field-{i}: v\r\n")).collect();
+            let request = format!("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{extra}\r\n");
+            let _ = stream.write_all(request.as_bytes()).await;
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer).await;
+            String::from_utf8_lossy(&answer)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(status_line(limit).await, "HTTP/1.1 200 OK");
+        assert_eq!(
+            status_line(limit + 1).await,
+            "HTTP/1.1 431 Request Header Fields Too Large"
+        );
+        token.cancel();
+    }
+
+    #[tokio::test]
     async fn a_client_that_dawdles_over_its_request_head_is_disconnected() {
         let router = Router::new().route("/", get(|| async { "ok" }));
         let settings = HttpSettings {

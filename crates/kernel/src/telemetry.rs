@@ -94,29 +94,29 @@ pub fn init(service: &'static str, settings: &TelemetrySettings) -> Result<Telem
             .with_tracer(tracer)
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
     });
-    let registry = tracing_subscriber::registry().with(otel);
-    let result = match settings.log_format {
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_writer(std::io::stderr)
-                    .with_filter(filter),
-            )
-            .try_init(),
-        LogFormat::Pretty => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .compact()
-                    .with_writer(std::io::stderr)
-                    .with_filter(filter),
-            )
-            .try_init(),
-    };
-    result.map_err(|_| TelemetryError::AlreadyInitialised)?;
+    tracing_subscriber::registry()
+        .with(otel)
+        .with(log_layer(settings.log_format, std::io::stderr).with_filter(filter))
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInitialised)?;
     Ok(TelemetryGuard { provider })
+}
+
+/// The log lines [`init`] writes, to `writer` (stderr; a buffer in tests of what is logged).
+pub fn log_layer<S, W>(format: LogFormat, writer: W) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().with_writer(writer).boxed(),
+    }
 }
 
 /// Built once: the proxy reads and writes trace headers on every request.

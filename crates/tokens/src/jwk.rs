@@ -179,6 +179,31 @@ mod tests {
         assert_eq!(thumbprint(&canonical), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 
+    /// The `kid` the builders give, against values computed elsewhere: RFC 7638's published
+    /// thumbprint of its example RSA key, and authlib 1.9.10's `JsonWebKey.thumbprint()` of the
+    /// P-256 key of RFC 7515 appendix A.3.
+    #[test]
+    fn built_keys_carry_independently_computed_rfc7638_kids() {
+        let n = URL_SAFE_NO_PAD
+            .decode("0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw")
+            .expect("n");
+        // PKCS#1 RSAPublicKey: SEQUENCE { INTEGER n (0x00-prefixed, 257 bytes), INTEGER 65537 }.
+        let mut der = vec![0x30, 0x82, 0x01, 0x0a, 0x02, 0x82, 0x01, 0x01, 0x00];
+        der.extend_from_slice(&n);
+        der.extend_from_slice(&[0x02, 0x03, 0x01, 0x00, 0x01]);
+        let rsa = Jwk::from_rsa_pkcs1_der(&der).expect("RSA key");
+        assert_eq!(rsa.kid, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+
+        let x = URL_SAFE_NO_PAD
+            .decode("f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU")
+            .expect("x");
+        let y = URL_SAFE_NO_PAD
+            .decode("x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0")
+            .expect("y");
+        let ec = Jwk::from_p256_point(&[&[0x04][..], &x, &y].concat()).expect("EC key");
+        assert_eq!(ec.kid, "oKIywvGUpTVTyxMQ3bwIIeQUudfr_CkLMjCE19ECD-U");
+    }
+
     #[test]
     fn garbage_key_material_is_an_error_not_a_panic() {
         assert!(Jwk::from_spki_der(b"not der").is_err());

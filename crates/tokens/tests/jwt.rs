@@ -242,25 +242,77 @@ async fn tokens_from_the_local_key_and_from_kms_verify_in_pyjwt() {
     }
 }
 
+/// Tokens signed by a real RS256 and a real ES256 key, and the key set that verifies them: the
+/// property tests below run against keys that could accept a token, not an empty set.
+struct Signed {
+    keys: KeySet,
+    tokens: Vec<String>,
+}
+
+fn signed() -> &'static Signed {
+    static SIGNED: std::sync::OnceLock<Signed> = std::sync::OnceLock::new();
+    SIGNED.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let dir = tempfile::tempdir().expect("tempdir");
+        runtime.block_on(async {
+            let mut keys = Vec::new();
+            let mut tokens = Vec::new();
+            for algorithm in [Algorithm::RS256, Algorithm::ES256] {
+                let signer = signer(algorithm, dir.path()).await;
+                tokens.push(issue(&signer, &claims()).await.expect("issue"));
+                keys.push(signer.public_key().clone());
+            }
+            let signed = Signed {
+                keys: KeySet::new(keys),
+                tokens,
+            };
+            for token in &signed.tokens {
+                assert_eq!(verify(token, &signed.keys, &validation(), NOW), Ok(claims()));
+            }
+            signed
+        })
+    })
+}
+
+const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 proptest::proptest! {
     /// Whatever the input, the verifier answers with a rejection and never panics.
     #[test]
     fn arbitrary_input_is_rejected_without_panicking(token in "\\PC{0,300}", dots in 0usize..4) {
-        let keys = KeySet::default();
         let mut input = token.clone();
         for _ in 0..dots {
             input.push('.');
             input.push_str(&token);
         }
-        proptest::prop_assert!(verify(&input, &keys, &validation(), NOW).is_err());
+        proptest::prop_assert!(verify(&input, &signed().keys, &validation(), NOW).is_err());
     }
 
-    /// Well-formed base64url segments with arbitrary JSON-ish content are rejected too.
+    /// A real header (naming a published key) over arbitrary claims and signature bytes: the
+    /// signature check runs against that key, and fails.
     #[test]
-    fn arbitrary_segments_are_rejected(header in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
-                                       body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
-                                       signature in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
-        let token = format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(&header), URL_SAFE_NO_PAD.encode(&body), URL_SAFE_NO_PAD.encode(&signature));
-        proptest::prop_assert!(verify(&token, &KeySet::default(), &validation(), NOW).is_err());
+    fn arbitrary_claims_and_signatures_under_a_real_header_are_rejected(
+        which in 0usize..2,
+        body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        signature in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+    ) {
+        let header = signed().tokens[which].split('.').next().expect("header");
+        let token = format!("{header}.{}.{}", URL_SAFE_NO_PAD.encode(&body), URL_SAFE_NO_PAD.encode(&signature));
+        proptest::prop_assert!(verify(&token, &signed().keys, &validation(), NOW).is_err());
+    }
+
+    /// Changing any one character of a valid token, in the header, the claims or the signature,
+    /// makes it fail.
+    #[test]
+    fn any_change_to_a_signed_token_is_rejected(which in 0usize..2, position in 0usize..2000, replacement in 0usize..64) {
+        let token = &signed().tokens[which];
+        let position = position % token.len();
+        let original = token.as_bytes()[position];
+        let new = BASE64URL[replacement];
+        proptest::prop_assume!(original != b'.' && original != new);
+        let mut changed = token.clone().into_bytes();
+        changed[position] = new;
+        let changed = String::from_utf8(changed).expect("ascii");
+        proptest::prop_assert!(verify(&changed, &signed().keys, &validation(), NOW).is_err());
     }
 }

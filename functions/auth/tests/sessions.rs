@@ -104,6 +104,8 @@ on_both_stores!(
     revocation_feed_pages_hold_every_entry_once,
     revoking_all_keeps_the_named_session,
     provider_credential_is_sealed_bound_to_its_session_and_dropped_on_revoke,
+    refresh_tokens_are_stored_only_as_hashes,
+    every_remembered_secret_is_reuse_and_an_older_one_only_invalid,
 );
 
 async fn provider_credential_is_sealed_bound_to_its_session_and_dropped_on_revoke(store: Arc<dyn ItemStore>) {
@@ -366,4 +368,71 @@ async fn a_user_holds_a_bounded_number_of_sessions_and_revoking_all_is_one_cutof
         .collect();
     assert_eq!(user_wide.len(), 1, "{feed:?}");
     assert_eq!(user_wide[0].except_session_id.as_deref(), Some(kept.id.as_str()));
+}
+
+/// The store holds a refresh token's SHA-256, never the token or its secret: a copy of the
+/// table yields no usable refresh token.
+async fn refresh_tokens_are_stored_only_as_hashes(store: Arc<dyn ItemStore>) {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let sessions = sessions(Arc::clone(&store));
+    let t0 = now();
+    let (session, first) = sessions.create(new_session("hashed"), t0).await.expect("create");
+    let redeemed = sessions.redeem(first.expose(), t0).await.expect("active");
+    let (_, second) = sessions.rotate(redeemed, t0).await.expect("rotate");
+    let item = store
+        .get(Table::Auth, &Key::new(format!("session#{}", session.id), "session"))
+        .await
+        .expect("read")
+        .expect("the session item");
+    let stored = item.body.to_string();
+    for token in [&first, &second] {
+        let secret = token.expose().split_once('.').expect("id.secret").1;
+        assert!(!stored.contains(secret), "a refresh secret is stored: {stored}");
+        let hash = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes()));
+        assert!(stored.contains(&hash), "its SHA-256 is what is kept");
+    }
+}
+
+/// Presenting any of the last 32 replaced secrets, once past the race grace, is reuse and ends
+/// the session; one replaced longer ago is forgotten, merely invalid, and ends nothing.
+async fn every_remembered_secret_is_reuse_and_an_older_one_only_invalid(store: Arc<dyn ItemStore>) {
+    let sessions = sessions(store);
+    let t0 = now();
+    for age in [1usize, 2, 17, 32, 33] {
+        let (_, first) = sessions
+            .create(new_session(&format!("rotator-{age}")), t0)
+            .await
+            .expect("create");
+        let first = first.expose().to_owned();
+        let mut current = first.clone();
+        for _ in 0..age {
+            let session = sessions.redeem(&current, t0).await.expect("active");
+            current = sessions
+                .rotate(session, t0)
+                .await
+                .expect("rotate")
+                .1
+                .expose()
+                .to_owned();
+        }
+        let presented = sessions.redeem(&first, t0 + 3).await;
+        let after = sessions.redeem(&current, t0 + 3).await;
+        if age <= 32 {
+            assert!(
+                matches!(presented, Err(RefreshError::Reused { .. })),
+                "age {age}: {presented:?}"
+            );
+            assert!(
+                matches!(after, Err(RefreshError::Invalid)),
+                "age {age}: the session ended"
+            );
+        } else {
+            assert!(
+                matches!(presented, Err(RefreshError::Invalid)),
+                "age {age}: {presented:?}"
+            );
+            assert!(after.is_ok(), "age {age}: the session lives on");
+        }
+    }
 }

@@ -185,7 +185,9 @@ impl AuthProxy {
         let proxy = self.clone();
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
-                match ProxyConfig::load(&path).and_then(|config| proxy.reload(config)) {
+                let reloaded = ProxyConfig::load(&path).and_then(|config| proxy.reload(config));
+                proxy.0.metrics.reload(reloaded.is_ok());
+                match reloaded {
                     Ok(()) => tracing::info!(path = %path.display(), "routes reloaded"),
                     Err(error) => {
                         tracing::error!(path = %path.display(), %error, "reload refused; the running routes stay");

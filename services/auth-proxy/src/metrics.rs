@@ -29,6 +29,7 @@ pub struct Metrics {
     durations: Family<Histogram>,
     denials: Family<AtomicU64>,
     rate_limited: Family<AtomicU64>,
+    reloads: Family<AtomicU64>,
 }
 
 /// One metric's series, by their rendered label set (e.g. `route="/v1/",status="200"`).
@@ -108,6 +109,15 @@ impl Metrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts one SIGHUP reload of the routes file: `applied`, or `refused` (the running routes
+    /// stay), so a deploy that shipped a bad file raises an alert instead of passing unseen.
+    pub fn reload(&self, applied: bool) {
+        let result = if applied { "applied" } else { "refused" };
+        self.reloads
+            .series(&format!("result=\"{result}\""))
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Everything, in the Prometheus text exposition format, with `breakers` (each upstream's
     /// breaker state, read when rendering rather than stored on every request) as a gauge.
     pub fn render(&self, breakers: &[(String, State)]) -> String {
@@ -127,6 +137,11 @@ impl Metrics {
                 "rampart_proxy_rate_limited_total",
                 "Requests refused by a rate limit, by class.",
                 &self.rate_limited,
+            ),
+            (
+                "rampart_proxy_config_reloads_total",
+                "Reloads of the routes file on SIGHUP, by result (applied or refused).",
+                &self.reloads,
             ),
         ];
         for (name, help, family) in counters {

@@ -659,25 +659,45 @@ async fn routes_reload_on_sighup_and_a_bad_file_keeps_the_running_ones() {
         "{}\n[[route]]\nprefix = \"/v1/open\"\nupstream = \"{echo}\"\npublic = true\n",
         stack.config
     );
+    // Waits until the reload counter for `result` reaches `count`: the handler has acted.
+    let reloads = |result: &'static str, count: usize| {
+        let stack = &stack;
+        async move {
+            let line = format!("rampart_proxy_config_reloads_total{{result=\"{result}\"}} ");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while stack.metric(&line).await != Some(count.to_string()) {
+                assert!(Instant::now() < deadline, "no {result} reload #{count}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
     std::fs::write(&path, &added).expect("write");
     hangup();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while stack.get("/v1/open/x", None).await.0 != 200 {
-        assert!(Instant::now() < deadline, "the new route never appeared");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    reloads("applied", 1).await;
+    assert_eq!(stack.get("/v1/open/x", None).await.0, 200, "the new route is served");
 
     // A file with a mistake, or one changing the issuer, is refused whole.
-    for bad in [
+    for (n, bad) in [
         added.replace("public = true\n", "public = true\nretries = yes\n"),
         added.replace(&stack.settings.tokens.audience, "another-audience"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         std::fs::write(&path, bad).expect("write");
         hangup();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        reloads("refused", n + 1).await;
         assert_eq!(stack.get("/v1/open/x", None).await.0, 200);
         assert_eq!(stack.get("/v1/echo", Some(token)).await.0, 200);
     }
+    assert_eq!(
+        stack
+            .metric("rampart_proxy_config_reloads_total{result=\"applied\"} ")
+            .await
+            .as_deref(),
+        Some("1"),
+        "neither bad file was applied"
+    );
 }
 
 #[tokio::test]
@@ -967,7 +987,14 @@ async fn edge_limits_security_headers_and_cors_apply_to_proxied_traffic() {
     assert_eq!(status, 200);
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["x-frame-options"], "DENY");
-    assert!(headers.contains_key("strict-transport-security"));
+    assert_eq!(
+        headers["strict-transport-security"],
+        "max-age=63072000; includeSubDomains"
+    );
+    assert_eq!(
+        headers["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
     // CORS: the allowed origin gets a preflight answer exposing the rate-limit headers; others none.
     let preflight = |origin: &str| {
         stack
