@@ -56,7 +56,7 @@ OUTPUT_SECTIONS = {
 }
 USER_POOL_RESOURCES = ("aws_cognito_user_pool", "aws_cognito_user_pool_client")
 # Variables every environment must output (the deployed functions cannot start without them).
-REQUIRED_ENV = ("RAMPART_AWS__USER_POOL_ID", "RAMPART_AWS__USER_POOL_CLIENT_ID")
+REQUIRED_ENV = ("RAMPART_AWS__USER_POOL_ID", "RAMPART_AWS__USER_POOL_CLIENT_ID", "RAMPART_MAIL__SENDER")
 
 SCHEMA_LOAD = re.compile(r"""^\$\{jsondecode\(file\("\$\{path\.module\}/([^"]+)"\)\)\}$""")
 ENV_NAME = re.compile(r"RAMPART_[A-Z0-9_]+")

@@ -231,6 +231,7 @@ async fn bootstrap_then_up_serves_from_aws_adapters() {
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("RAMPART_RESOURCE_PREFIX", aws.prefix.as_str()),
+        ("RAMPART_MAIL__SENDER", "no-reply@example.com"),
     ];
     let output = rampart().arg("bootstrap").envs(aws_env).output().expect("bootstrap");
     let stdout = String::from_utf8_lossy(&output.stdout);

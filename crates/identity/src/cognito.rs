@@ -291,12 +291,16 @@ impl IdentityProvider for CognitoIdentity {
             }),
             Err(error) => match error.as_service_error() {
                 Some(e) if e.is_username_exists_exception() => {
-                    // An owner who never confirmed gets a fresh code. Cognito mails nothing else,
-                    // so a confirmed owner is not told (docs/security.md).
+                    // An owner who never confirmed gets a fresh code; a confirmed one a notice
+                    // from the auth API.
+                    let existing = self.lookup(email.as_str()).await?;
+                    if existing.is_some_and(|(_, user)| user.status != UserStatus::Unconfirmed) {
+                        return Ok(SignUpOutcome::AlreadyRegistered);
+                    }
                     if let Err(error) = self.resend_confirmation(email).await {
                         tracing::warn!(%error, "confirmation code could not be resent to a taken address");
                     }
-                    Ok(SignUpOutcome::AlreadyExists)
+                    Ok(SignUpOutcome::AwaitingConfirmation)
                 }
                 Some(e) if e.is_invalid_password_exception() => Err(IdentityError::PasswordRefused),
                 _ => Err(unavailable(error)),

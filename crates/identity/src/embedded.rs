@@ -11,7 +11,6 @@
 //! them. The file is owner-only (0600, in the 0700 data directory), which is the protection the
 //! local platform offers for all its keys; the AWS backend leaves secrets to Cognito.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -38,7 +37,7 @@ pub const MAX_ATTEMPTS: i64 = 5;
 /// How long an MFA challenge may be answered.
 pub const MFA_CHALLENGE_TTL_SECS: i64 = 5 * 60;
 /// The outbox file, created next to the SQLite file.
-pub const OUTBOX_FILE: &str = "outbox.log";
+pub const OUTBOX_FILE: &str = rampart_mailer::outbox::OUTBOX_FILE;
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedIdentity {
@@ -275,31 +274,8 @@ fn deliver(outbox: &Path, email: &Email, purpose: CodePurpose, code: &SecretStri
     append_to_outbox(outbox, &line)
 }
 
-/// Tells the owner of a confirmed account that someone tried to register it again: the caller
-/// is answered as for a new address, so only the mailbox learns the address is taken.
-fn notify_taken(outbox: &Path, email: &Email) -> Result<(), IdentityError> {
-    append_to_outbox(
-        outbox,
-        &format!("{} to={} purpose=already_registered\n", now(), email.as_str()),
-    )
-}
-
 fn append_to_outbox(outbox: &Path, line: &str) -> Result<(), IdentityError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(outbox).map_err(unavailable)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(unavailable)?;
-    }
-    file.write_all(line.as_bytes()).map_err(unavailable)
+    rampart_mailer::outbox::append(outbox, line).map_err(unavailable)
 }
 
 /// Sign-ups not confirmed within the confirmation code's lifetime expire, freeing the address
@@ -516,17 +492,19 @@ impl IdentityProvider for EmbeddedIdentity {
                     )
                     .map_err(unavailable)?;
                 if inserted != 1 {
-                    // The owner learns of it by mail: a fresh code if they never confirmed.
-                    match user_by_email(&tx, &recipient)? {
+                    // The owner learns of it by mail: a fresh code if they never confirmed, a
+                    // notice (sent by the auth API) if they did.
+                    let outcome = match user_by_email(&tx, &recipient)? {
                         Some((id, _, UserStatus::Unconfirmed)) => {
                             let code = issue_code(&tx, &id, CodePurpose::ConfirmSignUp)?;
                             deliver(&outbox, &recipient, CodePurpose::ConfirmSignUp, &code)?;
+                            SignUpOutcome::AwaitingConfirmation
                         }
-                        Some((_, _, UserStatus::Confirmed)) => notify_taken(&outbox, &recipient)?,
-                        _ => {}
-                    }
+                        Some(_) => SignUpOutcome::AlreadyRegistered,
+                        None => SignUpOutcome::AwaitingConfirmation,
+                    };
                     tx.commit().map_err(unavailable)?;
-                    return Ok(SignUpOutcome::AlreadyExists);
+                    return Ok(outcome);
                 }
                 // The code is written to the outbox before the commit: either the account
                 // exists and its owner has the code, or neither happened.
@@ -1056,7 +1034,7 @@ mod tests {
                 .sign_up(&email, &password("owner chosen words"))
                 .await
                 .expect("again"),
-            SignUpOutcome::AlreadyExists
+            SignUpOutcome::AwaitingConfirmation
         );
         // ...after it, the unconfirmed sign-up is gone and the owner can register.
         sql(&store, "UPDATE users SET created_at = created_at - 86400").await;
@@ -1081,22 +1059,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn registering_a_taken_address_tells_its_owner_by_mail() {
+    async fn registering_a_confirmed_address_is_reported_and_changes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&dir);
         let email = email("taken");
         signed_in(&store, &email).await;
-        let outbox = || std::fs::read_to_string(store.outbox_path()).expect("outbox");
-        let notice = format!("to={} purpose=already_registered", email.as_str());
-        assert!(!outbox().contains(&notice));
+        let before = std::fs::read_to_string(store.outbox_path()).expect("outbox");
         assert_eq!(
             store
                 .sign_up(&email, &password("someone else entirely"))
                 .await
                 .expect("sign up"),
-            SignUpOutcome::AlreadyExists
+            SignUpOutcome::AlreadyRegistered
         );
-        assert!(outbox().contains(&notice), "{}", outbox());
+        // The notice is the auth API's to send; no code goes out, and the password stands.
+        assert_eq!(std::fs::read_to_string(store.outbox_path()).expect("outbox"), before);
+        assert!(matches!(
+            store.authenticate(&email, &password("someone else entirely")).await,
+            Err(IdentityError::InvalidCredentials)
+        ));
     }
 
     #[tokio::test]

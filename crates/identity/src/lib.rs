@@ -35,8 +35,14 @@ pub struct User {
 /// emails are registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignUpOutcome {
-    Created { user_id: String },
-    AlreadyExists,
+    Created {
+        user_id: String,
+    },
+    /// The address has an account awaiting confirmation: its owner was sent a fresh code.
+    AwaitingConfirmation,
+    /// The address has a confirmed account: the auth API tells its owner by mail, and answers
+    /// the caller as for a new address.
+    AlreadyRegistered,
 }
 
 /// What a signed-in user's provider session carries for later self-service calls (enrolling

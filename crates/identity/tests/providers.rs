@@ -298,7 +298,7 @@ async fn registration_and_sign_in(h: &dyn Harness) {
     assert_eq!(user.status, UserStatus::Unconfirmed);
     assert_eq!(
         provider.sign_up(&email, &password(PASSWORD)).await.expect("repeat"),
-        SignUpOutcome::AlreadyExists
+        SignUpOutcome::AwaitingConfirmation
     );
 
     // Unconfirmed: a wrong password is just wrong; only the right one learns it is unconfirmed.
@@ -323,6 +323,14 @@ async fn registration_and_sign_in(h: &dyn Harness) {
     }
     let user = provider.find_user(&email).await.expect("lookup").expect("found");
     assert_eq!(user.status, UserStatus::Confirmed);
+    // Registering a confirmed address is reported, for the auth API to tell its owner.
+    assert_eq!(
+        provider
+            .sign_up(&email, &password("someone else entirely"))
+            .await
+            .expect("again"),
+        SignUpOutcome::AlreadyRegistered
+    );
     if enforces.resend {
         provider
             .resend_confirmation(&email)

@@ -63,6 +63,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub sessions: SessionSettings,
     pub audit: AuditSettings,
+    pub mail: MailSettings,
     pub authorizer: AuthorizerSettings,
     pub aws: AwsSettings,
 }
@@ -79,6 +80,7 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             sessions: SessionSettings::default(),
             audit: AuditSettings::default(),
+            mail: MailSettings::default(),
             authorizer: AuthorizerSettings::default(),
             aws: AwsSettings::default(),
         }
@@ -263,6 +265,18 @@ impl Default for AuditSettings {
         // A year and a month: a year of history, as PCI DSS 10.5.1 asks, whenever it is read.
         Self { retention_days: 400 }
     }
+}
+
+/// Security notices to account owners (password, second-factor and session-wide changes).
+/// The embedded platform writes them to `outbox.log`; with `backend = "aws"` SES sends them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailSettings {
+    /// The SES-verified From address, e.g. `Rampart <no-reply@example.com>`; required when
+    /// `backend = "aws"`.
+    pub sender: Option<String>,
+    /// An SES configuration set to send through (bounce and complaint handling), if any.
+    pub configuration_set: Option<String>,
 }
 
 /// The shortest audit retention a deployment may run with: three months online, the least

@@ -11,6 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use rampart_mailer::Notice;
+
 use crate::audit::{EventKind, Outcome};
 use crate::error::ApiError;
 use crate::extract::{AuthUser, ClientInfo};
@@ -202,6 +204,7 @@ pub async fn change_password(
     app.sessions
         .revoke_all(&user.session.user_id, Some(&user.session.id), now)
         .await?;
+    app.notify(&user.session.email, Notice::PasswordChanged).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -241,6 +244,7 @@ pub async fn verify_totp(
     app.sessions
         .revoke_all(&user.session.user_id, Some(&user.session.id), now_unix())
         .await?;
+    app.notify(&user.session.email, Notice::TotpEnabled).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -259,5 +263,6 @@ pub async fn disable_totp(State(app): State<App>, client: ClientInfo, user: Auth
     app.sessions
         .revoke_all(&user.session.user_id, Some(&user.session.id), now)
         .await?;
+    app.notify(&user.session.email, Notice::TotpDisabled).await;
     Ok(StatusCode::NO_CONTENT)
 }

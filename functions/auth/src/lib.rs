@@ -25,6 +25,7 @@ use rampart_kernel::Settings;
 use rampart_kernel::config::TokenSettings;
 use rampart_kernel::health::{self, ReadinessProbe};
 use rampart_kernel::openapi::EdgeResponses;
+use rampart_mailer::{Mailer, Notice};
 use rampart_seal::Sealer;
 use rampart_secrets::SecretSource;
 use rampart_store::{ItemStore, StoreError};
@@ -41,6 +42,8 @@ pub struct Backends {
     pub secrets: Arc<dyn SecretSource>,
     /// Seals the provider credentials sessions keep.
     pub sealer: Arc<dyn Sealer>,
+    /// Tells account owners of security changes.
+    pub mailer: Arc<dyn Mailer>,
 }
 
 /// A start-up or administrative failure, naming the setting or backend that caused it.
@@ -55,12 +58,14 @@ impl Backends {
         let keys = rampart_tokens::key_source(settings, aws)?;
         let identity = rampart_identity::connect(settings, aws, &*secrets).await?;
         let sealer = rampart_seal::connect(settings, aws).await?;
+        let mailer = rampart_mailer::connect(settings, aws)?;
         Ok(Self {
             identity,
             keys,
             store,
             secrets,
             sealer,
+            mailer,
         })
     }
 }
@@ -141,6 +146,14 @@ impl App {
         event.user_id = Some(user.id.clone());
         self.record(event).await;
         Ok(Some(user.id))
+    }
+
+    /// Tells the owner of `email` what changed. A failure is logged, not returned: the change
+    /// has happened, and refusing the user would not undo it.
+    pub async fn notify(&self, email: &str, notice: Notice) {
+        if let Err(error) = self.backends.mailer.send(email, notice).await {
+            tracing::error!(%error, notice = notice.label(), "security notice could not be sent");
+        }
     }
 
     /// Writes an audit event. A failed write is logged loudly and counted as a metric, but does

@@ -235,6 +235,8 @@ pub async fn logout(State(app): State<App>, client: ClientInfo, user: AuthUser) 
 pub async fn logout_all(State(app): State<App>, client: ClientInfo, user: AuthUser) -> Result<StatusCode, ApiError> {
     app.sign_out_everywhere(&user.session.user_id, now_unix()).await?;
     app.record(user_event(&client, &user, EventKind::LogoutAll)).await;
+    app.notify(&user.session.email, rampart_mailer::Notice::SignedOutEverywhere)
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rampart_identity::{Email, SignUpOutcome};
 use rampart_kernel::extract::Json;
+use rampart_mailer::Notice;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -99,9 +100,14 @@ pub async fn register(
     let outcome = app.backends.identity.sign_up(&email, &password).await?;
     match outcome {
         SignUpOutcome::Created { user_id } => event.user_id = Some(user_id),
-        SignUpOutcome::AlreadyExists => {
+        SignUpOutcome::AwaitingConfirmation => {
             event.outcome = Outcome::Failure;
-            event.reason = Some("already_exists".into());
+            event.reason = Some("awaiting_confirmation".into());
+        }
+        SignUpOutcome::AlreadyRegistered => {
+            event.outcome = Outcome::Failure;
+            event.reason = Some("already_registered".into());
+            app.notify(email.as_str(), Notice::AlreadyRegistered).await;
         }
     }
     app.record(event).await;
@@ -193,6 +199,7 @@ pub async fn reset_password(
             app.sign_out_everywhere(&user.id, now_unix()).await?;
             event.user_id = Some(user.id);
         }
+        app.notify(email.as_str(), Notice::PasswordReset).await;
     }
     app.record(event).await;
     result?;

@@ -37,7 +37,7 @@ struct Stack {
     store: Arc<dyn ItemStore>,
     sealer: Arc<dyn Sealer>,
     settings: Settings,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 #[derive(Debug)]
@@ -98,6 +98,8 @@ impl Stack {
             sealer: Arc::new(KmsSealer::new(kms, &aws.prefix)),
             store: Arc::new(rampart_store::DynamoDbStore::new(dynamodb, &aws.prefix)),
             secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
+            // Notices go to the outbox on both stacks (SES is tested in crates/mailer).
+            mailer: Arc::new(rampart_mailer::OutboxMailer::new(dir.path().join("outbox.log"))),
         };
         let identity = Identity::Cognito { mailbox };
         Self::serve(backends, settings, identity, dir).await
@@ -125,7 +127,7 @@ impl Stack {
             store,
             sealer,
             settings,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -219,6 +221,18 @@ impl Stack {
         let email = Email::parse(email).expect("email");
         let user = self.provider.disable_user(&email).await.expect("disable");
         assert!(user.is_some(), "the account exists");
+    }
+
+    /// The security notices mailed to `email`, oldest first, by their outbox `purpose`.
+    fn notices(&self, email: &str) -> Vec<String> {
+        let outbox = std::fs::read_to_string(self.dir.path().join("outbox.log")).unwrap_or_default();
+        let prefix = format!("to={email} purpose=");
+        outbox
+            .lines()
+            .filter(|line| line.contains(" subject="))
+            .filter_map(|line| line.split_once(&prefix))
+            .filter_map(|(_, rest)| rest.split(' ').next().map(str::to_owned))
+            .collect()
     }
 
     /// The auth API's own handle on this stack's backends, for what an administrator does.
@@ -395,6 +409,7 @@ on_both_stacks!(
     disabled_user_loses_the_session_on_refresh,
     disabling_a_user_ends_their_access_tokens_at_once,
     the_token_endpoint_speaks_rfc_6749,
+    owners_are_told_of_every_security_change,
 );
 
 async fn sign_up_to_sign_out(stack: &Stack) {
@@ -660,6 +675,7 @@ async fn totp_mfa_end_to_end(stack: &Stack) {
     let kinds = stack.audit_kinds(&claims.sub).await;
     assert!(kinds.contains(&(EventKind::MfaEnrol, Outcome::Success)), "{kinds:?}");
     assert!(kinds.contains(&(EventKind::MfaDisable, Outcome::Success)), "{kinds:?}");
+    assert_eq!(stack.notices(&email), ["totp_enabled", "totp_disabled"]);
 }
 
 async fn password_reset_revokes_every_session(stack: &Stack) {
@@ -929,6 +945,52 @@ async fn the_token_endpoint_speaks_rfc_6749(stack: &Stack) {
         (json_body.status, json_body.body["error"].as_str()),
         (400, Some("invalid_request"))
     );
+}
+
+/// The owner is mailed on every password, second-factor and session-wide change, and when
+/// someone registers their address again (the caller is answered as for a new address).
+async fn owners_are_told_of_every_security_change(stack: &Stack) {
+    let email = stack.user().await;
+    assert!(stack.notices(&email).is_empty());
+    let again = stack
+        .post("/v1/auth/register", json!({"email": email, "password": NEW_PASSWORD}))
+        .await;
+    assert_eq!(again.status, 202, "{again:?}");
+    let tokens = stack.login(&email, PASSWORD).await;
+    let change = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
+    let reply = stack
+        .post_as(token(&tokens), "/v1/auth/password/change", Some(change))
+        .await;
+    assert_eq!(reply.status, 204, "{reply:?}");
+    assert_eq!(
+        stack.post_as(token(&tokens), "/v1/auth/logout/all", None).await.status,
+        204
+    );
+    assert_eq!(
+        stack
+            .post("/v1/auth/password/forgot", json!({"email": email}))
+            .await
+            .status,
+        202
+    );
+    let code = stack.reset_code(&email);
+    let reset = json!({"email": email, "code": code, "new_password": PASSWORD});
+    assert_eq!(stack.post("/v1/auth/password/reset", reset).await.status, 204);
+    assert_eq!(
+        stack.notices(&email),
+        [
+            "already_registered",
+            "password_changed",
+            "signed_out_everywhere",
+            "password_reset"
+        ]
+    );
+    // A first registration is no notice: the confirmation code is the mail.
+    let fresh = format!("fresh{}@example.com", unique_suffix());
+    stack
+        .post("/v1/auth/register", json!({"email": fresh, "password": PASSWORD}))
+        .await;
+    assert!(stack.notices(&fresh).is_empty());
 }
 
 /// Disabling through Rampart does not wait for the next refresh: the access tokens the user

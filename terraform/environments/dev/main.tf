@@ -26,6 +26,7 @@ locals {
     RAMPART_RESOURCE_PREFIX          = var.resource_prefix
     RAMPART_AWS__USER_POOL_ID        = module.identity.user_pool_id
     RAMPART_AWS__USER_POOL_CLIENT_ID = module.identity.user_pool_client_id
+    RAMPART_MAIL__SENDER             = var.mail_sender
   }
 }
 

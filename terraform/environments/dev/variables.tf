@@ -27,3 +27,9 @@ variable "cognito_threat_protection_mode" {
   type        = string
   default     = "ENFORCED"
 }
+
+variable "mail_sender" {
+  description = "SES-verified From address of security notices to account owners (RAMPART_MAIL__SENDER)."
+  type        = string
+  default     = "no-reply@example.com"
+}
