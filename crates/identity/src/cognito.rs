@@ -10,6 +10,12 @@
 //! it too (looked up with `AdminGetUser`, which also yields the [`User`] the session needs). That
 //! keeps refreshes valid on AWS and on moto, which binds a refresh token to the `USERNAME` the
 //! sign-in used.
+//!
+//! **No Cognito codes.** Cognito's confirmation and reset codes are six digits, too few for the
+//! auth API's guessing bound, so the pool sends none (no auto-verified attribute, recovery by
+//! administrator only): the auth API mails its own codes and then calls
+//! [`confirm_user`](IdentityProvider::confirm_user) (`AdminConfirmSignUp`, and `email_verified`
+//! set) or [`set_password`](IdentityProvider::set_password) (`AdminSetUserPassword`).
 
 use std::collections::HashMap;
 
@@ -18,9 +24,10 @@ use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::operation::admin_get_user::AdminGetUserOutput;
 use aws_sdk_cognitoidentityprovider::types::{
-    AttributeType, AuthFlowType, AuthenticationResultType, ChallengeNameType, ExplicitAuthFlowsType,
-    PasswordPolicyType, PreventUserExistenceErrorTypes, SoftwareTokenMfaConfigType, SoftwareTokenMfaSettingsType,
-    UserPoolMfaType, UserPoolPolicyType, UsernameAttributeType, VerifiedAttributeType, VerifySoftwareTokenResponseType,
+    AccountRecoverySettingType, AttributeType, AuthFlowType, AuthenticationResultType, ChallengeNameType,
+    ExplicitAuthFlowsType, PasswordPolicyType, PreventUserExistenceErrorTypes, RecoveryOptionNameType,
+    RecoveryOptionType, SoftwareTokenMfaConfigType, SoftwareTokenMfaSettingsType, UserPoolMfaType, UserPoolPolicyType,
+    UsernameAttributeType, VerifySoftwareTokenResponseType,
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -30,7 +37,7 @@ use tracing::instrument;
 
 use crate::{
     Email, IdentityError, IdentityProvider, LoginOutcome, Password, ProviderSession, SignUpOutcome, TotpEnrolment,
-    User, UserStatus, totp,
+    UNCONFIRMED_SIGN_UP_TTL_SECS, User, UserStatus, totp,
 };
 
 #[derive(Debug, Clone)]
@@ -68,54 +75,8 @@ where
     unavailable(error)
 }
 
-/// The codes a wrong, expired or used code (or an unknown user) produces in the code flows.
-fn is_code_rejection(code: &str) -> bool {
-    matches!(
-        code,
-        "CodeMismatchException"
-            | "ExpiredCodeException"
-            | "UserNotFoundException"
-            | "TooManyFailedAttemptsException"
-            | "NotAuthorizedException"
-    )
-}
-
-/// Errors after which "a code was sent, if the account exists" is still the truthful answer:
-/// unknown, unverified, already confirmed or disabled accounts.
-fn is_silent_refusal(code: &str) -> bool {
-    matches!(
-        code,
-        "UserNotFoundException" | "InvalidParameterException" | "NotAuthorizedException"
-    )
-}
-
-/// `Ok` for a sent code and for the refusals that must look the same (see [`is_silent_refusal`]).
-fn sent_if_exists<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<(), IdentityError>
-where
-    E: ProvideErrorMetadata,
-    SdkError<E, R>: std::error::Error,
-{
-    match result {
-        Ok(_) => Ok(()),
-        Err(error)
-            if error
-                .as_service_error()
-                .and_then(|e| e.code())
-                .is_some_and(is_silent_refusal) =>
-        {
-            Ok(())
-        }
-        Err(error) => Err(failed(error, |_, _| None)),
-    }
-}
-
 fn is_disabled(code: &str, message: &str) -> bool {
     code == "NotAuthorizedException" && message.to_ascii_lowercase().contains("disabled")
-}
-
-fn plausible_code(code: &str) -> bool {
-    let code = code.trim();
-    !code.is_empty() && code.len() <= 2048 && !code.chars().any(char::is_whitespace)
 }
 
 fn six_digits(code: &str) -> bool {
@@ -146,6 +107,15 @@ fn user_from(output: &AdminGetUserOutput) -> Result<(String, User), IdentityErro
     Ok((output.username().to_owned(), User { id, email, status }))
 }
 
+/// A sign-up left unconfirmed past [`UNCONFIRMED_SIGN_UP_TTL_SECS`]: Cognito keeps it forever,
+/// Rampart treats it as gone.
+fn expired_sign_up(output: &AdminGetUserOutput, user: &User) -> bool {
+    user.status == UserStatus::Unconfirmed
+        && output
+            .user_create_date()
+            .is_some_and(|created| created.secs() <= rampart_kernel::now_unix() - UNCONFIRMED_SIGN_UP_TTL_SECS)
+}
+
 impl CognitoIdentity {
     /// `client_secret` is required when the app client has one (then every call carries
     /// SECRET_HASH).
@@ -169,6 +139,14 @@ impl CognitoIdentity {
 
     /// `AdminGetUser` by email or by Cognito username; `None` if there is no such user.
     async fn lookup(&self, username: &str) -> Result<Option<(String, User)>, IdentityError> {
+        Ok(self
+            .lookup_live(username)
+            .await?
+            .map(|(username, user, _)| (username, user)))
+    }
+
+    /// [`Self::lookup`], also saying whether the user is a sign-up that has expired unconfirmed.
+    async fn lookup_live(&self, username: &str) -> Result<Option<(String, User, bool)>, IdentityError> {
         let result = self
             .client
             .admin_get_user()
@@ -177,11 +155,45 @@ impl CognitoIdentity {
             .send()
             .await;
         match result {
-            Ok(output) => user_from(&output).map(Some),
+            Ok(output) => {
+                let (username, user) = user_from(&output)?;
+                let expired = expired_sign_up(&output, &user);
+                Ok(Some((username, user, expired)))
+            }
             Err(error) => match error.as_service_error() {
                 Some(e) if e.is_user_not_found_exception() => Ok(None),
                 _ => Err(unavailable(error)),
             },
+        }
+    }
+
+    /// `SignUp`: the new user's `sub`, or `None` if the address is taken.
+    async fn create(&self, email: &Email, password: &Password) -> Result<Option<String>, IdentityError> {
+        let attribute = AttributeType::builder()
+            .name("email")
+            .value(email.as_str())
+            .build()
+            .map_err(unavailable)?;
+        let result = self
+            .client
+            .sign_up()
+            .client_id(&self.client_id)
+            .set_secret_hash(self.secret_hash(email.as_str()))
+            .username(email.as_str())
+            .password(password.expose())
+            .user_attributes(attribute)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(output.user_sub)),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_username_exists_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(failed(error, |_, _| None)),
         }
     }
 
@@ -270,81 +282,70 @@ fn login_outcome(
 impl IdentityProvider for CognitoIdentity {
     #[instrument(name = "identity.sign_up", skip_all)]
     async fn sign_up(&self, email: &Email, password: &Password) -> Result<SignUpOutcome, IdentityError> {
-        let attribute = AttributeType::builder()
-            .name("email")
-            .value(email.as_str())
-            .build()
-            .map_err(unavailable)?;
-        let result = self
-            .client
-            .sign_up()
-            .client_id(&self.client_id)
-            .set_secret_hash(self.secret_hash(email.as_str()))
-            .username(email.as_str())
-            .password(password.expose())
-            .user_attributes(attribute)
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(SignUpOutcome::Created {
-                user_id: output.user_sub,
-            }),
-            Err(error) => match error.as_service_error() {
-                Some(e) if e.is_username_exists_exception() => {
-                    // An owner who never confirmed gets a fresh code; a confirmed one a notice
-                    // from the auth API.
-                    let existing = self.lookup(email.as_str()).await?;
-                    if existing.is_some_and(|(_, user)| user.status != UserStatus::Unconfirmed) {
-                        return Ok(SignUpOutcome::AlreadyRegistered);
-                    }
-                    if let Err(error) = self.resend_confirmation(email).await {
-                        tracing::warn!(%error, "confirmation code could not be resent to a taken address");
-                    }
-                    Ok(SignUpOutcome::AwaitingConfirmation)
+        if let Some(user_id) = self.create(email, password).await? {
+            return Ok(SignUpOutcome::Created { user_id });
+        }
+        match self.lookup_live(email.as_str()).await? {
+            // The squatter's day is over: the address goes to whoever registers now.
+            Some((username, _, true)) => {
+                self.client
+                    .admin_delete_user()
+                    .user_pool_id(&self.user_pool_id)
+                    .username(&username)
+                    .send()
+                    .await
+                    .map_err(|error| failed(error, |_, _| None))?;
+                match self.create(email, password).await? {
+                    Some(user_id) => Ok(SignUpOutcome::Created { user_id }),
+                    // Someone else registered it in between.
+                    None => Ok(SignUpOutcome::AlreadyRegistered),
                 }
-                Some(e) if e.is_invalid_password_exception() => Err(IdentityError::PasswordRefused),
-                _ => Err(unavailable(error)),
-            },
+            }
+            Some((_, user, false)) if user.status == UserStatus::Unconfirmed => {
+                Ok(SignUpOutcome::AwaitingConfirmation { user_id: user.id })
+            }
+            _ => Ok(SignUpOutcome::AlreadyRegistered),
         }
     }
 
     #[instrument(name = "identity.find_user", skip_all)]
     async fn find_user(&self, email: &Email) -> Result<Option<User>, IdentityError> {
-        Ok(self.lookup(email.as_str()).await?.map(|(_, user)| user))
+        Ok(self
+            .lookup_live(email.as_str())
+            .await?
+            .and_then(|(_, user, expired)| (!expired).then_some(user)))
     }
 
-    #[instrument(name = "identity.confirm_sign_up", skip_all)]
-    async fn confirm_sign_up(&self, email: &Email, code: &str) -> Result<(), IdentityError> {
-        if !plausible_code(code) {
+    #[instrument(name = "identity.confirm_user", skip_all)]
+    async fn confirm_user(&self, user_id: &str) -> Result<(), IdentityError> {
+        let Some((username, user, false)) = self.lookup_live(user_id).await? else {
+            return Err(IdentityError::InvalidCode);
+        };
+        if user.status != UserStatus::Unconfirmed {
             return Err(IdentityError::InvalidCode);
         }
         self.client
-            .confirm_sign_up()
-            .client_id(&self.client_id)
-            .set_secret_hash(self.secret_hash(email.as_str()))
-            .username(email.as_str())
-            .confirmation_code(code.trim())
+            .admin_confirm_sign_up()
+            .user_pool_id(&self.user_pool_id)
+            .username(&username)
             .send()
             .await
-            .map_err(|error| {
-                failed(error, |code, _| {
-                    is_code_rejection(code).then_some(IdentityError::InvalidCode)
-                })
-            })?;
-        Ok(())
-    }
-
-    #[instrument(name = "identity.resend_confirmation", skip_all)]
-    async fn resend_confirmation(&self, email: &Email) -> Result<(), IdentityError> {
-        let result = self
-            .client
-            .resend_confirmation_code()
-            .client_id(&self.client_id)
-            .set_secret_hash(self.secret_hash(email.as_str()))
-            .username(email.as_str())
+            .map_err(|error| failed(error, |_, _| None))?;
+        // The code the auth API checked went to this address: it is verified.
+        let verified = AttributeType::builder()
+            .name("email_verified")
+            .value("true")
+            .build()
+            .map_err(unavailable)?;
+        self.client
+            .admin_update_user_attributes()
+            .user_pool_id(&self.user_pool_id)
+            .username(&username)
+            .user_attributes(verified)
             .send()
-            .await;
-        sent_if_exists(result)
+            .await
+            .map_err(|error| failed(error, |_, _| None))?;
+        Ok(())
     }
 
     #[instrument(name = "identity.authenticate", skip_all)]
@@ -516,39 +517,23 @@ impl IdentityProvider for CognitoIdentity {
             .any(|setting| setting == "SOFTWARE_TOKEN_MFA"))
     }
 
-    #[instrument(name = "identity.forgot_password", skip_all)]
-    async fn forgot_password(&self, email: &Email) -> Result<(), IdentityError> {
-        let result = self
-            .client
-            .forgot_password()
-            .client_id(&self.client_id)
-            .set_secret_hash(self.secret_hash(email.as_str()))
-            .username(email.as_str())
-            .send()
-            .await;
-        sent_if_exists(result)
-    }
-
-    #[instrument(name = "identity.reset_password", skip_all)]
-    async fn reset_password(&self, email: &Email, code: &str, new_password: &Password) -> Result<(), IdentityError> {
-        if !plausible_code(code) {
-            return Err(IdentityError::InvalidCode);
+    #[instrument(name = "identity.set_password", skip_all)]
+    async fn set_password(&self, user_id: &str, new_password: &Password) -> Result<(), IdentityError> {
+        match self.lookup(user_id).await? {
+            Some((username, user)) if user.status == UserStatus::Confirmed => {
+                self.client
+                    .admin_set_user_password()
+                    .user_pool_id(&self.user_pool_id)
+                    .username(&username)
+                    .password(new_password.expose())
+                    .permanent(true)
+                    .send()
+                    .await
+                    .map_err(|error| failed(error, |_, _| None))?;
+                Ok(())
+            }
+            _ => Err(IdentityError::InvalidCode),
         }
-        self.client
-            .confirm_forgot_password()
-            .client_id(&self.client_id)
-            .set_secret_hash(self.secret_hash(email.as_str()))
-            .username(email.as_str())
-            .confirmation_code(code.trim())
-            .password(new_password.expose())
-            .send()
-            .await
-            .map_err(|error| {
-                failed(error, |code, _| {
-                    is_code_rejection(code).then_some(IdentityError::InvalidCode)
-                })
-            })?;
-        Ok(())
     }
 
     #[instrument(name = "identity.change_password", skip_all)]
@@ -666,7 +651,18 @@ pub async fn provision_user_pool(client: &Client, prefix: &str) -> Result<Provis
                 .pool_name(&pool_name)
                 .policies(UserPoolPolicyType::builder().password_policy(policy).build())
                 .username_attributes(UsernameAttributeType::Email)
-                .auto_verified_attributes(VerifiedAttributeType::Email)
+                // Cognito sends no codes of its own: see the module docs.
+                .account_recovery_setting(
+                    AccountRecoverySettingType::builder()
+                        .recovery_mechanisms(
+                            RecoveryOptionType::builder()
+                                .name(RecoveryOptionNameType::AdminOnly)
+                                .priority(1)
+                                .build()
+                                .map_err(unavailable)?,
+                        )
+                        .build(),
+                )
                 .mfa_configuration(UserPoolMfaType::from(definition.mfa.as_str()))
                 .send()
                 .await

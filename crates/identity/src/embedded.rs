@@ -1,20 +1,14 @@
 //! The embedded adapter: users in a SQLite file, passwords hashed with argon2id at the OWASP
-//! parameters (19 MiB, 2 iterations, 1 lane), TOTP per RFC 6238, and emailed codes written to a
-//! local outbox file instead of being sent.
-//!
-//! Next to `identity.sqlite` it keeps `outbox.log` (0600): one line per code "sent", which is how
-//! a person running Rampart locally reads their confirmation and reset codes. The codes
-//! themselves are stored only as SHA-256 digests bound to the user and purpose, expire
-//! (confirmation 24 h, reset 10 min, as ASVS 5.0 6.5.5 asks), are single-use and are burnt after five wrong attempts.
+//! parameters (19 MiB, 2 iterations, 1 lane), and TOTP per RFC 6238.
 //!
 //! TOTP secrets are stored as they are in SQLite, because the server must compute codes from
 //! them. The file is owner-only (0600, in the 0700 data directory), which is the protection the
 //! local platform offers for all its keys; the AWS backend leaves secrets to Cognito.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aws_lc_rs::{constant_time, digest, rand};
+use aws_lc_rs::{digest, rand};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rampart_kernel::now_unix as now;
@@ -24,25 +18,18 @@ use tracing::instrument;
 
 use crate::{
     Email, IdentityError, IdentityProvider, LoginOutcome, Password, ProviderSession, SignUpOutcome, TotpEnrolment,
-    User, UserStatus,
+    UNCONFIRMED_SIGN_UP_TTL_SECS, User, UserStatus,
 };
 use crate::{argon, totp};
 
-/// How long a sign-up confirmation code is valid.
-pub const CONFIRMATION_CODE_TTL_SECS: i64 = 24 * 60 * 60;
-/// How long a password-reset code is valid.
-pub const RESET_CODE_TTL_SECS: i64 = 10 * 60;
-/// Wrong answers after which a code or MFA challenge is burnt.
+/// Wrong answers after which an MFA challenge is burnt.
 pub const MAX_ATTEMPTS: i64 = 5;
 /// How long an MFA challenge may be answered.
 pub const MFA_CHALLENGE_TTL_SECS: i64 = 5 * 60;
-/// The outbox file, created next to the SQLite file.
-pub const OUTBOX_FILE: &str = rampart_mailer::outbox::OUTBOX_FILE;
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedIdentity {
     connection: Arc<Mutex<Connection>>,
-    outbox: PathBuf,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> IdentityError {
@@ -60,40 +47,6 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-/// The emailed codes, one pending per user and purpose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CodePurpose {
-    ConfirmSignUp,
-    ResetPassword,
-}
-
-impl CodePurpose {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::ConfirmSignUp => "confirm_sign_up",
-            Self::ResetPassword => "reset_password",
-        }
-    }
-
-    fn ttl_secs(self) -> i64 {
-        match self {
-            Self::ConfirmSignUp => CONFIRMATION_CODE_TTL_SECS,
-            Self::ResetPassword => RESET_CODE_TTL_SECS,
-        }
-    }
-}
-
-/// The stored form of a code: SHA-256 over purpose, user and code, so a digest is useless for any
-/// other account or purpose.
-fn code_digest(purpose: CodePurpose, user_id: &str, code: &str) -> Vec<u8> {
-    let input = format!(
-        "rampart-code\0{}\0{user_id}\0{}",
-        purpose.as_str(),
-        normalise_code(code)
-    );
-    digest::digest(&digest::SHA256, input.as_bytes()).as_ref().to_vec()
-}
-
 fn token_digest(token: &str) -> Vec<u8> {
     digest::digest(&digest::SHA256, token.as_bytes()).as_ref().to_vec()
 }
@@ -102,29 +55,6 @@ fn random_bytes<const N: usize>() -> Result<secrecy::zeroize::Zeroizing<[u8; N]>
     let mut bytes = secrecy::zeroize::Zeroizing::new([0u8; N]);
     rand::fill(bytes.as_mut()).map_err(|_| unavailable("the system random generator failed"))?;
     Ok(bytes)
-}
-
-/// The characters of an emailed code: Crockford's base32, without the letters that read
-/// like digits (I, L, O, U). Codes are matched case-insensitively.
-pub const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-/// Characters per emailed code: 40 random bits, so a year of guessing at the auth API's code
-/// budget stays far below one chance in a million (`docs/security.md`).
-pub const CODE_LENGTH: usize = 8;
-
-/// A uniformly random code: each character takes five bits of a random byte, so none is
-/// likelier than another.
-fn random_code() -> Result<SecretString, IdentityError> {
-    let bytes = random_bytes::<CODE_LENGTH>()?;
-    let code: String = bytes
-        .iter()
-        .map(|b| char::from(CODE_ALPHABET[usize::from(b & 0x1f)]))
-        .collect();
-    Ok(SecretString::from(code))
-}
-
-/// A code as typed: case and surrounding space do not matter.
-fn normalise_code(code: &str) -> String {
-    code.trim().to_ascii_uppercase()
 }
 
 fn status_from(text: &str) -> UserStatus {
@@ -139,15 +69,17 @@ fn immediate(connection: &Connection) -> Result<Transaction<'_>, IdentityError> 
     Transaction::new_unchecked(connection, TransactionBehavior::Immediate).map_err(unavailable)
 }
 
-/// A user row: id, password hash and status.
+/// A user row: id, password hash and status. A sign-up that has expired unconfirmed is not
+/// there, even before [`forget_expired_sign_ups`] deletes it.
 fn user_by_email(
     connection: &Connection,
     email: &Email,
 ) -> Result<Option<(String, String, UserStatus)>, IdentityError> {
     connection
         .query_row(
-            "SELECT id, password_hash, status FROM users WHERE email = ?1",
-            params![email.as_str()],
+            "SELECT id, password_hash, status FROM users
+             WHERE email = ?1 AND NOT (status = 'unconfirmed' AND created_at <= ?2)",
+            params![email.as_str(), now() - UNCONFIRMED_SIGN_UP_TTL_SECS],
             |row| Ok((row.get(0)?, row.get(1)?, status_from(&row.get::<_, String>(2)?))),
         )
         .optional()
@@ -192,111 +124,15 @@ fn session_user(connection: &Connection, id: &str) -> Result<(User, String), Ide
     }
 }
 
-/// Replaces the user's pending code for `purpose` with a new one and returns it.
-fn issue_code(connection: &Connection, user_id: &str, purpose: CodePurpose) -> Result<SecretString, IdentityError> {
-    let code = random_code()?;
-    connection
-        .execute(
-            "INSERT INTO one_time_codes (user_id, purpose, code_hash, expires_at, failed_attempts)
-             VALUES (?1, ?2, ?3, ?4, 0)
-             ON CONFLICT (user_id, purpose) DO UPDATE SET
-                code_hash = excluded.code_hash, expires_at = excluded.expires_at, failed_attempts = 0",
-            params![
-                user_id,
-                purpose.as_str(),
-                code_digest(purpose, user_id, code.expose_secret()),
-                now() + purpose.ttl_secs()
-            ],
-        )
-        .map_err(unavailable)?;
-    Ok(code)
-}
-
-/// Checks and, if right, consumes the user's pending code. A wrong code counts an attempt; the
-/// fifth wrong attempt, like expiry, deletes the code.
-fn consume_code(
-    connection: &Connection,
-    user_id: &str,
-    purpose: CodePurpose,
-    code: &str,
-) -> Result<bool, IdentityError> {
-    let row: Option<(Vec<u8>, i64, i64)> = connection
-        .query_row(
-            "SELECT code_hash, expires_at, failed_attempts FROM one_time_codes WHERE user_id = ?1 AND purpose = ?2",
-            params![user_id, purpose.as_str()],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )
-        .optional()
-        .map_err(unavailable)?;
-    let Some((stored, expires_at, failed_attempts)) = row else {
-        return Ok(false);
-    };
-    let delete = |connection: &Connection| {
-        connection
-            .execute(
-                "DELETE FROM one_time_codes WHERE user_id = ?1 AND purpose = ?2",
-                params![user_id, purpose.as_str()],
-            )
-            .map_err(unavailable)
-    };
-    if expires_at <= now() || failed_attempts >= MAX_ATTEMPTS {
-        delete(connection)?;
-        return Ok(false);
-    }
-    let candidate = code_digest(purpose, user_id, code);
-    if constant_time::verify_slices_are_equal(&stored, &candidate).is_ok() {
-        delete(connection)?;
-        return Ok(true);
-    }
-    if failed_attempts + 1 >= MAX_ATTEMPTS {
-        delete(connection)?;
-    } else {
-        connection
-            .execute(
-                "UPDATE one_time_codes SET failed_attempts = failed_attempts + 1 WHERE user_id = ?1 AND purpose = ?2",
-                params![user_id, purpose.as_str()],
-            )
-            .map_err(unavailable)?;
-    }
-    Ok(false)
-}
-
-/// "Sends" a code by appending it to the outbox (0600).
-fn deliver(outbox: &Path, email: &Email, purpose: CodePurpose, code: &SecretString) -> Result<(), IdentityError> {
-    let line = secrecy::zeroize::Zeroizing::new(format!(
-        "{} to={} purpose={} code={} valid_for={}s\n",
-        now(),
-        email.as_str(),
-        purpose.as_str(),
-        code.expose_secret(),
-        purpose.ttl_secs()
-    ));
-    append_to_outbox(outbox, &line)
-}
-
-fn append_to_outbox(outbox: &Path, line: &str) -> Result<(), IdentityError> {
-    rampart_mailer::outbox::append(outbox, line).map_err(unavailable)
-}
-
-/// Sign-ups not confirmed within the confirmation code's lifetime expire, freeing the address
-/// for its real owner (nobody can hold an address they cannot read mail for).
+/// Deletes the sign-ups that expired unconfirmed ([`UNCONFIRMED_SIGN_UP_TTL_SECS`]).
 fn forget_expired_sign_ups(connection: &Connection) -> Result<(), IdentityError> {
     connection
         .execute(
             "DELETE FROM users WHERE status = 'unconfirmed' AND created_at <= ?1",
-            params![now() - CONFIRMATION_CODE_TTL_SECS],
+            params![now() - UNCONFIRMED_SIGN_UP_TTL_SECS],
         )
         .map(|_| ())
         .map_err(unavailable)
-}
-
-/// The only log line about a code: who it went to and why, never the code.
-fn log_delivery(email: &Email, purpose: CodePurpose) {
-    tracing::info!(
-        email = email.as_str(),
-        purpose = purpose.as_str(),
-        "code delivered to outbox"
-    );
 }
 
 impl EmbeddedIdentity {
@@ -318,15 +154,9 @@ impl EmbeddedIdentity {
                     status TEXT NOT NULL CHECK (status IN ('unconfirmed', 'confirmed', 'disabled')),
                     created_at INTEGER NOT NULL
                  );
-                 -- Emailed codes, one pending per user and purpose, stored as SHA-256 digests.
-                 CREATE TABLE IF NOT EXISTS one_time_codes (
-                    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-                    purpose TEXT NOT NULL CHECK (purpose IN ('confirm_sign_up', 'reset_password')),
-                    code_hash BLOB NOT NULL,
-                    expires_at INTEGER NOT NULL,
-                    failed_attempts INTEGER NOT NULL DEFAULT 0,
-                    PRIMARY KEY (user_id, purpose)
-                 );
+                 -- Emailed codes moved to the auth API's store; files that still have them
+                 -- lose them (at worst a pending code has to be sent again).
+                 DROP TABLE IF EXISTS one_time_codes;
                  -- TOTP: the active secret (NULL when off), one awaiting confirmation, and the
                  -- last accepted time step, which no later code may repeat.
                  CREATE TABLE IF NOT EXISTS totp_factors (
@@ -352,17 +182,10 @@ impl EmbeddedIdentity {
         let _ = dummy_hash();
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
-            outbox: path.with_file_name(OUTBOX_FILE),
         })
     }
 
-    /// Where codes are "emailed": `outbox.log` next to the SQLite file, one line per message,
-    /// `<unix time> to=<email> purpose=<confirm_sign_up|reset_password> code=<8 characters> valid_for=<s>s`.
-    pub fn outbox_path(&self) -> &Path {
-        &self.outbox
-    }
-
-    /// Deletes an account with its codes, TOTP factor and pending challenges. Returns whether it
+    /// Deletes an account with its TOTP factor and pending challenges. Returns whether it
     /// existed.
     pub async fn delete_user(&self, email: &Email) -> Result<bool, IdentityError> {
         let email = email.clone();
@@ -388,56 +211,6 @@ impl EmbeddedIdentity {
         })
         .await
         .map_err(unavailable)?
-    }
-
-    /// Issues a code for `purpose` to the account with this email if it is in `wanted` status,
-    /// writing it to the outbox in the same transaction. Silently does nothing otherwise.
-    async fn send_code(&self, email: &Email, purpose: CodePurpose, wanted: UserStatus) -> Result<(), IdentityError> {
-        let recipient = email.clone();
-        let outbox = self.outbox.clone();
-        let delivered = self
-            .run(move |connection| {
-                let tx = immediate(connection)?;
-                forget_expired_sign_ups(&tx)?;
-                let delivered = match user_by_email(&tx, &recipient)? {
-                    Some((id, _, status)) if status == wanted => {
-                        let code = issue_code(&tx, &id, purpose)?;
-                        deliver(&outbox, &recipient, purpose, &code)?;
-                        true
-                    }
-                    _ => false,
-                };
-                tx.commit().map_err(unavailable)?;
-                Ok(delivered)
-            })
-            .await?;
-        if delivered {
-            log_delivery(email, purpose);
-        }
-        Ok(())
-    }
-
-    /// Checks and consumes a code for the account with this email, which must not be disabled.
-    /// Returns the user id.
-    async fn redeem_code(&self, email: &Email, purpose: CodePurpose, code: &str) -> Result<String, IdentityError> {
-        let email = email.clone();
-        let code = SecretString::from(code);
-        self.run(move |connection| {
-            let tx = immediate(connection)?;
-            let user = user_by_email(&tx, &email)?;
-            let redeemed = match &user {
-                Some((id, _, status)) if *status != UserStatus::Disabled => {
-                    consume_code(&tx, id, purpose, code.expose_secret())?
-                }
-                _ => false,
-            };
-            tx.commit().map_err(unavailable)?;
-            match user {
-                Some((id, _, _)) if redeemed => Ok(id),
-                _ => Err(IdentityError::InvalidCode),
-            }
-        })
-        .await
     }
 
     async fn set_password_hash(&self, user_id: String, hash: String) -> Result<(), IdentityError> {
@@ -477,47 +250,30 @@ impl IdentityProvider for EmbeddedIdentity {
     async fn sign_up(&self, email: &Email, password: &Password) -> Result<SignUpOutcome, IdentityError> {
         // Hash first, even if the email turns out to be taken, so both answers take as long.
         let hash = hash_password(password).await?;
-        let recipient = email.clone();
-        let outbox = self.outbox.clone();
-        let outcome = self
-            .run(move |connection| {
-                let tx = immediate(connection)?;
-                forget_expired_sign_ups(&tx)?;
-                let id = uuid::Uuid::new_v4().to_string();
-                let inserted = tx
-                    .execute(
-                        "INSERT INTO users (id, email, password_hash, status, created_at)
-                         VALUES (?1, ?2, ?3, 'unconfirmed', ?4) ON CONFLICT (email) DO NOTHING",
-                        params![id, recipient.as_str(), hash, now()],
-                    )
-                    .map_err(unavailable)?;
-                if inserted != 1 {
-                    // The owner learns of it by mail: a fresh code if they never confirmed, a
-                    // notice (sent by the auth API) if they did.
-                    let outcome = match user_by_email(&tx, &recipient)? {
-                        Some((id, _, UserStatus::Unconfirmed)) => {
-                            let code = issue_code(&tx, &id, CodePurpose::ConfirmSignUp)?;
-                            deliver(&outbox, &recipient, CodePurpose::ConfirmSignUp, &code)?;
-                            SignUpOutcome::AwaitingConfirmation
-                        }
-                        Some(_) => SignUpOutcome::AlreadyRegistered,
-                        None => SignUpOutcome::AwaitingConfirmation,
-                    };
-                    tx.commit().map_err(unavailable)?;
-                    return Ok(outcome);
+        let email = email.clone();
+        self.run(move |connection| {
+            let tx = immediate(connection)?;
+            forget_expired_sign_ups(&tx)?;
+            let id = uuid::Uuid::new_v4().to_string();
+            let inserted = tx
+                .execute(
+                    "INSERT INTO users (id, email, password_hash, status, created_at)
+                     VALUES (?1, ?2, ?3, 'unconfirmed', ?4) ON CONFLICT (email) DO NOTHING",
+                    params![id, email.as_str(), hash, now()],
+                )
+                .map_err(unavailable)?;
+            let outcome = if inserted == 1 {
+                SignUpOutcome::Created { user_id: id }
+            } else {
+                match user_by_email(&tx, &email)? {
+                    Some((user_id, _, UserStatus::Unconfirmed)) => SignUpOutcome::AwaitingConfirmation { user_id },
+                    _ => SignUpOutcome::AlreadyRegistered,
                 }
-                // The code is written to the outbox before the commit: either the account
-                // exists and its owner has the code, or neither happened.
-                let code = issue_code(&tx, &id, CodePurpose::ConfirmSignUp)?;
-                deliver(&outbox, &recipient, CodePurpose::ConfirmSignUp, &code)?;
-                tx.commit().map_err(unavailable)?;
-                Ok(SignUpOutcome::Created { user_id: id })
-            })
-            .await?;
-        if matches!(outcome, SignUpOutcome::Created { .. }) {
-            log_delivery(email, CodePurpose::ConfirmSignUp);
-        }
-        Ok(outcome)
+            };
+            tx.commit().map_err(unavailable)?;
+            Ok(outcome)
+        })
+        .await
     }
 
     #[instrument(name = "identity.find_user", skip_all)]
@@ -529,25 +285,25 @@ impl IdentityProvider for EmbeddedIdentity {
         .await
     }
 
-    #[instrument(name = "identity.confirm_sign_up", skip_all)]
-    async fn confirm_sign_up(&self, email: &Email, code: &str) -> Result<(), IdentityError> {
-        let id = self.redeem_code(email, CodePurpose::ConfirmSignUp, code).await?;
-        self.run(move |connection| {
-            connection
-                .execute(
-                    "UPDATE users SET status = 'confirmed' WHERE id = ?1 AND status = 'unconfirmed'",
-                    params![id],
-                )
-                .map_err(unavailable)?;
+    #[instrument(name = "identity.confirm_user", skip_all)]
+    async fn confirm_user(&self, user_id: &str) -> Result<(), IdentityError> {
+        let id = user_id.to_owned();
+        let confirmed = self
+            .run(move |connection| {
+                connection
+                    .execute(
+                        "UPDATE users SET status = 'confirmed'
+                         WHERE id = ?1 AND status = 'unconfirmed' AND created_at > ?2",
+                        params![id, now() - UNCONFIRMED_SIGN_UP_TTL_SECS],
+                    )
+                    .map_err(unavailable)
+            })
+            .await?;
+        if confirmed == 1 {
             Ok(())
-        })
-        .await
-    }
-
-    #[instrument(name = "identity.resend_confirmation", skip_all)]
-    async fn resend_confirmation(&self, email: &Email) -> Result<(), IdentityError> {
-        self.send_code(email, CodePurpose::ConfirmSignUp, UserStatus::Unconfirmed)
-            .await
+        } else {
+            Err(IdentityError::InvalidCode)
+        }
     }
 
     #[instrument(name = "identity.authenticate", skip_all)]
@@ -712,19 +468,25 @@ impl IdentityProvider for EmbeddedIdentity {
         .await
     }
 
-    #[instrument(name = "identity.forgot_password", skip_all)]
-    async fn forgot_password(&self, email: &Email) -> Result<(), IdentityError> {
-        self.send_code(email, CodePurpose::ResetPassword, UserStatus::Confirmed)
-            .await
-    }
-
-    #[instrument(name = "identity.reset_password", skip_all)]
-    async fn reset_password(&self, email: &Email, code: &str, new_password: &Password) -> Result<(), IdentityError> {
-        // The code is consumed before the (slow) hash, so two requests racing with one code
-        // cannot both succeed.
-        let id = self.redeem_code(email, CodePurpose::ResetPassword, code).await?;
+    #[instrument(name = "identity.set_password", skip_all)]
+    async fn set_password(&self, user_id: &str, new_password: &Password) -> Result<(), IdentityError> {
         let hash = hash_password(new_password).await?;
-        self.set_password_hash(id, hash).await
+        let id = user_id.to_owned();
+        let updated = self
+            .run(move |connection| {
+                connection
+                    .execute(
+                        "UPDATE users SET password_hash = ?2 WHERE id = ?1 AND status = 'confirmed'",
+                        params![id, hash],
+                    )
+                    .map_err(unavailable)
+            })
+            .await?;
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(IdentityError::InvalidCode)
+        }
     }
 
     #[instrument(name = "identity.change_password", skip_all)]
@@ -885,29 +647,6 @@ mod tests {
         EmbeddedIdentity::open(&dir.path().join("identity.sqlite")).expect("open")
     }
 
-    /// A fresh store holding one unconfirmed sign-up of `name`, and its confirmation code.
-    async fn signed_up(name: &str) -> (tempfile::TempDir, EmbeddedIdentity, Email, String) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = open(&dir);
-        let email = email(name);
-        store
-            .sign_up(&email, &password("correct horse battery"))
-            .await
-            .expect("sign up");
-        let code = outbox_code(&store, &email, CodePurpose::ConfirmSignUp);
-        (dir, store, email, code)
-    }
-
-    /// The last code the outbox holds for this email and purpose.
-    fn outbox_code(store: &EmbeddedIdentity, email: &Email, purpose: CodePurpose) -> String {
-        let text = std::fs::read_to_string(store.outbox_path()).expect("outbox");
-        let needle = format!("to={} purpose={} code=", email.as_str(), purpose.as_str());
-        text.lines()
-            .rev()
-            .find_map(|line| line.split_once(&needle).map(|(_, rest)| rest[..CODE_LENGTH].to_owned()))
-            .expect("a code in the outbox")
-    }
-
     async fn sql(store: &EmbeddedIdentity, statement: &'static str) {
         store
             .run(move |c| c.execute_batch(statement).map_err(unavailable))
@@ -916,12 +655,14 @@ mod tests {
     }
 
     async fn signed_in(store: &EmbeddedIdentity, email: &Email) -> ProviderSession {
-        store
+        let SignUpOutcome::Created { user_id } = store
             .sign_up(email, &password("correct horse battery"))
             .await
-            .expect("sign up");
-        let code = outbox_code(store, email, CodePurpose::ConfirmSignUp);
-        store.confirm_sign_up(email, &code).await.expect("confirm");
+            .expect("sign up")
+        else {
+            panic!("a new address is created");
+        };
+        store.confirm_user(&user_id).await.expect("confirm");
         match store
             .authenticate(email, &password("correct horse battery"))
             .await
@@ -961,59 +702,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn codes_are_stored_hashed_and_the_outbox_is_owner_only() {
-        let (dir, store, _email, code) = signed_up("ada").await;
-        assert!(
-            code.len() == CODE_LENGTH && code.bytes().all(|b| CODE_ALPHABET.contains(&b)),
-            "{code:?}"
-        );
-        let (stored, expires_at): (Vec<u8>, i64) = store
-            .run(|c| {
-                c.query_row("SELECT code_hash, expires_at FROM one_time_codes", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .map_err(unavailable)
-            })
-            .await
-            .expect("row");
-        assert_eq!(stored.len(), 32, "a SHA-256 digest");
-        assert!(!stored.windows(6).any(|w| w == code.as_bytes()));
-        let ttl = expires_at - now();
-        assert!((CONFIRMATION_CODE_TTL_SECS - 5..=CONFIRMATION_CODE_TTL_SECS).contains(&ttl));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(store.outbox_path())
-                .expect("outbox")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-            let mode = std::fs::metadata(dir.path().join("identity.sqlite"))
-                .expect("db")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-    }
-
-    #[test]
-    fn random_codes_use_every_character_of_the_alphabet_evenly() {
-        let codes: Vec<String> = (0..2000)
-            .map(|_| random_code().expect("code").expose_secret().to_owned())
-            .collect();
-        assert!(
-            codes
-                .iter()
-                .all(|c| c.len() == CODE_LENGTH && c.bytes().all(|b| CODE_ALPHABET.contains(&b)))
-        );
-        let distinct: std::collections::HashSet<&String> = codes.iter().collect();
-        assert_eq!(distinct.len(), codes.len(), "2000 draws from 2^40 should not collide");
-        // 16,000 characters over 32 symbols: 500 each on average; a biased draw (e.g. a modulo
-        // over an alphabet that does not divide 256) would push some far off.
-        for symbol in CODE_ALPHABET {
-            let seen = codes.iter().flat_map(|c| c.bytes()).filter(|b| b == symbol).count();
-            assert!((380..=620).contains(&seen), "{} seen {seen} times", char::from(*symbol));
-        }
+    async fn the_database_file_is_owner_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        open(&dir);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("identity.sqlite"))
+            .expect("db")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[tokio::test]
@@ -1034,10 +731,18 @@ mod tests {
                 .sign_up(&email, &password("owner chosen words"))
                 .await
                 .expect("again"),
-            SignUpOutcome::AwaitingConfirmation
+            SignUpOutcome::AwaitingConfirmation {
+                user_id: squatter.clone()
+            }
         );
-        // ...after it, the unconfirmed sign-up is gone and the owner can register.
+        // ...after it, the unconfirmed sign-up is gone (not found, not confirmable) and the
+        // owner can register.
         sql(&store, "UPDATE users SET created_at = created_at - 86400").await;
+        assert_eq!(store.find_user(&email).await.expect("find"), None);
+        assert!(matches!(
+            store.confirm_user(&squatter).await,
+            Err(IdentityError::InvalidCode)
+        ));
         let SignUpOutcome::Created { user_id: owner } = store
             .sign_up(&email, &password("owner chosen words"))
             .await
@@ -1046,8 +751,7 @@ mod tests {
             panic!("the expired sign-up freed the address");
         };
         assert_ne!(owner, squatter);
-        let code = outbox_code(&store, &email, CodePurpose::ConfirmSignUp);
-        store.confirm_sign_up(&email, &code).await.expect("confirm");
+        store.confirm_user(&owner).await.expect("confirm");
         assert!(matches!(
             store.authenticate(&email, &password("owner chosen words")).await,
             Ok(LoginOutcome::Authenticated(_))
@@ -1064,7 +768,6 @@ mod tests {
         let store = open(&dir);
         let email = email("taken");
         signed_in(&store, &email).await;
-        let before = std::fs::read_to_string(store.outbox_path()).expect("outbox");
         assert_eq!(
             store
                 .sign_up(&email, &password("someone else entirely"))
@@ -1072,8 +775,7 @@ mod tests {
                 .expect("sign up"),
             SignUpOutcome::AlreadyRegistered
         );
-        // The notice is the auth API's to send; no code goes out, and the password stands.
-        assert_eq!(std::fs::read_to_string(store.outbox_path()).expect("outbox"), before);
+        // The notice is the auth API's to send; the password stands.
         assert!(matches!(
             store.authenticate(&email, &password("someone else entirely")).await,
             Err(IdentityError::InvalidCredentials)
@@ -1081,32 +783,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn codes_are_matched_whatever_their_case() {
-        let (_dir, store, email, code) = signed_up("ada").await;
-        store
-            .confirm_sign_up(&email, &format!(" {} ", code.to_ascii_lowercase()))
+    async fn confirming_and_setting_a_password_need_the_right_status() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(&dir);
+        let email = email("ada");
+        let SignUpOutcome::Created { user_id } = store
+            .sign_up(&email, &password("correct horse battery"))
             .await
-            .expect("a lower-case code with spaces around it confirms");
-    }
-
-    #[tokio::test]
-    async fn expired_codes_are_refused() {
-        let (_dir, store, email, code) = signed_up("ada").await;
-        sql(&store, "UPDATE one_time_codes SET expires_at = expires_at - 86400").await;
+            .expect("sign up")
+        else {
+            panic!("a new address is created");
+        };
+        // No password reset before the address is proven.
         assert!(matches!(
-            store.confirm_sign_up(&email, &code).await,
+            store.set_password(&user_id, &password("a new long password")).await,
             Err(IdentityError::InvalidCode)
         ));
-        // A fresh code works, and the reset code expires after 10 minutes.
-        store.resend_confirmation(&email).await.expect("resend");
-        let code = outbox_code(&store, &email, CodePurpose::ConfirmSignUp);
-        store.confirm_sign_up(&email, &code).await.expect("confirm");
-        store.forgot_password(&email).await.expect("forgot");
-        let code = outbox_code(&store, &email, CodePurpose::ResetPassword);
-        sql(&store, "UPDATE one_time_codes SET expires_at = expires_at - 600").await;
+        store.confirm_user(&user_id).await.expect("confirm");
+        assert!(matches!(
+            store.confirm_user(&user_id).await,
+            Err(IdentityError::InvalidCode)
+        ));
+        store
+            .set_password(&user_id, &password("a new long password"))
+            .await
+            .expect("set");
+        assert!(matches!(
+            store.authenticate(&email, &password("a new long password")).await,
+            Ok(LoginOutcome::Authenticated(_))
+        ));
+        store.disable_user(&email).await.expect("disable");
+        assert!(matches!(
+            store.set_password(&user_id, &password("the thief's password")).await,
+            Err(IdentityError::InvalidCode)
+        ));
         assert!(matches!(
             store
-                .reset_password(&email, &code, &password("a new long password"))
+                .set_password("no-such-user", &password("the thief's password"))
                 .await,
             Err(IdentityError::InvalidCode)
         ));
@@ -1175,6 +888,8 @@ mod tests {
                 .with_writer(captured.clone())
                 .with_ansi(false)
                 .without_time()
+                // Span fields are where a leak would hide: print every span as it closes.
+                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
                 .finish();
             let _ = tracing::subscriber::set_global_default(subscriber);
             captured
@@ -1182,21 +897,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn logs_name_the_recipient_but_never_a_password_code_secret_or_token() {
+    async fn logs_never_hold_a_password_secret_or_token() {
         let captured = captured_logs();
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&dir);
         let email = email("logged-ada");
         let mut secrets = vec!["correct horse battery".to_owned()];
         let session = signed_in(&store, &email).await;
-        secrets.push(outbox_code(&store, &email, CodePurpose::ConfirmSignUp));
-        store.forgot_password(&email).await.expect("forgot");
-        let reset = outbox_code(&store, &email, CodePurpose::ResetPassword);
         store
-            .reset_password(&email, &reset, &password("correct horse battery"))
+            .set_password(&session.user.id, &password("another horse battery"))
             .await
-            .expect("reset");
-        secrets.push(reset);
+            .expect("set");
+        secrets.push("another horse battery".to_owned());
+        store
+            .set_password(&session.user.id, &password("correct horse battery"))
+            .await
+            .expect("set back");
         let enrolment = store.begin_totp_enrolment(&session).await.expect("begin");
         let key = totp::base32_decode(enrolment.secret.expose_secret()).expect("base32");
         let now = now() as u64;
@@ -1222,12 +938,10 @@ mod tests {
         ]);
 
         let logs = String::from_utf8(captured.0.lock().expect("log buffer").clone()).expect("utf-8");
-        let deliveries = logs
-            .lines()
-            .filter(|line| line.contains("code delivered to outbox") && line.contains("logged-ada@example.com"))
-            .count();
-        assert_eq!(deliveries, 2, "{logs}");
-        assert!(logs.contains("identity.sign_up"), "the line carries its span: {logs}");
+        assert!(
+            logs.contains("identity.set_password"),
+            "the spans were captured: {logs}"
+        );
         for secret in &secrets {
             assert!(
                 !logs.contains(secret.as_str()),
@@ -1237,19 +951,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn deleting_a_user_removes_their_codes_factor_and_challenges() {
+    async fn deleting_a_user_removes_their_factor_and_challenges() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open(&dir);
         let email = email("ada");
         let session = signed_in(&store, &email).await;
         store.begin_totp_enrolment(&session).await.expect("begin");
-        store.forgot_password(&email).await.expect("forgot");
         assert!(store.delete_user(&email).await.expect("delete"));
         let left: i64 = store
             .run(|c| {
                 c.query_row(
-                    "SELECT (SELECT COUNT(*) FROM one_time_codes) + (SELECT COUNT(*) FROM totp_factors)
-                          + (SELECT COUNT(*) FROM mfa_challenges)",
+                    "SELECT (SELECT COUNT(*) FROM totp_factors) + (SELECT COUNT(*) FROM mfa_challenges)",
                     [],
                     |r| r.get(0),
                 )

@@ -1,7 +1,12 @@
 //! Who the users are: the [`IdentityProvider`] port, with a Cognito adapter and an embedded one
-//! (users in SQLite, passwords hashed with argon2id, RFC 6238 TOTP, codes delivered to a local
-//! outbox file). Sign-up confirmation, sign-in with optional TOTP MFA, password reset and change,
-//! and the self-service calls a signed-in user makes through a [`ProviderSession`].
+//! (users in SQLite, passwords hashed with argon2id, RFC 6238 TOTP). Sign-up, sign-in with
+//! optional TOTP MFA, password change, and the self-service calls a signed-in user makes through
+//! a [`ProviderSession`].
+//!
+//! The emailed one-time codes that confirm a sign-up or reset a password are not the provider's:
+//! the auth API issues, mails and checks them the same way on every backend (Cognito's own
+//! six-digit codes are too guessable), and then asks the provider to
+//! [`confirm_user`](IdentityProvider::confirm_user) or [`set_password`](IdentityProvider::set_password).
 
 pub mod argon;
 pub mod cognito;
@@ -13,6 +18,10 @@ pub use cognito::CognitoIdentity;
 pub use embedded::EmbeddedIdentity;
 pub use input::{Email, InputError, Password};
 use secrecy::SecretString;
+
+/// How long a sign-up may stay unconfirmed. After that it expires on every backend and the
+/// address is free again, so nobody can hold an address they cannot read mail for.
+pub const UNCONFIRMED_SIGN_UP_TTL_SECS: i64 = 24 * 60 * 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserStatus {
@@ -31,15 +40,15 @@ pub struct User {
     pub status: UserStatus,
 }
 
-/// What sign-up did. The HTTP layer answers both the same way, so callers cannot learn which
-/// emails are registered.
+/// What sign-up did. The HTTP layer answers all three the same way, so callers cannot learn
+/// which emails are registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignUpOutcome {
-    Created {
-        user_id: String,
-    },
-    /// The address has an account awaiting confirmation: its owner was sent a fresh code.
-    AwaitingConfirmation,
+    /// A new, unconfirmed account: the auth API mails it a confirmation code.
+    Created { user_id: String },
+    /// The address has an account awaiting confirmation, whose password stays as it was: the
+    /// auth API mails its owner a fresh code.
+    AwaitingConfirmation { user_id: String },
     /// The address has a confirmed account: the auth API tells its owner by mail, and answers
     /// the caller as for a new address.
     AlreadyRegistered,
@@ -98,7 +107,8 @@ pub enum IdentityError {
     NotConfirmed,
     #[error("the account is disabled")]
     Disabled,
-    /// A wrong, expired, already used or exhausted code, or a code for an unknown account.
+    /// A wrong, expired, already used or exhausted code, or a code for an unknown account; also
+    /// a sign-up that is no longer there to confirm.
     #[error("the code is invalid or has expired")]
     InvalidCode,
     /// The MFA challenge is unknown, expired, used, or had too many wrong answers: sign in again.
@@ -121,14 +131,15 @@ pub enum IdentityError {
 /// way for unknown and known accounts wherever an answer could reveal which emails exist.
 #[async_trait::async_trait]
 pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
+    /// Creates an unconfirmed account, unless the address has one. A sign-up left unconfirmed
+    /// for [`UNCONFIRMED_SIGN_UP_TTL_SECS`] is forgotten first, so its address is free.
     async fn sign_up(&self, email: &Email, password: &Password) -> Result<SignUpOutcome, IdentityError>;
+    /// The account with this email; `None` also for a sign-up that has expired unconfirmed.
     async fn find_user(&self, email: &Email) -> Result<Option<User>, IdentityError>;
-
-    /// Confirms a sign-up with the code sent to the email. [`IdentityError::InvalidCode`] for a
-    /// wrong, expired or used code and for an unknown email.
-    async fn confirm_sign_up(&self, email: &Email, code: &str) -> Result<(), IdentityError>;
-    /// Sends a new confirmation code to an unconfirmed account. `Ok` for any other email too.
-    async fn resend_confirmation(&self, email: &Email) -> Result<(), IdentityError>;
+    /// Marks an unconfirmed sign-up confirmed (and its email verified), once the auth API has
+    /// checked the code sent to it. [`IdentityError::InvalidCode`] if there is no such sign-up
+    /// any more (expired, deleted) or it is not awaiting confirmation.
+    async fn confirm_user(&self, user_id: &str) -> Result<(), IdentityError>;
 
     /// Checks the password. [`IdentityError::InvalidCredentials`] for an unknown email and for a
     /// wrong password alike (with the same work done); [`IdentityError::NotConfirmed`] only after
@@ -149,11 +160,9 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
     /// sign-in that answered one.
     async fn totp_enabled(&self, session: &ProviderSession) -> Result<bool, IdentityError>;
 
-    /// Sends a password-reset code to a confirmed account. `Ok` for any other email too.
-    async fn forgot_password(&self, email: &Email) -> Result<(), IdentityError>;
-    /// Sets a new password with a reset code. [`IdentityError::InvalidCode`] as for
-    /// [`IdentityProvider::confirm_sign_up`].
-    async fn reset_password(&self, email: &Email, code: &str, new_password: &Password) -> Result<(), IdentityError>;
+    /// Sets a new password for a confirmed account, once the auth API has checked the reset code
+    /// sent to it. [`IdentityError::InvalidCode`] for an account that is gone or not confirmed.
+    async fn set_password(&self, user_id: &str, new_password: &Password) -> Result<(), IdentityError>;
     /// Changes the password of a signed-in user. [`IdentityError::InvalidCredentials`] when `old`
     /// is wrong.
     async fn change_password(

@@ -1,15 +1,9 @@
 //! One contract for both identity adapters: the embedded one on a temporary SQLite file and the
-//! Cognito one on moto. Each adapter's harness reads codes the way that backend's user would
-//! (the embedded outbox file; moto's response header for reset codes) and states what its
-//! backend really enforces, so a lenient emulator is documented here rather than papered over.
+//! Cognito one on moto. Each adapter's harness states what its backend really enforces, so a
+//! lenient emulator is documented here rather than papered over. (The emailed codes are the
+//! auth API's, tested there on both backends.)
 //!
 //! moto 5.2.5, read from `moto/cognitoidp/models.py`, differs from AWS in these ways:
-//! - `ConfirmSignUp` confirms with any code; moto sends none.
-//! - `ResendConfirmationCode` is not implemented (HTTP 500).
-//! - `ForgotPassword` returns its code in the `x-moto-forgot-password-confirmation-code` response
-//!   header (`moto-confirmation-code:<6 digits>`); `ConfirmForgotPassword` checks codes with that
-//!   prefix (and clears it once used) but accepts any other code, and answers an unknown user
-//!   with `ResourceNotFoundException`. No attempt limits.
 //! - TOTP: `AssociateSoftwareToken` hands every user the same secret, and codes are checked only
 //!   when the server runs with `MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP=true` (then for the current
 //!   30-second step only, with no replay guard); otherwise any code passes. Both ways this suite
@@ -26,24 +20,18 @@ use rampart_identity::{
     CognitoIdentity, Email, EmbeddedIdentity, IdentityError, IdentityProvider, LoginOutcome, Password, ProviderSession,
     SignUpOutcome, UserStatus, totp,
 };
-use rampart_testkit::MotoMailbox;
 use secrecy::ExposeSecret;
 
 /// What a backend really enforces, where an emulator may be laxer than the real service.
 #[derive(Debug, Clone, Copy)]
 struct Enforces {
-    /// Wrong and used sign-up confirmation codes are refused.
-    sign_up_codes: bool,
-    /// `resend_confirmation` is available at all.
-    resend: bool,
     /// Wrong TOTP codes are refused.
     totp_codes: bool,
     /// Steps either side of now whose TOTP code is accepted.
     totp_window_steps: u64,
     /// A TOTP code is accepted at most once.
     totp_replay_guard: bool,
-    /// Refused MFA challenges and reset codes for unknown users come back as the specific
-    /// errors (`ChallengeExpired`, `InvalidCode`) rather than just failing.
+    /// A used MFA challenge comes back as `ChallengeExpired` rather than just failing.
     precise_refusals: bool,
     /// A disabled account is reported as disabled only after a correct password.
     disabled_after_password: bool,
@@ -55,10 +43,6 @@ struct Enforces {
 trait Harness: Send + Sync {
     fn provider(&self) -> &dyn IdentityProvider;
     fn enforces(&self) -> Enforces;
-    /// The latest sign-up confirmation code for `email`, as its owner would read it.
-    async fn confirmation_code(&self, email: &Email) -> String;
-    /// The latest password-reset code for `email`, as its owner would read it.
-    async fn reset_code(&self, email: &Email) -> String;
     /// An administrator deletes the account.
     async fn delete(&self, email: &Email);
 }
@@ -86,8 +70,6 @@ impl Harness for Embedded {
 
     fn enforces(&self) -> Enforces {
         Enforces {
-            sign_up_codes: true,
-            resend: true,
             totp_codes: true,
             totp_window_steps: totp::WINDOW_STEPS,
             totp_replay_guard: true,
@@ -95,16 +77,6 @@ impl Harness for Embedded {
             disabled_after_password: true,
             session_credential: false,
         }
-    }
-
-    async fn confirmation_code(&self, email: &Email) -> String {
-        rampart_testkit::outbox_code(self.provider.outbox_path(), email.as_str(), "confirm_sign_up")
-            .expect("a code in the outbox")
-    }
-
-    async fn reset_code(&self, email: &Email) -> String {
-        rampart_testkit::outbox_code(self.provider.outbox_path(), email.as_str(), "reset_password")
-            .expect("a code in the outbox")
     }
 
     async fn delete(&self, email: &Email) {
@@ -118,7 +90,6 @@ struct Cognito {
     provider: CognitoIdentity,
     admin: Client,
     user_pool_id: String,
-    mailbox: MotoMailbox,
 }
 
 impl Cognito {
@@ -127,9 +98,8 @@ impl Cognito {
         let admin = Client::new(&aws.config);
         let pool = provision_user_pool(&admin, &aws.prefix).await.expect("provision");
         assert!(pool.client_secret.is_some(), "the schema asks for a client secret");
-        let mailbox = MotoMailbox::default();
         let provider = CognitoIdentity::new(
-            mailbox.client(&aws.config),
+            Client::new(&aws.config),
             &pool.user_pool_id,
             &pool.client_id,
             pool.client_secret,
@@ -138,7 +108,6 @@ impl Cognito {
             provider,
             admin,
             user_pool_id: pool.user_pool_id,
-            mailbox,
         }
     }
 }
@@ -151,8 +120,6 @@ impl Harness for Cognito {
 
     fn enforces(&self) -> Enforces {
         Enforces {
-            sign_up_codes: false,
-            resend: false,
             totp_codes: true,
             totp_window_steps: 0,
             totp_replay_guard: false,
@@ -160,15 +127,6 @@ impl Harness for Cognito {
             disabled_after_password: false,
             session_credential: true,
         }
-    }
-
-    async fn confirmation_code(&self, _email: &Email) -> String {
-        // moto sends no confirmation code and accepts any.
-        "123456".into()
-    }
-
-    async fn reset_code(&self, _email: &Email) -> String {
-        self.mailbox.take().expect("moto returned a reset code")
     }
 
     async fn delete(&self, email: &Email) {
@@ -192,15 +150,6 @@ fn new_email() -> Email {
 
 fn password(text: &str) -> Password {
     Password::parse(text).expect("password")
-}
-
-/// A code that differs from `code` in its last digit.
-fn wrong(code: &str) -> String {
-    let mut chars: Vec<char> = code.chars().collect();
-    if let Some(last) = chars.last_mut() {
-        *last = char::from_digit((last.to_digit(10).unwrap_or(0) + 1) % 10, 10).unwrap_or('0');
-    }
-    chars.into_iter().collect()
 }
 
 fn unix_now() -> u64 {
@@ -252,9 +201,11 @@ fn assert_err(result: Result<impl std::fmt::Debug, IdentityError>, expected: &st
 async fn confirmed_session(h: &dyn Harness) -> (Email, ProviderSession) {
     let email = new_email();
     let provider = h.provider();
-    provider.sign_up(&email, &password(PASSWORD)).await.expect("sign up");
-    let code = h.confirmation_code(&email).await;
-    provider.confirm_sign_up(&email, &code).await.expect("confirm");
+    let SignUpOutcome::Created { user_id } = provider.sign_up(&email, &password(PASSWORD)).await.expect("sign up")
+    else {
+        panic!("a new address is created");
+    };
+    provider.confirm_user(&user_id).await.expect("confirm");
     let session = expect_authenticated(
         provider
             .authenticate(&email, &password(PASSWORD))
@@ -272,22 +223,10 @@ async fn registration_and_sign_in(h: &dyn Harness) {
     let email = new_email();
     assert!(provider.find_user(&email).await.expect("lookup").is_none());
 
-    // Unknown emails: sign-in fails like a wrong password; resend and forgot reveal nothing.
+    // Unknown emails: sign-in fails like a wrong password; nothing to confirm.
     let unknown = provider.authenticate(&email, &password(PASSWORD)).await;
     assert_err(unknown, "InvalidCredentials");
-    if enforces.resend {
-        provider
-            .resend_confirmation(&email)
-            .await
-            .expect("resend for an unknown email is Ok");
-    } else {
-        assert_err(provider.resend_confirmation(&email).await, "Unavailable");
-    }
-    provider
-        .forgot_password(&email)
-        .await
-        .expect("forgot for an unknown email is Ok");
-    assert_err(provider.confirm_sign_up(&email, "123456").await, "InvalidCode");
+    assert_err(provider.confirm_user("no-such-user").await, "InvalidCode");
 
     let SignUpOutcome::Created { user_id } = provider.sign_up(&email, &password(PASSWORD)).await.expect("sign up")
     else {
@@ -296,31 +235,29 @@ async fn registration_and_sign_in(h: &dyn Harness) {
     let user = provider.find_user(&email).await.expect("lookup").expect("found");
     assert_eq!(user.id, user_id);
     assert_eq!(user.status, UserStatus::Unconfirmed);
+    // A second registration keeps the first one's password, and names the sign-up to re-mail.
     assert_eq!(
-        provider.sign_up(&email, &password(PASSWORD)).await.expect("repeat"),
-        SignUpOutcome::AwaitingConfirmation
+        provider
+            .sign_up(&email, &password("someone else entirely"))
+            .await
+            .expect("repeat"),
+        SignUpOutcome::AwaitingConfirmation {
+            user_id: user_id.clone()
+        }
     );
 
     // Unconfirmed: a wrong password is just wrong; only the right one learns it is unconfirmed.
-    let wrong_password = provider.authenticate(&email, &password("not the right password")).await;
+    let wrong_password = provider.authenticate(&email, &password("someone else entirely")).await;
     assert_err(wrong_password, "InvalidCredentials");
     assert_err(provider.authenticate(&email, &password(PASSWORD)).await, "NotConfirmed");
+    // An unproven address cannot have its password set.
+    assert_err(
+        provider.set_password(&user_id, &password("a thief's passphrase")).await,
+        "InvalidCode",
+    );
 
-    let mut code = h.confirmation_code(&email).await;
-    if enforces.sign_up_codes {
-        assert_err(provider.confirm_sign_up(&email, &wrong(&code)).await, "InvalidCode");
-        // A resent code replaces the first one.
-        provider.resend_confirmation(&email).await.expect("resend");
-        let resent = h.confirmation_code(&email).await;
-        if resent != code {
-            assert_err(provider.confirm_sign_up(&email, &code).await, "InvalidCode");
-        }
-        code = resent;
-    }
-    provider.confirm_sign_up(&email, &code).await.expect("confirm");
-    if enforces.sign_up_codes {
-        assert_err(provider.confirm_sign_up(&email, &code).await, "InvalidCode");
-    }
+    provider.confirm_user(&user_id).await.expect("confirm");
+    assert_err(provider.confirm_user(&user_id).await, "InvalidCode");
     let user = provider.find_user(&email).await.expect("lookup").expect("found");
     assert_eq!(user.status, UserStatus::Confirmed);
     // Registering a confirmed address is reported, for the auth API to tell its owner.
@@ -331,12 +268,6 @@ async fn registration_and_sign_in(h: &dyn Harness) {
             .expect("again"),
         SignUpOutcome::AlreadyRegistered
     );
-    if enforces.resend {
-        provider
-            .resend_confirmation(&email)
-            .await
-            .expect("resend for a confirmed account is Ok");
-    }
 
     let session = expect_authenticated(
         provider
@@ -368,27 +299,14 @@ async fn registration_and_sign_in(h: &dyn Harness) {
 
 async fn password_reset_and_change(h: &dyn Harness) {
     let provider = h.provider();
-    let enforces = h.enforces();
     let (email, session) = confirmed_session(h).await;
     let new_password = password("a brand new passphrase");
 
-    provider.forgot_password(&email).await.expect("forgot");
-    let code = h.reset_code(&email).await;
-    assert_err(
-        provider.reset_password(&email, &wrong(&code), &new_password).await,
-        "InvalidCode",
-    );
+    // The auth API has checked the reset code: the provider sets the new password.
     provider
-        .reset_password(&email, &code, &new_password)
+        .set_password(&session.user.id, &new_password)
         .await
-        .expect("reset");
-    // The code is spent.
-    assert_err(
-        provider
-            .reset_password(&email, &code, &password("yet another passphrase"))
-            .await,
-        "InvalidCode",
-    );
+        .expect("set password");
     assert_err(
         provider.authenticate(&email, &password(PASSWORD)).await,
         "InvalidCredentials",
@@ -399,14 +317,10 @@ async fn password_reset_and_change(h: &dyn Harness) {
             .await
             .expect("sign in with the new password"),
     );
-
-    // An unknown email has no code to redeem.
-    let unknown = provider.reset_password(&new_email(), "123456", &new_password).await;
-    if enforces.precise_refusals {
-        assert_err(unknown, "InvalidCode");
-    } else {
-        assert!(unknown.is_err(), "moto: ResourceNotFoundException");
-    }
+    assert_err(
+        provider.set_password("no-such-user", &new_password).await,
+        "InvalidCode",
+    );
 
     // Changing the password needs the current one.
     let changed = password("the third passphrase");
@@ -602,39 +516,6 @@ contract!(
 );
 
 // --- stricter guarantees of the embedded adapter ---------------------------------------------
-
-#[tokio::test]
-async fn embedded_codes_are_burnt_after_five_wrong_attempts() {
-    let h = Embedded::new();
-    let provider = h.provider();
-    let email = new_email();
-    provider.sign_up(&email, &password(PASSWORD)).await.expect("sign up");
-    let code = h.confirmation_code(&email).await;
-    for _ in 0..5 {
-        assert_err(provider.confirm_sign_up(&email, &wrong(&code)).await, "InvalidCode");
-    }
-    assert_err(provider.confirm_sign_up(&email, &code).await, "InvalidCode");
-    provider.resend_confirmation(&email).await.expect("resend");
-    let code = h.confirmation_code(&email).await;
-    provider.confirm_sign_up(&email, &code).await.expect("a new code works");
-
-    provider.forgot_password(&email).await.expect("forgot");
-    let code = h.reset_code(&email).await;
-    for _ in 0..5 {
-        assert_err(
-            provider
-                .reset_password(&email, &wrong(&code), &password("a brand new passphrase"))
-                .await,
-            "InvalidCode",
-        );
-    }
-    assert_err(
-        provider
-            .reset_password(&email, &code, &password("a brand new passphrase"))
-            .await,
-        "InvalidCode",
-    );
-}
 
 #[tokio::test]
 async fn embedded_mfa_challenges_are_bound_to_their_user_and_burnt_after_five_wrong_codes() {

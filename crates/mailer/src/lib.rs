@@ -1,15 +1,17 @@
-//! Security notices to account owners: the [`Mailer`] port, with an SES adapter and the local
-//! outbox the embedded platform "mails" into.
+//! Mail to account owners: the [`Mailer`] port, with an SES adapter and the local outbox the
+//! embedded platform "mails" into.
 //!
-//! A notice tells the owner that something changed on their account (their password, their
-//! second factor, every session ended) or that someone tried to register their address, so a
-//! change they did not make is noticed (OWASP ASVS 6.3.7). Notices carry no secret and no link:
-//! nothing in one can be used by whoever reads it instead of the owner.
+//! Two kinds of message go out. A [`Notice`] tells the owner that something changed on their
+//! account (their password, their second factor, every session ended) or that someone tried to
+//! register their address, so a change they did not make is noticed (OWASP ASVS 6.3.7); notices
+//! carry no secret and no link, so nothing in one can be used by whoever reads it instead of the
+//! owner. A [`CodeMail`] carries a one-time code the owner types back to prove the address.
 
 pub mod outbox;
 pub mod ses;
 
 pub use outbox::OutboxMailer;
+use secrecy::SecretString;
 pub use ses::SesMailer;
 
 /// What happened to the account.
@@ -80,6 +82,63 @@ impl Notice {
     }
 }
 
+/// What a one-time code proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodePurpose {
+    /// The address of a new sign-up.
+    ConfirmSignUp,
+    /// The owner's right to set a new password.
+    ResetPassword,
+}
+
+impl CodePurpose {
+    /// A stable label: the outbox's `purpose`, and the key the auth API stores codes and budgets
+    /// under.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ConfirmSignUp => "confirm_sign_up",
+            Self::ResetPassword => "reset_password",
+        }
+    }
+
+    fn subject(self) -> &'static str {
+        match self {
+            Self::ConfirmSignUp => "Your confirmation code",
+            Self::ResetPassword => "Your password-reset code",
+        }
+    }
+}
+
+/// A one-time code on its way to the owner of an address.
+#[derive(Debug, Clone)]
+pub struct CodeMail {
+    pub purpose: CodePurpose,
+    pub code: SecretString,
+    /// How long the code stays valid, told to the reader.
+    pub valid_for_secs: i64,
+}
+
+impl CodeMail {
+    pub fn subject(&self) -> &'static str {
+        self.purpose.subject()
+    }
+
+    /// The text of the message. It contains the code.
+    pub fn body(&self) -> secrecy::zeroize::Zeroizing<String> {
+        use secrecy::ExposeSecret;
+        let why = match self.purpose {
+            CodePurpose::ConfirmSignUp => "confirm your email address",
+            CodePurpose::ResetPassword => "set a new password",
+        };
+        let minutes = self.valid_for_secs / 60;
+        secrecy::zeroize::Zeroizing::new(format!(
+            "Your code to {why} is {}. It is valid for {minutes} minutes and works once. \
+             If you did not ask for it, ignore this message: nothing changes without the code.",
+            self.code.expose_secret()
+        ))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     /// The message was not accepted for delivery; the reason is for the logs.
@@ -87,11 +146,12 @@ pub enum MailError {
     Unavailable(String),
 }
 
-/// Sends notices to account owners.
+/// Sends mail to account owners. `to` is always an address already validated as an account's
+/// email.
 #[async_trait::async_trait]
 pub trait Mailer: Send + Sync + std::fmt::Debug {
-    /// Sends `notice` to `to`, an address already validated as an account's email.
     async fn send(&self, to: &str, notice: Notice) -> Result<(), MailError>;
+    async fn send_code(&self, to: &str, mail: &CodeMail) -> Result<(), MailError>;
 }
 
 /// The mailer the settings select: the outbox in `data_dir`, or SES sending from

@@ -1,9 +1,17 @@
-//! Notices sent through Amazon SES (v2 `SendEmail`), from a verified sender identity.
+//! Mail sent through Amazon SES (v2 `SendEmail`), from a verified sender identity.
 
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use tracing::instrument;
 
-use crate::{MailError, Mailer, Notice};
+use crate::{CodeMail, MailError, Mailer, Notice};
+
+fn content(text: &str) -> Result<Content, MailError> {
+    Content::builder()
+        .data(text)
+        .charset("UTF-8")
+        .build()
+        .map_err(|e| MailError::Unavailable(e.to_string()))
+}
 
 #[derive(Debug, Clone)]
 pub struct SesMailer {
@@ -22,23 +30,11 @@ impl SesMailer {
             configuration_set,
         }
     }
-}
 
-fn content(text: &str) -> Result<Content, MailError> {
-    Content::builder()
-        .data(text)
-        .charset("UTF-8")
-        .build()
-        .map_err(|e| MailError::Unavailable(e.to_string()))
-}
-
-#[async_trait::async_trait]
-impl Mailer for SesMailer {
-    #[instrument(name = "mail.send", skip_all, fields(notice = notice.label()))]
-    async fn send(&self, to: &str, notice: Notice) -> Result<(), MailError> {
+    async fn deliver(&self, to: &str, subject: &str, body: &str) -> Result<(), MailError> {
         let message = Message::builder()
-            .subject(content(notice.subject())?)
-            .body(Body::builder().text(content(notice.body())?).build())
+            .subject(content(subject)?)
+            .body(Body::builder().text(content(body)?).build())
             .build();
         self.client
             .send_email()
@@ -50,5 +46,18 @@ impl Mailer for SesMailer {
             .await
             .map(|_| ())
             .map_err(|error| MailError::Unavailable(aws_sdk_sesv2::error::DisplayErrorContext(error).to_string()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Mailer for SesMailer {
+    #[instrument(name = "mail.send", skip_all, fields(notice = notice.label()))]
+    async fn send(&self, to: &str, notice: Notice) -> Result<(), MailError> {
+        self.deliver(to, notice.subject(), notice.body()).await
+    }
+
+    #[instrument(name = "mail.send_code", skip_all, fields(purpose = mail.purpose.label()))]
+    async fn send_code(&self, to: &str, mail: &CodeMail) -> Result<(), MailError> {
+        self.deliver(to, mail.subject(), &mail.body()).await
     }
 }

@@ -5,14 +5,12 @@
 //! whole run), and otherwise starts `moto_server` on a free loopback port for this test process.
 //! It never skips: if no emulator can be reached or started, the test fails and says why.
 
-mod mailbox;
 mod moto;
 
 use std::sync::OnceLock;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
-pub use mailbox::MotoMailbox;
 pub use moto::Moto;
 
 /// AWS access for one test: unique resource names on a shared emulator.
@@ -89,8 +87,8 @@ pub async fn aws() -> TestAws {
     }
 }
 
-/// The latest code the embedded identity provider delivered to `email` for `purpose`
-/// (`confirm_sign_up`, `reset_password`), read from its outbox file as the user would.
+/// The latest code the auth API mailed to `email` for `purpose` (`confirm_sign_up`,
+/// `reset_password`), read from the local mailer's outbox file as the user would.
 pub fn outbox_code(outbox: &std::path::Path, email: &str, purpose: &str) -> Option<String> {
     let text = std::fs::read_to_string(outbox).ok()?;
     let needle = format!("to={email} purpose={purpose} code=");
@@ -101,8 +99,8 @@ pub fn outbox_code(outbox: &std::path::Path, email: &str, purpose: &str) -> Opti
 }
 
 /// Registers, confirms and signs in a new user at the auth API under `base` (directly or
-/// through the proxy), as a client would; the confirmation code comes from the embedded
-/// identity provider's `outbox`. Returns the token response.
+/// through the proxy), as a client would; the confirmation code comes from the local mailer's
+/// `outbox`. Returns the token response.
 pub async fn sign_in(http: &reqwest::Client, base: &str, outbox: &std::path::Path) -> serde_json::Value {
     let email = format!("u{}@example.com", unique_suffix());
     let credentials = serde_json::json!({"email": email, "password": "violet kettle harbour"});

@@ -22,9 +22,9 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use http_body_util::BodyExt;
 use rampart_auth_function::{Backends, router};
 use rampart_identity::argon::{self, hasher};
-use rampart_identity::embedded::OUTBOX_FILE;
 use rampart_identity::{Email, LoginOutcome, Password};
 use rampart_kernel::Settings;
+use rampart_mailer::outbox::OUTBOX_FILE;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

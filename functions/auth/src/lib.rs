@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod codes;
 pub mod devices;
 pub mod discovery;
 pub mod error;
@@ -82,6 +83,7 @@ pub struct AppState {
     pub backends: Backends,
     pub sessions: sessions::Sessions,
     pub throttle: throttle::Throttle,
+    pub codes: codes::OneTimeCodes,
     pub devices: devices::Devices,
     pub audit: audit::AuditLog,
     pub tokens: TokenSettings,
@@ -104,6 +106,7 @@ impl App {
         Self(Arc::new(AppState {
             sessions: sessions::Sessions::new(Arc::clone(&store), Arc::clone(&backends.sealer), settings),
             throttle: throttle::Throttle::new(Arc::clone(&store)),
+            codes: codes::OneTimeCodes::new(Arc::clone(&store)),
             devices: devices::Devices::new(Arc::clone(&store)),
             audit: audit::AuditLog::new(store, settings.audit.retention_days),
             tokens: settings.tokens.clone(),
@@ -154,6 +157,18 @@ impl App {
         if let Err(error) = self.backends.mailer.send(email, notice).await {
             tracing::error!(%error, notice = notice.label(), "security notice could not be sent");
         }
+    }
+
+    /// Issues a new one-time code for the user and mails it. A mail that cannot be sent is
+    /// logged, not returned, so the caller's answer stays the one an address without an account
+    /// gets; the owner asks for a new code.
+    pub async fn send_code(&self, user: &str, email: &str, purpose: codes::CodePurpose) -> Result<(), StoreError> {
+        let mail = self.codes.issue(user, purpose).await?;
+        match self.backends.mailer.send_code(email, &mail).await {
+            Ok(()) => tracing::info!(email, purpose = purpose.label(), "code mailed"),
+            Err(error) => tracing::error!(%error, purpose = purpose.label(), "code could not be mailed"),
+        }
+        Ok(())
     }
 
     /// Writes an audit event. A failed write is logged loudly and counted as a metric, but does

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::audit::{Event, EventKind, Outcome};
+use crate::codes::CodePurpose;
 use crate::devices::Device;
 use crate::error::{ApiError, invalid_refresh_token};
 use crate::extract::{AuthUser, ClientInfo};
@@ -299,7 +300,15 @@ async fn resend_confirmation(app: &App, email: &Email) {
     {
         return;
     }
-    if let Err(error) = app.backends.identity.resend_confirmation(email).await {
+    let sent = match app.backends.identity.find_user(email).await {
+        Ok(Some(user)) if user.status == UserStatus::Unconfirmed => app
+            .send_code(&user.id, email.as_str(), CodePurpose::ConfirmSignUp)
+            .await
+            .map_err(|error| error.to_string()),
+        Ok(_) => Ok(()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = sent {
         tracing::warn!(%error, "confirmation code could not be resent after a sign-in");
     }
 }

@@ -1,10 +1,12 @@
 //! Account lifecycle before sign-in: register, confirm, resend, forgot and reset password.
-//! Each answers the same whether or not the email is registered.
+//! Each answers the same whether or not the email is registered. The codes are the auth API's
+//! own (`codes`), mailed through the mailer port; the identity provider only learns that a
+//! sign-up was confirmed or a password set.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rampart_identity::{Email, SignUpOutcome};
+use rampart_identity::{Email, IdentityError, SignUpOutcome, User, UserStatus};
 use rampart_kernel::extract::Json;
 use rampart_mailer::Notice;
 use secrecy::{ExposeSecret, SecretString};
@@ -12,10 +14,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::audit::{Event, EventKind, Outcome};
+use crate::codes::CodePurpose;
 use crate::error::ApiError;
 use crate::extract::ClientInfo;
 use crate::input::{code, email, new_password};
-use crate::throttle::{CodePurpose, Counter};
+use crate::throttle::Counter;
 use crate::{App, now_unix, now_unix_ms};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -96,11 +99,19 @@ pub async fn register(
     let email = email(&request.email)?;
     let password = new_password("/password", request.password.expose_secret())?;
     let mut event = email_event(&client, EventKind::Register, &email);
-    admit(&app, &client, &event, None).await?;
+    // Every registration may mail the address, so it spends the address's mail budget, new
+    // or taken alike.
+    admit(&app, &client, &event, Some(Counter::mail(email.as_str()))).await?;
     let outcome = app.backends.identity.sign_up(&email, &password).await?;
     match outcome {
-        SignUpOutcome::Created { user_id } => event.user_id = Some(user_id),
-        SignUpOutcome::AwaitingConfirmation => {
+        SignUpOutcome::Created { user_id } => {
+            app.send_code(&user_id, email.as_str(), CodePurpose::ConfirmSignUp)
+                .await?;
+            event.user_id = Some(user_id);
+        }
+        SignUpOutcome::AwaitingConfirmation { user_id } => {
+            app.send_code(&user_id, email.as_str(), CodePurpose::ConfirmSignUp)
+                .await?;
             event.outcome = Outcome::Failure;
             event.reason = Some("awaiting_confirmation".into());
         }
@@ -127,10 +138,17 @@ pub async fn confirm(
 ) -> Result<StatusCode, ApiError> {
     let email = email(&request.email)?;
     let code = code(request.code.expose_secret())?;
-    let event = email_event(&client, EventKind::Confirm, &email);
+    let mut event = email_event(&client, EventKind::Confirm, &email);
     let budget = Counter::code(email.as_str(), CodePurpose::ConfirmSignUp);
     admit(&app, &client, &event, Some(budget.clone())).await?;
-    let result = app.backends.identity.confirm_sign_up(&email, code).await;
+    let user = account_in(&app, &email, UserStatus::Unconfirmed).await?;
+    let result = match redeem(&app, user.as_ref(), CodePurpose::ConfirmSignUp, code).await? {
+        Some(user) => {
+            event.user_id = Some(user.id.clone());
+            app.backends.identity.confirm_user(&user.id).await
+        }
+        None => Err(IdentityError::InvalidCode),
+    };
     app.record(event.with_result(&result)).await;
     result?;
     app.throttle.forget(&[budget]).await?;
@@ -149,9 +167,11 @@ pub async fn resend_confirmation(
     let email = email(&request.email)?;
     let event = email_event(&client, EventKind::ConfirmResend, &email);
     admit(&app, &client, &event, Some(Counter::mail(email.as_str()))).await?;
-    let result = app.backends.identity.resend_confirmation(&email).await;
-    app.record(event.with_result(&result)).await;
-    result?;
+    if let Some(user) = account_in(&app, &email, UserStatus::Unconfirmed).await? {
+        app.send_code(&user.id, email.as_str(), CodePurpose::ConfirmSignUp)
+            .await?;
+    }
+    app.record(event).await;
     Ok(accepted(
         "If the account awaits confirmation, a new code has been sent.",
     ))
@@ -169,9 +189,11 @@ pub async fn forgot_password(
     let email = email(&request.email)?;
     let event = email_event(&client, EventKind::PasswordForgot, &email);
     admit(&app, &client, &event, Some(Counter::mail(email.as_str()))).await?;
-    let result = app.backends.identity.forgot_password(&email).await;
-    app.record(event.with_result(&result)).await;
-    result?;
+    if let Some(user) = account_in(&app, &email, UserStatus::Confirmed).await? {
+        app.send_code(&user.id, email.as_str(), CodePurpose::ResetPassword)
+            .await?;
+    }
+    app.record(event).await;
     Ok(accepted("If the account exists, a password-reset code has been sent."))
 }
 
@@ -191,17 +213,45 @@ pub async fn reset_password(
     let mut event = email_event(&client, EventKind::PasswordReset, &email);
     let budget = Counter::code(email.as_str(), CodePurpose::ResetPassword);
     admit(&app, &client, &event, Some(budget.clone())).await?;
-    let result = app.backends.identity.reset_password(&email, code, &password).await;
+    let user = account_in(&app, &email, UserStatus::Confirmed).await?;
+    // The code is used up before the (slow) password hash, so two requests racing with one
+    // code cannot both set a password.
+    let result = match redeem(&app, user.as_ref(), CodePurpose::ResetPassword, code).await? {
+        Some(user) => app
+            .backends
+            .identity
+            .set_password(&user.id, &password)
+            .await
+            .map(|()| user),
+        None => Err(IdentityError::InvalidCode),
+    };
     event = event.with_result(&result);
-    if result.is_ok() {
+    if let Ok(user) = &result {
         app.throttle.forget(&[budget, Counter::account(email.as_str())]).await?;
-        if let Some(user) = app.backends.identity.find_user(&email).await? {
-            app.sign_out_everywhere(&user.id, now_unix()).await?;
-            event.user_id = Some(user.id);
-        }
+        app.sign_out_everywhere(&user.id, now_unix()).await?;
+        event.user_id = Some(user.id.clone());
         app.notify(email.as_str(), Notice::PasswordReset).await;
     }
     app.record(event).await;
     result?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The account with this email, if it is in `status`: the only accounts a code is sent to or
+/// checked for.
+async fn account_in(app: &App, email: &Email, status: UserStatus) -> Result<Option<User>, ApiError> {
+    Ok(app
+        .backends
+        .identity
+        .find_user(email)
+        .await?
+        .filter(|user| user.status == status))
+}
+
+/// Checks `code` against the user's pending code, using it up if right. Without a user it
+/// reads a key no code has, so an address without an account costs the same store read.
+async fn redeem(app: &App, user: Option<&User>, purpose: CodePurpose, code: &str) -> Result<Option<User>, ApiError> {
+    let id = user.map_or("-", |user| user.id.as_str());
+    let right = app.codes.redeem(id, purpose, code).await?;
+    Ok(user.filter(|_| right).cloned())
 }

@@ -8,14 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rampart_auth_function::audit::{AuditLog, EventKind, Outcome};
 use rampart_auth_function::sessions::Sessions;
 use rampart_auth_function::{App, Backends, router};
-use rampart_identity::{
-    CognitoIdentity, Email, EmbeddedIdentity, IdentityError, IdentityProvider, ProviderSession, totp,
-};
+use rampart_identity::{CognitoIdentity, Email, IdentityError, IdentityProvider, ProviderSession, totp};
 use rampart_kernel::Settings;
 use rampart_seal::{KmsSealer, Sealer};
 use rampart_secrets::local::LocalSecretsFile;
 use rampart_store::ItemStore;
-use rampart_testkit::{MotoMailbox, unique_suffix};
+use rampart_testkit::unique_suffix;
 use rampart_tokens::jwt::{self, KeySet, Validation};
 use rampart_tokens::{Jwk, KmsKeys};
 use serde_json::{Value, json};
@@ -24,8 +22,8 @@ const PASSWORD: &str = "violet kettle harbour";
 const NEW_PASSWORD: &str = "amber lantern meadow";
 
 enum Identity {
-    Embedded(Arc<EmbeddedIdentity>),
-    Cognito { mailbox: MotoMailbox },
+    Embedded,
+    Cognito,
 }
 
 struct Stack {
@@ -60,9 +58,7 @@ impl Stack {
             ..Settings::default()
         };
         let backends = Backends::connect(&settings, None).await.expect("embedded backends");
-        // A second handle on the same SQLite file, for what an administrator would do.
-        let identity = Arc::new(EmbeddedIdentity::open(&dir.path().join("identity.sqlite")).expect("identity"));
-        Self::serve(backends, settings, Identity::Embedded(identity), dir).await
+        Self::serve(backends, settings, Identity::Embedded, dir).await
     }
 
     async fn cognito() -> Self {
@@ -86,10 +82,9 @@ impl Stack {
         let pool = rampart_identity::cognito::provision_user_pool(&admin, &aws.prefix)
             .await
             .expect("pool");
-        let mailbox = MotoMailbox::default();
         let backends = Backends {
             identity: Arc::new(CognitoIdentity::new(
-                mailbox.client(&aws.config),
+                admin,
                 &pool.user_pool_id,
                 &pool.client_id,
                 pool.client_secret,
@@ -98,11 +93,10 @@ impl Stack {
             sealer: Arc::new(KmsSealer::new(kms, &aws.prefix)),
             store: Arc::new(rampart_store::DynamoDbStore::new(dynamodb, &aws.prefix)),
             secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
-            // Notices go to the outbox on both stacks (SES is tested in crates/mailer).
+            // Mail goes to the outbox on both stacks (SES is tested in crates/mailer).
             mailer: Arc::new(rampart_mailer::OutboxMailer::new(dir.path().join("outbox.log"))),
         };
-        let identity = Identity::Cognito { mailbox };
-        Self::serve(backends, settings, identity, dir).await
+        Self::serve(backends, settings, Identity::Cognito, dir).await
     }
 
     async fn serve(backends: Backends, settings: Settings, identity: Identity, dir: tempfile::TempDir) -> Self {
@@ -196,23 +190,21 @@ impl Stack {
         self.send(self.http.get(format!("{}{path}", self.base))).await
     }
 
-    /// The confirmation code as the user would read it. moto sends none and accepts any.
+    /// The latest confirmation code mailed to `email`, as its owner would read it.
     fn confirmation_code(&self, email: &str) -> String {
-        match &self.identity {
-            Identity::Embedded(identity) => {
-                rampart_testkit::outbox_code(identity.outbox_path(), email, "confirm_sign_up").expect("code in outbox")
-            }
-            Identity::Cognito { .. } => "123456".into(),
-        }
+        self.mailed_code(email, "confirm_sign_up")
     }
 
     fn reset_code(&self, email: &str) -> String {
-        match &self.identity {
-            Identity::Embedded(identity) => {
-                rampart_testkit::outbox_code(identity.outbox_path(), email, "reset_password").expect("code in outbox")
-            }
-            Identity::Cognito { mailbox, .. } => mailbox.take().expect("moto returned a reset code"),
-        }
+        self.mailed_code(email, "reset_password")
+    }
+
+    fn outbox(&self) -> std::path::PathBuf {
+        self.dir.path().join(rampart_mailer::outbox::OUTBOX_FILE)
+    }
+
+    fn mailed_code(&self, email: &str, purpose: &str) -> String {
+        rampart_testkit::outbox_code(&self.outbox(), email, purpose).expect("code in outbox")
     }
 
     /// The account disabled at the provider alone, as an administrator working in Cognito's
@@ -225,7 +217,7 @@ impl Stack {
 
     /// The security notices mailed to `email`, oldest first, by their outbox `purpose`.
     fn notices(&self, email: &str) -> Vec<String> {
-        let outbox = std::fs::read_to_string(self.dir.path().join("outbox.log")).unwrap_or_default();
+        let outbox = std::fs::read_to_string(self.outbox()).unwrap_or_default();
         let prefix = format!("to={email} purpose=");
         outbox
             .lines()
@@ -245,8 +237,8 @@ impl Stack {
     /// current step, so the current code with a few seconds to spare.
     async fn next_totp(&self, key: &[u8], enrolled_step: u64) -> String {
         match self.identity {
-            Identity::Embedded(_) => totp::code_for_step(key, enrolled_step + 1),
-            Identity::Cognito { .. } => {
+            Identity::Embedded => totp::code_for_step(key, enrolled_step + 1),
+            Identity::Cognito => {
                 settle_in_step().await;
                 totp::code_at(key, unix_now())
             }
@@ -319,7 +311,7 @@ impl Stack {
             after.credential.is_none(),
             "a revoked session keeps no provider credential"
         );
-        if let Identity::Cognito { .. } = self.identity {
+        if let Identity::Cognito = self.identity {
             assert!(
                 before.credential.is_some(),
                 "a Cognito session keeps Cognito's refresh token"
@@ -410,7 +402,69 @@ on_both_stacks!(
     disabling_a_user_ends_their_access_tokens_at_once,
     the_token_endpoint_speaks_rfc_6749,
     owners_are_told_of_every_security_change,
+    emailed_codes_are_rampart_s_own_and_work_once,
 );
+
+/// The codes that confirm an address or reset a password are the auth API's 40-bit codes on
+/// both stacks, not Cognito's six digits (which moto would accept whatever they were): a wrong
+/// or replaced code is refused, the right one works once.
+async fn emailed_codes_are_rampart_s_own_and_work_once(stack: &Stack) {
+    let email = format!("codes{}@example.com", unique_suffix());
+    let confirm = |code: String| json!({"email": email, "code": code});
+    let registered = stack
+        .post("/v1/auth/register", json!({"email": email, "password": PASSWORD}))
+        .await;
+    assert_eq!(registered.status, 202);
+    let first = stack.confirmation_code(&email);
+    assert!(
+        first.len() == 8 && first.bytes().all(|b| b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b)),
+        "{first:?}"
+    );
+    for guess in ["123456", "00000000"] {
+        let wrong = stack.post("/v1/auth/confirm", confirm(guess.into())).await;
+        assert_eq!(wrong.status, 422, "{guess}: {wrong:?}");
+        assert_eq!(wrong.body["errors"][0]["pointer"], "/code");
+    }
+    let resent = stack.post("/v1/auth/confirm/resend", json!({"email": email})).await;
+    assert_eq!(resent.status, 202);
+    let second = stack.confirmation_code(&email);
+    assert_ne!(first, second);
+    assert_eq!(
+        stack.post("/v1/auth/confirm", confirm(first)).await.status,
+        422,
+        "replaced"
+    );
+    assert_eq!(
+        stack.post("/v1/auth/confirm", confirm(second.clone())).await.status,
+        204
+    );
+    assert_eq!(
+        stack.post("/v1/auth/confirm", confirm(second)).await.status,
+        422,
+        "used"
+    );
+    let user = stack
+        .provider
+        .find_user(&Email::parse(&email).expect("email"))
+        .await
+        .expect("identity")
+        .expect("user");
+    assert_eq!(user.status, rampart_identity::UserStatus::Confirmed);
+
+    let forgot = stack.post("/v1/auth/password/forgot", json!({"email": email})).await;
+    assert_eq!(forgot.status, 202);
+    let code = stack.reset_code(&email);
+    let reset = |code: &str| json!({"email": email, "code": code, "new_password": NEW_PASSWORD});
+    let wrong = stack.post("/v1/auth/password/reset", reset("123456")).await;
+    assert_eq!(wrong.status, 422, "{wrong:?}");
+    assert_eq!(stack.post("/v1/auth/password/reset", reset(&code)).await.status, 204);
+    assert_eq!(
+        stack.post("/v1/auth/password/reset", reset(&code)).await.status,
+        422,
+        "used"
+    );
+    stack.login(&email, NEW_PASSWORD).await;
+}
 
 async fn sign_up_to_sign_out(stack: &Stack) {
     let email = stack.user().await;
@@ -519,25 +573,21 @@ async fn signing_in_to_an_unconfirmed_account_looks_like_a_wrong_password(stack:
     }
     assert_eq!(answers[0], answers[1], "{answers:?}");
     assert_eq!(answers[0].0, 401);
-    if let Identity::Embedded(identity) = &stack.identity {
-        let codes = || {
-            std::fs::read_to_string(identity.outbox_path())
-                .expect("outbox")
-                .matches(&format!("to={fresh} purpose=confirm_sign_up"))
-                .count()
-        };
-        assert_eq!(codes(), 2, "the sign-in sent a second confirmation code");
-        // With the newest code the owner confirms and signs in.
-        let code = stack.confirmation_code(&fresh);
-        assert_eq!(
-            stack
-                .post("/v1/auth/confirm", json!({"email": fresh, "code": code}))
-                .await
-                .status,
-            204
-        );
-        stack.login(&fresh, NEW_PASSWORD).await;
-    }
+    let codes = std::fs::read_to_string(stack.outbox())
+        .expect("outbox")
+        .matches(&format!("to={fresh} purpose=confirm_sign_up"))
+        .count();
+    assert_eq!(codes, 2, "the sign-in sent a second confirmation code");
+    // With the newest code the owner confirms and signs in.
+    let code = stack.confirmation_code(&fresh);
+    assert_eq!(
+        stack
+            .post("/v1/auth/confirm", json!({"email": fresh, "code": code}))
+            .await
+            .status,
+        204
+    );
+    stack.login(&fresh, NEW_PASSWORD).await;
 }
 
 async fn reused_refresh_token_revokes_the_session(stack: &Stack) {
@@ -650,8 +700,8 @@ async fn totp_mfa_end_to_end(stack: &Stack) {
         )
         .await;
     let refused = match stack.identity {
-        Identity::Embedded(_) => vec![401],
-        Identity::Cognito { .. } => vec![401, 503],
+        Identity::Embedded => vec![401],
+        Identity::Cognito => vec![401, 503],
     };
     assert!(refused.contains(&again.status), "{again:?}");
 

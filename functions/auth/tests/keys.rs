@@ -8,7 +8,7 @@ use axum::body::Body;
 use http_body_util::BodyExt;
 use rampart_auth_function::keys::{KeyRing, PUBLISH_LEAD_SECS};
 use rampart_auth_function::{Backends, router};
-use rampart_identity::{Email, Password};
+use rampart_identity::{Email, Password, SignUpOutcome};
 use rampart_kernel::Settings;
 use rampart_tokens::{KeySource, KmsKeys, LocalKeys};
 use serde_json::{Value, json};
@@ -36,13 +36,14 @@ impl Stack {
         let identity = &backends.identity;
         let email = format!("k{}@example.com", rampart_testkit::unique_suffix());
         let parsed = Email::parse(&email).expect("email");
-        identity
+        let SignUpOutcome::Created { user_id } = identity
             .sign_up(&parsed, &Password::parse(PASSWORD).expect("password"))
             .await
-            .expect("sign up");
-        let outbox = dir.path().join(rampart_identity::embedded::OUTBOX_FILE);
-        let code = rampart_testkit::outbox_code(&outbox, &email, "confirm_sign_up").expect("code");
-        identity.confirm_sign_up(&parsed, &code).await.expect("confirm");
+            .expect("sign up")
+        else {
+            panic!("a new address is created");
+        };
+        identity.confirm_user(&user_id).await.expect("confirm");
         Self {
             backends,
             settings,

@@ -63,7 +63,7 @@ impl Issuer {
     }
 
     async fn access_token(&self) -> String {
-        let outbox = self.dir.path().join(rampart_identity::embedded::OUTBOX_FILE);
+        let outbox = self.dir.path().join(rampart_mailer::outbox::OUTBOX_FILE);
         let tokens = rampart_testkit::sign_in(&self.http, &self.base, &outbox).await;
         tokens["access_token"].as_str().expect("access token").to_owned()
     }

@@ -275,7 +275,7 @@ rate_limit = "tight"
 
     /// Registers, confirms and signs in a new user through the proxy; returns the tokens.
     async fn sign_in(&self) -> Value {
-        let outbox = self.dir.path().join(rampart_identity::embedded::OUTBOX_FILE);
+        let outbox = self.dir.path().join(rampart_mailer::outbox::OUTBOX_FILE);
         rampart_testkit::sign_in(&self.http, &self.base, &outbox).await
     }
 
