@@ -27,7 +27,7 @@ use aws_sdk_cognitoidentityprovider::types::{
     AccountRecoverySettingType, AttributeType, AuthFlowType, AuthenticationResultType, ChallengeNameType,
     ExplicitAuthFlowsType, PasswordPolicyType, PreventUserExistenceErrorTypes, RecoveryOptionNameType,
     RecoveryOptionType, SoftwareTokenMfaConfigType, SoftwareTokenMfaSettingsType, UserPoolMfaType, UserPoolPolicyType,
-    UsernameAttributeType, VerifySoftwareTokenResponseType,
+    UserStatusType, UsernameAttributeType, VerifySoftwareTokenResponseType,
 };
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -108,9 +108,12 @@ fn user_from(output: &AdminGetUserOutput) -> Result<(String, User), IdentityErro
 }
 
 /// A sign-up left unconfirmed past [`UNCONFIRMED_SIGN_UP_TTL_SECS`]: Cognito keeps it forever,
-/// Rampart treats it as gone.
+/// Rampart treats it as gone. Only a self-service sign-up (`UNCONFIRMED`): a user an
+/// administrator created (`FORCE_CHANGE_PASSWORD`) or flagged (`RESET_REQUIRED`) is theirs to
+/// remove, not a stranger's who registers the address.
 fn expired_sign_up(output: &AdminGetUserOutput, user: &User) -> bool {
     user.status == UserStatus::Unconfirmed
+        && output.user_status() == Some(&UserStatusType::Unconfirmed)
         && output
             .user_create_date()
             .is_some_and(|created| created.secs() <= rampart_kernel::now_unix() - UNCONFIRMED_SIGN_UP_TTL_SECS)
@@ -738,4 +741,51 @@ pub async fn provision_user_pool(client: &Client, prefix: &str) -> Result<Provis
         client_id,
         client_secret,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cognitoidentityprovider::primitives::DateTime;
+
+    use super::*;
+
+    fn user(status: UserStatusType, age_secs: i64) -> AdminGetUserOutput {
+        let attribute = |name: &str, value: &str| {
+            AttributeType::builder()
+                .name(name)
+                .value(value)
+                .build()
+                .expect("attribute")
+        };
+        AdminGetUserOutput::builder()
+            .username("0b6c2f4e-user")
+            .enabled(true)
+            .user_status(status)
+            .user_create_date(DateTime::from_secs(rampart_kernel::now_unix() - age_secs))
+            .user_attributes(attribute("sub", "0b6c2f4e-user"))
+            .user_attributes(attribute("email", "ada@example.com"))
+            .build()
+            .expect("output")
+    }
+
+    fn expired(output: &AdminGetUserOutput) -> bool {
+        let (_, user) = user_from(output).expect("user");
+        expired_sign_up(output, &user)
+    }
+
+    #[test]
+    fn only_a_self_service_sign_up_past_a_day_unconfirmed_expires() {
+        let day = UNCONFIRMED_SIGN_UP_TTL_SECS;
+        assert!(expired(&user(UserStatusType::Unconfirmed, day + 1)));
+        assert!(!expired(&user(UserStatusType::Unconfirmed, day - 60)));
+        // Users an administrator made or flagged stay, however old: registering their address
+        // must not delete them.
+        for status in [
+            UserStatusType::ForceChangePassword,
+            UserStatusType::ResetRequired,
+            UserStatusType::Confirmed,
+        ] {
+            assert!(!expired(&user(status, 30 * day)));
+        }
+    }
 }

@@ -267,9 +267,10 @@ impl Default for AuditSettings {
     }
 }
 
-/// Security notices to account owners (password, second-factor and session-wide changes).
-/// The embedded platform writes them to `outbox.log`; with `backend = "aws"` SES sends them.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// Mail to account owners: one-time codes and security notices (password, second-factor and
+/// session-wide changes). The embedded platform writes them to `outbox.log`; with
+/// `backend = "aws"` SES sends them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MailSettings {
     /// The SES-verified From address, e.g. `Rampart <no-reply@example.com>`; required when
@@ -277,6 +278,22 @@ pub struct MailSettings {
     pub sender: Option<String>,
     /// An SES configuration set to send through (bounce and complaint handling), if any.
     pub configuration_set: Option<String>,
+    /// The least time, in milliseconds, that register, confirmation resend and forgot-password
+    /// take to answer. Whether they mailed someone depends on whether the address has an
+    /// account, and mailing takes time: answering no sooner than this hides which it was.
+    /// 0 turns the floor off.
+    pub answer_floor_ms: u64,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        // Above what Cognito's SignUp and an SES SendEmail take together in the common case.
+        Self {
+            sender: None,
+            configuration_set: None,
+            answer_floor_ms: 500,
+        }
+    }
 }
 
 /// The shortest audit retention a deployment may run with: three months online, the least
@@ -418,6 +435,12 @@ impl Settings {
             if !(1..=300).contains(&secs) {
                 return Err(ConfigError::new(key, "must be between 1 and 300 seconds"));
             }
+        }
+        if self.mail.answer_floor_ms >= http.request_timeout_secs.saturating_mul(1000) {
+            return Err(ConfigError::new(
+                "mail.answer_floor_ms",
+                "must be shorter than http.request_timeout_secs",
+            ));
         }
         for origin in &http.cors_allowed_origins {
             let well_formed = (origin.starts_with("https://") || origin.starts_with("http://"))
@@ -649,6 +672,14 @@ mod tests {
         let err =
             from_toml("[sessions]\nidle_timeout_secs = 90000\nabsolute_lifetime_secs = 86400").expect_err("must fail");
         assert_eq!(err.key, "sessions.idle_timeout_secs");
+    }
+
+    #[test]
+    fn the_mail_answer_floor_stays_inside_the_request_timeout() {
+        assert_eq!(from_toml("").expect("defaults").mail.answer_floor_ms, 500);
+        let err = from_toml("http.request_timeout_secs = 2\nmail.answer_floor_ms = 2000").expect_err("must fail");
+        assert_eq!(err.key, "mail.answer_floor_ms");
+        from_toml("http.request_timeout_secs = 2\nmail.answer_floor_ms = 1999").expect("valid");
     }
 
     #[test]

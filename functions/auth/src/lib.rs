@@ -91,6 +91,8 @@ pub struct AppState {
     pub keys: keys::KeyRing,
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: rampart_kernel::forwarded::TrustedProxies,
+    /// The least time an answer that may have mailed someone takes (`mail.answer_floor_ms`).
+    pub mail_answer_floor: std::time::Duration,
 }
 
 impl Deref for App {
@@ -118,6 +120,7 @@ impl App {
             },
             keys: keys::KeyRing::new(Arc::clone(&backends.store), Arc::clone(&backends.keys), settings),
             trusted_proxies: settings.http.trusted_proxies.clone(),
+            mail_answer_floor: std::time::Duration::from_millis(settings.mail.answer_floor_ms),
             backends,
         }))
     }

@@ -107,8 +107,12 @@ pub async fn login(
     let result = app.backends.identity.authenticate(&email, &password).await;
     if let Err(IdentityError::NotConfirmed) = result {
         // Answered like a wrong password, so sign-in cannot tell a fresh sign-up from a taken
-        // address; the owner, who knows the password, gets a new code instead.
-        resend_confirmation(&app, &email).await;
+        // address; the owner, who knows the password, gets a new code instead. It is mailed off
+        // the answer's path, or the time mailing takes would tell the two apart after all.
+        tokio::spawn({
+            let (app, email) = (app.clone(), email.clone());
+            async move { resend_confirmation(&app, &email).await }
+        });
     }
     let outcome = audited(&app, &event, result).await?;
     match outcome {

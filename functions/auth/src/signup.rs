@@ -80,6 +80,30 @@ async fn admit(app: &App, client: &ClientInfo, event: &Event, account: Option<Co
     Ok(())
 }
 
+/// Holds back an answer that may have mailed someone until `mail.answer_floor_ms` after the
+/// request began: mailing takes time, so without it how long an answer took would tell whether
+/// the address has an account.
+struct AnswerFloor(tokio::time::Instant);
+
+impl AnswerFloor {
+    fn start(app: &App) -> Self {
+        Self(tokio::time::Instant::now() + app.mail_answer_floor)
+    }
+
+    async fn hold<T>(self, answer: T) -> T {
+        let late = tokio::time::Instant::now().saturating_duration_since(self.0);
+        if late.is_zero() {
+            tokio::time::sleep_until(self.0).await;
+        } else {
+            tracing::warn!(
+                late_ms = late.as_millis(),
+                "answer later than mail.answer_floor_ms: its timing may tell whether mail was sent"
+            );
+        }
+        answer
+    }
+}
+
 /// An audit event about `email` from this client.
 fn email_event(client: &ClientInfo, kind: EventKind, email: &Email) -> Event {
     let mut event = client.event(kind, Outcome::Success);
@@ -96,6 +120,7 @@ pub async fn register(
     client: ClientInfo,
     Json(request): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
+    let floor = AnswerFloor::start(&app);
     let email = email(&request.email)?;
     let password = new_password("/password", request.password.expose_secret())?;
     let mut event = email_event(&client, EventKind::Register, &email);
@@ -122,9 +147,11 @@ pub async fn register(
         }
     }
     app.record(event).await;
-    Ok(accepted(
-        "If the address can be registered, a confirmation code has been sent to it.",
-    ))
+    Ok(floor
+        .hold(accepted(
+            "If the address can be registered, a confirmation code has been sent to it.",
+        ))
+        .await)
 }
 
 /// Confirms a registration with the emailed code.
@@ -164,6 +191,7 @@ pub async fn resend_confirmation(
     client: ClientInfo,
     Json(request): Json<EmailRequest>,
 ) -> Result<Response, ApiError> {
+    let floor = AnswerFloor::start(&app);
     let email = email(&request.email)?;
     let event = email_event(&client, EventKind::ConfirmResend, &email);
     admit(&app, &client, &event, Some(Counter::mail(email.as_str()))).await?;
@@ -172,9 +200,11 @@ pub async fn resend_confirmation(
             .await?;
     }
     app.record(event).await;
-    Ok(accepted(
-        "If the account awaits confirmation, a new code has been sent.",
-    ))
+    Ok(floor
+        .hold(accepted(
+            "If the account awaits confirmation, a new code has been sent.",
+        ))
+        .await)
 }
 
 /// Sends a password-reset code.
@@ -186,6 +216,7 @@ pub async fn forgot_password(
     client: ClientInfo,
     Json(request): Json<EmailRequest>,
 ) -> Result<Response, ApiError> {
+    let floor = AnswerFloor::start(&app);
     let email = email(&request.email)?;
     let event = email_event(&client, EventKind::PasswordForgot, &email);
     admit(&app, &client, &event, Some(Counter::mail(email.as_str()))).await?;
@@ -194,7 +225,9 @@ pub async fn forgot_password(
             .await?;
     }
     app.record(event).await;
-    Ok(accepted("If the account exists, a password-reset code has been sent."))
+    Ok(floor
+        .hold(accepted("If the account exists, a password-reset code has been sent."))
+        .await)
 }
 
 /// Sets a new password with a reset code and signs the user out everywhere. The code proves
