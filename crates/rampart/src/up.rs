@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use rampart_auth_function::Backends;
 use rampart_auth_proxy::{AuthProxy, ProxyConfig};
 use rampart_kernel::forwarded::TrustedProxies;
-use rampart_kernel::serve::{bind, serve, serve_on_threads, shutdown_signal, threads_per_listener};
+use rampart_kernel::serve::{bind, serve, shutdown_signal};
 use rampart_kernel::{Backend, Settings};
 use tokio_util::sync::CancellationToken;
 
@@ -58,8 +58,6 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     if let Some(path) = routes_file {
         proxy.reload_on_sighup(path)?;
     }
-    let admin = proxy.admin_router();
-    let proxy_services = (0..threads_per_listener()).map(|_| proxy.service()).collect();
 
     let backend = match settings.backend {
         Backend::Embedded => format!("embedded, data in {}", settings.data_dir.display()),
@@ -79,12 +77,10 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
         let (http, token) = (settings.http.clone(), token.clone());
         tokio::spawn(async move { serve(listener, router, &http, token).await })
     };
-    // The proxy carries the load: it gets a thread per CPU (see `serve_on_threads`).
     let proxy_server = {
-        let (http, token) = (settings.http.clone(), edge.clone());
-        tokio::spawn(async move { serve_on_threads(proxy_listener, proxy_services, &http, token).await })
+        let edge = edge.clone();
+        tokio::spawn(async move { proxy.serve(proxy_listener, admin_listener, edge).await })
     };
-    let admin_server = spawn(admin_listener, admin, &edge);
     let service_servers = [
         spawn(auth_listener, auth, &services),
         spawn(core_listener, core, &services),
@@ -93,7 +89,6 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     tracing::info!("shutting down");
     edge.cancel();
     proxy_server.await??;
-    admin_server.await??;
     services.cancel();
     for server in service_servers {
         server.await??;

@@ -13,6 +13,7 @@ pub mod ratelimit;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -35,11 +36,14 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rampart_kernel::health::{self, ReadinessProbe};
-use rampart_kernel::http::{EdgeLayer, ResponseFuture};
+use rampart_kernel::http::{EdgeLayer, ResponseFuture, with_edge_layers};
+use rampart_kernel::serve::{serve, serve_on_threads, threads_per_listener};
 use rampart_kernel::{Problem, ProblemType, Settings, now_unix};
 use rampart_tokens::jwt::{AccessClaims, Rejection};
 pub use rampart_verifier::IssuerConfig;
 use rampart_verifier::{Denial, Verifier};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::breaker::{Admission, Breakers};
@@ -149,11 +153,12 @@ impl AuthProxy {
         EdgeLayer::new(&self.0.settings.http).timed_by_service().layer(gateway)
     }
 
-    /// The admin listener's routes: `GET /metrics` (Prometheus text format). Serve it on an
-    /// address only the monitoring system reaches.
+    /// The admin listener's routes: `GET /metrics` (Prometheus text format), inside the same
+    /// edge as every other port (request id, security headers, problem+json errors). Serve it
+    /// on an address only the monitoring system reaches.
     pub fn admin_router(&self) -> Router {
         let proxy = self.clone();
-        Router::new().route(
+        let router = Router::new().route(
             "/metrics",
             axum::routing::get(move || async move {
                 (
@@ -161,7 +166,26 @@ impl AuthProxy {
                     proxy.0.metrics.render(&proxy.0.breakers.states()),
                 )
             }),
-        )
+        );
+        with_edge_layers(router, &self.0.settings.http)
+    }
+
+    /// Serves the proxy on `listener`, from a thread per CPU (see [`Self::service`]), and its
+    /// metrics on `admin` until `shutdown` is cancelled; returns once both have drained their
+    /// in-flight requests.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        admin: TcpListener,
+        shutdown: CancellationToken,
+    ) -> io::Result<()> {
+        let http = &self.0.settings.http;
+        let services = (0..threads_per_listener()).map(|_| self.service()).collect();
+        tokio::try_join!(
+            serve_on_threads(listener, services, http, shutdown.clone()),
+            serve(admin, self.admin_router(), http, shutdown),
+        )?;
+        Ok(())
     }
 
     /// Replaces the routes. The issuer section cannot change while running (its keys and feed

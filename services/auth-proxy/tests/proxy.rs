@@ -700,6 +700,133 @@ async fn routes_reload_on_sighup_and_a_bad_file_keeps_the_running_ones() {
     );
 }
 
+/// Sends `signal` (`-HUP`, `-TERM`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// The proxy as its own process, as EKS runs it: `rampart-auth-proxy --routes FILE` with its
+/// listeners from the environment proxies in front of the auth API and an upstream, serves its
+/// metrics inside the shared edge, takes a new route on SIGHUP, and on SIGTERM drains and exits 0.
+#[tokio::test]
+async fn the_binary_proxies_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let routes = stack.dir.path().join("binary-routes.toml");
+    std::fs::write(&routes, &stack.config).expect("write routes");
+    let free_addr = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+    };
+    let (proxy, admin) = (free_addr(), free_addr());
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rampart-auth-proxy"));
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("RAMPART_")) {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .arg("--routes")
+        .arg(&routes)
+        .env("RAMPART_LISTEN__PROXY", proxy.to_string())
+        .env("RAMPART_LISTEN__PROXY_ADMIN", admin.to_string())
+        .env("RAMPART_DATA_DIR", stack.dir.path())
+        .env("RAMPART_TELEMETRY__LOG_LEVEL", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start rampart-auth-proxy");
+    let pid = child.id().expect("pid");
+    let base = format!("http://{proxy}");
+    let get = |url: String, token: Option<String>| {
+        let http = stack.http.clone();
+        async move {
+            let mut request = http.get(url);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send().await
+        }
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = get(format!("{base}/readyz"), None).await
+            && response.status() == 200
+        {
+            break;
+        }
+        assert!(child.try_wait().expect("wait").is_none(), "the binary exited at start");
+        assert!(Instant::now() < deadline, "the binary did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // It proxies: sign-in through its public route, then a protected route with the token.
+    let outbox = stack.dir.path().join(rampart_mailer::outbox::OUTBOX_FILE);
+    let tokens = rampart_testkit::sign_in(&stack.http, &base, &outbox).await;
+    let token = access_token(&tokens).to_owned();
+    let echoed = get(format!("{base}/v1/echo/x"), Some(token.clone()))
+        .await
+        .expect("echo");
+    assert_eq!(echoed.status(), 200);
+    let echoed: Value = echoed.json().await.expect("json");
+    assert!(echoed["headers"]["x-auth-subject"].is_string(), "{echoed}");
+    assert_eq!(
+        get(format!("{base}/v1/echo/x"), None).await.expect("echo").status(),
+        401
+    );
+
+    // Its metrics listener answers inside the shared edge, errors included.
+    let metrics = get(format!("http://{admin}/metrics"), None).await.expect("metrics");
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.headers().contains_key("x-request-id"));
+    assert_eq!(metrics.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        metrics
+            .text()
+            .await
+            .expect("text")
+            .contains("rampart_proxy_requests_total")
+    );
+    let missing = get(format!("http://{admin}/nothing"), None).await.expect("404");
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers().contains_key("x-request-id"));
+    assert_eq!(missing.headers()["content-type"], "application/problem+json");
+
+    // SIGHUP: a route added to the file is served.
+    assert_eq!(
+        get(format!("{base}/v1/open/x"), None).await.expect("open").status(),
+        404
+    );
+    let echo = stack
+        .config
+        .split("prefix = \"/v1/echo\"\nupstream = \"")
+        .nth(1)
+        .expect("echo route");
+    let echo = echo.split('"').next().expect("echo upstream");
+    let added = format!(
+        "{}\n[[route]]\nprefix = \"/v1/open\"\nupstream = \"{echo}\"\npublic = true\n",
+        stack.config
+    );
+    std::fs::write(&routes, added).expect("write routes");
+    signal(pid, "-HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while get(format!("{base}/v1/open/x"), None).await.expect("open").status() != 200 {
+        assert!(Instant::now() < deadline, "the new route was not served after SIGHUP");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // SIGTERM: it drains and exits 0.
+    signal(pid, "-TERM");
+    let exit = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exited within the drain")
+        .expect("wait");
+    assert!(exit.success(), "{exit:?}");
+}
+
 #[tokio::test]
 async fn a_dead_upstream_is_a_502_problem() {
     let stack = Stack::new(SigningAlgorithm::RS256).await;
