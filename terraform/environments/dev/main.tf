@@ -27,7 +27,11 @@ locals {
     RAMPART_AWS__USER_POOL_ID        = module.identity.user_pool_id
     RAMPART_AWS__USER_POOL_CLIENT_ID = module.identity.user_pool_client_id
     RAMPART_MAIL__SENDER             = var.mail_sender
+    RAMPART_MAIL__CONFIGURATION_SET  = module.mail.configuration_set_name
   }
+
+  # "Rampart <no-reply@example.com>" or "no-reply@example.com" -> "example.com".
+  mail_sender_domain = lower(regex("@([^>[:space:]]+)>?$", var.mail_sender)[0])
 }
 
 module "keys" {
@@ -59,4 +63,11 @@ module "identity" {
   client_secret_secretsmanager_secret_arn = module.secrets.secretsmanager_secret_arns[local.cognito_client_secret]
   user_pool_tier                          = var.cognito_user_pool_tier
   threat_protection_mode                  = var.cognito_threat_protection_mode
+}
+
+module "mail" {
+  source = "../../modules/mail"
+
+  resource_prefix = var.resource_prefix
+  sender_domain   = local.mail_sender_domain
 }

@@ -32,3 +32,8 @@ output "secretsmanager_secret_names" {
   description = "Secrets Manager secret names, keyed by schema name."
   value       = module.secrets.secretsmanager_secret_names
 }
+
+output "mail_dkim_tokens" {
+  description = "Easy DKIM tokens of the sender domain: publish <token>._domainkey.<domain> CNAME <token>.dkim.amazonses.com for each before mail can be sent."
+  value       = module.mail.dkim_tokens
+}

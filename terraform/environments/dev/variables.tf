@@ -29,7 +29,12 @@ variable "cognito_threat_protection_mode" {
 }
 
 variable "mail_sender" {
-  description = "SES-verified From address of security notices to account owners (RAMPART_MAIL__SENDER)."
+  description = "From address of one-time codes and security notices to account owners (RAMPART_MAIL__SENDER); its domain becomes the SES identity."
   type        = string
   default     = "no-reply@example.com"
+
+  validation {
+    condition     = can(regex("@([^>[:space:]]+)>?$", var.mail_sender))
+    error_message = "mail_sender must be an address such as no-reply@example.com or \"Rampart <no-reply@example.com>\"."
+  }
 }
