@@ -156,7 +156,12 @@ pub(crate) enum SortKeys<'a> {
     After(&'a str),
 }
 
-/// The store the settings select: SQLite under `data_dir`, or DynamoDB.
+/// How often the embedded store deletes expired items (DynamoDB's TTL takes up to a few days;
+/// reads never return an expired item either way).
+pub const PURGE_PERIOD: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// The store the settings select: SQLite under `data_dir`, or DynamoDB. Opened inside a tokio
+/// runtime, the SQLite store purges expired items every [`PURGE_PERIOD`].
 pub fn connect(
     settings: &rampart_kernel::Settings,
     aws: Option<&aws_types::SdkConfig>,
@@ -170,6 +175,9 @@ pub fn connect(
             let path = settings.data_file("store.sqlite")?;
             let store = SqliteStore::open(&path)
                 .map_err(|e| rampart_kernel::ConfigError::new("data_dir", format!("{}: {e}", path.display())))?;
+            if tokio::runtime::Handle::try_current().is_ok() {
+                store.purge_expired_every(PURGE_PERIOD);
+            }
             Ok(std::sync::Arc::new(store))
         }
     }

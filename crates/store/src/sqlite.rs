@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -63,6 +64,26 @@ impl SqliteStore {
         })
         .await
         .map_err(unavailable)?
+    }
+
+    /// Purges expired items every `period` from now on, as DynamoDB's TTL does on its own, so
+    /// the file does not grow without end. The task ends once the store is dropped.
+    pub fn purge_expired_every(&self, period: Duration) -> tokio::task::JoinHandle<()> {
+        let connection = Arc::downgrade(&self.connection);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(connection) = connection.upgrade() else {
+                    return;
+                };
+                match (Self { connection }).purge_expired().await {
+                    Ok(removed) => tracing::debug!(removed, "expired items purged"),
+                    Err(error) => tracing::warn!(%error, "purging expired items failed; retried next period"),
+                }
+            }
+        })
     }
 
     /// Deletes expired items (what DynamoDB's TTL does); returns how many.

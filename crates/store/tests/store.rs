@@ -1,9 +1,10 @@
 //! The one contract both store adapters must pass: SQLite on a temp file, DynamoDB on moto.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rampart_store::dynamodb::provision::provision_tables;
-use rampart_store::{DynamoDbStore, Item, ItemPut, ItemStore, Key, SqliteStore, StoreError, Table};
+use rampart_store::{DynamoDbStore, Item, ItemGet, ItemPut, ItemStore, Key, SqliteStore, StoreError, Table};
 use serde_json::json;
 
 fn unique(label: &str) -> String {
@@ -182,6 +183,48 @@ async fn sqlite_adapter_passes_the_contract() {
         1,
         "the expired item is purged"
     );
+}
+
+/// Expired rows still in the SQLite file, read past the adapter (which never returns them).
+fn expired_rows(path: &std::path::Path) -> i64 {
+    let connection = rusqlite::Connection::open(path).expect("open");
+    connection
+        .query_row(
+            "SELECT COUNT(*) FROM items_auth WHERE expires_at <= unixepoch()",
+            [],
+            |row| row.get(0),
+        )
+        .expect("count")
+}
+
+/// The embedded store purges on its own, as DynamoDB's TTL does, and stops once dropped.
+#[tokio::test]
+async fn the_sqlite_store_purges_expired_items_on_a_timer_until_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.sqlite");
+    let store = SqliteStore::open(&path).expect("open");
+    let purger = store.purge_expired_every(Duration::from_millis(20));
+    for n in 0..3 {
+        let expired = Item::new(Key::new(unique("old"), format!("{n}")), json!({})).expiring_at(1);
+        store.put(Table::Auth, &expired).await.expect("put");
+    }
+    let live = Item::new(Key::new(unique("live"), "x"), json!({})).expiring_at(4_000_000_000);
+    store.put(Table::Auth, &live).await.expect("put");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    // Nothing left for a manual purge once the timer has run.
+    while expired_rows(&path) != 0 {
+        assert!(std::time::Instant::now() < deadline, "expired items were not purged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        store.get(Table::Auth, &live.key).await.expect("get").is_some(),
+        "a live item stays"
+    );
+    drop(store);
+    tokio::time::timeout(Duration::from_secs(5), purger)
+        .await
+        .expect("the purge task ends with its store")
+        .expect("join");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
