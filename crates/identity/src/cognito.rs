@@ -627,19 +627,31 @@ pub async fn provision_user_pool(client: &Client, prefix: &str) -> Result<Provis
     let pool_name = resource_name(prefix, &definition.name);
     let client_name = resource_name(prefix, &definition.client_name);
 
-    let pools = client
-        .list_user_pools()
-        .max_results(60)
-        .send()
-        .await
-        .map_err(unavailable)?;
-    let existing = pools
-        .user_pools()
-        .iter()
-        .find(|p| p.name() == Some(pool_name.as_str()))
-        .and_then(|p| p.id());
+    // Every page: an account with more than a page of pools still finds its own.
+    let mut next_token = None;
+    let existing = loop {
+        let page = client
+            .list_user_pools()
+            .max_results(60)
+            .set_next_token(next_token.take())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let found = page
+            .user_pools()
+            .iter()
+            .find(|p| p.name() == Some(pool_name.as_str()))
+            .and_then(|p| p.id());
+        if let Some(id) = found {
+            break Some(id.to_owned());
+        }
+        match page.next_token() {
+            Some(token) => next_token = Some(token.to_owned()),
+            None => break None,
+        }
+    };
     let user_pool_id = match existing {
-        Some(id) => id.to_owned(),
+        Some(id) => id,
         None => {
             let policy = PasswordPolicyType::builder()
                 .minimum_length(i32::try_from(definition.password_minimum_length).unwrap_or(12))
