@@ -21,7 +21,7 @@ pub const ENV_PREFIX: &str = "RAMPART_";
 pub const ENV_NESTING: &str = "__";
 
 /// A configuration value that stops start-up; the message names the key and its source.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {key}: {message}")]
 pub struct ConfigError {
     /// Dotted key, e.g. `listen.proxy`, followed by the environment variable or file it came from.

@@ -14,7 +14,7 @@ pub mod serve;
 pub mod telemetry;
 
 pub use config::{Backend, ConfigError, Settings};
-pub use problem::{Problem, ProblemType};
+pub use problem::{BearerRefusal, Problem, ProblemType};
 
 /// Seconds since the Unix epoch: the clock of token, session and audit timestamps.
 pub fn now_unix() -> i64 {

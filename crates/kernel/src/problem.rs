@@ -206,6 +206,53 @@ pub struct Problem {
     pub detail: String,
     pub errors: Vec<FieldError>,
     pub retry_after_secs: Option<u64>,
+    /// The `WWW-Authenticate` challenge of a bearer refusal ([`BearerRefusal`]); other 401s
+    /// send [`BEARER_REALM`].
+    pub challenge: Option<&'static str>,
+}
+
+/// The challenge of a 401 that names no token error: which scheme and realm to authenticate in.
+pub const BEARER_REALM: &str = r#"Bearer realm="rampart""#;
+
+/// Why a bearer access token was refused. The auth API, the auth-proxy and core answer each
+/// the same way: one status, one `detail`, one RFC 6750 §3 challenge, which says what kind of
+/// failure it was and never which check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerRefusal {
+    /// No bearer token was sent.
+    Missing,
+    /// The token is malformed, forged, expired, for another audience, or its session is over.
+    Invalid,
+    /// The token is valid but lacks a scope the route requires.
+    InsufficientScope,
+}
+
+impl BearerRefusal {
+    pub fn challenge(self) -> &'static str {
+        match self {
+            Self::Missing => BEARER_REALM,
+            Self::Invalid => r#"Bearer realm="rampart", error="invalid_token""#,
+            Self::InsufficientScope => r#"Bearer realm="rampart", error="insufficient_scope""#,
+        }
+    }
+}
+
+impl From<BearerRefusal> for Problem {
+    fn from(refusal: BearerRefusal) -> Self {
+        let mut problem = match refusal {
+            BearerRefusal::Missing => Self::new(ProblemType::Unauthorized, "A bearer access token is required."),
+            BearerRefusal::Invalid => Self::new(
+                ProblemType::Unauthorized,
+                "The access token is invalid, expired or revoked.",
+            ),
+            BearerRefusal::InsufficientScope => Self::new(
+                ProblemType::Forbidden,
+                "The access token lacks a scope this route requires.",
+            ),
+        };
+        problem.challenge = Some(refusal.challenge());
+        problem
+    }
 }
 
 #[derive(Serialize)]
@@ -228,6 +275,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after_secs: None,
+            challenge: None,
         }
     }
 
@@ -291,8 +339,14 @@ impl IntoResponse for Problem {
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if self.kind == ProblemType::Unauthorized {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match (self.challenge, self.kind) {
+            (Some(challenge), _) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            }
+            (None, ProblemType::Unauthorized) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BEARER_REALM));
+            }
+            (None, _) => {}
         }
         response
     }
@@ -326,9 +380,34 @@ mod tests {
     #[tokio::test]
     async fn unauthorized_carries_www_authenticate_and_retry_after_is_set() {
         let (response, _) = body_of(Problem::new(ProblemType::Unauthorized, "no token")).await;
-        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(
+            response.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="rampart""#
+        );
         let (response, _) = body_of(Problem::new(ProblemType::TooManyRequests, "slow down").with_retry_after(7)).await;
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+    }
+
+    #[tokio::test]
+    async fn bearer_refusals_read_the_same_everywhere() {
+        for (refusal, status, challenge) in [
+            (BearerRefusal::Missing, 401, r#"Bearer realm="rampart""#),
+            (
+                BearerRefusal::Invalid,
+                401,
+                r#"Bearer realm="rampart", error="invalid_token""#,
+            ),
+            (
+                BearerRefusal::InsufficientScope,
+                403,
+                r#"Bearer realm="rampart", error="insufficient_scope""#,
+            ),
+        ] {
+            let (response, json) = body_of(refusal.into()).await;
+            assert_eq!(response.status().as_u16(), status);
+            assert_eq!(response.headers()[header::WWW_AUTHENTICATE], challenge);
+            assert_eq!(json["detail"], Problem::from(refusal).detail);
+        }
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! The signing-key ring, shared by every instance of the auth function through the auth table.
+//! The signing-key ring, shared by every instance of the auth function through the auth table,
+//! and rotated by `rampart keys rotate`: the key schedule of `rampart_tokens` applied to keys
+//! kept in the item store.
 //!
 //! Each instance re-reads the ring at most every [`RELOAD_SECS`], so a rotation reaches every
 //! instance well before the new key starts signing (the lead is the JWKS cache lifetime plus
@@ -12,7 +14,9 @@ use rampart_tokens::jwt::KeySet;
 use rampart_tokens::{Jwk, KeySource, RingState, Signer, SignerError};
 use tokio::sync::RwLock;
 
-use crate::discovery::JWKS_MAX_AGE_SECS;
+/// How long clients and the proxy may cache the JWKS. Short, because a rotated key must be
+/// picked up well inside the previous key's verification window.
+pub const JWKS_MAX_AGE_SECS: u32 = 300;
 
 /// How often an instance re-reads the ring.
 pub const RELOAD_SECS: i64 = 60;

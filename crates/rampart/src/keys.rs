@@ -2,16 +2,13 @@
 
 use std::sync::Arc;
 
-use rampart_auth_function::keys::{KeyRing, PUBLISH_LEAD_SECS};
-use rampart_kernel::{Backend, Settings};
+use rampart_kernel::Settings;
+use rampart_keyring::{KeyRing, PUBLISH_LEAD_SECS};
 
 use crate::Error;
 
 pub async fn rotate(settings: &Settings) -> Result<(), Error> {
-    let aws = match settings.backend {
-        Backend::Aws => Some(rampart_kernel::aws::sdk_config().await),
-        Backend::Embedded => None,
-    };
+    let aws = rampart_kernel::aws::sdk_config_for(settings).await;
     let store = rampart_store::connect(settings, aws.as_ref())?;
     let source = rampart_tokens::key_source(settings, aws.as_ref())?;
     let now = std::time::SystemTime::now()

@@ -14,10 +14,7 @@ use crate::Error;
 
 pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(), Error> {
     let _telemetry = rampart_kernel::telemetry::init("rampart", &settings.telemetry)?;
-    let aws = match settings.backend {
-        Backend::Aws => Some(rampart_kernel::aws::sdk_config().await),
-        Backend::Embedded => None,
-    };
+    let aws = rampart_kernel::aws::sdk_config_for(&settings).await;
     let backends = Backends::connect(&settings, aws.as_ref()).await?;
 
     // Bind everything first: a taken port fails start-up before anything serves.

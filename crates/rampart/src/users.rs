@@ -2,16 +2,13 @@
 
 use rampart_auth_function::{App, Backends};
 use rampart_identity::Email;
-use rampart_kernel::{Backend, Settings};
+use rampart_kernel::Settings;
 
 use crate::Error;
 
 pub async fn disable(settings: &Settings, email: &str) -> Result<(), Error> {
     let email = Email::parse(email).map_err(|error| format!("email: {error}"))?;
-    let aws = match settings.backend {
-        Backend::Aws => Some(rampart_kernel::aws::sdk_config().await),
-        Backend::Embedded => None,
-    };
+    let aws = rampart_kernel::aws::sdk_config_for(settings).await;
     let backends = Backends::connect(settings, aws.as_ref()).await?;
     match App::new(backends, settings).disable_user(&email).await? {
         Some(user_id) => {

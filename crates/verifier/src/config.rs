@@ -3,7 +3,7 @@
 //! environment.
 
 use http::Uri;
-use rampart_kernel::Settings;
+use rampart_kernel::{ConfigError, Settings};
 use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -41,13 +41,6 @@ pub struct IssuerConfig {
     pub verified_cache_entries: usize,
 }
 
-/// A setting out of range, naming it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuerError {
-    pub field: &'static str,
-    pub message: String,
-}
-
 impl IssuerConfig {
     /// An issuer with every optional setting at its default.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>, jwks_url: Uri, revocations_url: Uri) -> Self {
@@ -68,10 +61,11 @@ impl IssuerConfig {
 
     /// The issuer of the Rampart platform `settings` configure, whose auth API is served at
     /// `auth_base`: its discovery document publishes the keys and the feed under that base.
-    pub fn for_platform(settings: &Settings, auth_base: &str) -> Result<Self, IssuerError> {
+    pub fn for_platform(settings: &Settings, auth_base: &str) -> Result<Self, ConfigError> {
         let base = auth_base.trim_end_matches('/');
-        let url =
-            |field, path: &str| http_uri(&format!("{base}{path}")).map_err(|message| IssuerError { field, message });
+        let url = |field: &str, path: &str| {
+            http_uri(&format!("{base}{path}")).map_err(|message| ConfigError::new(format!("issuer.{field}"), message))
+        };
         let tokens = &settings.tokens;
         Ok(Self {
             leeway_secs: tokens.leeway_secs,
@@ -85,9 +79,10 @@ impl IssuerConfig {
         })
     }
 
-    /// Checks every setting is in a range the verifier can keep its promises with.
-    pub fn check(&self) -> Result<(), IssuerError> {
-        let error = |field, message: String| Err(IssuerError { field, message });
+    /// Checks every setting is in a range the verifier can keep its promises with. Errors name
+    /// the setting as `issuer.<field>`.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let error = |field: &str, message: String| Err(ConfigError::new(format!("issuer.{field}"), message));
         for (field, value) in [("issuer", &self.issuer), ("audience", &self.audience)] {
             if value.trim().is_empty() {
                 return error(field, "must not be empty".into());
@@ -218,7 +213,7 @@ revocations_url = "https://auth.example/r"
         assert!(config.revocation_retention_secs > settings.tokens.access_token_ttl_secs);
         assert_eq!(config.check(), Ok(()));
         let error = IssuerConfig::for_platform(&settings, "api.example").expect_err("no scheme");
-        assert_eq!(error.field, "jwks_url");
+        assert_eq!(error.key, "issuer.jwks_url");
     }
 
     #[test]
@@ -232,10 +227,10 @@ revocations_url = "https://auth.example/r"
             ("revocation_retention_secs = 600", "revocation_retention_secs"),
         ] {
             let error = parse(extra).expect("parses").check().expect_err(extra);
-            assert_eq!(error.field, field, "{extra}");
+            assert_eq!(error.key, format!("issuer.{field}"), "{extra}");
         }
         let mut blank = parse("").expect("config");
         blank.audience = " ".into();
-        assert_eq!(blank.check().map_err(|e| e.field), Err("audience"));
+        assert_eq!(blank.check().map_err(|e| e.key), Err("issuer.audience".to_string()));
     }
 }

@@ -4,16 +4,16 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
+use bytes::Bytes;
 use http::{HeaderMap, Uri, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Empty, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// A client for `http://` and `https://` issuers. Fails only if the system has no trusted
 /// root certificates at all.
@@ -37,7 +37,7 @@ const MAX_BYTES: usize = 1024 * 1024;
 pub async fn get_json<T: DeserializeOwned>(client: &HttpClient, uri: &Uri) -> Result<(HeaderMap, T), String> {
     let request = http::Request::get(uri.clone())
         .header(header::ACCEPT, "application/json")
-        .body(Body::empty())
+        .body(Empty::new())
         .map_err(|e| e.to_string())?;
     let response = tokio::time::timeout(TIMEOUT, client.request(request))
         .await

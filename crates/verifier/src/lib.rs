@@ -12,5 +12,5 @@ mod jwks;
 mod revocations;
 mod verify;
 
-pub use config::{IssuerConfig, IssuerError};
+pub use config::IssuerConfig;
 pub use verify::{Denial, Verifier, bearer_token};

@@ -11,9 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
-use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, HeaderValue, header};
-use rampart_kernel::{Problem, ProblemType};
+use http::{HeaderMap, header};
 use rampart_tokens::jwt::{self, AccessClaims, Rejection, Validation};
 
 use crate::config::IssuerConfig;
@@ -46,47 +44,6 @@ impl Denial {
             Self::KeysUnavailable => "keys_unavailable",
             Self::RevocationUnknown => "revocation_status_unknown",
         }
-    }
-}
-
-impl IntoResponse for Denial {
-    fn into_response(self) -> Response {
-        // RFC 6750 §3: the challenge says what kind of failure, never which check failed.
-        let (problem, challenge) = match self {
-            Self::Missing => (
-                Problem::new(ProblemType::Unauthorized, "A bearer access token is required."),
-                Some(r#"Bearer realm="rampart""#),
-            ),
-            Self::Invalid(_) | Self::Revoked => (
-                Problem::new(
-                    ProblemType::Unauthorized,
-                    "The access token is invalid, expired or revoked.",
-                ),
-                Some(r#"Bearer realm="rampart", error="invalid_token""#),
-            ),
-            Self::InsufficientScope => (
-                Problem::new(
-                    ProblemType::Forbidden,
-                    "The access token lacks a scope this route requires.",
-                ),
-                Some(r#"Bearer realm="rampart", error="insufficient_scope""#),
-            ),
-            Self::KeysUnavailable | Self::RevocationUnknown => (
-                Problem::new(
-                    ProblemType::ServiceUnavailable,
-                    "Tokens cannot be checked right now; try again shortly.",
-                )
-                .with_retry_after(1),
-                None,
-            ),
-        };
-        let mut response = problem.into_response();
-        if let Some(challenge) = challenge {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-        }
-        response
     }
 }
 
@@ -327,6 +284,8 @@ impl VerifiedTokens {
 
 #[cfg(test)]
 mod tests {
+    use http::HeaderValue;
+
     use super::*;
 
     fn headers(values: &[&str]) -> HeaderMap {

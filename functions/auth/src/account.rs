@@ -6,20 +6,20 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use rampart_identity::ProviderSession;
 use rampart_kernel::extract::Json;
-use rampart_kernel::{Problem, ProblemType};
+use rampart_kernel::{BearerRefusal, Problem, ProblemType, now_unix, now_unix_ms};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use rampart_mailer::Notice;
 
+use crate::App;
 use crate::audit::{EventKind, Outcome};
 use crate::error::ApiError;
 use crate::extract::{AuthUser, ClientInfo};
 use crate::input::{code, current_password, new_password};
-use crate::signin::{no_store, user_event};
+use crate::respond::no_store;
 use crate::throttle::Counter;
-use crate::{App, now_unix, now_unix_ms};
 
 /// Changing the second factor needs a sign-in at most this old, so a stolen refresh token
 /// alone cannot.
@@ -41,7 +41,7 @@ async fn step_up(
         return Ok(());
     }
     let reason = if recent { "totp_not_answered" } else { "sign_in_too_old" };
-    app.record(user_event(client, user, kind).failed(Outcome::Failure, reason))
+    app.record(client.user_event(user, kind).failed(Outcome::Failure, reason))
         .await;
     Err(ApiError(Problem::new(
         ProblemType::Forbidden,
@@ -116,7 +116,7 @@ pub async fn me(State(app): State<App>, user: AuthUser) -> Result<Response, ApiE
         .identity
         .current_user(&user.session.user_id)
         .await?
-        .ok_or_else(|| ApiError(Problem::of(ProblemType::Unauthorized)))?;
+        .ok_or_else(|| ApiError(BearerRefusal::Invalid.into()))?;
     Ok(no_store(Me {
         sub: current.id.clone(),
         id: current.id,
@@ -168,7 +168,7 @@ pub async fn revoke_session(
         return Err(ApiError(Problem::new(ProblemType::NotFound, "No such session.")));
     }
     app.sessions.revoke(&id, now).await?;
-    let mut event = user_event(&client, &user, EventKind::SessionRevoke);
+    let mut event = client.user_event(&user, EventKind::SessionRevoke);
     event.reason = Some(format!("revoked {id}"));
     app.record(event).await;
     Ok(StatusCode::NO_CONTENT)
@@ -197,7 +197,7 @@ pub async fn change_password(
         .identity
         .change_password(&user.provider_session(&app).await?, &old, &new)
         .await;
-    app.record(user_event(&client, &user, EventKind::PasswordChange).with_result(&result))
+    app.record(client.user_event(&user, EventKind::PasswordChange).with_result(&result))
         .await;
     result?;
     app.throttle.forget(&counter).await?;
@@ -238,7 +238,7 @@ pub async fn verify_totp(
         .identity
         .confirm_totp_enrolment(&user.provider_session(&app).await?, code)
         .await;
-    app.record(user_event(&client, &user, EventKind::MfaEnrol).with_result(&result))
+    app.record(client.user_event(&user, EventKind::MfaEnrol).with_result(&result))
         .await;
     result?;
     app.sessions
@@ -257,7 +257,7 @@ pub async fn disable_totp(State(app): State<App>, client: ClientInfo, user: Auth
     let session = user.provider_session(&app).await?;
     step_up(&app, &client, &user, &session, EventKind::MfaDisable).await?;
     let result = app.backends.identity.disable_totp(&session).await;
-    app.record(user_event(&client, &user, EventKind::MfaDisable).with_result(&result))
+    app.record(client.user_event(&user, EventKind::MfaDisable).with_result(&result))
         .await;
     result?;
     app.sessions

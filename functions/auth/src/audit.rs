@@ -10,7 +10,7 @@ use rampart_identity::IdentityError;
 use rampart_store::{Item, ItemStore, Key, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
-use crate::random_bytes;
+use crate::random::random_bytes;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ use rampart_store::{Item, ItemStore, Key, StoreError, Table};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::now_unix;
+use rampart_kernel::now_unix;
 
 /// The characters of a code: Crockford's base32, without the letters that read like digits
 /// (I, L, O, U). Codes are matched case-insensitively.

@@ -14,7 +14,7 @@ use rampart_store::{Item, ItemStore, Key, StoreError, Table};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::random_bytes;
+use crate::random::random_bytes;
 use crate::throttle::hash;
 
 /// How long a device stays recognised without signing in.

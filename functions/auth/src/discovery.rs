@@ -1,27 +1,16 @@
-//! What relying parties fetch: signing keys, discovery metadata, the revocation feed, and this
-//! API's OpenAPI document.
+//! What relying parties fetch: signing keys, discovery metadata and the revocation feed.
 
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, header};
-use rampart_kernel::Problem;
+use axum::response::Response;
+use rampart_kernel::{Problem, now_unix};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::App;
 use crate::error::ApiError;
+use crate::respond::{USER_SCOPE, cacheable, no_store};
 use crate::sessions::{FeedCursor, Revocation};
-use crate::signin::{USER_SCOPE, no_store};
-use crate::{App, now_unix};
-
-/// How long clients and the proxy may cache the JWKS. Short, because a rotated key must be
-/// picked up well inside the previous key's verification window.
-pub const JWKS_MAX_AGE_SECS: u32 = 300;
-
-fn cacheable(body: impl Serialize, max_age_secs: u32) -> Response {
-    let cache = HeaderValue::from_str(&format!("public, max-age={max_age_secs}"))
-        .unwrap_or(HeaderValue::from_static("no-store"));
-    ([(header::CACHE_CONTROL, cache)], axum::Json(body)).into_response()
-}
+use rampart_keyring::JWKS_MAX_AGE_SECS;
 
 /// The public keys that verify Rampart access tokens (RFC 7517).
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery",
@@ -124,10 +113,4 @@ pub async fn revocations(State(app): State<App>, Query(query): Query<FeedQuery>)
         as_of_ms: now * 1000,
         next: page.next.map(|cursor| cursor.encode()),
     }))
-}
-
-/// This API's OpenAPI 3.1 document.
-pub async fn openapi() -> Response {
-    use utoipa::OpenApi;
-    cacheable(crate::ApiDoc::openapi(), JWKS_MAX_AGE_SECS)
 }

@@ -6,9 +6,9 @@ use rampart_kernel::{Problem, ProblemType};
 use rampart_store::StoreError;
 use rampart_tokens::SignerError;
 
-use crate::keys::KeyError;
 use crate::sessions::RefreshError;
 use crate::throttle::ThrottleError;
+use rampart_keyring::KeyError;
 
 /// A handler failure. `?` converts the backends' errors; internals are logged here and never
 /// sent.

@@ -9,13 +9,13 @@ use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
 use rampart_identity::{ProviderSession, User, UserStatus};
 use rampart_kernel::forwarded::TrustedProxies;
-use rampart_kernel::{Problem, ProblemType};
+use rampart_kernel::{BearerRefusal, now_unix, now_unix_ms};
 use rampart_store::StoreError;
 use rampart_tokens::jwt::{self, AccessClaims};
 
 use crate::error::ApiError;
 use crate::sessions::Session;
-use crate::{App, audit, now_unix, now_unix_ms};
+use crate::{App, audit};
 
 /// Longest user agent kept in the audit log and session list.
 const MAX_USER_AGENT_CHARS: usize = 256;
@@ -32,6 +32,14 @@ impl ClientInfo {
     /// shares one counter with every other such request.
     pub fn ip_or_unknown(&self) -> &str {
         self.ip.as_deref().unwrap_or("unknown")
+    }
+
+    /// An audit event of `kind` about the signed-in user's own session, from this client.
+    pub fn user_event(&self, user: &AuthUser, kind: audit::EventKind) -> audit::Event {
+        let mut event = self.event(kind, audit::Outcome::Success);
+        event.user_id = Some(user.session.user_id.clone());
+        event.session_id = Some(user.session.id.clone());
+        event
     }
 
     /// An audit event of `kind` from this client at the current time.
@@ -109,37 +117,38 @@ impl AuthUser {
     }
 }
 
-fn unauthorized() -> ApiError {
-    ApiError(Problem::new(
-        ProblemType::Unauthorized,
-        "A valid access token is required.",
-    ))
+fn refused(refusal: BearerRefusal) -> ApiError {
+    ApiError(refusal.into())
 }
 
 impl FromRequestParts<App> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let token = parts
+        // No header is a missing token; a header that holds no bearer token is an invalid one.
+        let header = parts
             .headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| refused(BearerRefusal::Missing))?;
+        let token = header
+            .to_str()
+            .ok()
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(unauthorized)?;
+            .ok_or_else(|| refused(BearerRefusal::Invalid))?;
         let now = now_unix();
         let keys = app.keys.verification_keys(now).await?;
         let claims = jwt::verify(token.trim(), &keys, &app.validation, now).map_err(|rejection| {
             tracing::info!(reason = rejection.reason(), "access token refused");
-            unauthorized()
+            refused(BearerRefusal::Invalid)
         })?;
         let session = app
             .sessions
             .get(&claims.sid)
             .await?
             .filter(|s| s.is_active(now) && s.user_id == claims.sub)
-            .ok_or_else(unauthorized)?;
+            .ok_or_else(|| refused(BearerRefusal::Invalid))?;
         if app.sessions.is_cut_off(&session).await? {
-            return Err(unauthorized());
+            return Err(refused(BearerRefusal::Invalid));
         }
         Ok(Self { claims, session })
     }

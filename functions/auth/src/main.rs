@@ -1,16 +1,13 @@
 //! The auth function on AWS Lambda: configuration from the environment only.
 
 use rampart_auth_function::{Backends, StartupError, from_api_gateway, router};
-use rampart_kernel::{Backend, Settings};
+use rampart_kernel::Settings;
 
 #[tokio::main]
 async fn main() -> Result<(), StartupError> {
     let settings = Settings::load(None)?;
     let _telemetry = rampart_kernel::telemetry::init("rampart-auth", &settings.telemetry)?;
-    let aws = match settings.backend {
-        Backend::Aws => Some(rampart_kernel::aws::sdk_config().await),
-        Backend::Embedded => None,
-    };
+    let aws = rampart_kernel::aws::sdk_config_for(&settings).await;
     // Clients are built once per cold start and shared by every invocation.
     let backends = Backends::connect(&settings, aws.as_ref()).await?;
     let app = tower::ServiceExt::map_request(router(backends, &settings), from_api_gateway);

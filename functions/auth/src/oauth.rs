@@ -17,7 +17,8 @@ use utoipa::ToSchema;
 
 use crate::App;
 use crate::extract::ClientInfo;
-use crate::signin::{TokenResponse, USER_SCOPE, rotate_refresh_token};
+use crate::respond::USER_SCOPE;
+use crate::signin::{TokenResponse, rotate_refresh_token};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 

@@ -26,7 +26,7 @@ use rampart_store::{Item, ItemStore, Key, StoreError, Table};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::random_bytes;
+use crate::random::random_bytes;
 
 /// How many rotated secrets a session remembers for reuse detection. A client refreshing every
 /// access-token lifetime (15 minutes) fills this in eight hours; an older copy is merely refused.

@@ -2,29 +2,28 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::{HeaderValue, header};
 use rampart_identity::{Email, IdentityError, LoginOutcome, ProviderSession, UserStatus};
 use rampart_kernel::extract::Json;
+use rampart_kernel::{now_unix, now_unix_ms};
 use rampart_tokens::jwt::{self, AccessClaims};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::App;
 use crate::audit::{Event, EventKind, Outcome};
 use crate::codes::CodePurpose;
 use crate::devices::Device;
 use crate::error::{ApiError, invalid_refresh_token};
 use crate::extract::{AuthUser, ClientInfo};
 use crate::input::{code, current_password, email, opaque};
+use crate::random::random_bytes;
+use crate::respond::{USER_SCOPE, no_store};
 use crate::sessions::{NewSession, RefreshError, RefreshToken, Session};
 use crate::throttle::Counter;
-use crate::{App, now_unix, now_unix_ms, random_bytes};
-
-/// Scopes of every user access token until per-client scopes exist.
-pub const USER_SCOPE: &str = "core:read core:write";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -230,7 +229,7 @@ pub(crate) async fn rotate_refresh_token(
     responses((status = 204, description = "Session revoked"), (status = 401, description = "No valid access token", content_type = "application/problem+json")))]
 pub async fn logout(State(app): State<App>, client: ClientInfo, user: AuthUser) -> Result<StatusCode, ApiError> {
     app.sessions.revoke(&user.session.id, now_unix()).await?;
-    app.record(user_event(&client, &user, EventKind::Logout)).await;
+    app.record(client.user_event(&user, EventKind::Logout)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -239,18 +238,10 @@ pub async fn logout(State(app): State<App>, client: ClientInfo, user: AuthUser) 
     responses((status = 204, description = "Every session revoked"), (status = 401, description = "No valid access token", content_type = "application/problem+json")))]
 pub async fn logout_all(State(app): State<App>, client: ClientInfo, user: AuthUser) -> Result<StatusCode, ApiError> {
     app.sign_out_everywhere(&user.session.user_id, now_unix()).await?;
-    app.record(user_event(&client, &user, EventKind::LogoutAll)).await;
+    app.record(client.user_event(&user, EventKind::LogoutAll)).await;
     app.notify(&user.session.email, rampart_mailer::Notice::SignedOutEverywhere)
         .await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// An audit event about the signed-in user's own session.
-pub(crate) fn user_event(client: &ClientInfo, user: &AuthUser, kind: EventKind) -> crate::audit::Event {
-    let mut event = client.event(kind, Outcome::Success);
-    event.user_id = Some(user.session.user_id.clone());
-    event.session_id = Some(user.session.id.clone());
-    event
 }
 
 /// What a sign-in attempt was charged to, and so what its success redeems.
@@ -387,13 +378,4 @@ async fn issue_tokens(app: &App, session: &Session, refresh_token: RefreshToken)
         scope: USER_SCOPE,
         device_token: None,
     })
-}
-
-/// A JSON body that must never be cached (RFC 6749 §5.1).
-pub(crate) fn no_store<T: Serialize>(body: T) -> Response {
-    (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        axum::Json(body),
-    )
-        .into_response()
 }

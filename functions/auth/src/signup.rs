@@ -8,18 +8,19 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rampart_identity::{Email, IdentityError, SignUpOutcome, User, UserStatus};
 use rampart_kernel::extract::Json;
+use rampart_kernel::{now_unix, now_unix_ms};
 use rampart_mailer::Notice;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::App;
 use crate::audit::{Event, EventKind, Outcome};
 use crate::codes::CodePurpose;
 use crate::error::ApiError;
 use crate::extract::ClientInfo;
 use crate::input::{code, email, new_password};
 use crate::throttle::Counter;
-use crate::{App, now_unix, now_unix_ms};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

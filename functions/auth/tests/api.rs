@@ -190,6 +190,29 @@ impl Stack {
         self.send(self.http.get(format!("{}{path}", self.base))).await
     }
 
+    /// Signed in with `tokens`, changes the password from `current` to `new`, then signs out
+    /// everywhere.
+    async fn change_password_and_sign_out_everywhere(&self, tokens: &Value, current: &str, new: &str) {
+        let change = json!({"current_password": current, "new_password": new});
+        let reply = self
+            .post_as(token(tokens), "/v1/auth/password/change", Some(change))
+            .await;
+        assert_eq!(reply.status, 204, "{reply:?}");
+        let reply = self.post_as(token(tokens), "/v1/auth/logout/all", None).await;
+        assert_eq!(reply.status, 204, "{reply:?}");
+    }
+
+    /// Resets the password as its owner would: forgot, then the mailed code. Returns the code.
+    async fn reset_password(&self, email: &str, new_password: &str) -> String {
+        let forgot = self.post("/v1/auth/password/forgot", json!({"email": email})).await;
+        assert_eq!(forgot.status, 202, "{forgot:?}");
+        let code = self.reset_code(email);
+        let reset = json!({"email": email, "code": code, "new_password": new_password});
+        let reply = self.post("/v1/auth/password/reset", reset).await;
+        assert_eq!(reply.status, 204, "{reply:?}");
+        code
+    }
+
     /// The latest confirmation code mailed to `email`, as its owner would read it.
     fn confirmation_code(&self, email: &str) -> String {
         self.mailed_code(email, "confirm_sign_up")
@@ -1016,25 +1039,10 @@ async fn owners_are_told_of_every_security_change(stack: &Stack) {
         .await;
     assert_eq!(again.status, 202, "{again:?}");
     let tokens = stack.login(&email, PASSWORD).await;
-    let change = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
-    let reply = stack
-        .post_as(token(&tokens), "/v1/auth/password/change", Some(change))
+    stack
+        .change_password_and_sign_out_everywhere(&tokens, PASSWORD, NEW_PASSWORD)
         .await;
-    assert_eq!(reply.status, 204, "{reply:?}");
-    assert_eq!(
-        stack.post_as(token(&tokens), "/v1/auth/logout/all", None).await.status,
-        204
-    );
-    assert_eq!(
-        stack
-            .post("/v1/auth/password/forgot", json!({"email": email}))
-            .await
-            .status,
-        202
-    );
-    let code = stack.reset_code(&email);
-    let reset = json!({"email": email, "code": code, "new_password": PASSWORD});
-    assert_eq!(stack.post("/v1/auth/password/reset", reset).await.status, 204);
+    stack.reset_password(&email, PASSWORD).await;
     assert_eq!(
         stack.notices(&email),
         [
@@ -1382,10 +1390,16 @@ async fn forged_truncated_and_foreign_tokens_are_unauthorized() {
     ] {
         let reply = stack.get_as(bad, "/v1/auth/me").await;
         assert_eq!(reply.status, 401, "{bad}: {reply:?}");
-        assert_eq!(reply.headers["www-authenticate"], "Bearer");
+        assert_eq!(
+            reply.headers["www-authenticate"],
+            r#"Bearer realm="rampart", error="invalid_token""#
+        );
+        assert_eq!(reply.body["detail"], "The access token is invalid, expired or revoked.");
     }
     let no_header = stack.get("/v1/auth/me").await;
     assert_eq!(no_header.status, 401);
+    assert_eq!(no_header.headers["www-authenticate"], r#"Bearer realm="rampart""#);
+    assert_eq!(no_header.body["detail"], "A bearer access token is required.");
     // Refresh tokens are checked as strictly.
     for bad in [
         "",
@@ -1840,31 +1854,13 @@ async fn every_security_event_is_audited_and_no_record_holds_a_secret() {
     let tokens = stack.login(&email, PASSWORD).await;
     let refreshed = stack.refresh(&tokens["refresh_token"]).await;
     assert_eq!(refreshed.status, 200);
-    assert_eq!(
-        stack
-            .post("/v1/auth/password/forgot", json!({"email": email}))
-            .await
-            .status,
-        202
-    );
-    let reset = json!({"email": email, "code": wrong_code, "new_password": NEW_PASSWORD});
+    let reset_code = stack.reset_password(&email, NEW_PASSWORD).await;
+    let reset = json!({"email": email, "code": wrong_code, "new_password": PASSWORD});
     assert_eq!(stack.post("/v1/auth/password/reset", reset).await.status, 422);
-    let reset_code = stack.reset_code(&email);
-    let reset = json!({"email": email, "code": reset_code, "new_password": NEW_PASSWORD});
-    assert_eq!(stack.post("/v1/auth/password/reset", reset).await.status, 204);
     let tokens_after = stack.login(&email, NEW_PASSWORD).await;
-    let change = json!({"current_password": NEW_PASSWORD, "new_password": PASSWORD});
-    let reply = stack
-        .post_as(token(&tokens_after), "/v1/auth/password/change", Some(change))
+    stack
+        .change_password_and_sign_out_everywhere(&tokens_after, NEW_PASSWORD, PASSWORD)
         .await;
-    assert_eq!(reply.status, 204);
-    assert_eq!(
-        stack
-            .post_as(token(&tokens_after), "/v1/auth/logout/all", None)
-            .await
-            .status,
-        204
-    );
 
     let records = AuditLog::new(Arc::clone(&stack.store), stack.settings.audit.retention_days)
         .on_day(unix_now() as i64 * 1000, 1000)

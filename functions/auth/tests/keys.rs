@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use http_body_util::BodyExt;
-use rampart_auth_function::keys::{KeyRing, PUBLISH_LEAD_SECS};
 use rampart_auth_function::{Backends, router};
 use rampart_identity::{Email, Password, SignUpOutcome};
 use rampart_kernel::Settings;
+use rampart_keyring::{KeyRing, PUBLISH_LEAD_SECS};
 use rampart_tokens::{KeySource, KmsKeys, LocalKeys};
 use serde_json::{Value, json};
 use tower::ServiceExt;

@@ -92,7 +92,7 @@ async fn rest_api_v1_post_with_wrong_credentials_is_a_401_problem() {
     let (status, headers, body) = call(include_str!("events/apigw_v1_login.json")).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(headers[http::header::CONTENT_TYPE], "application/problem+json");
-    assert_eq!(headers[http::header::WWW_AUTHENTICATE], "Bearer");
+    assert_eq!(headers[http::header::WWW_AUTHENTICATE], r#"Bearer realm="rampart""#);
     assert_eq!(body["type"], "urn:rampart:problem:unauthorized");
     assert_eq!(body["detail"], "Incorrect email or password.");
 }

@@ -24,9 +24,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use rampart_kernel::{Settings, now_unix};
+use rampart_kernel::{ConfigError, Settings, now_unix};
 use rampart_tokens::jwt::AccessClaims;
-use rampart_verifier::{Denial, IssuerConfig, IssuerError, Verifier};
+use rampart_verifier::{Denial, IssuerConfig, Verifier};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -157,16 +157,10 @@ impl Authorizer {
 /// Why the authorizer could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("issuer setting {}: {}", .0.field, .0.message)]
-    Issuer(IssuerError),
+    #[error(transparent)]
+    Issuer(#[from] ConfigError),
     #[error("HTTPS client: {0}")]
     Client(#[from] std::io::Error),
-}
-
-impl From<IssuerError> for StartupError {
-    fn from(error: IssuerError) -> Self {
-        Self::Issuer(error)
-    }
 }
 
 type Outcome = Result<Arc<AccessClaims>, Denial>;

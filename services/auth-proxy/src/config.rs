@@ -45,6 +45,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use http::Uri;
+pub use rampart_kernel::ConfigError;
 use rampart_kernel::forwarded::TrustedProxies;
 use rampart_verifier::IssuerConfig;
 use serde::Deserialize;
@@ -168,19 +169,8 @@ struct RouteFile {
     retries: bool,
 }
 
-/// Why a configuration was refused, naming the key.
-#[derive(Debug, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct ConfigError {
-    pub key: String,
-    pub message: String,
-}
-
 fn error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        message: message.into(),
-    }
+    ConfigError::new(key, message)
 }
 
 impl ProxyConfig {
@@ -237,9 +227,7 @@ impl ProxyConfig {
 }
 
 fn check_issuer(issuer: IssuerConfig) -> Result<IssuerConfig, ConfigError> {
-    issuer
-        .check()
-        .map_err(|e| error(format!("issuer.{}", e.field), e.message))?;
+    issuer.check()?;
     Ok(issuer)
 }
 

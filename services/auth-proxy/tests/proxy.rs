@@ -273,6 +273,20 @@ rate_limit = "tight"
         (status, body)
     }
 
+    /// The routes file with one more route: `/v1/open`, public, to the echo upstream.
+    fn config_with_open_route(&self) -> String {
+        let echo = self
+            .config
+            .split("prefix = \"/v1/echo\"\nupstream = \"")
+            .nth(1)
+            .expect("echo route");
+        let echo = echo.split('"').next().expect("echo upstream");
+        format!(
+            "{}\n[[route]]\nprefix = \"/v1/open\"\nupstream = \"{echo}\"\npublic = true\n",
+            self.config
+        )
+    }
+
     /// Registers, confirms and signs in a new user through the proxy; returns the tokens.
     async fn sign_in(&self) -> Value {
         let outbox = self.dir.path().join(rampart_mailer::outbox::OUTBOX_FILE);
@@ -358,6 +372,8 @@ async fn a_valid_token_passes_with_identity_headers_and_spoofed_ones_never_arriv
     assert_eq!(status, 401);
     assert_eq!(headers["www-authenticate"], r#"Bearer realm="rampart""#);
     assert_eq!(body["type"], "urn:rampart:problem:unauthorized");
+    // The same words as the auth API's (and core's): one refusal, read the same everywhere.
+    assert_eq!(body["detail"], "A bearer access token is required.");
     let (status, headers, _) = stack.get_full("/v1/admin/users", Some(token)).await;
     assert_eq!(status, 403);
     assert!(
@@ -649,16 +665,7 @@ async fn routes_reload_on_sighup_and_a_bad_file_keeps_the_running_ones() {
     assert_eq!(stack.get("/v1/open/x", None).await.0, 404);
 
     // A new public route appears.
-    let echo = stack
-        .config
-        .split("prefix = \"/v1/echo\"\nupstream = \"")
-        .nth(1)
-        .expect("echo route");
-    let echo = echo.split('"').next().expect("echo upstream");
-    let added = format!(
-        "{}\n[[route]]\nprefix = \"/v1/open\"\nupstream = \"{echo}\"\npublic = true\n",
-        stack.config
-    );
+    let added = stack.config_with_open_route();
     // Waits until the reload counter for `result` reaches `count`: the handler has acted.
     let reloads = |result: &'static str, count: usize| {
         let stack = &stack;
@@ -800,16 +807,7 @@ async fn the_binary_proxies_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
         get(format!("{base}/v1/open/x"), None).await.expect("open").status(),
         404
     );
-    let echo = stack
-        .config
-        .split("prefix = \"/v1/echo\"\nupstream = \"")
-        .nth(1)
-        .expect("echo route");
-    let echo = echo.split('"').next().expect("echo upstream");
-    let added = format!(
-        "{}\n[[route]]\nprefix = \"/v1/open\"\nupstream = \"{echo}\"\npublic = true\n",
-        stack.config
-    );
+    let added = stack.config_with_open_route();
     std::fs::write(&routes, added).expect("write routes");
     signal(pid, "-HUP");
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -1,17 +1,14 @@
 //! core as its own process (EKS): listens on `listen.core`.
 
+use rampart_kernel::Settings;
 use rampart_kernel::serve::{bind, serve, shutdown_signal};
-use rampart_kernel::{Backend, Settings};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let settings = Settings::load(None)?;
     let _telemetry = rampart_kernel::telemetry::init("rampart-core", &settings.telemetry)?;
-    let aws = match settings.backend {
-        Backend::Aws => Some(rampart_kernel::aws::sdk_config().await),
-        Backend::Embedded => None,
-    };
+    let aws = rampart_kernel::aws::sdk_config_for(&settings).await;
     let store = rampart_store::connect(&settings, aws.as_ref())?;
     let listener = bind(settings.listen.core).await?;
     tracing::info!(addr = %listener.local_addr()?, "core listening");

@@ -1,0 +1,199 @@
+//! A proxy's life: started from a configuration, served on its listeners, reloaded on SIGHUP,
+//! ready once the issuer's keys and revocation feed are in.
+
+use std::convert::Infallible;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::response::Response;
+use http::header;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rampart_kernel::Settings;
+use rampart_kernel::health::{self, ReadinessProbe};
+use rampart_kernel::http::{EdgeLayer, with_edge_layers};
+use rampart_kernel::serve::{serve, serve_on_threads, threads_per_listener};
+use rampart_verifier::Verifier;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::{Layer, Service};
+
+use crate::breaker::Breakers;
+use crate::config::{ConfigError, ProxyConfig};
+use crate::metrics::Metrics;
+use crate::phases::{Forwarder, Gateway};
+use crate::ratelimit::RateLimiter;
+
+/// A running proxy: its routes, its view of the issuer's keys and revocations, and the tasks
+/// that keep that view fresh.
+#[derive(Debug, Clone)]
+pub struct AuthProxy(pub(crate) Arc<Inner>);
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) routes: RwLock<Arc<ProxyConfig>>,
+    pub(crate) verifier: Arc<Verifier>,
+    pub(crate) limiter: RateLimiter,
+    pub(crate) metrics: Metrics,
+    pub(crate) breakers: Breakers,
+    /// The rate limiter's clock: nanoseconds since start, monotonic.
+    pub(crate) started: Instant,
+    pub(crate) settings: Settings,
+}
+
+impl AuthProxy {
+    /// Starts fetching the issuer's keys and polling its revocation feed. The proxy is ready
+    /// (`/readyz`) once both have answered; protected routes answer 503 until then.
+    pub fn start(config: ProxyConfig, settings: &Settings) -> std::io::Result<Self> {
+        let verifier = Arc::new(Verifier::new(&config.issuer)?);
+        verifier.spawn_refreshers();
+        Ok(Self(Arc::new(Inner {
+            routes: RwLock::new(Arc::new(config)),
+            verifier,
+            limiter: RateLimiter::default(),
+            metrics: Metrics::default(),
+            breakers: Breakers::default(),
+            started: Instant::now(),
+            settings: settings.clone(),
+        })))
+    }
+
+    /// The proxy as a service, inside the shared edge ([`EdgeLayer`]): its own health routes,
+    /// and everything else forwarded by route. Each service has its own pool of upstream
+    /// connections: serve each from one thread
+    /// ([`serve_on_threads`](rampart_kernel::serve::serve_on_threads)) so that a request and
+    /// its upstream connection are driven by the same thread.
+    ///
+    /// A plain service rather than an axum `Router`: routing is one prefix match, and the
+    /// router's per-request matching, boxing and layering were a measurable part of the proxy's
+    /// CPU (docs/performance.md).
+    pub fn service(
+        &self,
+    ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send + 'static> + Clone + Send + 'static
+    {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        connector.set_nodelay(true);
+        let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
+            Arc::new(JwksLoaded(Arc::clone(&self.0.verifier))),
+            Arc::new(RevocationsFresh(Arc::clone(&self.0.verifier))),
+        ];
+        let gateway = Gateway {
+            // One Arc, so that handing it to each request is a single count increment.
+            forwarder: Arc::new(Forwarder {
+                proxy: self.clone(),
+                client: Client::builder(TokioExecutor::new()).build(connector),
+            }),
+            health: health::router("auth-proxy", probes),
+        };
+        // Every route is timed by the proxy itself, which says which bound was hit (504).
+        EdgeLayer::new(&self.0.settings.http).timed_by_service().layer(gateway)
+    }
+
+    /// The admin listener's routes: `GET /metrics` (Prometheus text format), inside the same
+    /// edge as every other port (request id, security headers, problem+json errors). Serve it
+    /// on an address only the monitoring system reaches.
+    pub fn admin_router(&self) -> Router {
+        let proxy = self.clone();
+        let router = Router::new().route(
+            "/metrics",
+            axum::routing::get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    proxy.0.metrics.render(&proxy.0.breakers.states()),
+                )
+            }),
+        );
+        with_edge_layers(router, &self.0.settings.http)
+    }
+
+    /// Serves the proxy on `listener`, from a thread per CPU (see [`Self::service`]), and its
+    /// metrics on `admin` until `shutdown` is cancelled; returns once both have drained their
+    /// in-flight requests.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        admin: TcpListener,
+        shutdown: CancellationToken,
+    ) -> io::Result<()> {
+        let http = &self.0.settings.http;
+        let services = (0..threads_per_listener()).map(|_| self.service()).collect();
+        tokio::try_join!(
+            serve_on_threads(listener, services, http, shutdown.clone()),
+            serve(admin, self.admin_router(), http, shutdown),
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the routes. The issuer section cannot change while running (its keys and feed
+    /// are already being followed): such a configuration is refused and the old one kept.
+    pub fn reload(&self, config: ProxyConfig) -> Result<(), ConfigError> {
+        let mut current = self.0.routes.write().unwrap_or_else(PoisonError::into_inner);
+        if config.issuer != current.issuer {
+            return Err(ConfigError::new("issuer", "changes to [issuer] need a restart"));
+        }
+        *current = Arc::new(config);
+        Ok(())
+    }
+
+    /// Reloads the configuration file on every SIGHUP; a file that fails to load or check is
+    /// logged with the reason and the running configuration stays.
+    pub fn reload_on_sighup(&self, path: PathBuf) -> std::io::Result<()> {
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let proxy = self.clone();
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let reloaded = ProxyConfig::load(&path).and_then(|config| proxy.reload(config));
+                proxy.0.metrics.reload(reloaded.is_ok());
+                match reloaded {
+                    Ok(()) => tracing::info!(path = %path.display(), "routes reloaded"),
+                    Err(error) => {
+                        tracing::error!(path = %path.display(), %error, "reload refused; the running routes stay");
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    pub(crate) fn config(&self) -> Arc<ProxyConfig> {
+        Arc::clone(&self.0.routes.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+struct JwksLoaded(Arc<Verifier>);
+
+#[async_trait::async_trait]
+impl ReadinessProbe for JwksLoaded {
+    fn name(&self) -> &'static str {
+        "jwks"
+    }
+    async fn check(&self) -> Result<(), String> {
+        if self.0.keys_loaded() {
+            Ok(())
+        } else {
+            Err("no keys loaded yet".into())
+        }
+    }
+}
+
+struct RevocationsFresh(Arc<Verifier>);
+
+#[async_trait::async_trait]
+impl ReadinessProbe for RevocationsFresh {
+    fn name(&self) -> &'static str {
+        "revocations"
+    }
+    async fn check(&self) -> Result<(), String> {
+        if self.0.revocations_fresh() {
+            Ok(())
+        } else {
+            Err("the revocation feed has not been read within its bound".into())
+        }
+    }
+}
