@@ -9,12 +9,15 @@ module, which checkov's pinned bc-python-hcl2 provides.
    versions.tf; versions.tf pins Terraform and the AWS provider (~> 5.x or 6.x);
    every variable has a type and a description; every output has a description;
    every module is used by an environment and every module source exists.
-3. Every table, KMS key and secret in the schema is materialised by a Terraform
-   resource: a for_each over the schema section (read with
-   jsondecode(file(".../schema/platform.json"))), or a resource naming it. The
+3. Only environments read the schema (jsondecode(file(".../schema/platform.json")));
+   modules take its sections as typed variables, so a module works outside this
+   tree. Every table, KMS key and secret in the schema is materialised by a
+   Terraform resource: a for_each over the schema section (in a module, over the
+   variable an environment passes the section in), or a resource naming it. The
    user pool and app client read every schema user_pool field. Names the
    environments look up in module outputs (e.g. a secret ARN by schema name)
-   exist in the schema.
+   exist in the schema. Every resource_prefix variable is validated with the
+   schema's resource_prefix.pattern, the one Rust checks.
 4. Every RAMPART_* variable an environment outputs is named in the schema's
    "environment", and each environment outputs the ones in REQUIRED_ENV.
 5. The LocalStack provisioning script reads the schema instead of repeating it.
@@ -102,6 +105,8 @@ class Unit:
         self.locals: dict[str, object] = {}
         self.resources: list[tuple[str, str, dict]] = []  # (type, name, body)
         self.schema_locals: set[str] = set()
+        # Schema section -> `var.<name>` through which an environment passes it in.
+        self.section_vars: dict[str, set[str]] = {}
 
     @property
     def name(self) -> str:
@@ -171,6 +176,22 @@ def check_conventions(units: dict[Path, Unit]) -> None:
                     fail(f"{unit.name}/{fname}: output {oname!r} has no description")
 
 
+def check_resource_prefix_rule(units: dict[Path, Unit], schema: dict) -> None:
+    pattern = schema.get("resource_prefix", {}).get("pattern")
+    if not pattern:
+        fail("schema/platform.json: resource_prefix.pattern is missing")
+        return
+    wanted = f'can(regex("{pattern}",var.resource_prefix))'
+    for unit in units.values():
+        for fname, doc in unit.docs.items():
+            for vname, body in blocks(doc, "variable"):
+                if vname != "resource_prefix":
+                    continue
+                conditions = [str(first(v, "condition", "")).replace(" ", "") for v in body.get("validation", [])]
+                if not any(wanted in condition for condition in conditions):
+                    fail(f"{unit.name}/{fname}: variable resource_prefix is not validated with {wanted} (schema resource_prefix.pattern)")
+
+
 def module_calls(unit: Unit) -> list[tuple[str, Path]]:
     calls = []
     for doc in unit.docs.values():
@@ -205,12 +226,32 @@ def find_schema_locals(units: dict[Path, Unit]) -> None:
             if target != SCHEMA_PATH:
                 fail(f"{unit.name}: local.{key} reads {match.group(1)}, which is not schema/platform.json")
                 continue
+            if unit.path.parent.name == "modules":
+                fail(f"{unit.name}: local.{key} reads the schema file; a module takes what it needs as variables")
+                continue
             unit.schema_locals.add(key)
 
 
+def find_section_inputs(units: dict[Path, Unit], schema: dict) -> None:
+    """Records, in each module, the variables environments pass schema sections in through."""
+    sections = [s for s in schema if not s.startswith("$")]
+    for unit in units.values():
+        for doc in unit.docs.values():
+            for _, body in blocks(doc, "module"):
+                target = units.get((unit.path / str(first(body, "source", ""))).resolve())
+                if target is None:
+                    continue
+                for argument, value in body.items():
+                    value = value[0] if isinstance(value, list) and len(value) == 1 else value
+                    for section in sections:
+                        if isinstance(value, str) and value.startswith("${") and value[2:-1] in section_aliases(unit, section):
+                            target.section_vars.setdefault(section, set()).add(f"var.{argument}")
+
+
 def section_aliases(unit: Unit, section: str) -> set[str]:
-    """Expressions that denote schema[section] in this unit, e.g. local.schema.user_pool and local.pool."""
-    exprs = {f"local.{s}.{section}" for s in unit.schema_locals}
+    """Expressions that denote schema[section] in this unit, e.g. local.schema.user_pool, var.user_pool
+    and local.pool."""
+    exprs = {f"local.{s}.{section}" for s in unit.schema_locals} | unit.section_vars.get(section, set())
     for key, value in unit.locals.items():
         if isinstance(value, str) and value.startswith("${") and value[2:-1] in exprs:
             exprs.add(f"local.{key}")
@@ -346,6 +387,8 @@ def main() -> int:
     check_conventions(units)
     check_module_usage(units)
     find_schema_locals(units)
+    find_section_inputs(units, schema)
+    check_resource_prefix_rule(units, schema)
     check_sections(units, schema)
     check_lookups(units, schema)
     check_environment_outputs(units, schema)

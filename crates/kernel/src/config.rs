@@ -364,16 +364,10 @@ impl Settings {
 
     /// Checks what the types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let prefix = &self.resource_prefix;
-        let valid_prefix = (3..=40).contains(&prefix.len())
-            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
-            && prefix
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !valid_prefix {
+        if !crate::schema::is_valid_resource_prefix(&self.resource_prefix) {
             return Err(ConfigError::new(
                 "resource_prefix",
-                "must be 3 to 40 characters of a-z, 0-9 and '-', starting with a letter",
+                format!("must be {}", crate::schema::schema().resource_prefix.description),
             ));
         }
         let ttl = self.tokens.access_token_ttl_secs;

@@ -10,11 +10,20 @@ const PLATFORM_JSON: &str = include_str!("../../../schema/platform.json");
 
 #[derive(Debug, Deserialize)]
 pub struct Schema {
+    pub resource_prefix: PatternDef,
     pub tables: BTreeMap<String, TableDef>,
     pub kms_keys: BTreeMap<String, KmsKeyDef>,
     pub user_pool: UserPoolDef,
     pub secrets: BTreeMap<String, SecretDef>,
     pub environment: BTreeMap<String, String>,
+}
+
+/// A rule on a name, as a regular expression both Rust and Terraform (RE2) read alike.
+#[derive(Debug, Deserialize)]
+pub struct PatternDef {
+    pub pattern: String,
+    /// The rule in words, for error messages.
+    pub description: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,6 +74,17 @@ pub fn schema() -> &'static Schema {
     &SCHEMA
 }
 
+static RESOURCE_PREFIX: LazyLock<regex::Regex> = LazyLock::new(|| {
+    // Checked by this module's tests, like the file itself.
+    #[allow(clippy::expect_used)]
+    regex::Regex::new(&schema().resource_prefix.pattern).expect("resource_prefix.pattern is a valid regex")
+});
+
+/// Whether `prefix` follows the schema's `resource_prefix` rule, the one Terraform checks too.
+pub fn is_valid_resource_prefix(prefix: &str) -> bool {
+    RESOURCE_PREFIX.is_match(prefix)
+}
+
 /// `<prefix>-<name>`: tables, the user pool and its client.
 pub fn resource_name(prefix: &str, name: &str) -> String {
     format!("{prefix}-{name}")
@@ -84,6 +104,28 @@ pub fn secret_name(prefix: &str, name: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::{ENV_NESTING, ENV_PREFIX, Settings};
+
+    #[test]
+    fn the_resource_prefix_rule_is_the_schema_pattern() {
+        for good in ["rampart-dev", "abc", "a1-b2", &format!("a{}", "b".repeat(39))] {
+            assert!(is_valid_resource_prefix(good), "{good}");
+        }
+        // A trailing '-' (once accepted here, always refused by Terraform), too short or long,
+        // upper case, a leading digit or '-', other characters, and a newline smuggled after a
+        // valid prefix.
+        for bad in [
+            "rampart-",
+            "ab",
+            &format!("a{}", "b".repeat(40)),
+            "Rampart",
+            "1abc",
+            "-abc",
+            "ram_part",
+            "rampart\n",
+        ] {
+            assert!(!is_valid_resource_prefix(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn schema_parses_and_names_what_the_code_uses() {

@@ -38,6 +38,7 @@ module "keys" {
   source = "../../modules/keys"
 
   resource_prefix = var.resource_prefix
+  kms_keys        = local.schema.kms_keys
   key_users       = var.kms_key_users
 }
 
@@ -45,6 +46,7 @@ module "data" {
   source = "../../modules/data"
 
   resource_prefix = var.resource_prefix
+  tables          = local.schema.tables
   kms_key_arn     = module.keys.storage_kms_key_arn
 }
 
@@ -52,6 +54,7 @@ module "secrets" {
   source = "../../modules/secrets"
 
   resource_prefix         = var.resource_prefix
+  secrets                 = local.schema.secrets
   kms_key_arn             = module.keys.storage_kms_key_arn
   recovery_window_in_days = 7
 }
@@ -60,6 +63,7 @@ module "identity" {
   source = "../../modules/identity"
 
   resource_prefix                         = var.resource_prefix
+  user_pool                               = local.schema.user_pool
   client_secret_secretsmanager_secret_arn = module.secrets.secretsmanager_secret_arns[local.cognito_client_secret]
   user_pool_tier                          = var.cognito_user_pool_tier
   threat_protection_mode                  = var.cognito_threat_protection_mode

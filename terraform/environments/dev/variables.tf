@@ -8,6 +8,11 @@ variable "resource_prefix" {
   description = "Prefix of every physical name in this environment."
   type        = string
   default     = "rampart-dev"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,38}[a-z0-9]$", var.resource_prefix))
+    error_message = "resource_prefix must be 3-40 characters of lower-case letters, digits and hyphens, starting with a letter and ending with a letter or digit (schema/platform.json resource_prefix)."
+  }
 }
 
 variable "kms_key_users" {

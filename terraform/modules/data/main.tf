@@ -1,27 +1,26 @@
-# DynamoDB tables named in schema/platform.json ("tables"): on-demand billing,
-# point-in-time recovery, encryption with a customer managed key, deletion
-# protection, and TTL, streams and global secondary indexes as the schema says.
+# DynamoDB tables (var.tables, the "tables" of schema/platform.json in this
+# repository's environments): on-demand billing, point-in-time recovery,
+# encryption with a customer managed key, deletion protection, and TTL, streams
+# and global secondary indexes as each table says.
 
 locals {
-  schema = jsondecode(file("${path.module}/../../../schema/platform.json"))
-
-  # Every attribute used by a table or index key. The schema's key attributes
+  # Every attribute used by a table or index key. Key attributes
   # are all strings (composite "TYPE#id" keys), so each is declared as "S".
   key_attributes = {
-    for name, table in local.schema.tables : name => distinct(compact(concat(
-      [table.hash_key, try(table.range_key, null)],
-      flatten([for index in values(table.global_secondary_indexes) : [index.hash_key, try(index.range_key, null)]]),
+    for name, table in var.tables : name => distinct(compact(concat(
+      [table.hash_key, table.range_key],
+      flatten([for index in values(table.global_secondary_indexes) : [index.hash_key, index.range_key]]),
     )))
   }
 }
 
 resource "aws_dynamodb_table" "this" {
-  for_each = local.schema.tables
+  for_each = var.tables
 
   name                        = "${var.resource_prefix}-${each.key}"
   billing_mode                = "PAY_PER_REQUEST"
   hash_key                    = each.value.hash_key
-  range_key                   = try(each.value.range_key, null)
+  range_key                   = each.value.range_key
   deletion_protection_enabled = true
   stream_enabled              = each.value.stream != null
   stream_view_type            = each.value.stream
@@ -41,7 +40,7 @@ resource "aws_dynamodb_table" "this" {
     content {
       name            = global_secondary_index.key
       hash_key        = global_secondary_index.value.hash_key
-      range_key       = try(global_secondary_index.value.range_key, null)
+      range_key       = global_secondary_index.value.range_key
       projection_type = "ALL"
     }
   }

@@ -8,6 +8,26 @@ variable "resource_prefix" {
   }
 }
 
+variable "tables" {
+  description = "The tables to create, keyed by name (schema/platform.json \"tables\"): key attributes (all strings), optional TTL attribute, stream view type and global secondary indexes."
+  type = map(object({
+    purpose       = string
+    hash_key      = string
+    range_key     = optional(string)
+    ttl_attribute = optional(string)
+    stream        = optional(string)
+    global_secondary_indexes = optional(map(object({
+      hash_key  = string
+      range_key = optional(string)
+    })), {})
+  }))
+
+  validation {
+    condition     = alltrue([for table in values(var.tables) : table.stream == null || contains(["NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY"], table.stream)])
+    error_message = "A table's stream must be null or a DynamoDB stream view type."
+  }
+}
+
 variable "kms_key_arn" {
   description = "ARN of the customer managed KMS key that encrypts the tables at rest."
   type        = string

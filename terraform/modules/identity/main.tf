@@ -1,5 +1,5 @@
-# The Cognito user pool and app client described by schema/platform.json
-# ("user_pool"). Users sign in with their e-mail address; the auth function
+# The Cognito user pool and app client described by var.user_pool (the
+# "user_pool" of schema/platform.json in this repository's environments). Users sign in with their e-mail address; the auth function
 # calls Cognito with the app client's secret (SECRET_HASH), which this module
 # stores in the Secrets Manager secret given by the caller.
 #
@@ -10,8 +10,7 @@
 # administrator only (which also shuts Cognito's own ForgotPassword).
 
 locals {
-  schema = jsondecode(file("${path.module}/../../../schema/platform.json"))
-  pool   = local.schema.user_pool
+  pool = var.user_pool
 }
 
 resource "aws_cognito_user_pool" "this" {

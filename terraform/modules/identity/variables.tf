@@ -8,6 +8,23 @@ variable "resource_prefix" {
   }
 }
 
+variable "user_pool" {
+  description = "The pool and app client (schema/platform.json \"user_pool\"): names (prefixed with resource_prefix), client secret, password length, MFA and auth flows."
+  type = object({
+    name                    = string
+    client_name             = string
+    generate_client_secret  = bool
+    password_minimum_length = number
+    mfa                     = string
+    explicit_auth_flows     = list(string)
+  })
+
+  validation {
+    condition     = contains(["OFF", "ON", "OPTIONAL"], var.user_pool.mfa) && var.user_pool.password_minimum_length >= 8
+    error_message = "user_pool.mfa must be OFF, ON or OPTIONAL, and password_minimum_length at least 8."
+  }
+}
+
 variable "client_secret_secretsmanager_secret_arn" {
   description = "ARN of the Secrets Manager secret (schema secret \"auth/cognito-client-secret\") that receives the app client secret."
   type        = string

@@ -1,11 +1,9 @@
-# KMS keys named in schema/platform.json ("kms_keys"), plus one storage key that
-# encrypts this platform's tables and secrets at rest. The storage key is a
-# Terraform-only concern (DynamoDB and Secrets Manager use it transparently), so
-# it is not in the schema.
+# KMS keys (var.kms_keys, the "kms_keys" of schema/platform.json in this
+# repository's environments), plus one storage key that encrypts this platform's
+# tables and secrets at rest. The storage key is a Terraform-only concern
+# (DynamoDB and Secrets Manager use it transparently), so it is not in the schema.
 
 locals {
-  schema = jsondecode(file("${path.module}/../../../schema/platform.json"))
-
   account_root = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
 
   # What a key user may do, by key usage. No administration, no key policy edits.
@@ -25,7 +23,7 @@ locals {
   }
 
   key_policies = {
-    for name, key in local.schema.kms_keys : name => jsonencode({
+    for name, key in var.kms_keys : name => jsonencode({
       Version = "2012-10-17"
       # Both arguments are tuples, so the two statement shapes need not unify.
       Statement = concat(
@@ -47,7 +45,7 @@ data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 resource "aws_kms_key" "this" {
-  for_each = local.schema.kms_keys
+  for_each = var.kms_keys
 
   description              = "${var.resource_prefix}-${each.key}: ${each.value.purpose}"
   customer_master_key_spec = each.value.key_spec
@@ -64,14 +62,14 @@ resource "aws_kms_key" "this" {
 
   lifecycle {
     precondition {
-      condition     = alltrue([for name in keys(var.key_users) : contains(keys(local.schema.kms_keys), name)])
-      error_message = "Every key of var.key_users must name a key in schema/platform.json kms_keys."
+      condition     = alltrue([for name in keys(var.key_users) : contains(keys(var.kms_keys), name)])
+      error_message = "Every key of var.key_users must name a key of var.kms_keys."
     }
   }
 }
 
 resource "aws_kms_alias" "this" {
-  for_each = local.schema.kms_keys
+  for_each = var.kms_keys
 
   name          = "alias/${var.resource_prefix}-${each.key}"
   target_key_id = aws_kms_key.this[each.key].key_id
@@ -92,8 +90,8 @@ resource "aws_kms_key" "storage" {
 
   lifecycle {
     precondition {
-      condition     = !contains(keys(local.schema.kms_keys), "storage")
-      error_message = "schema/platform.json names a kms key \"storage\", which would collide with this module's storage key alias."
+      condition     = !contains(keys(var.kms_keys), "storage")
+      error_message = "var.kms_keys names a key \"storage\", which would collide with this module's storage key alias."
     }
   }
 }

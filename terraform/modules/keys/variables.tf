@@ -8,6 +8,20 @@ variable "resource_prefix" {
   }
 }
 
+variable "kms_keys" {
+  description = "The keys to create, keyed by name (schema/platform.json \"kms_keys\"): purpose, KMS key spec and key usage."
+  type = map(object({
+    purpose   = string
+    key_spec  = string
+    key_usage = string
+  }))
+
+  validation {
+    condition     = alltrue([for key in values(var.kms_keys) : contains(["SIGN_VERIFY", "ENCRYPT_DECRYPT"], key.key_usage)])
+    error_message = "A key's key_usage must be SIGN_VERIFY or ENCRYPT_DECRYPT."
+  }
+}
+
 variable "key_users" {
   description = "IAM principal ARNs allowed to use each schema key, keyed by key name (e.g. { \"token-signing\" = [\"arn:aws:iam::123456789012:role/auth\"] }). Users get only the usage actions for the key's usage (sign/verify or encrypt/decrypt)."
   type        = map(list(string))

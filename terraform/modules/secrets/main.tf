@@ -1,10 +1,7 @@
-# Secrets Manager secrets named in schema/platform.json ("secrets"). This module
-# creates the containers only; their values are written by whatever owns them
-# (the identity module writes the Cognito app client secret).
-
-locals {
-  schema = jsondecode(file("${path.module}/../../../schema/platform.json"))
-}
+# Secrets Manager secrets (var.secrets, the "secrets" of schema/platform.json in
+# this repository's environments). This module creates the containers only;
+# their values are written by whatever owns them (the identity module writes
+# the Cognito app client secret).
 
 resource "aws_secretsmanager_secret" "this" {
   # The only secret so far is the Cognito app client secret. Rotating it needs a
@@ -12,7 +9,7 @@ resource "aws_secretsmanager_secret" "this" {
   # retires the old one; that function comes with the Secrets Manager rotation
   # work on the roadmap. Until then it is rotated by replacing the app client.
   #checkov:skip=CKV2_AWS_57:Rotation function for the Cognito client secret is a later roadmap item (see comment above).
-  for_each = local.schema.secrets
+  for_each = var.secrets
 
   name                    = "${var.resource_prefix}/${each.key}"
   description             = each.value.purpose

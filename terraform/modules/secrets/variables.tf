@@ -8,6 +8,13 @@ variable "resource_prefix" {
   }
 }
 
+variable "secrets" {
+  description = "The secrets to create, keyed by name (schema/platform.json \"secrets\"); each becomes <resource_prefix>/<name>."
+  type = map(object({
+    purpose = string
+  }))
+}
+
 variable "kms_key_arn" {
   description = "ARN of the customer managed KMS key that encrypts the secrets."
   type        = string
