@@ -196,8 +196,8 @@ pub async fn connect(
     settings: &rampart_kernel::Settings,
     aws: Option<&aws_types::SdkConfig>,
     secrets: &dyn rampart_secrets::SecretSource,
-) -> Result<std::sync::Arc<dyn IdentityProvider>, Box<dyn std::error::Error + Send + Sync>> {
-    use rampart_kernel::Settings;
+) -> Result<std::sync::Arc<dyn IdentityProvider>, rampart_kernel::ConfigError> {
+    use rampart_kernel::{ConfigError, Settings};
     match aws {
         Some(config) => {
             let pool = Settings::require_aws(&settings.aws.user_pool_id, "aws.user_pool_id")?;
@@ -205,16 +205,24 @@ pub async fn connect(
             let secret = match secrets.get(CLIENT_SECRET_NAME).await {
                 Ok(secret) => Some(secret),
                 Err(rampart_secrets::SecretError::NotFound(_)) => None,
-                Err(error) => return Err(error.into()),
+                Err(error) => {
+                    return Err(ConfigError::new(
+                        "aws.user_pool_client_id",
+                        format!("its client secret ({CLIENT_SECRET_NAME}) could not be read: {error}"),
+                    ));
+                }
             };
             let client = aws_sdk_cognitoidentityprovider::Client::new(config);
             Ok(std::sync::Arc::new(CognitoIdentity::new(
                 client, pool, client_id, secret,
             )))
         }
-        None => Ok(std::sync::Arc::new(EmbeddedIdentity::open(
-            &settings.data_file("identity.sqlite")?,
-        )?)),
+        None => {
+            let path = settings.data_file("identity.sqlite")?;
+            let identity = EmbeddedIdentity::open(&path)
+                .map_err(|e| ConfigError::new("data_dir", format!("{}: {e}", path.display())))?;
+            Ok(std::sync::Arc::new(identity))
+        }
     }
 }
 

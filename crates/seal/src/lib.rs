@@ -43,19 +43,21 @@ pub trait Sealer: Send + Sync + std::fmt::Debug {
 pub async fn connect(
     settings: &rampart_kernel::Settings,
     aws: Option<&aws_types::SdkConfig>,
-) -> Result<std::sync::Arc<dyn Sealer>, SealError> {
+) -> Result<std::sync::Arc<dyn Sealer>, rampart_kernel::ConfigError> {
     match aws {
         Some(config) => Ok(std::sync::Arc::new(KmsSealer::new(
             aws_sdk_kms::Client::new(config),
             &settings.resource_prefix,
         ))),
         None => {
-            let path = settings
-                .data_file("secrets.json")
-                .map_err(|e| SealError::Unavailable(e.to_string()))?;
-            let file =
-                rampart_secrets::LocalSecretsFile::open(&path).map_err(|e| SealError::Unavailable(e.to_string()))?;
-            Ok(std::sync::Arc::new(LocalSealer::open_or_create(&file).await?))
+            let path = settings.data_file("secrets.json")?;
+            let unusable = |e: &dyn std::fmt::Display| {
+                rampart_kernel::ConfigError::new("data_dir", format!("{}: {e}", path.display()))
+            };
+            let file = rampart_secrets::LocalSecretsFile::open(&path).map_err(|e| unusable(&e))?;
+            Ok(std::sync::Arc::new(
+                LocalSealer::open_or_create(&file).await.map_err(|e| unusable(&e))?,
+            ))
         }
     }
 }

@@ -7,11 +7,44 @@
 
 mod moto;
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-
+use axum::extract::Request;
+use axum::response::Response;
 pub use moto::Moto;
+use rampart_kernel::Settings;
+use tokio_util::sync::CancellationToken;
+
+/// The embedded platform's settings with its files in `dir`, everything else at its default.
+pub fn embedded_settings(dir: &Path) -> Settings {
+    Settings {
+        data_dir: dir.to_path_buf(),
+        ..Settings::default()
+    }
+}
+
+/// Serves `service` (a router, or any service over axum's types) on a free loopback port, as
+/// `rampart up` serves it (`rampart_kernel::serve`), until `shutdown` is cancelled. Returns the
+/// address it listens on.
+pub async fn spawn<S>(service: S, shutdown: &CancellationToken) -> SocketAddr
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let listener = rampart_kernel::serve::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("the bound address");
+    let shutdown = shutdown.clone();
+    tokio::spawn(
+        async move { rampart_kernel::serve::serve(listener, service, &Settings::default().http, shutdown).await },
+    );
+    addr
+}
 
 /// AWS access for one test: unique resource names on a shared emulator.
 #[derive(Debug)]

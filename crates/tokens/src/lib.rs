@@ -42,16 +42,14 @@ pub trait Signer: Send + Sync + std::fmt::Debug {
 pub fn key_source(
     settings: &rampart_kernel::Settings,
     aws: Option<&aws_types::SdkConfig>,
-) -> Result<std::sync::Arc<dyn KeySource>, SignerError> {
+) -> Result<std::sync::Arc<dyn KeySource>, rampart_kernel::ConfigError> {
     match aws {
         Some(config) => Ok(std::sync::Arc::new(KmsKeys::new(
             aws_sdk_kms::Client::new(config),
             &settings.resource_prefix,
         ))),
         None => {
-            let dir = settings
-                .data_file("keys")
-                .map_err(|e| SignerError::Unavailable(e.to_string()))?;
+            let dir = settings.data_file("keys")?;
             Ok(std::sync::Arc::new(LocalKeys::new(dir, settings.tokens.algorithm)))
         }
     }

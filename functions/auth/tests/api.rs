@@ -53,9 +53,8 @@ impl Stack {
     async fn embedded_with(http: rampart_kernel::config::HttpSettings) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let settings = Settings {
-            data_dir: dir.path().to_path_buf(),
             http,
-            ..Settings::default()
+            ..rampart_testkit::embedded_settings(dir.path())
         };
         let backends = Backends::connect(&settings, None).await.expect("embedded backends");
         Self::serve(backends, settings, Identity::Embedded, dir).await
@@ -65,10 +64,9 @@ impl Stack {
         let aws = rampart_testkit::aws().await;
         let dir = tempfile::tempdir().expect("tempdir");
         let settings = Settings {
-            data_dir: dir.path().to_path_buf(),
             resource_prefix: aws.prefix.clone(),
             http: behind_a_local_proxy(),
-            ..Settings::default()
+            ..rampart_testkit::embedded_settings(dir.path())
         };
         let admin = aws_sdk_cognitoidentityprovider::Client::new(&aws.config);
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws.config);
@@ -1174,9 +1172,8 @@ impl rampart_mailer::Mailer for SlowMailer {
 async fn whether_mail_was_sent_does_not_show_in_how_long_an_answer_takes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = Settings {
-        data_dir: dir.path().to_path_buf(),
         http: behind_a_local_proxy(),
-        ..Settings::default()
+        ..rampart_testkit::embedded_settings(dir.path())
     };
     let mut backends = Backends::connect(&settings, None).await.expect("embedded backends");
     let outbox = dir.path().join(rampart_mailer::outbox::OUTBOX_FILE);

@@ -5,7 +5,6 @@ use axum::body::Body;
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use rampart_auth_function::{Backends, router};
-use rampart_kernel::Settings;
 use tower::ServiceExt;
 
 struct Harness {
@@ -21,10 +20,7 @@ impl Harness {
             .build()
             .expect("runtime");
         let dir = tempfile::tempdir().expect("tempdir");
-        let settings = Settings {
-            data_dir: dir.path().to_path_buf(),
-            ..Settings::default()
-        };
+        let settings = rampart_testkit::embedded_settings(dir.path());
         let backends = runtime
             .block_on(Backends::connect(&settings, None))
             .expect("embedded backends");

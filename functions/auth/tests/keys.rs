@@ -27,10 +27,7 @@ impl Stack {
     /// The embedded identity and store with `keys`, and one confirmed user.
     async fn new(keys: impl FnOnce(&std::path::Path) -> Arc<dyn KeySource>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let settings = Settings {
-            data_dir: dir.path().to_path_buf(),
-            ..Settings::default()
-        };
+        let settings = rampart_testkit::embedded_settings(dir.path());
         let mut backends = Backends::connect(&settings, None).await.expect("embedded backends");
         backends.keys = keys(dir.path());
         let identity = &backends.identity;

@@ -43,10 +43,7 @@ impl Issuer {
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let mut settings = Settings {
-            data_dir: dir.path().to_path_buf(),
-            ..Settings::default()
-        };
+        let mut settings = rampart_testkit::embedded_settings(dir.path());
         settings.tokens.issuer = base.clone();
         let backends = Backends::connect(&settings, None).await.expect("backends");
         let app = rampart_auth_function::router(backends, &settings);

@@ -21,7 +21,6 @@ use rampart_auth_function::Backends;
 use rampart_auth_proxy::{AuthProxy, ProxyConfig};
 use rampart_kernel::Settings;
 use rampart_kernel::config::SigningAlgorithm;
-use rampart_kernel::serve::{bind, serve};
 use rampart_tokens::Signer;
 use rampart_tokens::jwt::AccessClaims;
 use serde_json::{Value, json};
@@ -40,17 +39,7 @@ fn telemetry() {
     });
 }
 
-async fn start<S>(app: S, shutdown: &CancellationToken) -> SocketAddr
-where
-    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let shutdown = shutdown.clone();
-    tokio::spawn(async move { serve(listener, app, &Settings::default().http, shutdown).await });
-    addr
-}
+use rampart_testkit::spawn as start;
 
 /// An upstream that answers with the method, path and headers it received.
 fn echo_upstream() -> Router {
@@ -154,10 +143,7 @@ impl Stack {
         telemetry();
         let shutdown = CancellationToken::new();
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = Settings {
-            data_dir: dir.path().to_path_buf(),
-            ..Settings::default()
-        };
+        let mut settings = rampart_testkit::embedded_settings(dir.path());
         settings.tokens.algorithm = algorithm;
         settings.http.cors_allowed_origins = vec![ALLOWED_ORIGIN.into()];
         let backends = Backends::connect(&settings, None).await.expect("backends");
