@@ -38,11 +38,12 @@ pub trait Sealer: Send + Sync + std::fmt::Debug {
     async fn open(&self, sealed: &[u8], context: &Context<'_>) -> Result<SecretString, SealError>;
 }
 
-/// The sealer the settings select: KMS under `alias/<prefix>-sealing`, or a key kept in the
-/// local secrets file (created on first use).
+/// The sealer the settings select: KMS under `alias/<prefix>-sealing`, or a key kept in
+/// `secrets`, the local secrets file (created on first use).
 pub async fn connect(
     settings: &rampart_kernel::Settings,
     aws: Option<&aws_types::SdkConfig>,
+    secrets: &dyn rampart_secrets::SecretSource,
 ) -> Result<std::sync::Arc<dyn Sealer>, rampart_kernel::ConfigError> {
     match aws {
         Some(config) => Ok(std::sync::Arc::new(KmsSealer::new(
@@ -50,14 +51,10 @@ pub async fn connect(
             &settings.resource_prefix,
         ))),
         None => {
-            let path = settings.data_file("secrets.json")?;
-            let unusable = |e: &dyn std::fmt::Display| {
-                rampart_kernel::ConfigError::new("data_dir", format!("{}: {e}", path.display()))
-            };
-            let file = rampart_secrets::LocalSecretsFile::open(&path).map_err(|e| unusable(&e))?;
-            Ok(std::sync::Arc::new(
-                LocalSealer::open_or_create(&file).await.map_err(|e| unusable(&e))?,
-            ))
+            let sealer = LocalSealer::open(secrets)
+                .await
+                .map_err(|e| rampart_kernel::ConfigError::new("data_dir", e.to_string()))?;
+            Ok(std::sync::Arc::new(sealer))
         }
     }
 }

@@ -6,7 +6,7 @@
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rampart_secrets::{ExposeSecret, LocalSecretsFile, SecretError, SecretSink, SecretSource};
+use rampart_secrets::{ExposeSecret, SecretError, SecretSource};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
@@ -31,19 +31,19 @@ fn unavailable(error: impl std::fmt::Display) -> SealError {
 }
 
 impl LocalSealer {
-    /// Uses the key in `file`, generating and storing one first if there is none.
-    pub async fn open_or_create(file: &LocalSecretsFile) -> Result<Self, SealError> {
-        let encoded = match file.get(KEY_SECRET).await {
-            Ok(encoded) => encoded,
-            Err(SecretError::NotFound(_)) => {
-                let mut key = Zeroizing::new([0u8; 32]);
-                aws_lc_rs::rand::fill(key.as_mut_slice()).map_err(|_| unavailable("no randomness"))?;
-                let encoded = SecretString::from(STANDARD.encode(key.as_slice()));
-                file.put(KEY_SECRET, &encoded).await.map_err(unavailable)?;
-                encoded
-            }
-            Err(error) => return Err(unavailable(error)),
+    /// Uses the key [`KEY_SECRET`] in `secrets` (the local secrets file), which generates and
+    /// keeps one first if there is none.
+    pub async fn open(secrets: &dyn SecretSource) -> Result<Self, SealError> {
+        let generate = || {
+            let mut key = Zeroizing::new([0u8; 32]);
+            aws_lc_rs::rand::fill(key.as_mut_slice())
+                .map_err(|_| SecretError::Unavailable("no randomness for a sealing key".into()))?;
+            Ok(SecretString::from(STANDARD.encode(key.as_slice())))
         };
+        let encoded = secrets
+            .get_or_create(KEY_SECRET, &generate)
+            .await
+            .map_err(unavailable)?;
         let key = Zeroizing::new(
             STANDARD
                 .decode(encoded.expose_secret())

@@ -9,7 +9,7 @@ const CONTEXT: &[(&str, &str)] = &[("purpose", "provider-credential"), ("session
 
 async fn local(dir: &tempfile::TempDir) -> LocalSealer {
     let file = LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets file");
-    LocalSealer::open_or_create(&file).await.expect("sealer")
+    LocalSealer::open(&file).await.expect("sealer")
 }
 
 async fn kms() -> KmsSealer {

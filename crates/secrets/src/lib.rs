@@ -21,6 +21,19 @@ pub enum SecretError {
 #[async_trait::async_trait]
 pub trait SecretSource: Send + Sync + std::fmt::Debug {
     async fn get(&self, name: &str) -> Result<SecretString, SecretError>;
+
+    /// The secret `name`, made with `generate` and kept first if this source keeps its own
+    /// secrets and has none by that name (the local file: a fresh machine's keys). A source
+    /// whose secrets another system provisions (Secrets Manager) never creates one: there a
+    /// missing secret is `NotFound`, as from [`SecretSource::get`].
+    async fn get_or_create(
+        &self,
+        name: &str,
+        generate: &(dyn Fn() -> Result<SecretString, SecretError> + Sync),
+    ) -> Result<SecretString, SecretError> {
+        let _ = generate;
+        self.get(name).await
+    }
 }
 
 /// Stores secrets; used by `rampart bootstrap`, not by request handlers.

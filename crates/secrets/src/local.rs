@@ -85,6 +85,21 @@ impl SecretSource for LocalSecretsFile {
         }
         value.map(SecretString::from)
     }
+
+    async fn get_or_create(
+        &self,
+        name: &str,
+        generate: &(dyn Fn() -> Result<SecretString, SecretError> + Sync),
+    ) -> Result<SecretString, SecretError> {
+        match self.get(name).await {
+            Err(SecretError::NotFound(_)) => {
+                let value = generate()?;
+                self.put(name, &value).await?;
+                Ok(value)
+            }
+            found => found,
+        }
+    }
 }
 
 #[async_trait::async_trait]

@@ -55,3 +55,39 @@ async fn secrets_manager_round_trips() {
     let client = aws_sdk_secretsmanager::Client::new(&aws.config);
     round_trips(&SecretsManagerSource::new(client, &aws.prefix)).await;
 }
+
+fn generated() -> Result<SecretString, SecretError> {
+    Ok(SecretString::from("generated-key"))
+}
+
+/// The local file makes a missing local secret once and keeps it; Secrets Manager, whose
+/// secrets Terraform or `rampart bootstrap` provision, never creates one at run time.
+#[tokio::test]
+async fn only_the_local_file_creates_a_missing_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("open");
+    let made = file.get_or_create("seal/local-key", &generated).await.expect("created");
+    assert_eq!(made.expose_secret(), "generated-key");
+    let other = || Ok(SecretString::from("another key"));
+    let kept = file.get_or_create("seal/local-key", &other).await.expect("kept");
+    assert_eq!(
+        kept.expose_secret(),
+        "generated-key",
+        "an existing secret is never replaced"
+    );
+    assert_eq!(
+        file.get("seal/local-key").await.expect("stored").expose_secret(),
+        "generated-key"
+    );
+
+    let aws = rampart_testkit::aws().await;
+    let manager = SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&aws.config), &aws.prefix);
+    assert!(matches!(
+        manager.get_or_create("seal/local-key", &generated).await,
+        Err(SecretError::NotFound(_))
+    ));
+    assert!(matches!(
+        manager.get("seal/local-key").await,
+        Err(SecretError::NotFound(_))
+    ));
+}

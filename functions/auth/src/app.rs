@@ -43,7 +43,7 @@ impl Backends {
         let store = rampart_store::connect(settings, aws)?;
         let keys = rampart_tokens::key_source(settings, aws)?;
         let identity = rampart_identity::connect(settings, aws, &*secrets).await?;
-        let sealer = rampart_seal::connect(settings, aws).await?;
+        let sealer = rampart_seal::connect(settings, aws, &*secrets).await?;
         let mailer = rampart_mailer::connect(settings, aws)?;
         Ok(Self {
             identity,
