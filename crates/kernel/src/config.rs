@@ -278,10 +278,10 @@ pub struct MailSettings {
     pub sender: Option<String>,
     /// An SES configuration set to send through (bounce and complaint handling), if any.
     pub configuration_set: Option<String>,
-    /// The least time, in milliseconds, that register, confirmation resend and forgot-password
-    /// take to answer. Whether they mailed someone depends on whether the address has an
-    /// account, and mailing takes time: answering no sooner than this hides which it was.
-    /// 0 turns the floor off.
+    /// The least time, in milliseconds, that register, confirmation resend, forgot-password and
+    /// every refused sign-in take to answer. Whether they mailed someone depends on whether the
+    /// address has an account, and mailing takes time: answering no sooner than this hides
+    /// which it was. 0 turns the floor off.
     pub answer_floor_ms: u64,
 }
 

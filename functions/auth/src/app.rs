@@ -147,16 +147,21 @@ impl App {
         }
     }
 
-    /// Issues a new one-time code for the user and mails it. A mail that cannot be sent is
-    /// logged, not returned, so the caller's answer stays the one an address without an account
-    /// gets; the owner asks for a new code.
-    pub async fn send_code(&self, user: &str, email: &str, purpose: codes::CodePurpose) -> Result<(), StoreError> {
-        let mail = self.codes.issue(user, purpose).await?;
+    /// Issues a new one-time code for the user and mails it. A code that cannot be stored or
+    /// mailed is logged, not returned: the caller's answer must stay the one an address without
+    /// an account gets, or a failure would tell that the account exists. The owner asks again.
+    pub async fn send_code(&self, user: &str, email: &str, purpose: codes::CodePurpose) {
+        let mail = match self.codes.issue(user, purpose).await {
+            Ok(mail) => mail,
+            Err(error) => {
+                tracing::error!(%error, purpose = purpose.label(), "a code could not be issued");
+                return;
+            }
+        };
         match self.backends.mailer.send_code(email, &mail).await {
             Ok(()) => tracing::info!(email, purpose = purpose.label(), "code mailed"),
             Err(error) => tracing::error!(%error, purpose = purpose.label(), "code could not be mailed"),
         }
-        Ok(())
     }
 
     /// Writes an audit event. A failed write is logged loudly and counted as a metric, but does

@@ -38,6 +38,8 @@ pub const CONFIRMATION_CODE_TTL_SECS: i64 = rampart_identity::UNCONFIRMED_SIGN_U
 
 /// How many times [`OneTimeCodes::issue`] retries when another request replaced the code first.
 const ISSUE_RETRIES: usize = 3;
+/// How many times [`OneTimeCodes::redeem`] reads the code again after losing a race to write it.
+const REDEEM_ATTEMPTS: usize = 16;
 
 pub fn ttl_secs(purpose: CodePurpose) -> i64 {
     match purpose {
@@ -121,38 +123,38 @@ impl OneTimeCodes {
     }
 
     /// Whether `code` is the user's pending code for `purpose`; if so it is used up. A wrong
-    /// answer counts against the code, and the fifth burns it.
+    /// answer counts against the code, and the fifth burns it. Every write is conditional on
+    /// the version read: a request that loses a race reads again, so concurrent wrong answers
+    /// are all counted, and a right answer is not lost to a concurrent wrong one.
     pub async fn redeem(&self, user_id: &str, purpose: CodePurpose, code: &str) -> Result<bool, StoreError> {
         let key = key(user_id, purpose);
-        let Some(mut item) = self.store.get(Table::Auth, &key).await? else {
-            return Ok(false);
-        };
-        let mut stored: StoredCode =
-            serde_json::from_value(item.body.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let candidate = code_digest(purpose, user_id, code);
-        let expected = URL_SAFE_NO_PAD
-            .decode(&stored.digest)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if constant_time::verify_slices_are_equal(&expected, &candidate).is_ok() {
-            // Whoever deletes this version first used the code; a racing request did not.
-            return match self.store.delete(Table::Auth, &key, Some(item.version)).await {
-                Ok(()) => Ok(true),
-                Err(StoreError::ConditionFailed) => Ok(false),
-                Err(error) => Err(error),
+        for _ in 0..REDEEM_ATTEMPTS {
+            let Some(mut item) = self.store.get(Table::Auth, &key).await? else {
+                return Ok(false);
             };
+            let mut stored: StoredCode =
+                serde_json::from_value(item.body.clone()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let expected = URL_SAFE_NO_PAD
+                .decode(&stored.digest)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let right = constant_time::verify_slices_are_equal(&expected, &candidate).is_ok();
+            stored.wrong_answers += u32::from(!right);
+            // Whoever deletes this version first used (or burnt) the code.
+            let written = if right || stored.wrong_answers >= MAX_WRONG_ANSWERS {
+                self.store.delete(Table::Auth, &key, Some(item.version)).await
+            } else {
+                item.body = serde_json::to_value(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                self.store.put(Table::Auth, &item).await.map(|_| ())
+            };
+            match written {
+                Ok(()) => return Ok(right),
+                Err(StoreError::ConditionFailed) => continue,
+                Err(error) => return Err(error),
+            }
         }
-        stored.wrong_answers += 1;
-        let written = if stored.wrong_answers >= MAX_WRONG_ANSWERS {
-            self.store.delete(Table::Auth, &key, Some(item.version)).await
-        } else {
-            item.body = serde_json::to_value(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            self.store.put(Table::Auth, &item).await.map(|_| ())
-        };
-        match written {
-            // A concurrent answer changed the code first: this one is still wrong.
-            Ok(()) | Err(StoreError::ConditionFailed) => Ok(false),
-            Err(error) => Err(error),
-        }
+        // Still losing races after this many reads: refuse, and let the client try again.
+        Err(StoreError::ConditionFailed)
     }
 }
 
@@ -311,6 +313,35 @@ mod tests {
             }
         }
         assert_eq!(successes, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_wrong_answers_are_all_counted_and_burn_the_code() {
+        let (_dir, codes, _store) = codes();
+        let code = text(&codes.issue("user-1", CodePurpose::ResetPassword).await.expect("issue"));
+        let guesses: Vec<_> = (0..10)
+            .map(|n| {
+                let codes = codes.clone();
+                tokio::spawn(async move {
+                    codes
+                        .redeem("user-1", CodePurpose::ResetPassword, &format!("WRONG{n:03}"))
+                        .await
+                })
+            })
+            .collect();
+        for guess in guesses {
+            assert!(
+                !guess.await.expect("join").expect("redeem"),
+                "a wrong guess never passes"
+            );
+        }
+        // Ten wrong answers at once burnt the code, as five in a row would.
+        assert!(
+            !codes
+                .redeem("user-1", CodePurpose::ResetPassword, &code)
+                .await
+                .expect("burnt")
+        );
     }
 
     #[test]

@@ -16,6 +16,30 @@ pub(crate) fn no_store<T: Serialize>(body: T) -> Response {
         .into_response()
 }
 
+/// Holds back an answer until a floor after the request began (`mail.answer_floor_ms`):
+/// answers that may have mailed someone, and every refused sign-in, take at least that long,
+/// so how long one took does not tell whether mail was sent and so whether an account exists.
+pub(crate) struct AnswerFloor(tokio::time::Instant);
+
+impl AnswerFloor {
+    pub(crate) fn start(floor: std::time::Duration) -> Self {
+        Self(tokio::time::Instant::now() + floor)
+    }
+
+    pub(crate) async fn hold<T>(self, answer: T) -> T {
+        let late = tokio::time::Instant::now().saturating_duration_since(self.0);
+        if late.is_zero() {
+            tokio::time::sleep_until(self.0).await;
+        } else {
+            tracing::warn!(
+                late_ms = late.as_millis(),
+                "answer later than mail.answer_floor_ms: its timing may tell whether mail was sent"
+            );
+        }
+        answer
+    }
+}
+
 /// A JSON body shared caches may keep for `max_age_secs`.
 pub(crate) fn cacheable(body: impl Serialize, max_age_secs: u32) -> Response {
     let cache = HeaderValue::from_str(&format!("public, max-age={max_age_secs}"))

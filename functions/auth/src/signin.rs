@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rampart_identity::{Email, IdentityError, LoginOutcome, ProviderSession, UserStatus};
 use rampart_kernel::extract::Json;
-use rampart_kernel::{now_unix, now_unix_ms};
+use rampart_kernel::{ProblemType, now_unix, now_unix_ms};
 use rampart_tokens::jwt::{self, AccessClaims};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ use crate::error::{ApiError, invalid_refresh_token};
 use crate::extract::{AuthUser, ClientInfo};
 use crate::input::{code, current_password, email, opaque};
 use crate::random::random_bytes;
-use crate::respond::{USER_SCOPE, no_store};
+use crate::respond::{AnswerFloor, USER_SCOPE, no_store};
 use crate::sessions::{NewSession, RefreshError, RefreshToken, Session};
 use crate::throttle::Counter;
 
@@ -100,20 +100,24 @@ pub async fn login(
     client: ClientInfo,
     Json(request): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    let floor = AnswerFloor::start(app.mail_answer_floor);
     let email = email(&request.email)?;
     let password = current_password("/password", request.password.expose_secret())?;
     let (mut event, charged) = begin_sign_in(&app, &client, &email, request.device_token.as_ref()).await?;
     let result = app.backends.identity.authenticate(&email, &password).await;
     if let Err(IdentityError::NotConfirmed) = result {
         // Answered like a wrong password, so sign-in cannot tell a fresh sign-up from a taken
-        // address; the owner, who knows the password, gets a new code instead. It is mailed off
-        // the answer's path, or the time mailing takes would tell the two apart after all.
-        tokio::spawn({
-            let (app, email) = (app.clone(), email.clone());
-            async move { resend_confirmation(&app, &email).await }
-        });
+        // address; the owner, who knows the password, gets a new code instead.
+        resend_confirmation(&app, &email).await;
     }
-    let outcome = audited(&app, &event, result).await?;
+    let outcome = match audited(&app, &event, result).await {
+        Ok(outcome) => outcome,
+        // Every refused sign-in waits out the floor, so the one that mailed a code does not
+        // stand out by its timing (on Lambda the mail cannot be left to a background task: the
+        // environment freezes once the answer leaves).
+        Err(refused) if refused.0.kind == ProblemType::Unauthorized => return Err(floor.hold(refused).await),
+        Err(error) => return Err(error),
+    };
     match outcome {
         LoginOutcome::Authenticated(provider) => {
             let response = start_session(&app, &client, &charged, provider, &["pwd"]).await?;
@@ -295,16 +299,13 @@ async fn resend_confirmation(app: &App, email: &Email) {
     {
         return;
     }
-    let sent = match app.backends.identity.find_user(email).await {
-        Ok(Some(user)) if user.status == UserStatus::Unconfirmed => app
-            .send_code(&user.id, email.as_str(), CodePurpose::ConfirmSignUp)
-            .await
-            .map_err(|error| error.to_string()),
-        Ok(_) => Ok(()),
-        Err(error) => Err(error.to_string()),
-    };
-    if let Err(error) = sent {
-        tracing::warn!(%error, "confirmation code could not be resent after a sign-in");
+    match app.backends.identity.find_user(email).await {
+        Ok(Some(user)) if user.status == UserStatus::Unconfirmed => {
+            app.send_code(&user.id, email.as_str(), CodePurpose::ConfirmSignUp)
+                .await;
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "confirmation code could not be resent after a sign-in"),
     }
 }
 

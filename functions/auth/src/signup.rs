@@ -20,6 +20,7 @@ use crate::codes::CodePurpose;
 use crate::error::ApiError;
 use crate::extract::ClientInfo;
 use crate::input::{code, email, new_password};
+use crate::respond::AnswerFloor;
 use crate::throttle::Counter;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -81,30 +82,6 @@ async fn admit(app: &App, client: &ClientInfo, event: &Event, account: Option<Co
     Ok(())
 }
 
-/// Holds back an answer that may have mailed someone until `mail.answer_floor_ms` after the
-/// request began: mailing takes time, so without it how long an answer took would tell whether
-/// the address has an account.
-struct AnswerFloor(tokio::time::Instant);
-
-impl AnswerFloor {
-    fn start(app: &App) -> Self {
-        Self(tokio::time::Instant::now() + app.mail_answer_floor)
-    }
-
-    async fn hold<T>(self, answer: T) -> T {
-        let late = tokio::time::Instant::now().saturating_duration_since(self.0);
-        if late.is_zero() {
-            tokio::time::sleep_until(self.0).await;
-        } else {
-            tracing::warn!(
-                late_ms = late.as_millis(),
-                "answer later than mail.answer_floor_ms: its timing may tell whether mail was sent"
-            );
-        }
-        answer
-    }
-}
-
 /// An audit event about `email` from this client.
 fn email_event(client: &ClientInfo, kind: EventKind, email: &Email) -> Event {
     let mut event = client.event(kind, Outcome::Success);
@@ -121,7 +98,7 @@ pub async fn register(
     client: ClientInfo,
     Json(request): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let floor = AnswerFloor::start(&app);
+    let floor = AnswerFloor::start(app.mail_answer_floor);
     let email = email(&request.email)?;
     let password = new_password("/password", request.password.expose_secret())?;
     let mut event = email_event(&client, EventKind::Register, &email);
@@ -132,12 +109,12 @@ pub async fn register(
     match outcome {
         SignUpOutcome::Created { user_id } => {
             app.send_code(&user_id, email.as_str(), CodePurpose::ConfirmSignUp)
-                .await?;
+                .await;
             event.user_id = Some(user_id);
         }
         SignUpOutcome::AwaitingConfirmation { user_id } => {
             app.send_code(&user_id, email.as_str(), CodePurpose::ConfirmSignUp)
-                .await?;
+                .await;
             event.outcome = Outcome::Failure;
             event.reason = Some("awaiting_confirmation".into());
         }
@@ -192,13 +169,13 @@ pub async fn resend_confirmation(
     client: ClientInfo,
     Json(request): Json<EmailRequest>,
 ) -> Result<Response, ApiError> {
-    let floor = AnswerFloor::start(&app);
+    let floor = AnswerFloor::start(app.mail_answer_floor);
     let email = email(&request.email)?;
     let event = email_event(&client, EventKind::ConfirmResend, &email);
     admit(&app, &client, &event, Some(Counter::mail(email.as_str()))).await?;
     if let Some(user) = account_in(&app, &email, UserStatus::Unconfirmed).await? {
         app.send_code(&user.id, email.as_str(), CodePurpose::ConfirmSignUp)
-            .await?;
+            .await;
     }
     app.record(event).await;
     Ok(floor
@@ -217,13 +194,13 @@ pub async fn forgot_password(
     client: ClientInfo,
     Json(request): Json<EmailRequest>,
 ) -> Result<Response, ApiError> {
-    let floor = AnswerFloor::start(&app);
+    let floor = AnswerFloor::start(app.mail_answer_floor);
     let email = email(&request.email)?;
     let event = email_event(&client, EventKind::PasswordForgot, &email);
     admit(&app, &client, &event, Some(Counter::mail(email.as_str()))).await?;
     if let Some(user) = account_in(&app, &email, UserStatus::Confirmed).await? {
         app.send_code(&user.id, email.as_str(), CodePurpose::ResetPassword)
-            .await?;
+            .await;
     }
     app.record(event).await;
     Ok(floor
