@@ -616,6 +616,48 @@ async fn embedded_sessions_of_deleted_or_disabled_users_stop_working() {
     assert_err(provider.disable_totp(&session).await, "SessionInvalid");
 }
 
+/// A user an administrator created in Cognito (`FORCE_CHANGE_PASSWORD`, a temporary password)
+/// counts as confirmed: a registration of the address is reported, not sent a code Cognito
+/// would refuse to confirm, and a password reset (the auth API checks the mailed code) sets a
+/// password they then sign in with.
+#[tokio::test]
+async fn a_user_an_administrator_created_can_reset_their_password_and_sign_in() {
+    let h = Cognito::new().await;
+    let email = new_email();
+    let attribute = aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
+        .name("email")
+        .value(email.as_str())
+        .build()
+        .expect("attribute");
+    h.admin
+        .admin_create_user()
+        .user_pool_id(&h.user_pool_id)
+        .username(email.as_str())
+        .user_attributes(attribute)
+        .temporary_password("a temporary passphrase")
+        .send()
+        .await
+        .expect("admin create");
+    let provider = h.provider();
+    let user = provider.find_user(&email).await.expect("lookup").expect("found");
+    assert_eq!(user.status, UserStatus::Confirmed);
+    assert_eq!(
+        provider.sign_up(&email, &password(PASSWORD)).await.expect("sign up"),
+        SignUpOutcome::AlreadyRegistered
+    );
+    assert_err(provider.confirm_user(&user.id).await, "InvalidCode");
+    provider
+        .set_password(&user.id, &password(PASSWORD))
+        .await
+        .expect("reset");
+    expect_authenticated(
+        provider
+            .authenticate(&email, &password(PASSWORD))
+            .await
+            .expect("sign in with the password they set"),
+    );
+}
+
 #[tokio::test]
 async fn cognito_pool_provisioning_is_idempotent() {
     let aws = rampart_testkit::aws().await;

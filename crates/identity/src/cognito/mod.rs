@@ -98,14 +98,31 @@ fn user_from(output: &AdminGetUserOutput) -> Result<(String, User), IdentityErro
     let email = Email::parse(
         attribute("email").ok_or_else(|| IdentityError::Unavailable("Cognito user has no email".into()))?,
     )?;
-    let status = if !output.enabled() {
-        UserStatus::Disabled
-    } else if output.user_status().is_some_and(|s| s.as_str() == "CONFIRMED") {
-        UserStatus::Confirmed
+    let status = if output.enabled() {
+        status_of(output.user_status())
     } else {
-        UserStatus::Unconfirmed
+        UserStatus::Disabled
     };
     Ok((output.username().to_owned(), User { id, email, status }))
+}
+
+/// What Rampart makes of a Cognito user status. Only a self-service sign-up awaits
+/// confirmation. A user an administrator created (`FORCE_CHANGE_PASSWORD`) or flagged
+/// (`RESET_REQUIRED`) has an address the administrator vouched for: they count as confirmed, so
+/// a password reset (proving the mailbox) lets them set their password, and a registration of
+/// their address tells them by mail instead of sending a confirmation code Cognito would refuse.
+/// A compromised or archived user, or a status this code does not know, may not act.
+fn status_of(status: Option<&UserStatusType>) -> UserStatus {
+    match status {
+        Some(UserStatusType::Unconfirmed) => UserStatus::Unconfirmed,
+        Some(
+            UserStatusType::Confirmed
+            | UserStatusType::ResetRequired
+            | UserStatusType::ForceChangePassword
+            | UserStatusType::ExternalProvider,
+        ) => UserStatus::Confirmed,
+        _ => UserStatus::Disabled,
+    }
 }
 
 /// A sign-up left unconfirmed past [`UNCONFIRMED_SIGN_UP_TTL_SECS`]: Cognito keeps it forever,
@@ -642,6 +659,22 @@ mod tests {
     fn expired(output: &AdminGetUserOutput) -> bool {
         let (_, user) = user_from(output).expect("user");
         expired_sign_up(output, &user)
+    }
+
+    #[test]
+    fn administrators_users_count_as_confirmed_and_unknown_statuses_may_not_act() {
+        for (status, expected) in [
+            (UserStatusType::Unconfirmed, UserStatus::Unconfirmed),
+            (UserStatusType::Confirmed, UserStatus::Confirmed),
+            (UserStatusType::ResetRequired, UserStatus::Confirmed),
+            (UserStatusType::ForceChangePassword, UserStatus::Confirmed),
+            (UserStatusType::Compromised, UserStatus::Disabled),
+            (UserStatusType::Archived, UserStatus::Disabled),
+            (UserStatusType::from("SOMETHING_NEW"), UserStatus::Disabled),
+        ] {
+            let (_, user) = user_from(&user(status.clone(), 60)).expect("user");
+            assert_eq!(user.status, expected, "{status:?}");
+        }
     }
 
     #[test]
