@@ -6,6 +6,7 @@
 //! published as a [`Jwk`] whose `kid` is its RFC 7638 thumbprint, so it is stable for the life of
 //! the key and identical wherever it is computed.
 
+pub mod bearer;
 pub mod jwk;
 pub mod jwt;
 pub mod kms;

@@ -11,7 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
-use http::{HeaderMap, header};
+use http::HeaderMap;
 use rampart_tokens::jwt::{self, AccessClaims, Rejection, Validation};
 
 use crate::config::IssuerConfig;
@@ -179,50 +179,18 @@ impl Verifier {
     }
 }
 
-/// The token of the one `Authorization: Bearer` header. Several Authorization headers, another
-/// scheme, or characters outside RFC 6750's `b64token` are refused as malformed.
+/// The token of the one `Authorization: Bearer` header ([`rampart_tokens::bearer`]).
 pub fn bearer_token(headers: &HeaderMap, max_bytes: usize) -> Result<&str, Denial> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return if headers.contains_key(header::AUTHORIZATION) {
-            Err(Denial::Invalid(Rejection::Malformed))
-        } else {
-            Err(Denial::Missing)
-        };
-    };
-    parse_bearer(
-        value.to_str().map_err(|_| Denial::Invalid(Rejection::Malformed))?,
-        max_bytes,
-    )
+    rampart_tokens::bearer::from_headers(headers, max_bytes)
+        .map_err(Denial::Invalid)?
+        .ok_or(Denial::Missing)
 }
 
-/// The bytes RFC 6750's `b64token` allows, as a table: every byte of every token is checked.
-const B64TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        let b = byte as u8;
-        table[byte] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
-        byte += 1;
-    }
-    table
-};
-
-/// The token of one `Authorization` value: `Bearer` (any case), then a `b64token` of at most
-/// `max_bytes`.
+/// The token of one `Authorization` value ([`rampart_tokens::bearer`]).
 fn parse_bearer(value: &str, max_bytes: usize) -> Result<&str, Denial> {
-    if value.is_empty() {
-        return Err(Denial::Missing);
-    }
-    if value.len() > max_bytes + "Bearer ".len() {
-        return Err(Denial::Invalid(Rejection::Oversized));
-    }
-    let (scheme, token) = value.split_once(' ').ok_or(Denial::Invalid(Rejection::Malformed))?;
-    let token = token.trim_start_matches(' ');
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.bytes().all(|b| B64TOKEN[usize::from(b)]) {
-        return Err(Denial::Invalid(Rejection::Malformed));
-    }
-    Ok(token)
+    rampart_tokens::bearer::from_value(value, max_bytes)
+        .map_err(Denial::Invalid)?
+        .ok_or(Denial::Missing)
 }
 
 /// Tokens that have verified, by SHA-256, with the key that verified them and until when.
@@ -284,7 +252,7 @@ impl VerifiedTokens {
 
 #[cfg(test)]
 mod tests {
-    use http::HeaderValue;
+    use http::{HeaderValue, header};
 
     use super::*;
 

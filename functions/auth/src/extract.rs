@@ -125,19 +125,16 @@ impl FromRequestParts<App> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        // No header is a missing token; a header that holds no bearer token is an invalid one.
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
+        // Read as the proxy and the authorizer read it: one header, any case of `Bearer`.
+        let token = rampart_tokens::bearer::from_headers(&parts.headers, app.validation.max_token_bytes)
+            .map_err(|rejection| {
+                tracing::info!(reason = rejection.reason(), "access token refused");
+                refused(BearerRefusal::Invalid)
+            })?
             .ok_or_else(|| refused(BearerRefusal::Missing))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| refused(BearerRefusal::Invalid))?;
         let now = now_unix();
         let keys = app.keys.verification_keys(now).await?;
-        let claims = jwt::verify(token.trim(), &keys, &app.validation, now).map_err(|rejection| {
+        let claims = jwt::verify(token, &keys, &app.validation, now).map_err(|rejection| {
             tracing::info!(reason = rejection.reason(), "access token refused");
             refused(BearerRefusal::Invalid)
         })?;

@@ -1251,6 +1251,30 @@ async fn whether_mail_was_sent_does_not_show_in_how_long_an_answer_takes() {
     }
 }
 
+/// The auth API reads a bearer token as the proxy and the authorizer do: `Bearer` in any case,
+/// and exactly one `Authorization` header (a second one is refused, not ignored).
+#[tokio::test]
+async fn bearer_tokens_are_read_as_the_proxy_reads_them() {
+    let stack = Stack::embedded().await;
+    let email = stack.user().await;
+    let tokens = stack.login(&email, PASSWORD).await;
+    let me = |values: Vec<String>| {
+        let mut request = stack.http.get(format!("{}/v1/auth/me", stack.base));
+        for value in values {
+            request = request.header("authorization", value);
+        }
+        stack.send(request)
+    };
+    let upper = me(vec![format!("BEARER {}", token(&tokens))]).await;
+    assert_eq!(upper.status, 200, "{upper:?}");
+    let twice = me(vec![format!("Bearer {}", token(&tokens)), "Bearer a.b.c".into()]).await;
+    assert_eq!(twice.status, 401, "{twice:?}");
+    assert_eq!(
+        twice.headers["www-authenticate"],
+        r#"Bearer realm="rampart", error="invalid_token""#
+    );
+}
+
 #[tokio::test]
 async fn bad_input_is_refused_with_a_problem_naming_the_field_and_nothing_is_written() {
     let stack = Stack::embedded().await;
