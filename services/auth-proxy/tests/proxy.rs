@@ -639,13 +639,7 @@ async fn routes_reload_on_sighup_and_a_bad_file_keeps_the_running_ones() {
     let path = stack.dir.path().join("routes.toml");
     std::fs::write(&path, &stack.config).expect("write");
     stack.proxy.reload_on_sighup(path.clone()).expect("SIGHUP handler");
-    let hangup = || {
-        let status = std::process::Command::new("kill")
-            .args(["-HUP", &std::process::id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    };
+    let hangup = || signal(std::process::id(), "-HUP");
     let tokens = stack.sign_in().await;
     let token = access_token(&tokens);
     assert_eq!(stack.get("/v1/open/x", None).await.0, 404);
