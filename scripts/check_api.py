@@ -80,7 +80,7 @@ class Platform:
     """`rampart up` on free ports, with its own data directory."""
 
     def __init__(self, binary: str, data_dir: str):
-        ports = {name: free_port() for name in ("proxy", "proxy_admin", "auth", "core")}
+        ports = {name: free_port() for name in ("proxy", "admin", "auth", "core")}
         self.proxy = f"http://127.0.0.1:{ports['proxy']}"
         self.auth = f"http://127.0.0.1:{ports['auth']}"
         self.data_dir = data_dir

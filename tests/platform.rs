@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rampart_testkit::signal;
+
 struct Platform {
     child: Child,
     proxy: String,
@@ -39,7 +41,7 @@ fn start(envs: &[(&str, &str)]) -> Platform {
     let mut child = rampart()
         .env("RAMPART_DATA_DIR", data.path())
         .env("RAMPART_LISTEN__PROXY", "127.0.0.1:0")
-        .env("RAMPART_LISTEN__PROXY_ADMIN", "127.0.0.1:0")
+        .env("RAMPART_LISTEN__ADMIN", "127.0.0.1:0")
         .env("RAMPART_LISTEN__AUTH", "127.0.0.1:0")
         .env("RAMPART_LISTEN__CORE", "127.0.0.1:0")
         .envs(envs.iter().copied())
@@ -69,13 +71,6 @@ fn start(envs: &[(&str, &str)]) -> Platform {
         metrics: admin.expect("admin URL printed"),
         data,
     }
-}
-
-fn signal(platform: &Platform, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &platform.child.id().to_string()])
-        .status();
-    assert!(status.expect("kill runs").success());
 }
 
 fn wait_exit(platform: &mut Platform) -> std::process::ExitStatus {
@@ -123,22 +118,24 @@ async fn local_platform_serves_through_the_proxy_and_stops_cleanly_on_sigterm() 
         (status, body["type"].as_str()),
         (401, Some("urn:rampart:problem:unauthorized"))
     );
-    let metrics = reqwest::get(&platform.metrics)
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains(r#"rampart_proxy_requests_total{route="/v1/version",status="200"} 1"#),
-        "{metrics}"
-    );
+    // One admin listener shows all three: the proxy's series and each service's requests.
+    let metrics = reqwest::get(&platform.metrics).await.expect("metrics");
+    assert!(metrics.headers().contains_key("x-request-id"));
+    assert_eq!(metrics.headers()["x-content-type-options"], "nosniff");
+    let metrics = metrics.text().await.expect("text");
+    for series in [
+        r#"rampart_proxy_requests_total{route="/v1/version",status="200"} 1"#,
+        r#"rampart_http_requests_total{service="core",method="GET",route="/v1/version",status="200"} 1"#,
+        r#"rampart_http_requests_total{service="auth",method="GET",route="/v1/auth/version",status="200"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
     assert!(
         metrics.contains(r#"rampart_proxy_denials_total{reason="missing_token"} 1"#),
         "{metrics}"
     );
 
-    signal(&platform, "TERM");
+    signal(platform.child.id(), "TERM");
     assert!(wait_exit(&mut platform).success(), "exit code 0 after SIGTERM");
 }
 
@@ -146,7 +143,7 @@ async fn local_platform_serves_through_the_proxy_and_stops_cleanly_on_sigterm() 
 async fn ctrl_c_stops_the_platform_with_exit_code_zero() {
     let mut platform = start(&[]);
     assert_eq!(get_json(&format!("{}/healthz", platform.proxy)).await.0, 200);
-    signal(&platform, "INT");
+    signal(platform.child.id(), "INT");
     assert!(wait_exit(&mut platform).success(), "exit code 0 after SIGINT");
 }
 
@@ -259,6 +256,6 @@ async fn bootstrap_then_up_serves_from_aws_adapters() {
     let (status, body) = get_json(&format!("{}/.well-known/jwks.json", platform.proxy)).await;
     assert_eq!(status, 200);
     assert_eq!(body["keys"][0]["kty"], "RSA", "the KMS key is published");
-    signal(&platform, "TERM");
+    signal(platform.child.id(), "TERM");
     assert!(wait_exit(&mut platform).success());
 }

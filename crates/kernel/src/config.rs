@@ -92,8 +92,9 @@ impl Default for Settings {
 #[serde(default, deny_unknown_fields)]
 pub struct ListenSettings {
     pub proxy: SocketAddr,
-    /// The proxy's admin listener (`/metrics`), kept apart from the public one.
-    pub proxy_admin: SocketAddr,
+    /// The process's admin listener (`/metrics`: the proxy's, core's or, under `rampart up`,
+    /// every component's), kept apart from the public ones.
+    pub admin: SocketAddr,
     pub auth: SocketAddr,
     pub core: SocketAddr,
 }
@@ -102,7 +103,7 @@ impl Default for ListenSettings {
     fn default() -> Self {
         Self {
             proxy: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            proxy_admin: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 9090)),
             auth: SocketAddr::from(([127, 0, 0, 1], 8081)),
             core: SocketAddr::from(([127, 0, 0, 1], 8082)),
         }

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod forwarded;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod openapi;
 pub mod path;
 pub mod problem;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use rampart_auth_function::Backends;
 use rampart_auth_proxy::{AuthProxy, ProxyConfig};
 use rampart_kernel::forwarded::TrustedProxies;
+use rampart_kernel::metrics::Registry;
 use rampart_kernel::serve::{bind, serve, shutdown_signal};
 use rampart_kernel::{Backend, Settings};
 use tokio_util::sync::CancellationToken;
@@ -27,9 +28,9 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     let proxy_listener = bind(settings.listen.proxy)
         .await
         .map_err(|e| format!("listen.proxy {}: {e}", settings.listen.proxy))?;
-    let admin_listener = bind(settings.listen.proxy_admin)
+    let admin_listener = bind(settings.listen.admin)
         .await
-        .map_err(|e| format!("listen.proxy_admin {}: {e}", settings.listen.proxy_admin))?;
+        .map_err(|e| format!("listen.admin {}: {e}", settings.listen.admin))?;
     let (auth_addr, core_addr, proxy_addr, admin_addr) = (
         auth_listener.local_addr()?,
         core_listener.local_addr()?,
@@ -41,8 +42,10 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     // The proxy in front reaches auth over loopback, so auth believes its X-Forwarded-For.
     let mut auth_settings = settings.clone();
     auth_settings.http.trusted_proxies = settings.http.trusted_proxies.clone().with(&TrustedProxies::loopback());
-    let auth = rampart_auth_function::router(backends, &auth_settings);
-    let core = rampart_core::router(store, &settings);
+    // One process, one registry: the admin listener shows the proxy's, auth's and core's metrics.
+    let metrics = Registry::default();
+    let auth = rampart_auth_function::router(backends, &auth_settings, &metrics);
+    let core = rampart_core::router(store, &settings, &metrics);
     let proxy_config = match &routes_file {
         Some(path) => ProxyConfig::load(path)?,
         None => rampart_auth_proxy::platform_config(
@@ -51,7 +54,7 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
             &settings,
         )?,
     };
-    let proxy = AuthProxy::start(proxy_config, &settings)?;
+    let proxy = AuthProxy::start(proxy_config, &settings, &metrics)?;
     if let Some(path) = routes_file {
         proxy.reload_on_sighup(path)?;
     }
@@ -64,7 +67,7 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     println!("proxy http://{proxy_addr}  <- send requests here");
     println!("auth  http://{auth_addr}");
     println!("core  http://{core_addr}");
-    println!("admin http://{admin_addr}/metrics  <- the proxy's metrics");
+    println!("admin http://{admin_addr}/metrics  <- metrics of all three");
     println!("Ctrl-C stops (in-flight requests finish first)");
 
     // The proxy drains first, while the services behind it still answer its in-flight requests.

@@ -10,7 +10,10 @@ pub async fn disable(settings: &Settings, email: &str) -> Result<(), Error> {
     let email = Email::parse(email).map_err(|error| format!("email: {error}"))?;
     let aws = rampart_kernel::aws::sdk_config_for(settings).await;
     let backends = Backends::connect(settings, aws.as_ref()).await?;
-    match App::new(backends, settings).disable_user(&email).await? {
+    match App::new(backends, settings, &Default::default())
+        .disable_user(&email)
+        .await?
+    {
         Some(user_id) => {
             println!("disabled user {user_id}; every session they held is revoked");
             Ok(())

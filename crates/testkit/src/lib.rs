@@ -46,6 +46,22 @@ where
     addr
 }
 
+/// A loopback address free when asked, for the listeners of a process a test starts.
+pub fn free_loopback_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+}
+
+/// Sends the signal `name` (`TERM`, `HUP`, `INT`) to the process `pid`, as an operator would.
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
 /// AWS access for one test: unique resource names on a shared emulator.
 #[derive(Debug)]
 pub struct TestAws {

@@ -139,7 +139,7 @@ async fn main() {
     };
     let backends = Backends::connect(&settings, None).await.expect("embedded backends");
     let identity = Arc::clone(&backends.identity);
-    let app = router(backends, &settings);
+    let app = router(backends, &settings, &Default::default());
 
     let (status, body) = post(
         &app,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rampart_identity::IdentityProvider;
 use rampart_kernel::config::TokenSettings;
+use rampart_kernel::metrics::Registry;
 use rampart_kernel::{Settings, now_unix_ms};
 use rampart_mailer::{Mailer, Notice};
 use rampart_seal::Sealer;
@@ -16,6 +17,7 @@ use rampart_tokens::jwt::Validation;
 
 use rampart_keyring::KeyRing;
 
+use crate::metrics::SecurityMetrics;
 use crate::{audit, codes, devices, sessions, throttle};
 
 /// The ports the auth API depends on.
@@ -71,6 +73,7 @@ pub struct AppState {
     pub codes: codes::OneTimeCodes,
     pub devices: devices::Devices,
     pub audit: audit::AuditLog,
+    pub metrics: SecurityMetrics,
     pub tokens: TokenSettings,
     pub validation: Validation,
     pub keys: KeyRing,
@@ -88,14 +91,17 @@ impl Deref for App {
 }
 
 impl App {
-    pub fn new(backends: Backends, settings: &Settings) -> Self {
+    /// The state of one API; its security counters go into `metrics`.
+    pub fn new(backends: Backends, settings: &Settings, metrics: &Registry) -> Self {
         let store = Arc::clone(&backends.store);
+        let audit = audit::AuditLog::new(Arc::clone(&store), settings.audit.retention_days);
         Self(Arc::new(AppState {
+            metrics: SecurityMetrics::new(metrics, audit.failure_counter()),
+            audit,
             sessions: sessions::Sessions::new(Arc::clone(&store), Arc::clone(&backends.sealer), settings),
             throttle: throttle::Throttle::new(Arc::clone(&store)),
             codes: codes::OneTimeCodes::new(Arc::clone(&store)),
-            devices: devices::Devices::new(Arc::clone(&store)),
-            audit: audit::AuditLog::new(store, settings.audit.retention_days),
+            devices: devices::Devices::new(store),
             tokens: settings.tokens.clone(),
             validation: Validation {
                 issuer: settings.tokens.issuer.clone(),
@@ -159,17 +165,22 @@ impl App {
             }
         };
         match self.backends.mailer.send_code(email, &mail).await {
-            Ok(()) => tracing::info!(email, purpose = purpose.label(), "code mailed"),
+            Ok(()) => {
+                tracing::info!(email, purpose = purpose.label(), "code mailed");
+                self.metrics.code_sent(purpose, now_unix_ms());
+            }
             Err(error) => tracing::error!(%error, purpose = purpose.label(), "code could not be mailed"),
         }
     }
 
-    /// Writes an audit event. A failed write is logged loudly and counted as a metric, but does
-    /// not fail the request: the event has already happened, and refusing the user would not
-    /// undo it.
+    /// Writes an audit event and counts it. A failed write is logged loudly and counted as a
+    /// metric, but does not fail the request: the event has already happened, and refusing the
+    /// user would not undo it.
     pub async fn record(&self, event: audit::Event) {
+        self.metrics.event(&event);
         if let Err(error) = self.audit.record(&event).await {
             tracing::error!(%error, kind = ?event.kind, "audit event could not be written");
+            self.metrics.audit_write_failed(event.at_ms);
         }
     }
 }

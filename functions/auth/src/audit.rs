@@ -2,11 +2,11 @@
 //! partitioned by UTC day and indexed by user. Never a password, code or token.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rampart_identity::IdentityError;
+use rampart_kernel::metrics::Counter;
 use rampart_store::{Item, ItemStore, Key, StoreError, Table};
 use serde::{Deserialize, Serialize};
 
@@ -116,7 +116,7 @@ pub fn reason(error: &IdentityError) -> &'static str {
 pub struct AuditLog {
     store: Arc<dyn ItemStore>,
     retention_secs: i64,
-    failed_writes: Arc<AtomicU64>,
+    failed_writes: Counter,
 }
 
 impl AuditLog {
@@ -125,25 +125,27 @@ impl AuditLog {
         Self {
             store,
             retention_secs: i64::from(retention_days) * 86_400,
-            failed_writes: Arc::default(),
+            failed_writes: Counter::default(),
         }
     }
 
-    /// Writes an event; a failure is also counted ([`AuditLog::failed_writes`]) and reported as
-    /// the CloudWatch metric `Rampart/AuditWriteFailures`, so a gap in the log raises an alarm
-    /// rather than passing unseen.
+    /// Writes an event; a failure is also counted ([`AuditLog::failed_writes`]).
     pub async fn record(&self, event: &Event) -> Result<(), StoreError> {
         let written = self.write(event).await;
         if written.is_err() {
-            self.failed_writes.fetch_add(1, Ordering::Relaxed);
-            println!("{}", failure_metric_line(event.at_ms));
+            self.failed_writes.inc();
         }
         written
     }
 
     /// How many writes have failed since this log was opened.
     pub fn failed_writes(&self) -> u64 {
-        self.failed_writes.load(Ordering::Relaxed)
+        self.failed_writes.get()
+    }
+
+    /// The counter of failed writes, for the metrics registry.
+    pub fn failure_counter(&self) -> Counter {
+        self.failed_writes.clone()
     }
 
     async fn write(&self, event: &Event) -> Result<(), StoreError> {
@@ -176,24 +178,6 @@ impl AuditLog {
     }
 }
 
-/// One failed audit write in CloudWatch's Embedded Metric Format: printed to stdout on Lambda,
-/// CloudWatch Logs turns it into a metric without an API call (and without a dependency).
-fn failure_metric_line(at_ms: i64) -> String {
-    serde_json::json!({
-        "_aws": {
-            "Timestamp": at_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": "Rampart",
-                "Dimensions": [["Service"]],
-                "Metrics": [{"Name": "AuditWriteFailures", "Unit": "Count"}],
-            }],
-        },
-        "Service": "auth",
-        "AuditWriteFailures": 1,
-    })
-    .to_string()
-}
-
 fn decode(items: Vec<Item>) -> Result<Vec<Event>, StoreError> {
     items
         .into_iter()
@@ -219,18 +203,6 @@ fn utc_date(at_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_failed_write_is_one_embedded_metric() {
-        let line: serde_json::Value = serde_json::from_str(&failure_metric_line(1_700_000_000_000)).expect("JSON");
-        let directive = &line["_aws"]["CloudWatchMetrics"][0];
-        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000_i64);
-        assert_eq!(directive["Namespace"], "Rampart");
-        assert_eq!(directive["Metrics"][0]["Name"], "AuditWriteFailures");
-        // Every dimension named and the metric's value present, or CloudWatch drops the line.
-        assert_eq!(line[directive["Dimensions"][0][0].as_str().expect("dimension")], "auth");
-        assert_eq!(line["AuditWriteFailures"], 1);
-    }
 
     #[test]
     fn dates_are_utc_calendar_days() {

@@ -15,6 +15,7 @@ pub mod discovery;
 pub mod error;
 pub mod extract;
 mod input;
+pub mod metrics;
 pub mod oauth;
 pub mod openapi;
 mod random;
@@ -32,11 +33,13 @@ use axum::routing::{delete, get, post};
 pub use openapi::ApiDoc;
 use rampart_kernel::Settings;
 use rampart_kernel::health::{self, ReadinessProbe};
+use rampart_kernel::metrics::Registry;
 
-/// The auth API's routes inside the shared edge layers.
-pub fn router(backends: Backends, settings: &Settings) -> Router {
+/// The auth API's routes inside the shared edge layers; its requests and security events are
+/// counted in `metrics`.
+pub fn router(backends: Backends, settings: &Settings, metrics: &Registry) -> Router {
     let probes: Vec<Arc<dyn ReadinessProbe>> = vec![Arc::clone(&backends.store) as Arc<dyn ReadinessProbe>];
-    let app = App::new(backends, settings);
+    let app = App::new(backends, settings, metrics);
     let api = Router::new()
         .route(
             "/v1/auth/version",
@@ -74,7 +77,8 @@ pub fn router(backends: Backends, settings: &Settings) -> Router {
             get(discovery::authorization_server_metadata),
         )
         .with_state(app)
-        .merge(health::router("auth", probes));
+        .merge(health::router("auth", probes))
+        .layer(metrics.http_layer("auth"));
     rampart_kernel::http::with_edge_layers(api, &settings.http)
 }
 

@@ -2,6 +2,7 @@
 
 use rampart_auth_function::{Backends, StartupError, from_api_gateway, router};
 use rampart_kernel::Settings;
+use rampart_kernel::metrics::Registry;
 
 #[tokio::main]
 async fn main() -> Result<(), StartupError> {
@@ -10,6 +11,7 @@ async fn main() -> Result<(), StartupError> {
     let aws = rampart_kernel::aws::sdk_config_for(&settings).await;
     // Clients are built once per cold start and shared by every invocation.
     let backends = Backends::connect(&settings, aws.as_ref()).await?;
-    let app = tower::ServiceExt::map_request(router(backends, &settings), from_api_gateway);
+    // No listener to scrape on Lambda: security counts go out as EMF lines in the logs.
+    let app = tower::ServiceExt::map_request(router(backends, &settings, &Registry::for_lambda()), from_api_gateway);
     lambda_http::run(app).await
 }

@@ -46,7 +46,7 @@ impl Issuer {
         let mut settings = rampart_testkit::embedded_settings(dir.path());
         settings.tokens.issuer = base.clone();
         let backends = Backends::connect(&settings, None).await.expect("backends");
-        let app = rampart_auth_function::router(backends, &settings);
+        let app = rampart_auth_function::router(backends, &settings, &Default::default());
         let shutdown = CancellationToken::new();
         let (http_settings, token) = (settings.http.clone(), shutdown.clone());
         tokio::spawn(async move { serve(listener, app, &http_settings, token).await });

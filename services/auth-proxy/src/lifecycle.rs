@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::Request;
 use axum::response::Response;
-use http::header;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rampart_kernel::Settings;
 use rampart_kernel::health::{self, ReadinessProbe};
 use rampart_kernel::http::{EdgeLayer, with_edge_layers};
+use rampart_kernel::metrics::Registry;
 use rampart_kernel::serve::{serve, serve_on_threads, threads_per_listener};
 use rampart_verifier::Verifier;
 use tokio::net::TcpListener;
@@ -40,7 +40,9 @@ pub(crate) struct Inner {
     pub(crate) verifier: Arc<Verifier>,
     pub(crate) limiter: RateLimiter,
     pub(crate) metrics: Metrics,
-    pub(crate) breakers: Breakers,
+    pub(crate) breakers: Arc<Breakers>,
+    /// The process's registry, rendered on the admin listener.
+    pub(crate) registry: Registry,
     /// The rate limiter's clock: nanoseconds since start, monotonic.
     pub(crate) started: Instant,
     pub(crate) settings: Settings,
@@ -48,16 +50,19 @@ pub(crate) struct Inner {
 
 impl AuthProxy {
     /// Starts fetching the issuer's keys and polling its revocation feed. The proxy is ready
-    /// (`/readyz`) once both have answered; protected routes answer 503 until then.
-    pub fn start(config: ProxyConfig, settings: &Settings) -> std::io::Result<Self> {
+    /// (`/readyz`) once both have answered; protected routes answer 503 until then. Its
+    /// metrics go into `registry`, which its admin listener renders.
+    pub fn start(config: ProxyConfig, settings: &Settings, registry: &Registry) -> std::io::Result<Self> {
         let verifier = Arc::new(Verifier::new(&config.issuer)?);
         verifier.spawn_refreshers();
+        let breakers = Arc::new(Breakers::default());
         Ok(Self(Arc::new(Inner {
             routes: RwLock::new(Arc::new(config)),
             verifier,
             limiter: RateLimiter::default(),
-            metrics: Metrics::default(),
-            breakers: Breakers::default(),
+            metrics: Metrics::new(registry, &breakers),
+            breakers,
+            registry: registry.clone(),
             started: Instant::now(),
             settings: settings.clone(),
         })))
@@ -95,21 +100,11 @@ impl AuthProxy {
         EdgeLayer::new(&self.0.settings.http).timed_by_service().layer(gateway)
     }
 
-    /// The admin listener's routes: `GET /metrics` (Prometheus text format), inside the same
-    /// edge as every other port (request id, security headers, problem+json errors). Serve it
-    /// on an address only the monitoring system reaches.
+    /// The admin listener's routes: `GET /metrics` (the process's registry, OpenMetrics text),
+    /// inside the same edge as every other port (request id, security headers, problem+json
+    /// errors). Serve it on an address only the monitoring system reaches.
     pub fn admin_router(&self) -> Router {
-        let proxy = self.clone();
-        let router = Router::new().route(
-            "/metrics",
-            axum::routing::get(move || async move {
-                (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-                    proxy.0.metrics.render(&proxy.0.breakers.states()),
-                )
-            }),
-        );
-        with_edge_layers(router, &self.0.settings.http)
+        with_edge_layers(self.0.registry.router(), &self.0.settings.http)
     }
 
     /// Serves the proxy on `listener`, from a thread per CPU (see [`Self::service`]), and its

@@ -1,5 +1,5 @@
 //! The auth-proxy as its own process (EKS): routes from a TOML file, reloaded on SIGHUP; the
-//! proxy on `listen.proxy` and its metrics on `listen.proxy_admin`; SIGTERM or Ctrl-C stops
+//! proxy on `listen.proxy` and its metrics on `listen.admin`; SIGTERM or Ctrl-C stops
 //! accepting and drains in-flight requests (`http.drain_timeout_secs`), then exits 0.
 
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use rampart_auth_proxy::{AuthProxy, ProxyConfig};
 use rampart_kernel::Settings;
+use rampart_kernel::metrics::Registry;
 use rampart_kernel::serve::{bind, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 
@@ -50,10 +51,10 @@ async fn run(cli: Cli) -> Result<(), Error> {
     let listener = bind(settings.listen.proxy)
         .await
         .map_err(|e| format!("listen.proxy {}: {e}", settings.listen.proxy))?;
-    let admin = bind(settings.listen.proxy_admin)
+    let admin = bind(settings.listen.admin)
         .await
-        .map_err(|e| format!("listen.proxy_admin {}: {e}", settings.listen.proxy_admin))?;
-    let proxy = AuthProxy::start(config, &settings)?;
+        .map_err(|e| format!("listen.admin {}: {e}", settings.listen.admin))?;
+    let proxy = AuthProxy::start(config, &settings, &Registry::default())?;
     proxy.reload_on_sighup(cli.routes)?;
     tracing::info!(
         proxy = %listener.local_addr()?,

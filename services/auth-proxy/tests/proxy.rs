@@ -21,6 +21,7 @@ use rampart_auth_function::Backends;
 use rampart_auth_proxy::{AuthProxy, ProxyConfig};
 use rampart_kernel::Settings;
 use rampart_kernel::config::SigningAlgorithm;
+use rampart_kernel::metrics::Registry;
 use rampart_tokens::Signer;
 use rampart_tokens::jwt::AccessClaims;
 use serde_json::{Value, json};
@@ -40,6 +41,7 @@ fn telemetry() {
 }
 
 use rampart_testkit::spawn as start;
+use rampart_testkit::{free_loopback_addr, signal};
 
 /// An upstream that answers with the method, path and headers it received.
 fn echo_upstream() -> Router {
@@ -149,7 +151,9 @@ impl Stack {
         let backends = Backends::connect(&settings, None).await.expect("backends");
         let issuer = Issuer::default();
         issuer.closed.store(closed, Ordering::SeqCst);
-        let auth = rampart_auth_function::router(backends.clone(), &settings)
+        // One registry, as in `rampart up`: the admin listener shows auth's counters too.
+        let registry = Registry::default();
+        let auth = rampart_auth_function::router(backends.clone(), &settings, &registry)
             .layer(middleware::from_fn_with_state(issuer.clone(), observe));
         let auth = start(auth, &shutdown).await;
         let echo = start(echo_upstream(), &shutdown).await;
@@ -199,7 +203,8 @@ rate_limit = "tight"
             issuer = settings.tokens.issuer,
             audience = settings.tokens.audience,
         );
-        let proxy = AuthProxy::start(ProxyConfig::parse(&config).expect("config"), &settings).expect("proxy");
+        let proxy =
+            AuthProxy::start(ProxyConfig::parse(&config).expect("config"), &settings, &registry).expect("proxy");
         let base = format!("http://{}", start(proxy.service(), &shutdown).await);
         let metrics = format!("http://{}/metrics", start(proxy.admin_router(), &shutdown).await);
         let stack = Self {
@@ -639,7 +644,7 @@ async fn routes_reload_on_sighup_and_a_bad_file_keeps_the_running_ones() {
     let path = stack.dir.path().join("routes.toml");
     std::fs::write(&path, &stack.config).expect("write");
     stack.proxy.reload_on_sighup(path.clone()).expect("SIGHUP handler");
-    let hangup = || signal(std::process::id(), "-HUP");
+    let hangup = || signal(std::process::id(), "HUP");
     let tokens = stack.sign_in().await;
     let token = access_token(&tokens);
     assert_eq!(stack.get("/v1/open/x", None).await.0, 404);
@@ -687,15 +692,6 @@ async fn routes_reload_on_sighup_and_a_bad_file_keeps_the_running_ones() {
     );
 }
 
-/// Sends `signal` (`-HUP`, `-TERM`) to process `pid`.
-fn signal(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill {signal} {pid}");
-}
-
 /// The proxy as its own process, as EKS runs it: `rampart-auth-proxy --routes FILE` with its
 /// listeners from the environment proxies in front of the auth API and an upstream, serves its
 /// metrics inside the shared edge, takes a new route on SIGHUP, and on SIGTERM drains and exits 0.
@@ -704,13 +700,7 @@ async fn the_binary_proxies_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
     let stack = Stack::new(SigningAlgorithm::RS256).await;
     let routes = stack.dir.path().join("binary-routes.toml");
     std::fs::write(&routes, &stack.config).expect("write routes");
-    let free_addr = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-    };
-    let (proxy, admin) = (free_addr(), free_addr());
+    let (proxy, admin) = (free_loopback_addr(), free_loopback_addr());
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rampart-auth-proxy"));
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("RAMPART_")) {
         command.env_remove(name);
@@ -719,7 +709,7 @@ async fn the_binary_proxies_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
         .arg("--routes")
         .arg(&routes)
         .env("RAMPART_LISTEN__PROXY", proxy.to_string())
-        .env("RAMPART_LISTEN__PROXY_ADMIN", admin.to_string())
+        .env("RAMPART_LISTEN__ADMIN", admin.to_string())
         .env("RAMPART_DATA_DIR", stack.dir.path())
         .env("RAMPART_TELEMETRY__LOG_LEVEL", "warn")
         .kill_on_drop(true)
@@ -789,7 +779,7 @@ async fn the_binary_proxies_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
     );
     let added = stack.config_with_open_route();
     std::fs::write(&routes, added).expect("write routes");
-    signal(pid, "-HUP");
+    signal(pid, "HUP");
     let deadline = Instant::now() + Duration::from_secs(5);
     while get(format!("{base}/v1/open/x"), None).await.expect("open").status() != 200 {
         assert!(Instant::now() < deadline, "the new route was not served after SIGHUP");
@@ -797,7 +787,7 @@ async fn the_binary_proxies_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
     }
 
     // SIGTERM: it drains and exits 0.
-    signal(pid, "-TERM");
+    signal(pid, "TERM");
     let exit = tokio::time::timeout(Duration::from_secs(15), child.wait())
         .await
         .expect("exited within the drain")

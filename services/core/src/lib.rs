@@ -7,14 +7,16 @@ use axum::Router;
 use axum::routing::get;
 use rampart_kernel::Settings;
 use rampart_kernel::health::{self, ReadinessProbe};
+use rampart_kernel::metrics::Registry;
 use rampart_store::ItemStore;
 
-/// Core's routes inside the shared edge layers.
-pub fn router(store: Arc<dyn ItemStore>, settings: &Settings) -> Router {
+/// Core's routes inside the shared edge layers, its requests counted in `metrics`.
+pub fn router(store: Arc<dyn ItemStore>, settings: &Settings, metrics: &Registry) -> Router {
     let probes: Vec<Arc<dyn ReadinessProbe>> = vec![store as Arc<dyn ReadinessProbe>];
     let api = Router::new()
         .route("/v1/version", get(|| async { axum::Json(health::version("core")) }))
-        .merge(health::router("core", probes));
+        .merge(health::router("core", probes))
+        .layer(metrics.http_layer("core"));
     rampart_kernel::http::with_edge_layers(api, &settings.http)
 }
 
@@ -32,7 +34,7 @@ mod tests {
             ..Settings::default()
         };
         let store = rampart_store::connect(&settings, None).expect("store");
-        let response = router(store, &settings)
+        let response = router(store, &settings, &Registry::default())
             .oneshot(
                 axum::http::Request::get("/readyz")
                     .body(Body::empty())

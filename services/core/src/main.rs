@@ -1,6 +1,9 @@
-//! core as its own process (EKS): listens on `listen.core`.
+//! core as its own process (EKS): the API on `listen.core`, its metrics on `listen.admin`;
+//! SIGTERM or Ctrl-C drains both and exits.
 
 use rampart_kernel::Settings;
+use rampart_kernel::http::with_edge_layers;
+use rampart_kernel::metrics::Registry;
 use rampart_kernel::serve::{bind, serve, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 
@@ -10,8 +13,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let _telemetry = rampart_kernel::telemetry::init("rampart-core", &settings.telemetry)?;
     let aws = rampart_kernel::aws::sdk_config_for(&settings).await;
     let store = rampart_store::connect(&settings, aws.as_ref())?;
-    let listener = bind(settings.listen.core).await?;
-    tracing::info!(addr = %listener.local_addr()?, "core listening");
+    let listener = bind(settings.listen.core)
+        .await
+        .map_err(|e| format!("listen.core {}: {e}", settings.listen.core))?;
+    let admin = bind(settings.listen.admin)
+        .await
+        .map_err(|e| format!("listen.admin {}: {e}", settings.listen.admin))?;
+    tracing::info!(addr = %listener.local_addr()?, admin = %admin.local_addr()?, "core listening");
     let shutdown = CancellationToken::new();
     tokio::spawn({
         let shutdown = shutdown.clone();
@@ -20,12 +28,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             shutdown.cancel();
         }
     });
-    serve(
-        listener,
-        rampart_core::router(store, &settings),
-        &settings.http,
-        shutdown,
-    )
-    .await?;
+    let metrics = Registry::default();
+    tokio::try_join!(
+        serve(
+            listener,
+            rampart_core::router(store, &settings, &metrics),
+            &settings.http,
+            shutdown.clone(),
+        ),
+        serve(
+            admin,
+            with_edge_layers(metrics.router(), &settings.http),
+            &settings.http,
+            shutdown
+        ),
+    )?;
     Ok(())
 }

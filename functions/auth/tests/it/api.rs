@@ -10,6 +10,7 @@ use rampart_auth_function::sessions::Sessions;
 use rampart_auth_function::{App, Backends, router};
 use rampart_identity::{CognitoIdentity, Email, IdentityError, IdentityProvider, ProviderSession, totp};
 use rampart_kernel::Settings;
+use rampart_kernel::metrics::Registry;
 use rampart_seal::{KmsSealer, Sealer};
 use rampart_secrets::local::LocalSecretsFile;
 use rampart_store::ItemStore;
@@ -35,6 +36,8 @@ struct Stack {
     store: Arc<dyn ItemStore>,
     sealer: Arc<dyn Sealer>,
     settings: Settings,
+    /// The registry the API counts into, as an admin listener would render it.
+    metrics: Registry,
     dir: tempfile::TempDir,
 }
 
@@ -107,7 +110,8 @@ impl Stack {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let app = router(backends.clone(), &settings);
+        let metrics = Registry::default();
+        let app = router(backends.clone(), &settings, &metrics);
         let http_settings = settings.http.clone();
         tokio::spawn(
             async move { rampart_kernel::serve::serve(listener, app, &http_settings, Default::default()).await },
@@ -121,6 +125,7 @@ impl Stack {
             store,
             sealer,
             settings,
+            metrics,
             dir,
         }
     }
@@ -252,7 +257,7 @@ impl Stack {
 
     /// The auth API's own handle on this stack's backends, for what an administrator does.
     fn app(&self) -> App {
-        App::new(self.backends.clone(), &self.settings)
+        App::new(self.backends.clone(), &self.settings, &Default::default())
     }
 
     /// The TOTP code to answer with after enrolling at `enrolled_step`. The embedded provider
@@ -400,6 +405,60 @@ async fn settle_in_step() {
 
 fn token(value: &Value) -> &str {
     value["access_token"].as_str().expect("access token")
+}
+
+/// The value of one series in the registry the stack's API counts into; 0 when absent.
+fn counted(metrics: &Registry, series: &str) -> u64 {
+    let text = metrics.render();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The security counters move with what happens: a sign-in by outcome, a throttled attempt,
+/// refresh-token reuse (a revocation), a mailed code; and every request counts by matched route.
+#[tokio::test]
+async fn security_counters_move_with_sign_ins_failures_and_refresh_reuse() {
+    let stack = Stack::embedded().await;
+    let metrics = &stack.metrics;
+    let series = |kind: &str, outcome: &str, reason: &str| {
+        format!(r#"rampart_auth_events_total{{kind="{kind}",outcome="{outcome}",reason="{reason}"}}"#)
+    };
+    let signed_in = series("login", "success", "");
+    let refused = series("login", "failure", "invalid_credentials");
+    let throttled = series("login", "throttled", "throttled");
+    let reused = series("refresh_token_reuse", "failure", "");
+    let codes = r#"rampart_auth_codes_sent_total{purpose="confirm_sign_up"}"#;
+
+    let email = stack.user().await;
+    assert_eq!(counted(metrics, codes), 1);
+    let first = stack.login(&email, PASSWORD).await;
+    assert_eq!(counted(metrics, &signed_in), 1);
+
+    let guess = json!({"email": email, "password": "not the password at all"});
+    for _ in 0..5 {
+        assert_eq!(stack.post("/v1/auth/login", guess.clone()).await.status, 401);
+    }
+    assert_eq!(counted(metrics, &refused), 5);
+    assert_eq!(stack.post("/v1/auth/login", guess).await.status, 429);
+    assert_eq!(counted(metrics, &throttled), 1);
+
+    assert_eq!(counted(metrics, &reused), 0);
+    assert_eq!(stack.refresh(&first["refresh_token"]).await.status, 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(stack.refresh(&first["refresh_token"]).await.status, 401);
+    assert_eq!(counted(metrics, &reused), 1, "{}", metrics.render());
+
+    assert_eq!(
+        counted(
+            metrics,
+            r#"rampart_http_requests_total{service="auth",method="POST",route="/v1/auth/login",status="401"}"#
+        ),
+        5
+    );
+    // Nothing a client sent became a label: no address, no password, no token.
+    let text = metrics.render();
+    assert!(!text.contains(&email) && !text.contains(PASSWORD) && !text.contains("not the password"));
 }
 
 /// Runs a scenario once per stack.

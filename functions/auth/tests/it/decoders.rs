@@ -25,7 +25,7 @@ impl Harness {
             .block_on(Backends::connect(&settings, None))
             .expect("embedded backends");
         Self {
-            app: router(backends, &settings),
+            app: router(backends, &settings, &Default::default()),
             runtime,
             _dir: dir,
         }

@@ -76,7 +76,7 @@ impl Stack {
 
     /// A request to a freshly started instance (which reads the ring anew).
     async fn call(&self, request: http::Request<Body>) -> (u16, Value) {
-        let response = router(self.backends.clone(), &self.settings)
+        let response = router(self.backends.clone(), &self.settings, &Default::default())
             .oneshot(request)
             .await
             .expect("response");

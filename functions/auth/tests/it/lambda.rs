@@ -21,6 +21,7 @@ async fn app(
     let router = router(
         Backends::connect(&settings, None).await.expect("embedded backends"),
         &settings,
+        &Default::default(),
     );
     tower::ServiceExt::map_request(router, from_api_gateway)
 }
