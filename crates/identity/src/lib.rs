@@ -189,6 +189,21 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
     async fn current_user(&self, user_id: &str) -> Result<Option<User>, IdentityError>;
 }
 
+/// Creates the schema's Cognito user pool and app client under `prefix`, or finds them, and
+/// keeps the client secret in `secrets` (as `auth/cognito-client-secret`, where [`connect`]
+/// reads it): what `rampart bootstrap` runs.
+pub async fn provision(
+    aws: &aws_types::SdkConfig,
+    prefix: &str,
+    secrets: &dyn rampart_secrets::SecretSink,
+) -> Result<cognito::ProvisionedPool, Box<dyn std::error::Error + Send + Sync>> {
+    let pool = cognito::provision_user_pool(&aws_sdk_cognitoidentityprovider::Client::new(aws), prefix).await?;
+    if let Some(secret) = &pool.client_secret {
+        secrets.put(CLIENT_SECRET_NAME, secret).await?;
+    }
+    Ok(pool)
+}
+
 /// The identity provider the settings select: `data_dir/identity.sqlite`, or the Cognito pool
 /// named by `aws.user_pool_id` and `aws.user_pool_client_id`, whose client secret is read from
 /// the secret `auth/cognito-client-secret`.

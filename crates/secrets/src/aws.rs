@@ -25,6 +25,11 @@ impl SecretsManagerSource {
             prefix: resource_prefix.to_owned(),
         }
     }
+
+    /// The secrets under `resource_prefix` in the account and region of `aws`.
+    pub fn from_sdk_config(aws: &aws_types::SdkConfig, resource_prefix: &str) -> Self {
+        Self::new(Client::new(aws), resource_prefix)
+    }
 }
 
 #[async_trait::async_trait]

@@ -48,8 +48,8 @@ pub fn connect(
     aws: Option<&aws_types::SdkConfig>,
 ) -> Result<std::sync::Arc<dyn SecretSource>, rampart_kernel::ConfigError> {
     match aws {
-        Some(config) => Ok(std::sync::Arc::new(SecretsManagerSource::new(
-            aws_sdk_secretsmanager::Client::new(config),
+        Some(config) => Ok(std::sync::Arc::new(SecretsManagerSource::from_sdk_config(
+            config,
             &settings.resource_prefix,
         ))),
         None => {

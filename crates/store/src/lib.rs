@@ -160,6 +160,12 @@ pub(crate) enum SortKeys<'a> {
 /// reads never return an expired item either way).
 pub const PURGE_PERIOD: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
+/// Creates the schema's DynamoDB tables under `prefix`, or finds them: what `rampart bootstrap`
+/// runs. Returns their names.
+pub async fn provision(aws: &aws_types::SdkConfig, prefix: &str) -> Result<Vec<String>, StoreError> {
+    dynamodb::provision::provision_tables(&aws_sdk_dynamodb::Client::new(aws), prefix).await
+}
+
 /// The store the settings select: SQLite under `data_dir`, or DynamoDB. Opened inside a tokio
 /// runtime, the SQLite store purges expired items every [`PURGE_PERIOD`].
 pub fn connect(

@@ -5,6 +5,7 @@
 //! whole run), and otherwise starts `moto_server` on a free loopback port for this test process.
 //! It never skips: if no emulator can be reached or started, the test fails and says why.
 
+pub mod events;
 mod moto;
 
 use std::convert::Infallible;
@@ -17,6 +18,8 @@ use axum::extract::Request;
 use axum::response::Response;
 pub use moto::Moto;
 use rampart_kernel::Settings;
+use rampart_kernel::config::HttpSettings;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The embedded platform's settings with its files in `dir`, everything else at its default.
@@ -28,9 +31,9 @@ pub fn embedded_settings(dir: &Path) -> Settings {
 }
 
 /// Serves `service` (a router, or any service over axum's types) on a free loopback port, as
-/// `rampart up` serves it (`rampart_kernel::serve`), until `shutdown` is cancelled. Returns the
-/// address it listens on.
-pub async fn spawn<S>(service: S, shutdown: &CancellationToken) -> SocketAddr
+/// `rampart up` serves it (`rampart_kernel::serve` with `http`), until `shutdown` is cancelled.
+/// Returns the address it listens on.
+pub async fn spawn<S>(service: S, http: &HttpSettings, shutdown: &CancellationToken) -> SocketAddr
 where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -38,11 +41,19 @@ where
     let listener = rampart_kernel::serve::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
         .await
         .expect("bind a loopback port");
+    spawn_on(listener, service, http, shutdown)
+}
+
+/// [`spawn`] on a listener the test bound itself, for a service that must know its own address
+/// before it is built (an issuer whose `tokens.issuer` is the URL it serves).
+pub fn spawn_on<S>(listener: TcpListener, service: S, http: &HttpSettings, shutdown: &CancellationToken) -> SocketAddr
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let addr = listener.local_addr().expect("the bound address");
-    let shutdown = shutdown.clone();
-    tokio::spawn(
-        async move { rampart_kernel::serve::serve(listener, service, &Settings::default().http, shutdown).await },
-    );
+    let (http, shutdown) = (http.clone(), shutdown.clone());
+    tokio::spawn(async move { rampart_kernel::serve::serve(listener, service, &http, shutdown).await });
     addr
 }
 

@@ -38,6 +38,12 @@ pub trait Signer: Send + Sync + std::fmt::Debug {
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
 }
 
+/// Creates the schema's KMS keys and aliases under `prefix`, or finds them: what
+/// `rampart bootstrap` runs. Returns each alias with its key id.
+pub async fn provision(aws: &aws_types::SdkConfig, prefix: &str) -> Result<Vec<(String, String)>, SignerError> {
+    kms::provision_keys(&aws_sdk_kms::Client::new(aws), prefix).await
+}
+
 /// The key source the settings select: key files under `data_dir/keys`, or KMS keys (the
 /// first being `alias/<resource_prefix>-token-signing`).
 pub fn key_source(

@@ -23,7 +23,6 @@ use http_body_util::BodyExt;
 use rampart_auth_function::{Backends, router};
 use rampart_identity::argon::{self, hasher};
 use rampart_identity::{Email, LoginOutcome, Password};
-use rampart_kernel::Settings;
 use rampart_mailer::outbox::OUTBOX_FILE;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -133,10 +132,7 @@ async fn main() {
         .unwrap_or(200);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let settings = Settings {
-        data_dir: dir.path().to_path_buf(),
-        ..Settings::default()
-    };
+    let settings = rampart_testkit::embedded_settings(dir.path());
     let backends = Backends::connect(&settings, None).await.expect("embedded backends");
     let identity = Arc::clone(&backends.identity);
     let app = router(backends, &settings, &Default::default());

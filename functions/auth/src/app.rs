@@ -58,6 +58,30 @@ impl Backends {
     }
 }
 
+/// What [`Backends::provision`] created or found under a resource prefix.
+#[derive(Debug)]
+pub struct Provisioned {
+    /// DynamoDB table names.
+    pub tables: Vec<String>,
+    /// KMS aliases with their key ids.
+    pub keys: Vec<(String, String)>,
+    /// The Cognito pool and app client; the client secret is in Secrets Manager.
+    pub pool: rampart_identity::cognito::ProvisionedPool,
+}
+
+impl Backends {
+    /// Creates, or finds, every AWS resource the ports use under `prefix`: tables, keys, the
+    /// user pool and its client secret. What `rampart bootstrap` runs, and what a test on moto
+    /// runs for a prefix of its own; safe to run again.
+    pub async fn provision(aws: &aws_types::SdkConfig, prefix: &str) -> Result<Provisioned, StartupError> {
+        let tables = rampart_store::provision(aws, prefix).await?;
+        let keys = rampart_tokens::provision(aws, prefix).await?;
+        let secrets = rampart_secrets::SecretsManagerSource::from_sdk_config(aws, prefix);
+        let pool = rampart_identity::provision(aws, prefix, &secrets).await?;
+        Ok(Provisioned { tables, keys, pool })
+    }
+}
+
 /// Largest access token the API accepts as a bearer credential.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 

@@ -1,5 +1,5 @@
 //! The authorizer answering the event JSON API Gateway sends (the documented samples, in
-//! `tests/events/`), against the real auth API (embedded stack) on loopback: the decision and
+//! `crates/testkit/events/`), against the real auth API (embedded stack) on loopback: the decision and
 //! identity each format carries back, scopes, revocation within the bound, and failing closed
 //! when the issuer cannot be reached.
 
@@ -11,15 +11,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rampart_auth_function::Backends;
 use rampart_authorizer_function::{Authorizer, AuthorizerError};
 use rampart_kernel::Settings;
-use rampart_kernel::serve::{bind, serve};
+use rampart_kernel::serve::bind;
 use rampart_tokens::jwt::AccessClaims;
 use rampart_verifier::IssuerConfig;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-const REST_TOKEN: &str = include_str!("events/rest-token.json");
-const REST_REQUEST: &str = include_str!("events/rest-request.json");
-const HTTP_API_V2: &str = include_str!("events/http-api-v2.json");
+use rampart_testkit::events::{AUTHORIZER_HTTP_API, AUTHORIZER_REST_REQUEST, AUTHORIZER_REST_TOKEN, with_token};
+
 const METHOD_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef123/test/GET/request";
 
 /// The auth API on loopback, its issuer set to the address it serves, as in a deployment where
@@ -48,8 +47,7 @@ impl Issuer {
         let backends = Backends::connect(&settings, None).await.expect("backends");
         let app = rampart_auth_function::router(backends, &settings, &Default::default());
         let shutdown = CancellationToken::new();
-        let (http_settings, token) = (settings.http.clone(), shutdown.clone());
-        tokio::spawn(async move { serve(listener, app, &http_settings, token).await });
+        rampart_testkit::spawn_on(listener, app, &settings.http, &shutdown);
         Self {
             settings,
             http: reqwest::Client::new(),
@@ -70,11 +68,6 @@ impl Issuer {
         settings.authorizer.required_scopes = required_scopes.iter().map(|s| (*s).to_owned()).collect();
         Authorizer::from_settings(&settings).expect("authorizer")
     }
-}
-
-/// A sample event with `token` wherever the sample carries the caller's credential.
-fn event(sample: &str, token: &str) -> Value {
-    serde_json::from_str(&sample.replace("{token}", token)).expect("event JSON")
 }
 
 fn claims_of(token: &str) -> AccessClaims {
@@ -103,8 +96,8 @@ async fn rest_events_allow_a_valid_token_on_the_whole_stage_with_the_callers_ide
     let authorizer = issuer.authorizer(&[]);
     let token = issuer.access_token().await;
     let claims = claims_of(&token);
-    for sample in [REST_TOKEN, REST_REQUEST] {
-        let policy = authorizer.handle(event(sample, &token)).await.expect("a policy");
+    for sample in [AUTHORIZER_REST_TOKEN, AUTHORIZER_REST_REQUEST] {
+        let policy = authorizer.handle(with_token(sample, &token)).await.expect("a policy");
         assert_eq!(policy["principalId"], claims.sub.as_str());
         let statement = &policy["policyDocument"]["Statement"][0];
         assert_eq!(statement["Effect"], "Allow");
@@ -125,18 +118,21 @@ async fn http_api_simple_responses_say_whether_the_caller_may_pass() {
     let issuer = Issuer::start().await;
     let authorizer = issuer.authorizer(&[]);
     let token = issuer.access_token().await;
-    let answer = authorizer.handle(event(HTTP_API_V2, &token)).await.expect("an answer");
+    let answer = authorizer
+        .handle(with_token(AUTHORIZER_HTTP_API, &token))
+        .await
+        .expect("an answer");
     assert_eq!(answer["isAuthorized"], true);
     assert_eq!(answer["context"]["sub"], claims_of(&token).sub.as_str());
 
-    let mut without = event(HTTP_API_V2, &token);
+    let mut without = with_token(AUTHORIZER_HTTP_API, &token);
     without["headers"]
         .as_object_mut()
         .expect("headers")
         .remove("authorization");
     for (what, refused) in [
-        ("tampered", event(HTTP_API_V2, &tampered(&token))),
-        ("alg none", event(HTTP_API_V2, &none_alg(&token))),
+        ("tampered", with_token(AUTHORIZER_HTTP_API, &tampered(&token))),
+        ("alg none", with_token(AUTHORIZER_HTTP_API, &none_alg(&token))),
         ("no Authorization", without),
     ] {
         let answer = authorizer.handle(refused).await.expect("an answer");
@@ -156,18 +152,24 @@ async fn rest_events_without_a_valid_token_get_the_401_error() {
     let issuer = Issuer::start().await;
     let authorizer = issuer.authorizer(&[]);
     let token = issuer.access_token().await;
-    for sample in [REST_TOKEN, REST_REQUEST] {
-        assert_unauthorized(authorizer.handle(event(sample, &tampered(&token))).await, "tampered");
-        assert_unauthorized(authorizer.handle(event(sample, &none_alg(&token))).await, "alg none");
+    for sample in [AUTHORIZER_REST_TOKEN, AUTHORIZER_REST_REQUEST] {
+        assert_unauthorized(
+            authorizer.handle(with_token(sample, &tampered(&token))).await,
+            "tampered",
+        );
+        assert_unauthorized(
+            authorizer.handle(with_token(sample, &none_alg(&token))).await,
+            "alg none",
+        );
     }
-    let mut empty = event(REST_TOKEN, &token);
+    let mut empty = with_token(AUTHORIZER_REST_TOKEN, &token);
     empty["authorizationToken"] = Value::from("");
     assert_unauthorized(authorizer.handle(empty).await, "empty authorizationToken");
-    let mut basic = event(REST_TOKEN, &token);
+    let mut basic = with_token(AUTHORIZER_REST_TOKEN, &token);
     basic["authorizationToken"] = Value::from("Basic dXNlcjpwYXNz");
     assert_unauthorized(authorizer.handle(basic).await, "another scheme");
     // Two Authorization headers: which one API Gateway keeps in `headers` must not matter.
-    let mut twice = event(REST_REQUEST, &token);
+    let mut twice = with_token(AUTHORIZER_REST_REQUEST, &token);
     twice["multiValueHeaders"]["Authorization"] =
         serde_json::json!([format!("Bearer {token}"), format!("Bearer {}", tampered(&token))]);
     assert_unauthorized(authorizer.handle(twice).await, "two Authorization headers");
@@ -179,13 +181,19 @@ async fn a_missing_scope_is_an_explicit_deny() {
     let authorizer = issuer.authorizer(&["core:admin"]);
     let token = issuer.access_token().await;
     assert!(!claims_of(&token).scope.split(' ').any(|s| s == "core:admin"));
-    let policy = authorizer.handle(event(REST_TOKEN, &token)).await.expect("a policy");
+    let policy = authorizer
+        .handle(with_token(AUTHORIZER_REST_TOKEN, &token))
+        .await
+        .expect("a policy");
     assert_eq!(policy["policyDocument"]["Statement"][0]["Effect"], "Deny");
     assert!(
         policy.get("context").is_none(),
         "a denied caller's identity is not passed on"
     );
-    let answer = authorizer.handle(event(HTTP_API_V2, &token)).await.expect("an answer");
+    let answer = authorizer
+        .handle(with_token(AUTHORIZER_HTTP_API, &token))
+        .await
+        .expect("an answer");
     assert_eq!(answer["isAuthorized"], false);
 }
 
@@ -195,7 +203,10 @@ async fn a_revoked_session_is_refused_within_the_bound_though_its_token_was_allo
     let authorizer = issuer.authorizer(&[]);
     let token = issuer.access_token().await;
     assert!(
-        authorizer.handle(event(REST_TOKEN, &token)).await.is_ok(),
+        authorizer
+            .handle(with_token(AUTHORIZER_REST_TOKEN, &token))
+            .await
+            .is_ok(),
         "allowed before logout"
     );
     let logout = issuer
@@ -214,7 +225,7 @@ async fn a_revoked_session_is_refused_within_the_bound_though_its_token_was_allo
             .revocation_bound_secs,
     );
     loop {
-        match authorizer.handle(event(REST_TOKEN, &token)).await {
+        match authorizer.handle(with_token(AUTHORIZER_REST_TOKEN, &token)).await {
             Err(AuthorizerError::Unauthorized) => break,
             Ok(_) => assert!(
                 revoked.elapsed() < bound,
@@ -236,8 +247,8 @@ async fn an_unreachable_issuer_fails_closed() {
     let issuer = IssuerConfig::for_platform(&Settings::default(), &base).expect("issuer");
     let authorizer = Authorizer::new(&issuer, Vec::new()).expect("authorizer");
     let token = "eyJhbGciOiJSUzI1NiIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImsifQ.e30.c2ln";
-    for sample in [REST_TOKEN, REST_REQUEST, HTTP_API_V2] {
-        match authorizer.handle(event(sample, token)).await {
+    for sample in [AUTHORIZER_REST_TOKEN, AUTHORIZER_REST_REQUEST, AUTHORIZER_HTTP_API] {
+        match authorizer.handle(with_token(sample, token)).await {
             Err(AuthorizerError::Unavailable) => {}
             other => panic!("expected a failure API Gateway answers with 500, got {other:?}"),
         }

@@ -155,8 +155,8 @@ impl Stack {
         let registry = Registry::default();
         let auth = rampart_auth_function::router(backends.clone(), &settings, &registry)
             .layer(middleware::from_fn_with_state(issuer.clone(), observe));
-        let auth = start(auth, &shutdown).await;
-        let echo = start(echo_upstream(), &shutdown).await;
+        let auth = start(auth, &settings.http, &shutdown).await;
+        let echo = start(echo_upstream(), &settings.http, &shutdown).await;
         let config = format!(
             r#"
 [issuer]
@@ -205,8 +205,11 @@ rate_limit = "tight"
         );
         let proxy =
             AuthProxy::start(ProxyConfig::parse(&config).expect("config"), &settings, &registry).expect("proxy");
-        let base = format!("http://{}", start(proxy.service(), &shutdown).await);
-        let metrics = format!("http://{}/metrics", start(proxy.admin_router(), &shutdown).await);
+        let base = format!("http://{}", start(proxy.service(), &settings.http, &shutdown).await);
+        let metrics = format!(
+            "http://{}/metrics",
+            start(proxy.admin_router(), &settings.http, &shutdown).await
+        );
         let stack = Self {
             base,
             metrics,
@@ -839,7 +842,7 @@ async fn upstream_client_errors_pass_through_and_server_errors_are_masked() {
                 )
             }),
         );
-    let upstream = start(upstream, &stack.shutdown).await;
+    let upstream = start(upstream, &stack.settings.http, &stack.shutdown).await;
     stack.extend_config("", &public_route("/v1/errors", upstream, ""));
     let (status, headers, body) = stack.get_full("/v1/errors/token", None).await;
     assert_eq!((status, &body), (400, &json!({"error": "invalid_grant"})));
@@ -936,7 +939,7 @@ impl Flaky {
                 }
             }
         }));
-        start(app, shutdown).await
+        start(app, &Settings::default().http, shutdown).await
     }
 }
 
@@ -1143,7 +1146,7 @@ fn stalling_upstream() -> Router {
 #[tokio::test]
 async fn a_silent_upstream_is_a_504_and_a_stalled_answer_is_cut_off() {
     let stack = Stack::new(SigningAlgorithm::RS256).await;
-    let upstream = start(stalling_upstream(), &stack.shutdown).await;
+    let upstream = start(stalling_upstream(), &stack.settings.http, &stack.shutdown).await;
     stack.extend_config("", &public_route("/v1/slow/", upstream, "timeout_ms = 300\n"));
     let started = Instant::now();
     let (status, body) = stack.get("/v1/slow/never", None).await;
@@ -1182,7 +1185,7 @@ async fn start_upload(base: &str, path: &str, declared: usize, sent: usize) -> t
 async fn clients_that_break_off_or_dawdle_over_their_bodies_do_not_open_the_breaker() {
     use tokio::io::AsyncReadExt;
     let stack = Stack::new(SigningAlgorithm::RS256).await;
-    let echo = start(echo_upstream(), &stack.shutdown).await;
+    let echo = start(echo_upstream(), &stack.settings.http, &stack.shutdown).await;
     stack.extend_config(
         "[breaker]\nmin_requests = 4\nopen_ms = 60000\n",
         &public_route("/v1/uploads", echo, "timeout_ms = 300\n"),

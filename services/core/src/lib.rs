@@ -29,10 +29,7 @@ mod tests {
     #[tokio::test]
     async fn ready_when_its_store_answers() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let settings = Settings {
-            data_dir: dir.path().to_path_buf(),
-            ..Settings::default()
-        };
+        let settings = rampart_testkit::embedded_settings(dir.path());
         let store = rampart_store::connect(&settings, None).expect("store");
         let response = router(store, &settings, &Registry::default())
             .oneshot(

@@ -8,15 +8,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rampart_auth_function::audit::{AuditLog, EventKind, Outcome};
 use rampart_auth_function::sessions::Sessions;
 use rampart_auth_function::{App, Backends, router};
-use rampart_identity::{CognitoIdentity, Email, IdentityError, IdentityProvider, ProviderSession, totp};
-use rampart_kernel::Settings;
+use rampart_identity::{Email, IdentityError, IdentityProvider, ProviderSession, totp};
 use rampart_kernel::metrics::Registry;
-use rampart_seal::{KmsSealer, Sealer};
-use rampart_secrets::local::LocalSecretsFile;
+use rampart_kernel::{Backend, Settings};
+use rampart_seal::Sealer;
 use rampart_store::ItemStore;
 use rampart_testkit::unique_suffix;
+use rampart_tokens::Jwk;
 use rampart_tokens::jwt::{self, KeySet, Validation};
-use rampart_tokens::{Jwk, KmsKeys};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "violet kettle harbour";
@@ -64,40 +63,29 @@ impl Stack {
         Self::serve(backends, settings, Identity::Embedded, dir).await
     }
 
+    /// The AWS adapters on moto, connected as `backend = "aws"` connects them, to resources
+    /// provisioned for this test alone; mail still goes to the outbox (SES is tested in
+    /// crates/mailer).
     async fn cognito() -> Self {
         let aws = rampart_testkit::aws().await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let settings = Settings {
+        let made = Backends::provision(&aws.config, &aws.prefix).await.expect("provision");
+        let mut settings = Settings {
+            backend: Backend::Aws,
             resource_prefix: aws.prefix.clone(),
             http: behind_a_local_proxy(),
             mail: without_answer_floor(),
             ..rampart_testkit::embedded_settings(dir.path())
         };
-        let admin = aws_sdk_cognitoidentityprovider::Client::new(&aws.config);
-        let dynamodb = aws_sdk_dynamodb::Client::new(&aws.config);
-        let kms = aws_sdk_kms::Client::new(&aws.config);
-        rampart_store::dynamodb::provision::provision_tables(&dynamodb, &aws.prefix)
-            .await
-            .expect("tables");
-        rampart_tokens::kms::provision_keys(&kms, &aws.prefix)
-            .await
-            .expect("keys");
-        let pool = rampart_identity::cognito::provision_user_pool(&admin, &aws.prefix)
-            .await
-            .expect("pool");
+        settings.aws.user_pool_id = Some(made.pool.user_pool_id);
+        settings.aws.user_pool_client_id = Some(made.pool.client_id);
+        // Required of an AWS deployment, though this stack's mail goes to the outbox.
+        settings.mail.sender = Some("auth@example.com".into());
         let backends = Backends {
-            identity: Arc::new(CognitoIdentity::new(
-                admin,
-                &pool.user_pool_id,
-                &pool.client_id,
-                pool.client_secret,
-            )),
-            keys: Arc::new(KmsKeys::new(kms.clone(), &aws.prefix)),
-            sealer: Arc::new(KmsSealer::new(kms, &aws.prefix)),
-            store: Arc::new(rampart_store::DynamoDbStore::new(dynamodb, &aws.prefix)),
-            secrets: Arc::new(LocalSecretsFile::open(&dir.path().join("secrets.json")).expect("secrets")),
-            // Mail goes to the outbox on both stacks (SES is tested in crates/mailer).
             mailer: Arc::new(rampart_mailer::OutboxMailer::new(dir.path().join("outbox.log"))),
+            ..Backends::connect(&settings, Some(&aws.config))
+                .await
+                .expect("AWS backends")
         };
         Self::serve(backends, settings, Identity::Cognito, dir).await
     }
@@ -106,16 +94,11 @@ impl Stack {
         let provider = Arc::clone(&backends.identity);
         let store = Arc::clone(&backends.store);
         let sealer = Arc::clone(&backends.sealer);
-        let listener = rampart_kernel::serve::bind("127.0.0.1:0".parse().expect("addr"))
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
         let metrics = Registry::default();
         let app = router(backends.clone(), &settings, &metrics);
-        let http_settings = settings.http.clone();
-        tokio::spawn(
-            async move { rampart_kernel::serve::serve(listener, app, &http_settings, Default::default()).await },
-        );
+        // Served until the test process ends.
+        let addr = rampart_testkit::spawn(app, &settings.http, &Default::default()).await;
+        let base = format!("http://{addr}");
         Self {
             base,
             http: reqwest::Client::new(),

@@ -3,7 +3,7 @@
 use http_body_util::BodyExt;
 use lambda_http::request::from_str;
 use rampart_auth_function::{Backends, from_api_gateway, router};
-use rampart_kernel::Settings;
+use rampart_testkit::events;
 use tower::ServiceExt;
 
 /// The router wrapped exactly as `main` hands it to `lambda_http::run`.
@@ -14,10 +14,7 @@ async fn app(
     Response = axum::response::Response,
     Error = std::convert::Infallible,
 > {
-    let settings = Settings {
-        data_dir: dir.to_path_buf(),
-        ..Settings::default()
-    };
+    let settings = rampart_testkit::embedded_settings(dir);
     let router = router(
         Backends::connect(&settings, None).await.expect("embedded backends"),
         &settings,
@@ -50,7 +47,7 @@ async fn call_in(dir: &std::path::Path, event: &str) -> (http::StatusCode, http:
 
 #[tokio::test]
 async fn http_api_v2_event_reaches_the_jwks_route() {
-    let (status, headers, body) = call(include_str!("events/apigw_v2_jwks.json")).await;
+    let (status, headers, body) = call(events::HTTP_API_JWKS).await;
     assert_eq!(status, 200);
     assert_eq!(headers[http::header::CACHE_CONTROL], "public, max-age=300");
     assert_eq!(body["keys"][0]["kty"], "RSA");
@@ -59,7 +56,7 @@ async fn http_api_v2_event_reaches_the_jwks_route() {
 
 #[tokio::test]
 async fn rest_api_v1_event_for_unknown_path_is_problem_json() {
-    let (status, headers, body) = call(include_str!("events/apigw_v1_unknown.json")).await;
+    let (status, headers, body) = call(events::REST_PROXY_UNKNOWN_PATH).await;
     assert_eq!(status, 404);
     assert_eq!(headers[http::header::CONTENT_TYPE], "application/problem+json");
     assert_eq!(body["type"], "urn:rampart:problem:not-found");
@@ -68,7 +65,7 @@ async fn rest_api_v1_event_for_unknown_path_is_problem_json() {
 #[tokio::test]
 async fn http_api_v2_post_registers_and_audits_the_api_gateway_source_ip() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (status, headers, body) = call_in(dir.path(), include_str!("events/apigw_v2_register.json")).await;
+    let (status, headers, body) = call_in(dir.path(), events::HTTP_API_REGISTER).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(headers[http::header::CONTENT_TYPE], "application/json");
     assert!(body["detail"].as_str().expect("detail").contains("confirmation code"));
@@ -90,7 +87,7 @@ async fn http_api_v2_post_registers_and_audits_the_api_gateway_source_ip() {
 
 #[tokio::test]
 async fn rest_api_v1_post_with_wrong_credentials_is_a_401_problem() {
-    let (status, headers, body) = call(include_str!("events/apigw_v1_login.json")).await;
+    let (status, headers, body) = call(events::REST_PROXY_LOGIN).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(headers[http::header::CONTENT_TYPE], "application/problem+json");
     assert_eq!(headers[http::header::WWW_AUTHENTICATE], r#"Bearer realm="rampart""#);
@@ -100,7 +97,7 @@ async fn rest_api_v1_post_with_wrong_credentials_is_a_401_problem() {
 
 #[tokio::test]
 async fn the_invocation_trace_replaces_the_forwarded_one() {
-    let event = include_str!("events/apigw_v2_jwks.json");
+    let event = events::HTTP_API_JWKS;
     let mut context = lambda_http::Context::default();
     context.xray_trace_id = Some("Root=1-6740a1b2-0123456789abcdef01234567;Parent=1111222233334444;Sampled=1".into());
     let request = lambda_http::RequestExt::with_lambda_context(from_str(event).expect("event"), context);
