@@ -8,7 +8,8 @@
 //! [`Registry::http_layer`]: `rampart_http_requests_total{service,method,route,status}` and
 //! `rampart_http_request_duration_seconds{service,method,route}`, the route being the matched
 //! pattern (`/v1/auth/sessions/{id}`), so the number of series is bounded by the code, not by
-//! what clients send.
+//! what clients send. The layer goes outside the edge layers, so it counts what the client got
+//! (the edge's 503 for a handler that took too long, its 413 for a body past the limit).
 
 use std::fmt;
 use std::future::Future;
@@ -24,9 +25,9 @@ use axum::routing::get;
 use http::{HeaderValue, Method, header};
 pub use prometheus_client::collector::Collector;
 pub use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-pub use prometheus_client::metrics::counter::{ConstCounter, Counter};
+pub use prometheus_client::metrics::counter::Counter;
 pub use prometheus_client::metrics::family::Family;
-pub use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+pub use prometheus_client::metrics::gauge::ConstGauge;
 pub use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Metric;
 use tower::{Layer, Service};
@@ -45,18 +46,21 @@ pub fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// Where a Lambda function's EMF lines go: stdout, which CloudWatch Logs reads.
+pub type EmfSink = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// The process's registry: cheap to clone, shared by every component in the process.
 #[derive(Clone)]
 pub struct Registry {
     inner: Arc<Mutex<prometheus_client::registry::Registry>>,
     http: HttpFamilies,
-    emf: bool,
+    emf: Option<EmfSink>,
 }
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
-            .field("emf", &self.emf)
+            .field("emf", &self.emf.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -78,25 +82,33 @@ impl Default for Registry {
         Self {
             inner: Arc::new(Mutex::new(registry)),
             http,
-            emf: false,
+            emf: None,
         }
     }
 }
 
 impl Registry {
-    /// A Lambda function's registry: the security counters are also printed as CloudWatch
-    /// Embedded Metric Format lines ([`emf_count`]), which CloudWatch Logs turns into metrics.
-    /// Request rate, errors and duration come from API Gateway's own metrics there.
+    /// A Lambda function's registry: what [`Registry::count_emf`] is given is also printed to
+    /// stdout as a CloudWatch Embedded Metric Format line, which CloudWatch Logs turns into a
+    /// metric. Request rate, errors and duration come from API Gateway's own metrics there.
     pub fn for_lambda() -> Self {
+        Self::with_emf_sink(Arc::new(|line: &str| println!("{line}")))
+    }
+
+    /// A registry whose EMF lines go to `sink` (a test's, to read them back).
+    pub fn with_emf_sink(sink: EmfSink) -> Self {
         Self {
-            emf: true,
+            emf: Some(sink),
             ..Self::default()
         }
     }
 
-    /// Whether counts should also be printed as EMF lines (on Lambda).
-    pub fn emf(&self) -> bool {
-        self.emf
+    /// On Lambda, writes one EMF line counting one `name` ([`emf_count`]); elsewhere nothing,
+    /// the registry's own series being scraped instead.
+    pub fn count_emf(&self, service: &str, name: &str, dimensions: &[(&str, &str)], at_ms: i64) {
+        if let Some(sink) = &self.emf {
+            sink(&emf_count(service, name, dimensions, at_ms));
+        }
     }
 
     /// Adds a metric under `name`; a counter's name gets `_total` appended when rendered.
@@ -132,8 +144,9 @@ impl Registry {
         )
     }
 
-    /// The layer that counts `service`'s requests by matched route: add it to a router with
-    /// `Router::layer` after its routes, so the route each request matched is known.
+    /// The layer that counts `service`'s requests by matched route: add it with `Router::layer`
+    /// after the edge layers (`http::with_edge_layers`), so it sees the answer the client gets
+    /// and the route each request matched (axum routes before it runs a route's layers).
     pub fn http_layer(&self, service: &'static str) -> HttpMetricsLayer {
         HttpMetricsLayer {
             service,
@@ -149,7 +162,7 @@ impl Registry {
 /// One CloudWatch Embedded Metric Format line counting one `name` under namespace `Rampart`,
 /// with `dimensions` (and `Service`) as its dimensions. Printed to stdout on Lambda, CloudWatch
 /// Logs turns it into a metric without an API call.
-pub fn emf_count(service: &str, name: &str, dimensions: &[(&str, &str)], at_ms: i64) -> String {
+fn emf_count(service: &str, name: &str, dimensions: &[(&str, &str)], at_ms: i64) -> String {
     let mut line = serde_json::Map::new();
     let mut names = vec![serde_json::Value::from("Service")];
     line.insert("Service".into(), service.into());
@@ -266,9 +279,8 @@ where
     }
 }
 
-/// One request being counted; recorded when dropped, so a request whose handling was cut off
-/// (the edge's timeout, or the client leaving) still counts, with status 499 (the code nginx
-/// gives a request it stopped answering).
+/// One request being counted; recorded when dropped, so a request the client gave up on before
+/// its answer still counts, with status 499 (the code nginx gives a request whose client left).
 struct Observation {
     labels: RouteLabels,
     families: HttpFamilies,
@@ -277,8 +289,8 @@ struct Observation {
 }
 
 impl Observation {
-    /// A method, not a field assignment, so that the future owns the whole observation (an
-    /// `async move` block captures only the fields it names, and the rest would drop early).
+    /// Sets the status through `&mut self`, so the future keeps the whole observation and it is
+    /// recorded once, when the future completes or is dropped.
     fn answered(&mut self, status: u16) {
         self.status = Some(status);
     }
@@ -356,6 +368,30 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn outside_the_edge_a_handler_that_takes_too_long_counts_as_the_503_the_client_got() {
+        let registry = Registry::default();
+        let settings = crate::config::HttpSettings {
+            request_timeout_secs: 1,
+            ..Default::default()
+        };
+        let app = crate::http::with_edge_layers(
+            Router::new().route("/slow/{id}", get(std::future::pending::<&'static str>)),
+            &settings,
+        )
+        .layer(registry.http_layer("core"));
+        let request = Request::get("/slow/1").body(Body::empty()).expect("request");
+        let answer = app.oneshot(request).await.expect("answer");
+        assert_eq!(answer.status(), 503);
+        let text = registry.render();
+        assert!(
+            text.contains(
+                r#"rampart_http_requests_total{service="core",method="GET",route="/slow/{id}",status="503"} 1"#
+            ),
+            "{text}"
+        );
     }
 
     #[tokio::test]

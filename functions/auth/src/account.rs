@@ -169,7 +169,7 @@ pub async fn revoke_session(
     }
     app.sessions.revoke(&id, now).await?;
     let mut event = client.user_event(&user, EventKind::SessionRevoke);
-    event.reason = Some(format!("revoked {id}"));
+    event.revoked_session_id = Some(id);
     app.record(event).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,7 @@
 //! The security audit log: one append-only item per authentication event in the audit table,
 //! partitioned by UTC day and indexed by user. Never a password, code or token.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -57,8 +58,11 @@ pub struct Event {
     pub session_id: Option<String>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
-    /// A short machine-readable cause for failures, e.g. `invalid_credentials`.
-    pub reason: Option<String>,
+    /// A short machine-readable cause for failures, e.g. `invalid_credentials`. Always one of
+    /// the code's own labels, never request data, so it can be a metric label.
+    pub reason: Option<Cow<'static, str>>,
+    /// The session an owner revoked (`session_revoke`); `session_id` is the one they acted from.
+    pub revoked_session_id: Option<String>,
 }
 
 impl Event {
@@ -73,15 +77,16 @@ impl Event {
             client_ip: None,
             user_agent: None,
             reason: None,
+            revoked_session_id: None,
         }
     }
 }
 
 impl Event {
     /// This event as a failure, with a stable `reason` label.
-    pub fn failed(mut self, outcome: Outcome, reason: &str) -> Self {
+    pub fn failed(mut self, outcome: Outcome, reason: &'static str) -> Self {
         self.outcome = outcome;
-        self.reason = Some(reason.to_string());
+        self.reason = Some(Cow::Borrowed(reason));
         self
     }
 
@@ -129,7 +134,7 @@ impl AuditLog {
         }
     }
 
-    /// Writes an event; a failure is also counted ([`AuditLog::failed_writes`]).
+    /// Writes an event; a failure is also counted ([`AuditLog::failure_counter`]).
     pub async fn record(&self, event: &Event) -> Result<(), StoreError> {
         let written = self.write(event).await;
         if written.is_err() {
@@ -138,12 +143,7 @@ impl AuditLog {
         written
     }
 
-    /// How many writes have failed since this log was opened.
-    pub fn failed_writes(&self) -> u64 {
-        self.failed_writes.get()
-    }
-
-    /// The counter of failed writes, for the metrics registry.
+    /// The count of writes that failed since this log was opened, for the metrics registry.
     pub fn failure_counter(&self) -> Counter {
         self.failed_writes.clone()
     }

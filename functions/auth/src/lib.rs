@@ -77,9 +77,8 @@ pub fn router(backends: Backends, settings: &Settings, metrics: &Registry) -> Ro
             get(discovery::authorization_server_metadata),
         )
         .with_state(app)
-        .merge(health::router("auth", probes))
-        .layer(metrics.http_layer("auth"));
-    rampart_kernel::http::with_edge_layers(api, &settings.http)
+        .merge(health::router("auth", probes));
+    rampart_kernel::http::with_edge_layers(api, &settings.http).layer(metrics.http_layer("auth"))
 }
 
 /// Prepares a request from API Gateway for the router; wrap the router with it:

@@ -10,7 +10,7 @@
 //! Every label value comes from the code (event kinds, outcomes, reasons, purposes), never from
 //! a request. On Lambda each count is also printed as an Embedded Metric Format line.
 
-use rampart_kernel::metrics::{Counter, EncodeLabelSet, Family, Registry, emf_count};
+use rampart_kernel::metrics::{Counter, EncodeLabelSet, Family, Registry};
 
 use crate::audit::Event;
 use crate::codes::CodePurpose;
@@ -31,18 +31,17 @@ struct PurposeLabels {
 pub struct SecurityMetrics {
     events: Family<EventLabels, Counter>,
     codes_sent: Family<PurposeLabels, Counter>,
-    audit_write_failures: Counter,
-    emf: bool,
+    /// Where the counts go as EMF lines on Lambda.
+    registry: Registry,
 }
 
 impl SecurityMetrics {
-    /// The counters, registered in `registry`; `audit_write_failures` is the audit log's own.
+    /// The counters, registered in `registry`, with the audit log's own count of failed writes.
     pub fn new(registry: &Registry, audit_write_failures: Counter) -> Self {
         let metrics = Self {
             events: Family::default(),
             codes_sent: Family::default(),
-            audit_write_failures,
-            emf: registry.emf(),
+            registry: registry.clone(),
         };
         registry.register(
             "rampart_auth_events",
@@ -57,7 +56,7 @@ impl SecurityMetrics {
         registry.register(
             "rampart_auth_audit_write_failures",
             "Audit records the store refused",
-            metrics.audit_write_failures.clone(),
+            audit_write_failures,
         );
         metrics
     }
@@ -67,13 +66,12 @@ impl SecurityMetrics {
         let labels = EventLabels {
             kind: label(event.kind),
             outcome: label(event.outcome),
-            reason: event.reason.clone().unwrap_or_default(),
+            reason: event.reason.as_deref().unwrap_or_default().to_owned(),
         };
         self.events.get_or_create(&labels).inc();
-        if self.emf {
-            let dimensions = [("Kind", labels.kind.as_str()), ("Outcome", labels.outcome.as_str())];
-            println!("{}", emf_count("auth", "SecurityEvents", &dimensions, event.at_ms));
-        }
+        let dimensions = [("Kind", labels.kind.as_str()), ("Outcome", labels.outcome.as_str())];
+        self.registry
+            .count_emf("auth", "SecurityEvents", &dimensions, event.at_ms);
     }
 
     /// Counts a mailed one-time code.
@@ -83,20 +81,14 @@ impl SecurityMetrics {
                 purpose: purpose.label(),
             })
             .inc();
-        if self.emf {
-            println!(
-                "{}",
-                emf_count("auth", "CodesSent", &[("Purpose", purpose.label())], at_ms)
-            );
-        }
+        self.registry
+            .count_emf("auth", "CodesSent", &[("Purpose", purpose.label())], at_ms);
     }
 
     /// Reports an audit write that failed (the audit log has counted it), so a gap in the log
-    /// raises an alarm rather than passing unseen.
+    /// raises an alarm on Lambda too.
     pub fn audit_write_failed(&self, at_ms: i64) {
-        if self.emf {
-            println!("{}", emf_count("auth", "AuditWriteFailures", &[], at_ms));
-        }
+        self.registry.count_emf("auth", "AuditWriteFailures", &[], at_ms);
     }
 }
 
@@ -110,6 +102,8 @@ fn label(value: impl serde::Serialize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
     use crate::audit::{EventKind, Outcome};
 
@@ -131,5 +125,32 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("rampart_auth_audit_write_failures_total 0"), "{text}");
+    }
+
+    #[test]
+    fn on_lambda_each_count_is_also_an_emf_line_naming_what_happened() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let registry = Registry::with_emf_sink(Arc::new(move |line: &str| {
+            sink.lock().expect("lines").push(line.to_owned());
+        }));
+        let metrics = SecurityMetrics::new(&registry, Counter::default());
+        metrics.event(&Event::new(EventKind::Login, Outcome::Throttled, 7));
+        metrics.code_sent(CodePurpose::ConfirmSignUp, 8);
+        metrics.audit_write_failed(9);
+        let lines: Vec<serde_json::Value> = lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .map(|line| serde_json::from_str(line).expect("JSON"))
+            .collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0]["Kind"], "login");
+        assert_eq!(lines[0]["Outcome"], "throttled");
+        assert_eq!(lines[0]["SecurityEvents"], 1);
+        assert_eq!(lines[1]["Purpose"], "confirm_sign_up");
+        assert_eq!(lines[1]["CodesSent"], 1);
+        assert_eq!(lines[2]["AuditWriteFailures"], 1);
+        assert_eq!(lines[2]["_aws"]["Timestamp"], 9);
     }
 }

@@ -42,6 +42,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Uri;
@@ -85,7 +86,8 @@ mod defaults {
 /// Requests whose path starts with `prefix` go to `upstream` (scheme and authority only).
 #[derive(Debug, Clone)]
 pub struct Route {
-    pub prefix: String,
+    /// Shared, so each request's metric labels take a count rather than a copy.
+    pub prefix: Arc<String>,
     pub upstream: Uri,
     /// No token needed (the upstream authenticates for itself, or the content is public).
     pub public: bool,
@@ -320,7 +322,7 @@ fn check_route(index: usize, route: RouteFile, limits: &BTreeMap<String, Limit>)
         None => None,
     };
     Ok(Route {
-        prefix: route.prefix,
+        prefix: Arc::new(route.prefix),
         upstream,
         public: route.public,
         scopes: route.scopes,

@@ -40,7 +40,7 @@ pub const SESSION_HEADER: &str = "x-auth-session-id";
 /// authenticates for itself), core the rest of `/v1/` (protected), except its `/v1/version`.
 pub fn platform_config(auth: &Uri, core: &Uri, settings: &Settings) -> Result<ProxyConfig, ConfigError> {
     let route = |prefix: &str, upstream: &Uri, public: bool| Route {
-        prefix: prefix.into(),
+        prefix: std::sync::Arc::new(prefix.to_owned()),
         upstream: upstream.clone(),
         public,
         scopes: Vec::new(),

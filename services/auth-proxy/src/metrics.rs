@@ -23,12 +23,12 @@ use crate::breaker::Breakers;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
+    route: Arc<String>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
+    route: Arc<String>,
     status: u16,
 }
 
@@ -49,6 +49,8 @@ struct ResultLabels {
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
+    /// The route label of a request no route matched.
+    no_route: Arc<String>,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram>,
     denials: Family<ReasonLabels, Counter>,
@@ -60,6 +62,7 @@ impl Metrics {
     /// The proxy's families, registered in `registry` with its breakers' states.
     pub fn new(registry: &Registry, breakers: &Arc<Breakers>) -> Self {
         let metrics = Self {
+            no_route: Arc::new("none".into()),
             requests: Family::default(),
             durations: Family::new_with_constructor(latency_histogram),
             denials: Family::default(),
@@ -95,11 +98,14 @@ impl Metrics {
         metrics
     }
 
-    /// Counts one answered request under its route prefix (`none` when no route matched).
-    pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
-        let route = route.to_owned();
+    /// Counts one answered request under its route prefix (`none` when no route matched),
+    /// without allocating: the labels share the route's prefix.
+    pub fn request(&self, prefix: Option<&Arc<String>>, status: u16, elapsed: Duration) {
+        let route = Arc::clone(prefix.unwrap_or(&self.no_route));
         self.durations
-            .get_or_create(&RouteLabels { route: route.clone() })
+            .get_or_create(&RouteLabels {
+                route: Arc::clone(&route),
+            })
             .observe(elapsed.as_secs_f64());
         self.requests.get_or_create(&RequestLabels { route, status }).inc();
     }
@@ -157,18 +163,27 @@ mod tests {
         let registry = Registry::default();
         let breakers = Arc::new(Breakers::default());
         let metrics = Metrics::new(&registry, &breakers);
-        metrics.request("/v1/", 200, Duration::from_micros(800));
-        metrics.request("/v1/", 200, Duration::from_millis(30));
-        metrics.request("/v1/", 401, Duration::from_micros(100));
+        let route = Arc::new("/v1/".to_owned());
+        metrics.request(Some(&route), 200, Duration::from_micros(800));
+        metrics.request(Some(&route), 200, Duration::from_millis(30));
+        metrics.request(Some(&route), 401, Duration::from_micros(100));
+        metrics.request(None, 404, Duration::from_micros(100));
         metrics.denial("expired");
         metrics.denial("expired");
         metrics.rate_limited("api\"");
         metrics.reload(false);
-        breakers.admit("127.0.0.1:9", &BreakerConfig::default(), Instant::now());
+        let config = BreakerConfig::default();
+        let now = Instant::now();
+        breakers.admit("127.0.0.1:9", &config, now);
+        for _ in 0..config.min_requests {
+            breakers.admit("127.0.0.1:8", &config, now);
+            breakers.record("127.0.0.1:8", &config, false, now);
+        }
         let text = registry.render();
         for line in [
             r#"rampart_proxy_requests_total{route="/v1/",status="200"} 2"#,
             r#"rampart_proxy_requests_total{route="/v1/",status="401"} 1"#,
+            r#"rampart_proxy_requests_total{route="none",status="404"} 1"#,
             r#"rampart_proxy_denials_total{reason="expired"} 2"#,
             r#"rampart_proxy_rate_limited_total{class="api\""} 1"#,
             r#"rampart_proxy_config_reloads_total{result="refused"} 1"#,
@@ -179,6 +194,7 @@ mod tests {
             r#"rampart_proxy_request_duration_seconds_count{route="/v1/"} 3"#,
             "# TYPE rampart_proxy_request_duration_seconds histogram",
             r#"rampart_proxy_breaker_state{upstream="127.0.0.1:9"} 0"#,
+            r#"rampart_proxy_breaker_state{upstream="127.0.0.1:8"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

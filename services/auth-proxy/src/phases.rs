@@ -83,12 +83,11 @@ async fn forward(forwarder: &Forwarder, request: Request) -> Response {
             .unwrap_or_else(fail_to_proxy),
         None => fail_to_proxy(ProxyError::NoRoute),
     };
-    let label = route.map_or("none", |r| r.prefix.as_str());
     forwarder
         .proxy
         .0
         .metrics
-        .request(label, response.status().as_u16(), started.elapsed());
+        .request(route.map(|r| &r.prefix), response.status().as_u16(), started.elapsed());
     response
 }
 

@@ -15,9 +15,8 @@ pub fn router(store: Arc<dyn ItemStore>, settings: &Settings, metrics: &Registry
     let probes: Vec<Arc<dyn ReadinessProbe>> = vec![store as Arc<dyn ReadinessProbe>];
     let api = Router::new()
         .route("/v1/version", get(|| async { axum::Json(health::version("core")) }))
-        .merge(health::router("core", probes))
-        .layer(metrics.http_layer("core"));
-    rampart_kernel::http::with_edge_layers(api, &settings.http)
+        .merge(health::router("core", probes));
+    rampart_kernel::http::with_edge_layers(api, &settings.http).layer(metrics.http_layer("core"))
 }
 
 #[cfg(test)]

@@ -418,6 +418,16 @@ async fn security_counters_move_with_sign_ins_failures_and_refresh_reuse() {
     let first = stack.login(&email, PASSWORD).await;
     assert_eq!(counted(metrics, &signed_in), 1);
 
+    // An owner revoking another of their sessions: counted, and the session's id kept out.
+    let current = stack.login(&email, PASSWORD).await;
+    let other = stack.login(&email, PASSWORD).await;
+    let other_id = other["session_id"].as_str().expect("session id");
+    let revoked = stack
+        .delete_as(token(&current), &format!("/v1/auth/sessions/{other_id}"))
+        .await;
+    assert_eq!(revoked.status, 204);
+    assert_eq!(counted(metrics, &series("session_revoke", "success", "")), 1);
+
     let guess = json!({"email": email, "password": "not the password at all"});
     for _ in 0..5 {
         assert_eq!(stack.post("/v1/auth/login", guess.clone()).await.status, 401);
@@ -439,9 +449,11 @@ async fn security_counters_move_with_sign_ins_failures_and_refresh_reuse() {
         ),
         5
     );
-    // Nothing a client sent became a label: no address, no password, no token.
+    // Nothing a client sent became a label: no address, no password, no session id.
     let text = metrics.render();
-    assert!(!text.contains(&email) && !text.contains(PASSWORD) && !text.contains("not the password"));
+    for sent in [email.as_str(), PASSWORD, "not the password", other_id] {
+        assert!(!text.contains(sent), "{sent:?} in\n{text}");
+    }
 }
 
 /// Runs a scenario once per stack.
@@ -1863,7 +1875,8 @@ async fn a_sign_up_flood_is_shed_at_once_not_queued_past_the_timeout() {
 }
 
 /// Audit records expire `audit.retention_days` after their event, and a write the store
-/// refuses (here: DynamoDB on moto without the audit table) is counted, never lost unseen.
+/// refuses (here: DynamoDB on moto without the audit table) is counted in the metrics, never
+/// lost unseen.
 #[tokio::test]
 async fn audit_records_expire_after_the_retention_and_failed_writes_are_counted() {
     const AT_MS: i64 = 1_700_000_000_000; // 2023-11-14
@@ -1880,14 +1893,16 @@ async fn audit_records_expire_after_the_retention_and_failed_writes_are_counted(
         .expect("query");
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].expires_at, Some(AT_MS / 1000 + 3650 * 86_400));
-    assert_eq!(log.failed_writes(), 0);
+    assert_eq!(log.failure_counter().get(), 0);
 
     let aws = rampart_testkit::aws().await;
     let missing_table = rampart_store::DynamoDbStore::new(aws_sdk_dynamodb::Client::new(&aws.config), &aws.prefix);
     let log = AuditLog::new(Arc::new(missing_table), 30);
+    let metrics = Registry::default();
+    rampart_auth_function::metrics::SecurityMetrics::new(&metrics, log.failure_counter());
     assert!(log.record(&event).await.is_err());
     assert!(log.record(&event).await.is_err());
-    assert_eq!(log.failed_writes(), 2);
+    assert_eq!(counted(&metrics, "rampart_auth_audit_write_failures_total"), 2);
 }
 
 /// Every security event is written, the failed and the repeated ones included, and no record
