@@ -116,6 +116,12 @@ impl Registry {
         self.lock().register(name, help, metric);
     }
 
+    /// `metric`, registered under `name` and handed back for the caller to keep and update.
+    pub fn add<M: Metric + Clone>(&self, name: &str, help: &str, metric: M) -> M {
+        self.register(name, help, metric.clone());
+        metric
+    }
+
     /// Adds metrics computed when rendered (e.g. the proxy's breaker states), not stored.
     pub fn register_collector(&self, collector: impl Collector) {
         self.lock().register_collector(Box::new(collector));

@@ -66,12 +66,13 @@ impl SqliteStore {
         .map_err(unavailable)?
     }
 
-    /// Purges expired items every `period` from now on, as DynamoDB's TTL does on its own, so
-    /// the file does not grow without end. The task ends once the store is dropped.
+    /// Purges expired items every `period`, the first a period from now, as DynamoDB's TTL does
+    /// on its own, so the file does not grow without end. The task ends once the store is
+    /// dropped.
     pub fn purge_expired_every(&self, period: Duration) -> tokio::task::JoinHandle<()> {
         let connection = Arc::downgrade(&self.connection);
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(period);
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;

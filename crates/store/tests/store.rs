@@ -227,6 +227,32 @@ async fn the_sqlite_store_purges_expired_items_on_a_timer_until_dropped() {
         .expect("join");
 }
 
+/// `rampart_store::connect`, what `rampart up` and core call, starts that timer for the embedded
+/// store: an expired item is there until a period has passed, then gone, and so is one written
+/// after the first purge.
+#[tokio::test(start_paused = true)]
+async fn the_store_connect_opens_purges_expired_items_on_its_timer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = rampart_store::connect(&rampart_testkit::embedded_settings(dir.path()), None).expect("connect");
+    let path = dir.path().join("store.sqlite");
+    for round in 0..2 {
+        let expired = Item::new(Key::new(unique("old"), format!("{round}")), json!({})).expiring_at(1);
+        store.put(Table::Auth, &expired).await.expect("put");
+        assert_eq!(expired_rows(&path), 1);
+        // The paused clock jumps a period; the purge itself runs on a blocking thread.
+        tokio::time::sleep(rampart_store::PURGE_PERIOD).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while expired_rows(&path) != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: not purged a period later"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_adapter_passes_the_contract() {
     let aws = rampart_testkit::aws().await;

@@ -256,35 +256,17 @@ mod tests {
 
     use super::*;
 
-    fn headers(values: &[&str]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for value in values {
-            headers.append(header::AUTHORIZATION, HeaderValue::from_str(value).expect("header"));
-        }
-        headers
-    }
-
+    /// The parsing is `rampart_tokens::bearer`'s, tested there; this is what the verifier makes
+    /// of its answers.
     #[test]
-    fn bearer_tokens_are_taken_only_from_one_well_formed_header() {
-        assert_eq!(bearer_token(&headers(&["Bearer abc.def.ghi"]), 100), Ok("abc.def.ghi"));
-        assert_eq!(bearer_token(&headers(&["bearer  abc.def.ghi"]), 100), Ok("abc.def.ghi"));
-        assert_eq!(bearer_token(&headers(&[]), 100), Err(Denial::Missing));
-        let malformed = Err(Denial::Invalid(Rejection::Malformed));
-        for value in [
-            &["Basic dXNlcjpwYXNz"][..],
-            &["Bearer"],
-            &["Bearer "],
-            &["Bearer abc def"],
-            &["Bearer abc\"def"],
-            &["Bearer a.b.c", "Bearer d.e.f"],
-        ] {
-            assert_eq!(bearer_token(&headers(value), 100), malformed, "{value:?}");
-        }
-        let long = format!("Bearer {}", "a".repeat(101));
-        assert_eq!(
-            bearer_token(&headers(&[&long]), 100),
-            Err(Denial::Invalid(Rejection::Oversized))
-        );
+    fn no_token_is_missing_and_a_bad_one_is_invalid() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer_token(&headers, 100), Err(Denial::Missing));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
+        assert_eq!(bearer_token(&headers, 100), Err(Denial::Invalid(Rejection::Malformed)));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.ghi"));
+        assert_eq!(bearer_token(&headers, 100), Ok("abc.def.ghi"));
+        assert_eq!(bearer_token(&headers, 5), Err(Denial::Invalid(Rejection::Oversized)));
     }
 
     fn claims(exp: i64) -> Arc<AccessClaims> {

@@ -38,27 +38,24 @@ pub struct SecurityMetrics {
 impl SecurityMetrics {
     /// The counters, registered in `registry`, with the audit log's own count of failed writes.
     pub fn new(registry: &Registry, audit_write_failures: Counter) -> Self {
-        let metrics = Self {
-            events: Family::default(),
-            codes_sent: Family::default(),
-            registry: registry.clone(),
-        };
-        registry.register(
-            "rampart_auth_events",
-            "Security events, by kind, outcome and reason, as the audit log records them",
-            metrics.events.clone(),
-        );
-        registry.register(
-            "rampart_auth_codes_sent",
-            "One-time codes mailed, by purpose",
-            metrics.codes_sent.clone(),
-        );
         registry.register(
             "rampart_auth_audit_write_failures",
             "Audit records the store refused",
             audit_write_failures,
         );
-        metrics
+        Self {
+            events: registry.add(
+                "rampart_auth_events",
+                "Security events, by kind, outcome and reason, as the audit log records them",
+                Family::default(),
+            ),
+            codes_sent: registry.add(
+                "rampart_auth_codes_sent",
+                "One-time codes mailed, by purpose",
+                Family::default(),
+            ),
+            registry: registry.clone(),
+        }
     }
 
     /// Counts an audited event.

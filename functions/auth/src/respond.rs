@@ -17,8 +17,9 @@ pub(crate) fn no_store<T: Serialize>(body: T) -> Response {
 }
 
 /// Holds back an answer until a floor after the request began (`mail.answer_floor_ms`):
-/// answers that may have mailed someone, and every refused sign-in, take at least that long,
-/// so how long one took does not tell whether mail was sent and so whether an account exists.
+/// answers that may have mailed someone, every refused sign-in and every refused code take at
+/// least that long, so how long one took does not tell whether mail was sent, or a code's
+/// wrong answers counted, and so whether an account exists.
 pub(crate) struct AnswerFloor(tokio::time::Instant);
 
 impl AnswerFloor {

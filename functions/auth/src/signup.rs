@@ -141,6 +141,7 @@ pub async fn confirm(
     client: ClientInfo,
     Json(request): Json<ConfirmRequest>,
 ) -> Result<StatusCode, ApiError> {
+    let floor = AnswerFloor::start(app.mail_answer_floor);
     let email = email(&request.email)?;
     let code = code(request.code.expose_secret())?;
     let mut event = email_event(&client, EventKind::Confirm, &email);
@@ -155,7 +156,10 @@ pub async fn confirm(
         None => Err(IdentityError::InvalidCode),
     };
     app.record(event.with_result(&result)).await;
-    result?;
+    if let Err(refused) = result {
+        // A wrong answer for an account writes its count; for no account it writes nothing.
+        return Err(floor.hold(ApiError::from(refused)).await);
+    }
     app.throttle.forget(&[budget]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -169,20 +173,9 @@ pub async fn resend_confirmation(
     client: ClientInfo,
     Json(request): Json<EmailRequest>,
 ) -> Result<Response, ApiError> {
-    let floor = AnswerFloor::start(app.mail_answer_floor);
-    let email = email(&request.email)?;
-    let event = email_event(&client, EventKind::ConfirmResend, &email);
-    admit(&app, &client, &event, Some(Counter::mail(email.as_str()))).await?;
-    if let Some(user) = account_in(&app, &email, UserStatus::Unconfirmed).await? {
-        app.send_code(&user.id, email.as_str(), CodePurpose::ConfirmSignUp)
-            .await;
-    }
-    app.record(event).await;
-    Ok(floor
-        .hold(accepted(
-            "If the account awaits confirmation, a new code has been sent.",
-        ))
-        .await)
+    let code = (CodePurpose::ConfirmSignUp, UserStatus::Unconfirmed);
+    let sent = "If the account awaits confirmation, a new code has been sent.";
+    mail_code(&app, &client, &request, EventKind::ConfirmResend, code, sent).await
 }
 
 /// Sends a password-reset code.
@@ -194,18 +187,30 @@ pub async fn forgot_password(
     client: ClientInfo,
     Json(request): Json<EmailRequest>,
 ) -> Result<Response, ApiError> {
+    let code = (CodePurpose::ResetPassword, UserStatus::Confirmed);
+    let sent = "If the account exists, a password-reset code has been sent.";
+    mail_code(&app, &client, &request, EventKind::PasswordForgot, code, sent).await
+}
+
+/// Mails a code for `purpose` if the address has an account in `status`, and answers `sent`
+/// either way, no sooner than the mail floor: the answer never tells whether it did.
+async fn mail_code(
+    app: &App,
+    client: &ClientInfo,
+    request: &EmailRequest,
+    kind: EventKind,
+    (purpose, status): (CodePurpose, UserStatus),
+    sent: &'static str,
+) -> Result<Response, ApiError> {
     let floor = AnswerFloor::start(app.mail_answer_floor);
     let email = email(&request.email)?;
-    let event = email_event(&client, EventKind::PasswordForgot, &email);
-    admit(&app, &client, &event, Some(Counter::mail(email.as_str()))).await?;
-    if let Some(user) = account_in(&app, &email, UserStatus::Confirmed).await? {
-        app.send_code(&user.id, email.as_str(), CodePurpose::ResetPassword)
-            .await;
+    let event = email_event(client, kind, &email);
+    admit(app, client, &event, Some(Counter::mail(email.as_str()))).await?;
+    if let Some(user) = account_in(app, &email, status).await? {
+        app.send_code(&user.id, email.as_str(), purpose).await;
     }
     app.record(event).await;
-    Ok(floor
-        .hold(accepted("If the account exists, a password-reset code has been sent."))
-        .await)
+    Ok(floor.hold(accepted(sent)).await)
 }
 
 /// Sets a new password with a reset code and signs the user out everywhere. The code proves
@@ -218,6 +223,7 @@ pub async fn reset_password(
     client: ClientInfo,
     Json(request): Json<ResetPasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
+    let floor = AnswerFloor::start(app.mail_answer_floor);
     let email = email(&request.email)?;
     let code = code(request.code.expose_secret())?;
     let password = new_password("/new_password", request.new_password.expose_secret())?;
@@ -244,7 +250,10 @@ pub async fn reset_password(
         app.notify(email.as_str(), Notice::PasswordReset).await;
     }
     app.record(event).await;
-    result?;
+    if let Err(refused) = result {
+        // As for a wrong confirmation code: no faster for an address without an account.
+        return Err(floor.hold(ApiError::from(refused)).await);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

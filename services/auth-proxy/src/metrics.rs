@@ -61,41 +61,35 @@ pub struct Metrics {
 impl Metrics {
     /// The proxy's families, registered in `registry` with its breakers' states.
     pub fn new(registry: &Registry, breakers: &Arc<Breakers>) -> Self {
-        let metrics = Self {
-            no_route: Arc::new("none".into()),
-            requests: Family::default(),
-            durations: Family::new_with_constructor(latency_histogram),
-            denials: Family::default(),
-            rate_limited: Family::default(),
-            reloads: Family::default(),
-        };
-        registry.register(
-            "rampart_proxy_requests",
-            "Requests answered, by route prefix and status",
-            metrics.requests.clone(),
-        );
-        registry.register(
-            "rampart_proxy_request_duration_seconds",
-            "Time to answer, by route prefix",
-            metrics.durations.clone(),
-        );
-        registry.register(
-            "rampart_proxy_denials",
-            "Requests refused by token checks, by reason",
-            metrics.denials.clone(),
-        );
-        registry.register(
-            "rampart_proxy_rate_limited",
-            "Requests refused by a rate limit, by class",
-            metrics.rate_limited.clone(),
-        );
-        registry.register(
-            "rampart_proxy_config_reloads",
-            "Reloads of the routes file on SIGHUP, by result (applied or refused)",
-            metrics.reloads.clone(),
-        );
         registry.register_collector(BreakerStates(Arc::clone(breakers)));
-        metrics
+        Self {
+            no_route: Arc::new("none".into()),
+            requests: registry.add(
+                "rampart_proxy_requests",
+                "Requests answered, by route prefix and status",
+                Family::default(),
+            ),
+            durations: registry.add(
+                "rampart_proxy_request_duration_seconds",
+                "Time to answer, by route prefix",
+                Family::new_with_constructor(latency_histogram),
+            ),
+            denials: registry.add(
+                "rampart_proxy_denials",
+                "Requests refused by token checks, by reason",
+                Family::default(),
+            ),
+            rate_limited: registry.add(
+                "rampart_proxy_rate_limited",
+                "Requests refused by a rate limit, by class",
+                Family::default(),
+            ),
+            reloads: registry.add(
+                "rampart_proxy_config_reloads",
+                "Reloads of the routes file on SIGHUP, by result (applied or refused)",
+                Family::default(),
+            ),
+        }
     }
 
     /// Counts one answered request under its route prefix (`none` when no route matched),

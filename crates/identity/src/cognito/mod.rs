@@ -27,6 +27,7 @@ use aws_lc_rs::hmac;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::operation::admin_get_user::AdminGetUserOutput;
+use aws_sdk_cognitoidentityprovider::operation::initiate_auth::{InitiateAuthError, InitiateAuthOutput};
 use aws_sdk_cognitoidentityprovider::types::{
     AttributeType, AuthFlowType, AuthenticationResultType, ChallengeNameType, SoftwareTokenMfaSettingsType,
     UserStatusType, VerifySoftwareTokenResponseType,
@@ -218,20 +219,32 @@ impl CognitoIdentity {
         }
     }
 
+    /// `InitiateAuth` in `flow` with `parameters`, plus the secret hash for `username` when the
+    /// app client has a secret.
+    async fn initiate_auth(
+        &self,
+        flow: AuthFlowType,
+        mut parameters: HashMap<String, String>,
+        username: &str,
+    ) -> Result<InitiateAuthOutput, SdkError<InitiateAuthError>> {
+        if let Some(hash) = self.secret_hash(username) {
+            parameters.insert("SECRET_HASH".to_owned(), hash);
+        }
+        self.client
+            .initiate_auth()
+            .client_id(&self.client_id)
+            .auth_flow(flow)
+            .set_auth_parameters(Some(parameters))
+            .send()
+            .await
+    }
+
     /// A fresh access token from the session's refresh token.
     async fn access_token(&self, session: &ProviderSession) -> Result<SecretString, IdentityError> {
         let refresh_token = session.credential.as_ref().ok_or(IdentityError::SessionInvalid)?;
-        let mut parameters = HashMap::from([("REFRESH_TOKEN".to_owned(), refresh_token.expose_secret().to_owned())]);
-        if let Some(hash) = self.secret_hash(&session.user.id) {
-            parameters.insert("SECRET_HASH".to_owned(), hash);
-        }
+        let parameters = HashMap::from([("REFRESH_TOKEN".to_owned(), refresh_token.expose_secret().to_owned())]);
         let output = self
-            .client
-            .initiate_auth()
-            .client_id(&self.client_id)
-            .auth_flow(AuthFlowType::RefreshTokenAuth)
-            .set_auth_parameters(Some(parameters))
-            .send()
+            .initiate_auth(AuthFlowType::RefreshTokenAuth, parameters, &session.user.id)
             .await
             .map_err(|error| {
                 failed(error, |code, message| match code {
@@ -345,14 +358,9 @@ impl IdentityProvider for CognitoIdentity {
         if user.status != UserStatus::Unconfirmed {
             return Err(IdentityError::InvalidCode);
         }
-        self.client
-            .admin_confirm_sign_up()
-            .user_pool_id(&self.user_pool_id)
-            .username(&username)
-            .send()
-            .await
-            .map_err(|error| failed(error, |_, _| None))?;
-        // The code the auth API checked went to this address: it is verified.
+        // The code the auth API checked went to this address: it is verified. Marked first, as
+        // it can be marked again: if confirming then fails, the user is still unconfirmed and
+        // the next right code completes both.
         let verified = AttributeType::builder()
             .name("email_verified")
             .value("true")
@@ -363,6 +371,13 @@ impl IdentityProvider for CognitoIdentity {
             .user_pool_id(&self.user_pool_id)
             .username(&username)
             .user_attributes(verified)
+            .send()
+            .await
+            .map_err(|error| failed(error, |_, _| None))?;
+        self.client
+            .admin_confirm_sign_up()
+            .user_pool_id(&self.user_pool_id)
+            .username(&username)
             .send()
             .await
             .map_err(|error| failed(error, |_, _| None))?;
@@ -378,20 +393,12 @@ impl IdentityProvider for CognitoIdentity {
             .as_ref()
             .map_or(email.as_str(), |(username, _)| username.as_str())
             .to_owned();
-        let mut parameters = HashMap::from([
+        let parameters = HashMap::from([
             ("USERNAME".to_owned(), username.clone()),
             ("PASSWORD".to_owned(), password.expose().to_owned()),
         ]);
-        if let Some(hash) = self.secret_hash(&username) {
-            parameters.insert("SECRET_HASH".to_owned(), hash);
-        }
         let output = self
-            .client
-            .initiate_auth()
-            .client_id(&self.client_id)
-            .auth_flow(AuthFlowType::UserPasswordAuth)
-            .set_auth_parameters(Some(parameters))
-            .send()
+            .initiate_auth(AuthFlowType::UserPasswordAuth, parameters, &username)
             .await
             .map_err(|error| {
                 failed(error, |code, message| match code {

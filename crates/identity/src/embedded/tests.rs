@@ -26,14 +26,22 @@ async fn sql(store: &EmbeddedIdentity, statement: &'static str) {
         .expect("sql");
 }
 
+/// Signs up an address new to the store with `words` and returns the user's id.
+async fn created(store: &EmbeddedIdentity, email: &Email, words: &str) -> String {
+    match store.sign_up(email, &password(words)).await.expect("sign up") {
+        SignUpOutcome::Created { user_id } => user_id,
+        other => panic!("a new address is created, not {other:?}"),
+    }
+}
+
+/// Signs in with `words`: `Ok(true)` signed in, `Ok(false)` asked for a second factor.
+async fn signs_in(store: &EmbeddedIdentity, email: &Email, words: &str) -> Result<bool, IdentityError> {
+    let outcome = store.authenticate(email, &password(words)).await?;
+    Ok(matches!(outcome, LoginOutcome::Authenticated(_)))
+}
+
 async fn signed_in(store: &EmbeddedIdentity, email: &Email) -> ProviderSession {
-    let SignUpOutcome::Created { user_id } = store
-        .sign_up(email, &password("correct horse battery"))
-        .await
-        .expect("sign up")
-    else {
-        panic!("a new address is created");
-    };
+    let user_id = created(store, email, "correct horse battery").await;
     store.confirm_user(&user_id).await.expect("confirm");
     match store
         .authenticate(email, &password("correct horse battery"))
@@ -90,13 +98,7 @@ async fn an_unconfirmed_sign_up_expires_and_frees_the_address() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir);
     let email = email("squatted");
-    let SignUpOutcome::Created { user_id: squatter } = store
-        .sign_up(&email, &password("squatter chosen words"))
-        .await
-        .expect("sign up")
-    else {
-        panic!("a new address is created");
-    };
+    let squatter = created(&store, &email, "squatter chosen words").await;
     // Within the day the address stays taken...
     assert_eq!(
         store
@@ -115,21 +117,13 @@ async fn an_unconfirmed_sign_up_expires_and_frees_the_address() {
         store.confirm_user(&squatter).await,
         Err(IdentityError::InvalidCode)
     ));
-    let SignUpOutcome::Created { user_id: owner } = store
-        .sign_up(&email, &password("owner chosen words"))
-        .await
-        .expect("sign up")
-    else {
-        panic!("the expired sign-up freed the address");
-    };
+    // The expired sign-up freed the address.
+    let owner = created(&store, &email, "owner chosen words").await;
     assert_ne!(owner, squatter);
     store.confirm_user(&owner).await.expect("confirm");
+    assert!(signs_in(&store, &email, "owner chosen words").await.expect("signed in"));
     assert!(matches!(
-        store.authenticate(&email, &password("owner chosen words")).await,
-        Ok(LoginOutcome::Authenticated(_))
-    ));
-    assert!(matches!(
-        store.authenticate(&email, &password("squatter chosen words")).await,
+        signs_in(&store, &email, "squatter chosen words").await,
         Err(IdentityError::InvalidCredentials)
     ));
 }
@@ -149,7 +143,7 @@ async fn registering_a_confirmed_address_is_reported_and_changes_nothing() {
     );
     // The notice is the auth API's to send; the password stands.
     assert!(matches!(
-        store.authenticate(&email, &password("someone else entirely")).await,
+        signs_in(&store, &email, "someone else entirely").await,
         Err(IdentityError::InvalidCredentials)
     ));
 }
@@ -159,13 +153,7 @@ async fn confirming_and_setting_a_password_need_the_right_status() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir);
     let email = email("ada");
-    let SignUpOutcome::Created { user_id } = store
-        .sign_up(&email, &password("correct horse battery"))
-        .await
-        .expect("sign up")
-    else {
-        panic!("a new address is created");
-    };
+    let user_id = created(&store, &email, "correct horse battery").await;
     // No password reset before the address is proven.
     assert!(matches!(
         store.set_password(&user_id, &password("a new long password")).await,
@@ -180,10 +168,11 @@ async fn confirming_and_setting_a_password_need_the_right_status() {
         .set_password(&user_id, &password("a new long password"))
         .await
         .expect("set");
-    assert!(matches!(
-        store.authenticate(&email, &password("a new long password")).await,
-        Ok(LoginOutcome::Authenticated(_))
-    ));
+    assert!(
+        signs_in(&store, &email, "a new long password")
+            .await
+            .expect("signed in")
+    );
     store.disable_user(&email).await.expect("disable");
     assert!(matches!(
         store.set_password(&user_id, &password("the thief's password")).await,

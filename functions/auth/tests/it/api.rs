@@ -1258,7 +1258,9 @@ async fn whether_mail_was_sent_does_not_show_in_how_long_an_answer_takes() {
         unconfirmed.push(email);
     }
     let nobody = || format!("nobody{}@example.com", unique_suffix());
-    // (what is asked, a request that mails, one that does not; the answer both get)
+    let wrong = "WRONGCODE9";
+    // (what is asked, a request that mails or counts a wrong code, one that does neither; the
+    // answer both get)
     let pairs = [
         (
             "/v1/auth/password/forgot",
@@ -1277,6 +1279,18 @@ async fn whether_mail_was_sent_does_not_show_in_how_long_an_answer_takes() {
             json!({"email": unconfirmed[1], "password": PASSWORD}),
             json!({"email": confirmed, "password": NEW_PASSWORD}),
             401,
+        ),
+        (
+            "/v1/auth/confirm",
+            json!({"email": unconfirmed[0], "code": wrong}),
+            json!({"email": nobody(), "code": wrong}),
+            422,
+        ),
+        (
+            "/v1/auth/password/reset",
+            json!({"email": confirmed, "code": wrong, "new_password": NEW_PASSWORD}),
+            json!({"email": nobody(), "code": wrong, "new_password": NEW_PASSWORD}),
+            422,
         ),
     ];
     for (path, mails, silent, status) in pairs {
