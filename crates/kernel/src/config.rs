@@ -63,6 +63,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub sessions: SessionSettings,
     pub audit: AuditSettings,
+    pub core: CoreSettings,
     pub mail: MailSettings,
     pub authorizer: AuthorizerSettings,
     pub aws: AwsSettings,
@@ -80,6 +81,7 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             sessions: SessionSettings::default(),
             audit: AuditSettings::default(),
+            core: CoreSettings::default(),
             mail: MailSettings::default(),
             authorizer: AuthorizerSettings::default(),
             aws: AwsSettings::default(),
@@ -252,6 +254,27 @@ impl Default for SessionSettings {
     }
 }
 
+/// The core API's tenant data keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoreSettings {
+    /// How long a plaintext data key stays in memory after it was unwrapped: the key keeper
+    /// (KMS) is asked once per tenant and key version per this long, and a shredded tenant's
+    /// key lives at most this long in another process.
+    pub data_key_cache_secs: u64,
+    /// Most plaintext data keys held at once; the oldest leaves first.
+    pub data_key_cache_entries: usize,
+}
+
+impl Default for CoreSettings {
+    fn default() -> Self {
+        Self {
+            data_key_cache_secs: 300,
+            data_key_cache_entries: 10_000,
+        }
+    }
+}
+
 /// The security audit log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -393,6 +416,15 @@ impl Settings {
                 "sessions.absolute_lifetime_secs",
                 "must be between 300 seconds and 365 days",
             ));
+        }
+        if !(1..=3600).contains(&self.core.data_key_cache_secs) {
+            return Err(ConfigError::new(
+                "core.data_key_cache_secs",
+                "must be between 1 second and an hour (a shredded tenant's key lives this long in another process)",
+            ));
+        }
+        if self.core.data_key_cache_entries == 0 {
+            return Err(ConfigError::new("core.data_key_cache_entries", "must be at least 1"));
         }
         if !(1..=3650).contains(&self.audit.retention_days) {
             return Err(ConfigError::new(
