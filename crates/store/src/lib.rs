@@ -101,6 +101,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("a stored item is malformed: {0}")]
     Corrupt(String),
+    /// A request no adapter can carry out as asked (a programming error, not bad data).
+    #[error("invalid store request: {0}")]
+    Invalid(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -134,14 +137,64 @@ pub trait ItemDelete: Send + Sync {
     async fn delete(&self, table: Table, key: &Key, expected_version: Option<u64>) -> Result<()>;
 }
 
-/// Every capability; adapters implement the four traits and get this for free.
+/// One write of a transaction ([`ItemTransact`]), with the condition [`ItemPut`] and
+/// [`ItemDelete`] would apply to it on its own.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Writes the item if the stored version still equals `item.version` (0: no live item).
+    Put(Item),
+    /// Deletes the item; with `expected_version`, only while it still has that version.
+    Delete { key: Key, expected_version: Option<u64> },
+    /// Writes nothing, but requires the item to have `version` (0: no live item), so a write
+    /// can depend on an item it does not change (a member change on the last-owner count).
+    Check { key: Key, version: u64 },
+}
+
+/// Most writes one transaction may hold: DynamoDB's `TransactWriteItems` limit.
+pub const MAX_TRANSACTION_WRITES: usize = 100;
+
+/// Several writes to one table, all or none: if any condition fails nothing is written and
+/// the answer is [`StoreError::ConditionFailed`]. Each write names a different key.
+#[async_trait::async_trait]
+pub trait ItemTransact: Send + Sync {
+    async fn transact(&self, table: Table, writes: &[Write]) -> Result<()>;
+}
+
+/// Refuses what no adapter can do atomically: too many writes, or two on one key.
+fn check_transaction(writes: &[Write]) -> Result<()> {
+    if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
+        return Err(StoreError::Invalid(format!(
+            "a transaction holds 1 to {MAX_TRANSACTION_WRITES} writes, not {}",
+            writes.len()
+        )));
+    }
+    let mut keys = std::collections::HashSet::new();
+    for write in writes {
+        let key = match write {
+            Write::Put(item) => &item.key,
+            Write::Delete { key, .. } | Write::Check { key, .. } => key,
+        };
+        if !keys.insert(key) {
+            return Err(StoreError::Invalid(format!("two writes to {key:?} in one transaction")));
+        }
+    }
+    Ok(())
+}
+
+/// Every capability; adapters implement the five traits and get this for free.
 pub trait ItemStore:
-    ItemGet + ItemPut + ItemQuery + ItemDelete + rampart_kernel::health::ReadinessProbe + std::fmt::Debug
+    ItemGet + ItemPut + ItemQuery + ItemDelete + ItemTransact + rampart_kernel::health::ReadinessProbe + std::fmt::Debug
 {
 }
 
 impl<T> ItemStore for T where
-    T: ItemGet + ItemPut + ItemQuery + ItemDelete + rampart_kernel::health::ReadinessProbe + std::fmt::Debug
+    T: ItemGet
+        + ItemPut
+        + ItemQuery
+        + ItemDelete
+        + ItemTransact
+        + rampart_kernel::health::ReadinessProbe
+        + std::fmt::Debug
 {
 }
 

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, Result, SortKeys, StoreError, Table, now_unix};
+use crate::{
+    Item, ItemDelete, ItemGet, ItemPut, ItemQuery, ItemTransact, Key, Result, SortKeys, StoreError, Table, Write,
+    check_transaction, now_unix,
+};
 
 /// SQLite work runs on the blocking pool; the mutex serialises it as SQLite would anyway.
 #[derive(Debug, Clone)]
@@ -28,8 +31,10 @@ impl SqliteStore {
     }
 
     fn init(connection: Connection) -> Result<Self> {
+        // secure_delete: a deleted row's bytes are overwritten, so what is deleted (a shredded
+        // tenant's wrapped keys) does not linger in the file's free pages.
         connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;")
             .map_err(unavailable)?;
         for table in Table::ALL {
             let name = table.logical();
@@ -174,65 +179,129 @@ impl ItemGet for SqliteStore {
 impl ItemPut for SqliteStore {
     async fn put(&self, table: Table, item: &Item) -> Result<u64> {
         let item = item.clone();
-        let body = item.body.to_string();
         let now = now_unix();
-        let next = item.version + 1;
-        let next_sql = i64::try_from(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let expected = next_sql - 1;
-        self.run(move |connection| {
-            let name = table.logical();
-            let (gsi1pk, gsi1sk) = match &item.index {
-                Some(index) => (Some(index.pk.as_str()), Some(index.sk.as_str())),
-                None => (None, None),
-            };
-            // Version 0 inserts, or replaces an item that has expired but not yet been purged;
-            // any other version updates only the live item that still has it.
-            let sql = if item.version == 0 {
-                format!(
-                    "INSERT INTO items_{name} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (pk, sk) DO UPDATE SET
-                        gsi1pk = excluded.gsi1pk, gsi1sk = excluded.gsi1sk, body = excluded.body,
-                        expires_at = excluded.expires_at, version = excluded.version
-                     WHERE items_{name}.expires_at IS NOT NULL AND items_{name}.expires_at <= ?8"
-                )
-            } else {
-                format!(
-                    "UPDATE items_{name} SET gsi1pk = ?3, gsi1sk = ?4, body = ?5, expires_at = ?6, version = ?7
-                     WHERE pk = ?1 AND sk = ?2 AND version = ?9 AND (expires_at IS NULL OR expires_at > ?8)"
-                )
-            };
-            let mut statement = connection.prepare_cached(&sql).map_err(unavailable)?;
-            let fields = params![
-                item.key.pk,
-                item.key.sk,
-                gsi1pk,
-                gsi1sk,
-                body,
-                item.expires_at,
-                next_sql,
-                now
-            ];
-            let changed = if item.version == 0 {
-                statement.execute(fields)
-            } else {
-                statement.execute(params![
-                    item.key.pk,
-                    item.key.sk,
-                    gsi1pk,
-                    gsi1sk,
-                    body,
-                    item.expires_at,
-                    next_sql,
-                    now,
-                    expected
-                ])
-            }
+        self.run(move |connection| put_row(connection, table, &item, now)).await
+    }
+}
+
+/// Writes `item` if its version condition holds ([`ItemPut`]); returns the new version.
+fn put_row(connection: &Connection, table: Table, item: &Item, now: i64) -> Result<u64> {
+    let next = item.version + 1;
+    let next_sql = i64::try_from(next).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let name = table.logical();
+    let (gsi1pk, gsi1sk) = match &item.index {
+        Some(index) => (Some(index.pk.as_str()), Some(index.sk.as_str())),
+        None => (None, None),
+    };
+    let body = item.body.to_string();
+    // Version 0 inserts, or replaces an item that has expired but not yet been purged; any
+    // other version updates only the live item that still has it.
+    let changed = if item.version == 0 {
+        let sql = format!(
+            "INSERT INTO items_{name} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (pk, sk) DO UPDATE SET
+                gsi1pk = excluded.gsi1pk, gsi1sk = excluded.gsi1sk, body = excluded.body,
+                expires_at = excluded.expires_at, version = excluded.version
+             WHERE items_{name}.expires_at IS NOT NULL AND items_{name}.expires_at <= ?8"
+        );
+        connection.prepare_cached(&sql).map_err(unavailable)?.execute(params![
+            item.key.pk,
+            item.key.sk,
+            gsi1pk,
+            gsi1sk,
+            body,
+            item.expires_at,
+            next_sql,
+            now
+        ])
+    } else {
+        let sql = format!(
+            "UPDATE items_{name} SET gsi1pk = ?3, gsi1sk = ?4, body = ?5, expires_at = ?6, version = ?7
+             WHERE pk = ?1 AND sk = ?2 AND version = ?9 AND (expires_at IS NULL OR expires_at > ?8)"
+        );
+        connection.prepare_cached(&sql).map_err(unavailable)?.execute(params![
+            item.key.pk,
+            item.key.sk,
+            gsi1pk,
+            gsi1sk,
+            body,
+            item.expires_at,
+            next_sql,
+            now,
+            next_sql - 1
+        ])
+    }
+    .map_err(unavailable)?;
+    if changed == 1 {
+        Ok(next)
+    } else {
+        Err(StoreError::ConditionFailed)
+    }
+}
+
+/// Deletes an item, with `expected_version` only while it still has that version.
+fn delete_row(connection: &Connection, table: Table, key: &Key, expected_version: Option<u64>) -> Result<()> {
+    let name = table.logical();
+    let Some(version) = expected_version else {
+        connection
+            .execute(
+                &format!("DELETE FROM items_{name} WHERE pk = ?1 AND sk = ?2"),
+                params![key.pk, key.sk],
+            )
             .map_err(unavailable)?;
-            if changed == 1 {
-                Ok(next)
-            } else {
-                Err(StoreError::ConditionFailed)
+        return Ok(());
+    };
+    let version = i64::try_from(version).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let removed = connection
+        .execute(
+            &format!("DELETE FROM items_{name} WHERE pk = ?1 AND sk = ?2 AND version = ?3"),
+            params![key.pk, key.sk, version],
+        )
+        .map_err(unavailable)?;
+    if removed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::ConditionFailed)
+    }
+}
+
+/// Requires the live item at `key` to have `version` (0: no live item).
+fn check_row(connection: &Connection, table: Table, key: &Key, version: u64, now: i64) -> Result<()> {
+    let stored: Option<i64> = connection
+        .query_row(
+            &format!(
+                "SELECT version FROM items_{} WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+                table.logical()
+            ),
+            params![key.pk, key.sk, now],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    if stored.map_or(0, |v| u64::try_from(v).unwrap_or(u64::MAX)) == version {
+        Ok(())
+    } else {
+        Err(StoreError::ConditionFailed)
+    }
+}
+
+#[async_trait::async_trait]
+impl ItemTransact for SqliteStore {
+    async fn transact(&self, table: Table, writes: &[Write]) -> Result<()> {
+        check_transaction(writes)?;
+        let writes = writes.to_vec();
+        let now = now_unix();
+        self.run(move |connection| {
+            // Dropped without a commit, the transaction rolls back: all or nothing.
+            let transaction = connection.transaction().map_err(unavailable)?;
+            for write in &writes {
+                match write {
+                    Write::Put(item) => put_row(&transaction, table, item, now).map(|_| ())?,
+                    Write::Delete { key, expected_version } => delete_row(&transaction, table, key, *expected_version)?,
+                    Write::Check { key, version } => check_row(&transaction, table, key, *version, now)?,
+                }
             }
+            transaction.commit().map_err(unavailable)
         })
         .await
     }
@@ -289,38 +358,8 @@ impl SqliteStore {
 impl ItemDelete for SqliteStore {
     async fn delete(&self, table: Table, key: &Key, expected_version: Option<u64>) -> Result<()> {
         let key = key.clone();
-        let expected = expected_version
-            .map(i64::try_from)
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.run(move |connection| {
-            let name = table.logical();
-            match expected {
-                None => {
-                    connection
-                        .execute(
-                            &format!("DELETE FROM items_{name} WHERE pk = ?1 AND sk = ?2"),
-                            params![key.pk, key.sk],
-                        )
-                        .map_err(unavailable)?;
-                    Ok(())
-                }
-                Some(version) => {
-                    let removed = connection
-                        .execute(
-                            &format!("DELETE FROM items_{name} WHERE pk = ?1 AND sk = ?2 AND version = ?3"),
-                            params![key.pk, key.sk, version],
-                        )
-                        .map_err(unavailable)?;
-                    if removed == 1 {
-                        Ok(())
-                    } else {
-                        Err(StoreError::ConditionFailed)
-                    }
-                }
-            }
-        })
-        .await
+        self.run(move |connection| delete_row(connection, table, &key, expected_version))
+            .await
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_store::dynamodb::provision::provision_tables;
-use rampart_store::{DynamoDbStore, Item, ItemGet, ItemPut, ItemStore, Key, SqliteStore, StoreError, Table};
+use rampart_store::{DynamoDbStore, Item, ItemGet, ItemPut, ItemStore, Key, SqliteStore, StoreError, Table, Write};
 use serde_json::json;
 
 fn unique(label: &str) -> String {
@@ -17,7 +17,9 @@ async fn contract(store: Arc<dyn ItemStore>) {
     pages_read_a_partition_exactly_once(&*store).await;
     expired_items_are_invisible_and_replaceable(&*store).await;
     conditional_delete(&*store).await;
-    concurrent_writers_of_one_version_yield_one_winner(store).await;
+    transactions_write_all_or_nothing(&*store).await;
+    concurrent_writers_of_one_version_yield_one_winner(Arc::clone(&store)).await;
+    concurrent_transactions_on_one_check_yield_one_winner(store).await;
 }
 
 async fn versioned_writes_are_conditional(store: &dyn ItemStore) {
@@ -168,6 +170,127 @@ async fn concurrent_writers_of_one_version_yield_one_winner(store: Arc<dyn ItemS
         }
     }
     assert_eq!(winners, 1);
+}
+
+/// An org with its owner membership: both items or neither, each write with its own condition.
+async fn transactions_write_all_or_nothing(store: &dyn ItemStore) {
+    let org = unique("org");
+    let profile = Item::new(Key::new(org.clone(), "profile"), json!({"name": "Acme"}));
+    let owner = Item::new(Key::new(org.clone(), "member#ada"), json!({"role": "owner"}));
+    store
+        .transact(Table::Core, &[Write::Put(profile.clone()), Write::Put(owner.clone())])
+        .await
+        .expect("both written");
+    let stored = store.get(Table::Core, &owner.key).await.expect("get").expect("owner");
+    assert_eq!(stored.version, 1);
+
+    // A second org under the same key fails on the profile: its member is not written either.
+    let other = Item::new(Key::new(org.clone(), "member#eve"), json!({"role": "owner"}));
+    assert!(matches!(
+        store
+            .transact(Table::Core, &[Write::Put(other.clone()), Write::Put(profile.clone())])
+            .await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert!(store.get(Table::Core, &other.key).await.expect("get").is_none());
+
+    // A check that no longer holds stops the writes beside it.
+    let demoted = Item {
+        body: json!({"role": "viewer"}),
+        ..stored.clone()
+    };
+    let stale_check = Write::Check {
+        key: profile.key.clone(),
+        version: 7,
+    };
+    assert!(matches!(
+        store
+            .transact(Table::Core, &[Write::Put(demoted.clone()), stale_check])
+            .await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert_eq!(
+        store
+            .get(Table::Core, &owner.key)
+            .await
+            .expect("get")
+            .expect("owner")
+            .body["role"],
+        "owner"
+    );
+
+    // With the check holding, the write happens; a delete with a stale version stops it.
+    let check = Write::Check {
+        key: profile.key.clone(),
+        version: 1,
+    };
+    store
+        .transact(Table::Core, &[Write::Put(demoted), check])
+        .await
+        .expect("written");
+    let stale_delete = Write::Delete {
+        key: profile.key.clone(),
+        expected_version: Some(9),
+    };
+    let absent = Write::Check {
+        key: other.key.clone(),
+        version: 0,
+    };
+    assert!(matches!(
+        store.transact(Table::Core, &[stale_delete, absent.clone()]).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    let delete = Write::Delete {
+        key: profile.key.clone(),
+        expected_version: Some(1),
+    };
+    store.transact(Table::Core, &[delete, absent]).await.expect("deleted");
+    assert!(store.get(Table::Core, &profile.key).await.expect("get").is_none());
+
+    // What no adapter can do atomically is refused before anything is sent.
+    assert!(matches!(
+        store.transact(Table::Core, &[]).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let twice = Write::Check {
+        key: owner.key.clone(),
+        version: 2,
+    };
+    assert!(matches!(
+        store.transact(Table::Core, &[twice.clone(), twice]).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+/// Two demotions racing on the last-owner rule: each checks the other owner's version and
+/// writes its own change, so at most one can win.
+async fn concurrent_transactions_on_one_check_yield_one_winner(store: Arc<dyn ItemStore>) {
+    let org = unique("org");
+    let guard = Item::new(Key::new(org.clone(), "owners"), json!({"count": 2}));
+    store.put(Table::Core, &guard).await.expect("put");
+    let read = store.get(Table::Core, &guard.key).await.expect("get").expect("guard");
+    let attempts = (0..8).map(|n| {
+        let store = Arc::clone(&store);
+        let mut guard = read.clone();
+        guard.body = json!({ "count": 1 });
+        let member = Item::new(Key::new(org.clone(), format!("member#{n}")), json!({"role": "admin"}));
+        tokio::spawn(async move {
+            store
+                .transact(Table::Core, &[Write::Put(guard), Write::Put(member)])
+                .await
+        })
+    });
+    let mut winners = 0;
+    for attempt in attempts {
+        match attempt.await.expect("join") {
+            Ok(()) => winners += 1,
+            Err(StoreError::ConditionFailed) => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    let members = store.query(Table::Core, &org, "member#", 10).await.expect("query");
+    assert_eq!(members.len(), 1, "only the winner's member was written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

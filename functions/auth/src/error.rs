@@ -69,7 +69,7 @@ impl From<StoreError> for ApiError {
         Self(match error {
             StoreError::Unavailable(_) => Problem::of(ProblemType::ServiceUnavailable),
             StoreError::ConditionFailed => Problem::of(ProblemType::Conflict),
-            StoreError::Corrupt(_) => Problem::internal(),
+            StoreError::Corrupt(_) | StoreError::Invalid(_) => Problem::internal(),
         })
     }
 }

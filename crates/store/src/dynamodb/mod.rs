@@ -7,11 +7,15 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use tracing::instrument;
 
 use self::ext::{EXPIRES_AT, GSI1, GSI1PK, GSI1SK, PK, SK, VERSION};
-use crate::{Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, Result, SortKeys, StoreError, Table, now_unix};
+use crate::{
+    Item, ItemDelete, ItemGet, ItemPut, ItemQuery, ItemTransact, Key, Result, SortKeys, StoreError, Table, Write,
+    check_transaction, now_unix,
+};
 
 #[derive(Debug, Clone)]
 pub struct DynamoDbStore {
@@ -184,6 +188,97 @@ impl ItemQuery for DynamoDbStore {
         self.query_on(table, None, (PK, SK), pk, SortKeys::After(after_sk), limit)
             .await
     }
+}
+
+#[async_trait::async_trait]
+impl ItemTransact for DynamoDbStore {
+    /// One `TransactWriteItems` call, each write with the condition it has on its own.
+    #[instrument(name = "store.transact", skip(self, writes), fields(table = table.logical(), writes = writes.len()))]
+    async fn transact(&self, table: Table, writes: &[Write]) -> Result<()> {
+        check_transaction(writes)?;
+        let name = self.table_name(table);
+        let now = AttributeValue::N(now_unix().to_string());
+        let mut items = Vec::with_capacity(writes.len());
+        for write in writes {
+            let item = match write {
+                Write::Put(item) => {
+                    let put = Put::builder()
+                        .table_name(&name)
+                        .set_item(Some(ext::to_attributes(item, item.version + 1)))
+                        .expression_attribute_names("#exp", EXPIRES_AT)
+                        .expression_attribute_values(":now", now.clone());
+                    let put = if item.version == 0 {
+                        put.condition_expression(
+                            "attribute_not_exists(#pk) OR (attribute_exists(#exp) AND #exp <= :now)",
+                        )
+                        .expression_attribute_names("#pk", PK)
+                    } else {
+                        put.condition_expression("#v = :v AND (attribute_not_exists(#exp) OR #exp > :now)")
+                            .expression_attribute_names("#v", VERSION)
+                            .expression_attribute_values(":v", AttributeValue::N(item.version.to_string()))
+                    };
+                    TransactWriteItem::builder().put(put.build().map_err(invalid)?)
+                }
+                Write::Delete { key, expected_version } => {
+                    let mut delete = Delete::builder()
+                        .table_name(&name)
+                        .set_key(Some(ext::key_attributes(key)));
+                    if let Some(version) = expected_version {
+                        delete = delete
+                            .condition_expression("#v = :v")
+                            .expression_attribute_names("#v", VERSION)
+                            .expression_attribute_values(":v", AttributeValue::N(version.to_string()));
+                    }
+                    TransactWriteItem::builder().delete(delete.build().map_err(invalid)?)
+                }
+                Write::Check { key, version } => {
+                    let check = ConditionCheck::builder()
+                        .table_name(&name)
+                        .set_key(Some(ext::key_attributes(key)))
+                        .expression_attribute_names("#exp", EXPIRES_AT)
+                        .expression_attribute_values(":now", now.clone());
+                    let check = if *version == 0 {
+                        check
+                            .condition_expression(
+                                "attribute_not_exists(#pk) OR (attribute_exists(#exp) AND #exp <= :now)",
+                            )
+                            .expression_attribute_names("#pk", PK)
+                    } else {
+                        check
+                            .condition_expression("#v = :v AND (attribute_not_exists(#exp) OR #exp > :now)")
+                            .expression_attribute_names("#v", VERSION)
+                            .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
+                    };
+                    TransactWriteItem::builder().condition_check(check.build().map_err(invalid)?)
+                }
+            };
+            items.push(item.build());
+        }
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
+            // A condition that failed, or another transaction on the same items at the same
+            // moment: either way another writer got there first. Any other cause (throttling,
+            // validation) is unavailability.
+            .map_err(|e| write_error(e, lost_to_another_writer))
+    }
+}
+
+fn lost_to_another_writer(error: &TransactWriteItemsError) -> bool {
+    let TransactWriteItemsError::TransactionCanceledException(canceled) = error else {
+        return false;
+    };
+    canceled
+        .cancellation_reasons()
+        .iter()
+        .any(|reason| matches!(reason.code(), Some("ConditionalCheckFailed" | "TransactionConflict")))
+}
+
+fn invalid(error: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid(error.to_string())
 }
 
 #[async_trait::async_trait]
