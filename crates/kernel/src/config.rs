@@ -264,6 +264,9 @@ pub struct CoreSettings {
     pub data_key_cache_secs: u64,
     /// Most plaintext data keys held at once; the oldest leaves first.
     pub data_key_cache_entries: usize,
+    /// The auth API's base URL, where core reads the issuer's keys and revocation feed to check
+    /// every token itself; unset: `tokens.issuer`.
+    pub auth_url: Option<String>,
 }
 
 impl Default for CoreSettings {
@@ -271,6 +274,7 @@ impl Default for CoreSettings {
         Self {
             data_key_cache_secs: 300,
             data_key_cache_entries: 10_000,
+            auth_url: None,
         }
     }
 }

@@ -123,3 +123,23 @@ fn add_edge_responses(operation: &mut Operation, has_path_parameters: bool) {
             .get_or_insert_with(|| RefOr::Ref(Ref::from_schema_name("Problem")));
     }
 }
+
+/// Declares the `bearer` security scheme (an access token, a JWT) the operations name.
+#[derive(Debug)]
+pub struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}

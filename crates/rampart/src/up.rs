@@ -38,14 +38,18 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
         admin_listener.local_addr()?,
     );
 
-    let store = backends.store.clone();
+    let (store, secrets) = (backends.store.clone(), backends.secrets.clone());
     // The proxy in front reaches auth over loopback, so auth believes its X-Forwarded-For.
     let mut auth_settings = settings.clone();
     auth_settings.http.trusted_proxies = settings.http.trusted_proxies.clone().with(&TrustedProxies::loopback());
     // One process, one registry: the admin listener shows the proxy's, auth's and core's metrics.
     let metrics = Registry::default();
     let auth = rampart_auth_function::router(backends, &auth_settings, &metrics);
-    let core = rampart_core::router(store, &settings, &metrics);
+    // core checks every token itself, against the auth API it runs beside.
+    let mut core_settings = settings.clone();
+    core_settings.core.auth_url = Some(format!("http://{auth_addr}"));
+    let core = rampart_core::Core::connect(&core_settings, aws.as_ref(), store, &*secrets).await?;
+    let core = rampart_core::router(core, &settings, &metrics);
     let proxy_config = match &routes_file {
         Some(path) => ProxyConfig::load(path)?,
         None => rampart_auth_proxy::platform_config(

@@ -47,6 +47,25 @@ impl Denial {
     }
 }
 
+/// The answer to a refused token, the same from every surface that checks one (the proxy,
+/// core): the kernel's [`BearerRefusal`](rampart_kernel::BearerRefusal) for the caller's
+/// failures, 503 with a retry when the issuer's keys or feed cannot be read.
+impl From<Denial> for rampart_kernel::Problem {
+    fn from(denial: Denial) -> Self {
+        use rampart_kernel::{BearerRefusal, Problem, ProblemType};
+        match denial {
+            Denial::Missing => BearerRefusal::Missing.into(),
+            Denial::Invalid(_) | Denial::Revoked => BearerRefusal::Invalid.into(),
+            Denial::InsufficientScope => BearerRefusal::InsufficientScope.into(),
+            Denial::KeysUnavailable | Denial::RevocationUnknown => Problem::new(
+                ProblemType::ServiceUnavailable,
+                "Tokens cannot be checked right now; try again shortly.",
+            )
+            .with_retry_after(1),
+        }
+    }
+}
+
 /// Checks bearer access tokens against one issuer: its published keys, its revocation feed,
 /// and the scopes a caller needs.
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations, and the route serving it.
 
 use axum::response::Response;
-use rampart_kernel::openapi::EdgeResponses;
+use rampart_kernel::openapi::{BearerScheme, EdgeResponses};
 use utoipa::OpenApi;
 
 use crate::respond::cacheable;
@@ -23,24 +23,6 @@ use rampart_keyring::JWKS_MAX_AGE_SECS;
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
-
-struct BearerScheme;
-
-impl utoipa::Modify for BearerScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 /// This API's OpenAPI 3.1 document.
 pub async fn openapi() -> Response {

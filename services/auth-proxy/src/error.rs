@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
-use rampart_kernel::{BearerRefusal, Problem, ProblemType};
+use rampart_kernel::{Problem, ProblemType};
 use rampart_verifier::Denial;
 
 use crate::ratelimit::Decision;
@@ -41,16 +41,7 @@ impl IntoResponse for ProxyError {
         let problem = match self {
             Self::NoClientAddress => Problem::internal(),
             Self::NoRoute => Problem::of(ProblemType::NotFound),
-            Self::Denied(denial) => match denial {
-                Denial::Missing => BearerRefusal::Missing.into(),
-                Denial::Invalid(_) | Denial::Revoked => BearerRefusal::Invalid.into(),
-                Denial::InsufficientScope => BearerRefusal::InsufficientScope.into(),
-                Denial::KeysUnavailable | Denial::RevocationUnknown => Problem::new(
-                    ProblemType::ServiceUnavailable,
-                    "Tokens cannot be checked right now; try again shortly.",
-                )
-                .with_retry_after(1),
-            },
+            Self::Denied(denial) => denial.into(),
             Self::RateLimited(decision) => {
                 let mut response = Problem::of(ProblemType::TooManyRequests)
                     .with_retry_after(decision.retry_after_secs)

@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rampart_kernel::Settings;
-use rampart_kernel::health::{self, ReadinessProbe};
+use rampart_kernel::health;
 use rampart_kernel::http::{EdgeLayer, with_edge_layers};
 use rampart_kernel::metrics::Registry;
 use rampart_kernel::serve::{serve, serve_on_threads, threads_per_listener};
@@ -84,10 +84,7 @@ impl AuthProxy {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
-        let probes: Vec<Arc<dyn ReadinessProbe>> = vec![
-            Arc::new(JwksLoaded(Arc::clone(&self.0.verifier))),
-            Arc::new(RevocationsFresh(Arc::clone(&self.0.verifier))),
-        ];
+        let probes = rampart_verifier::readiness_probes(&self.0.verifier);
         let gateway = Gateway {
             // One Arc, so that handing it to each request is a single count increment.
             forwarder: Arc::new(Forwarder {
@@ -158,37 +155,5 @@ impl AuthProxy {
 
     pub(crate) fn config(&self) -> Arc<ProxyConfig> {
         Arc::clone(&self.0.routes.read().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
-struct JwksLoaded(Arc<Verifier>);
-
-#[async_trait::async_trait]
-impl ReadinessProbe for JwksLoaded {
-    fn name(&self) -> &'static str {
-        "jwks"
-    }
-    async fn check(&self) -> Result<(), String> {
-        if self.0.keys_loaded() {
-            Ok(())
-        } else {
-            Err("no keys loaded yet".into())
-        }
-    }
-}
-
-struct RevocationsFresh(Arc<Verifier>);
-
-#[async_trait::async_trait]
-impl ReadinessProbe for RevocationsFresh {
-    fn name(&self) -> &'static str {
-        "revocations"
-    }
-    async fn check(&self) -> Result<(), String> {
-        if self.0.revocations_fresh() {
-            Ok(())
-        } else {
-            Err("the revocation feed has not been read within its bound".into())
-        }
     }
 }

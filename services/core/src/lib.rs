@@ -1,43 +1,101 @@
-//! The core business API. Until the core issue lands it serves health and version only, but it
-//! is wired to its store and served exactly as in production.
+//! core: the multi-tenant business API. Organisations (the tenants) and their members so far;
+//! projects and documents follow.
+//!
+//! Modules depend one way: `permissions` (the role × action matrix) and `records` (how items are
+//! kept) → `error` → `caller` (the bearer token, checked here) → handlers (`orgs`, `members`)
+//! → `openapi` → this router.
+//!
+//! Zero trust: core checks every bearer token itself against the issuer's keys and revocation
+//! feed (`rampart_verifier`), so a revoked session or a request sent around the proxy is
+//! refused here too. Each organisation has its own data keys (`rampart_envelope`); deleting
+//! one destroys them first.
 
+pub mod caller;
+pub mod error;
+pub mod members;
+pub mod openapi;
+pub mod orgs;
+pub mod permissions;
+pub mod records;
+
+use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use rampart_envelope::TenantKeys;
 use rampart_kernel::Settings;
 use rampart_kernel::health::{self, ReadinessProbe};
 use rampart_kernel::metrics::Registry;
 use rampart_store::ItemStore;
+use rampart_verifier::{IssuerConfig, Verifier};
 
-/// Core's routes inside the shared edge layers, its requests counted in `metrics`.
-pub fn router(store: Arc<dyn ItemStore>, settings: &Settings, metrics: &Registry) -> Router {
-    let probes: Vec<Arc<dyn ReadinessProbe>> = vec![store as Arc<dyn ReadinessProbe>];
-    let api = Router::new()
-        .route("/v1/version", get(|| async { axum::Json(health::version("core")) }))
-        .merge(health::router("core", probes));
-    rampart_kernel::http::with_edge_layers(api, &settings.http).layer(metrics.http_layer("core"))
+/// What every core handler shares.
+#[derive(Debug, Clone)]
+pub struct Core(Arc<CoreState>);
+
+#[derive(Debug)]
+pub struct CoreState {
+    pub store: Arc<dyn ItemStore>,
+    pub keys: Arc<TenantKeys>,
+    pub verifier: Arc<Verifier>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-    use tower::ServiceExt;
-
-    #[tokio::test]
-    async fn ready_when_its_store_answers() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let settings = rampart_testkit::embedded_settings(dir.path());
-        let store = rampart_store::connect(&settings, None).expect("store");
-        let response = router(store, &settings, &Registry::default())
-            .oneshot(
-                axum::http::Request::get("/readyz")
-                    .body(Body::empty())
-                    .expect("request"),
-            )
-            .await
-            .expect("response");
-        assert_eq!(response.status(), 200);
+impl Deref for Core {
+    type Target = CoreState;
+    fn deref(&self) -> &CoreState {
+        &self.0
     }
+}
+
+/// A start-up failure, naming the setting or backend that caused it.
+pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Core {
+    pub fn new(store: Arc<dyn ItemStore>, keys: TenantKeys, verifier: Arc<Verifier>) -> Self {
+        Self(Arc::new(CoreState {
+            store,
+            keys: Arc::new(keys),
+            verifier,
+        }))
+    }
+
+    /// core on the settings' backends: the tenant keys on `store` (the local key-encryption key
+    /// in `secrets`, the process's one handle on them), and a verifier that follows the issuer
+    /// whose auth API is at `core.auth_url` (default `tokens.issuer`), refreshing in the
+    /// background.
+    pub async fn connect(
+        settings: &Settings,
+        aws: Option<&aws_types::SdkConfig>,
+        store: Arc<dyn ItemStore>,
+        secrets: &dyn rampart_secrets::SecretSource,
+    ) -> Result<Self, StartupError> {
+        let keys = rampart_envelope::connect(settings, aws, Arc::clone(&store), secrets).await?;
+        let auth = settings.core.auth_url.as_deref().unwrap_or(&settings.tokens.issuer);
+        let issuer = IssuerConfig::for_platform(settings, auth)?;
+        issuer.check()?;
+        let verifier = Arc::new(Verifier::new(&issuer)?);
+        verifier.spawn_refreshers();
+        Ok(Self::new(store, keys, verifier))
+    }
+}
+
+/// core's routes inside the shared edge layers, its requests counted in `metrics`. Ready once
+/// its store answers and the issuer's keys and revocation feed are in.
+pub fn router(core: Core, settings: &Settings, metrics: &Registry) -> Router {
+    let mut probes: Vec<Arc<dyn ReadinessProbe>> = vec![Arc::clone(&core.store) as Arc<dyn ReadinessProbe>];
+    probes.extend(rampart_verifier::readiness_probes(&core.verifier));
+    let api = Router::new()
+        .route("/v1/version", get(|| async { axum::Json(health::version("core")) }))
+        .route("/v1/openapi.json", get(openapi::openapi))
+        .route("/v1/orgs", get(orgs::list).post(orgs::create))
+        .route("/v1/orgs/{org}", get(orgs::get).patch(orgs::patch).delete(orgs::delete))
+        .route("/v1/orgs/{org}/members", get(members::list).post(members::add))
+        .route(
+            "/v1/orgs/{org}/members/{user}",
+            axum::routing::patch(members::patch).delete(members::remove),
+        )
+        .with_state(core)
+        .merge(health::router("core", probes));
+    rampart_kernel::http::with_edge_layers(api, &settings.http).layer(metrics.http_layer("core"))
 }

@@ -1,4 +1,5 @@
-//! core as EKS runs it: `rampart-core` with its listeners from the environment serves its API,
+//! core as EKS runs it: `rampart-core` with its listeners from the environment, following an
+//! auth API's keys and revocation feed, becomes ready, serves its API,
 //! counts each request by matched route on its admin listener (inside the shared edge), and on
 //! SIGTERM drains and exits 0.
 
@@ -8,6 +9,15 @@ use rampart_testkit::{free_loopback_addr, signal};
 
 #[tokio::test]
 async fn the_binary_serves_counts_its_requests_on_the_admin_listener_and_exits_cleanly() {
+    // The issuer core follows: an auth API of its own on loopback.
+    let issuer = tempfile::tempdir().expect("tempdir");
+    let settings = rampart_testkit::embedded_settings(issuer.path());
+    let backends = rampart_auth_function::Backends::connect(&settings, None)
+        .await
+        .expect("backends");
+    let auth = rampart_auth_function::router(backends, &settings, &Default::default());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let auth = rampart_testkit::spawn(auth, &settings.http, &shutdown).await;
     let data = tempfile::tempdir().expect("tempdir");
     let (api, admin) = (free_loopback_addr(), free_loopback_addr());
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rampart-core"));
@@ -18,6 +28,7 @@ async fn the_binary_serves_counts_its_requests_on_the_admin_listener_and_exits_c
         .env("RAMPART_LISTEN__CORE", api.to_string())
         .env("RAMPART_LISTEN__ADMIN", admin.to_string())
         .env("RAMPART_DATA_DIR", data.path())
+        .env("RAMPART_CORE__AUTH_URL", format!("http://{auth}"))
         .env("RAMPART_TELEMETRY__LOG_LEVEL", "warn")
         .kill_on_drop(true)
         .spawn()

@@ -1,0 +1,133 @@
+//! How organisations and memberships are kept in the core table (single-table design):
+//!
+//! | Item | pk | sk | gsi1pk / gsi1sk |
+//! |---|---|---|---|
+//! | organisation | `org#<org>` | `profile` | |
+//! | membership | `org#<org>` | `member#<user>` | `user#<user>` / `org#<org>` |
+//! | data key (`rampart_envelope`) | `tenantkey#<org>` | `v<version>` | |
+//!
+//! The organisation item counts its owners, and every change to an owner's membership writes
+//! that count in the same transaction, conditional on its version: two concurrent demotions of
+//! the last two owners cannot both succeed.
+
+use rampart_store::{Item, ItemStore, Key, StoreError, Table};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::CoreError;
+use crate::permissions::Role;
+
+/// Most members or organisations one list answers with.
+pub const MAX_LIST: usize = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Org {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub created_by: String,
+    /// How many members are owners: never below one.
+    pub owners: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Membership {
+    pub user_id: String,
+    pub role: Role,
+    pub added_at: i64,
+}
+
+fn partition(org: &str) -> String {
+    format!("org#{org}")
+}
+
+pub fn org_key(org: &str) -> Key {
+    Key::new(partition(org), "profile")
+}
+
+pub fn member_key(org: &str, user: &str) -> Key {
+    Key::new(partition(org), format!("member#{user}"))
+}
+
+/// A record as stored, with the version its next write must name.
+#[derive(Debug, Clone)]
+pub struct Stored<T> {
+    pub value: T,
+    pub version: u64,
+    pub key: Key,
+}
+
+impl<T: Serialize> Stored<T> {
+    /// The item that replaces this record with `value`, if it is still at this version.
+    pub fn replaced_by(&self, value: &T) -> Result<Item, CoreError> {
+        let mut item = Item::new(self.key.clone(), to_body(value)?);
+        item.version = self.version;
+        Ok(item)
+    }
+}
+
+fn to_body(value: &impl Serialize) -> Result<serde_json::Value, CoreError> {
+    serde_json::to_value(value).map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))
+}
+
+fn decode<T: DeserializeOwned>(item: Item) -> Result<Stored<T>, CoreError> {
+    let value = serde_json::from_value(item.body).map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))?;
+    Ok(Stored {
+        value,
+        version: item.version,
+        key: item.key,
+    })
+}
+
+pub fn new_org_item(org: &Org) -> Result<Item, CoreError> {
+    Ok(Item::new(org_key(&org.id), to_body(org)?))
+}
+
+pub fn new_member_item(org: &str, member: &Membership) -> Result<Item, CoreError> {
+    Ok(Item::new(member_key(org, &member.user_id), to_body(member)?)
+        .with_index(Key::new(format!("user#{}", member.user_id), partition(org))))
+}
+
+pub async fn org(store: &dyn ItemStore, org: &str) -> Result<Option<Stored<Org>>, CoreError> {
+    store.get(Table::Core, &org_key(org)).await?.map(decode).transpose()
+}
+
+pub async fn membership(store: &dyn ItemStore, org: &str, user: &str) -> Result<Option<Stored<Membership>>, CoreError> {
+    store
+        .get(Table::Core, &member_key(org, user))
+        .await?
+        .map(decode)
+        .transpose()
+}
+
+pub async fn members(store: &dyn ItemStore, org: &str) -> Result<Vec<Membership>, CoreError> {
+    let items = store.query(Table::Core, &partition(org), "member#", MAX_LIST).await?;
+    items.into_iter().map(|item| decode(item).map(|m| m.value)).collect()
+}
+
+/// The ids of the organisations `user` belongs to.
+pub async fn orgs_of(store: &dyn ItemStore, user: &str) -> Result<Vec<String>, CoreError> {
+    let entries = store
+        .query_index(Table::Core, &format!("user#{user}"), "org#", MAX_LIST)
+        .await?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|item| item.key.pk.strip_prefix("org#").map(str::to_owned))
+        .collect())
+}
+
+/// Every item of the organisation's partition (its profile and memberships), for its deletion.
+pub async fn all_items(store: &dyn ItemStore, org: &str) -> Result<Vec<Key>, CoreError> {
+    let mut keys = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = store
+            .query_after(Table::Core, &partition(org), &after, MAX_LIST)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(keys);
+        };
+        after = last.key.sk.clone();
+        keys.extend(page.into_iter().map(|item| item.key));
+    }
+}
