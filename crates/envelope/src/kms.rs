@@ -9,6 +9,7 @@ use aws_sdk_kms::error::DisplayErrorContext;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
 use rampart_kernel::schema::kms_alias;
+use zeroize::Zeroizing;
 
 use crate::{DataKey, EnvelopeError, KeyWrapper};
 
@@ -41,7 +42,7 @@ fn unavailable(error: impl std::fmt::Display) -> EnvelopeError {
 #[async_trait::async_trait]
 impl KeyWrapper for KmsKeyWrapper {
     async fn generate(&self, tenant: &str) -> Result<(DataKey, Vec<u8>), EnvelopeError> {
-        let output = self
+        let mut output = self
             .client
             .generate_data_key()
             .key_id(&self.key_id)
@@ -50,13 +51,18 @@ impl KeyWrapper for KmsKeyWrapper {
             .send()
             .await
             .map_err(|e| unavailable(DisplayErrorContext(&e)))?;
-        let plaintext = output
-            .plaintext()
-            .ok_or_else(|| unavailable("KMS returned no data key"))?;
+        // Taken out of the response, so the plaintext is zeroized when dropped.
+        let plaintext = Zeroizing::new(
+            output
+                .plaintext
+                .take()
+                .ok_or_else(|| unavailable("KMS returned no data key"))?
+                .into_inner(),
+        );
         let wrapped = output
             .ciphertext_blob()
             .ok_or_else(|| unavailable("KMS returned no wrapped data key"))?;
-        Ok((DataKey::from_slice(plaintext.as_ref())?, wrapped.as_ref().to_vec()))
+        Ok((DataKey::from_slice(&plaintext)?, wrapped.as_ref().to_vec()))
     }
 
     async fn unwrap(&self, tenant: &str, wrapped: &[u8]) -> Result<DataKey, EnvelopeError> {
@@ -69,13 +75,17 @@ impl KeyWrapper for KmsKeyWrapper {
             .set_encryption_context(Some(encryption_context(tenant)))
             .send()
             .await;
-        let output = result.map_err(|error| match error.as_service_error() {
+        let mut output = result.map_err(|error| match error.as_service_error() {
             Some(e) if e.is_invalid_ciphertext_exception() || e.is_incorrect_key_exception() => EnvelopeError::Invalid,
             _ => unavailable(DisplayErrorContext(&error)),
         })?;
-        let plaintext = output
-            .plaintext()
-            .ok_or_else(|| unavailable("KMS returned no plaintext"))?;
-        DataKey::from_slice(plaintext.as_ref())
+        let plaintext = Zeroizing::new(
+            output
+                .plaintext
+                .take()
+                .ok_or_else(|| unavailable("KMS returned no plaintext"))?
+                .into_inner(),
+        );
+        DataKey::from_slice(&plaintext)
     }
 }

@@ -162,16 +162,34 @@ impl TenantKeys {
     /// Deletes every wrapped key of `tenant` and the keys this process holds for it; returns how
     /// many versions were destroyed. Nothing sealed for the tenant opens afterwards.
     pub async fn shred(&self, tenant: &str) -> Result<usize, EnvelopeError> {
+        // Holding the tenant's load turn: a load already under way finishes first (its key is
+        // then forgotten below), and none starts until the keys are gone.
+        let gate = self.gate(tenant);
+        let destroyed = {
+            let _turn = gate.lock().await;
+            self.destroy(tenant).await
+        };
+        self.release(tenant, &gate);
+        destroyed
+    }
+
+    async fn destroy(&self, tenant: &str) -> Result<usize, EnvelopeError> {
         self.cache.forget(tenant);
-        let versions = self.stored_versions(tenant).await?;
-        for version in &versions {
-            self.store
-                .delete(Table::Core, &version_key(tenant, *version), None)
-                .await?;
+        let mut destroyed = 0;
+        // Until none is left: a rotation racing the shred may have added one.
+        loop {
+            let versions = self.stored_versions(tenant).await?;
+            if versions.is_empty() {
+                break;
+            }
+            for version in &versions {
+                let key = version_key(tenant, *version);
+                self.store.delete(Table::Core, &key, None).await?;
+            }
+            destroyed += versions.len();
         }
-        // A load that raced the deletes may have cached a key again.
         self.cache.forget(tenant);
-        Ok(versions.len())
+        Ok(destroyed)
     }
 
     /// `plaintext` sealed under the tenant's newest key, bound to the tenant and `context`.
@@ -262,10 +280,7 @@ impl TenantKeys {
         if let Some(key) = self.cache.key(tenant, version) {
             return Ok(key);
         }
-        let gate = {
-            let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(loading.entry(tenant.to_owned()).or_default())
-        };
+        let gate = self.gate(tenant);
         let loaded = {
             let _turn = gate.lock().await;
             match self.cache.key(tenant, version) {
@@ -273,12 +288,23 @@ impl TenantKeys {
                 None => self.load(tenant, version).await,
             }
         };
+        self.release(tenant, &gate);
+        loaded
+    }
+
+    /// The tenant's turn for loading or destroying its keys.
+    fn gate(&self, tenant: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
-        // The map's and this request's: nobody else is waiting.
-        if Arc::strong_count(&gate) == 2 {
+        Arc::clone(loading.entry(tenant.to_owned()).or_default())
+    }
+
+    /// Forgets the tenant's turn once nobody else holds or awaits it.
+    fn release(&self, tenant: &str, gate: &Arc<tokio::sync::Mutex<()>>) {
+        let mut loading = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+        // The map's and the caller's: nobody else is waiting.
+        if Arc::strong_count(gate) == 2 {
             loading.remove(tenant);
         }
-        loaded
     }
 
     async fn load(&self, tenant: &str, version: u32) -> Result<Arc<DataKey>, EnvelopeError> {

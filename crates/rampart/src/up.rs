@@ -63,6 +63,8 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
         proxy.reload_on_sighup(path)?;
     }
 
+    // Before the announcement below: a signal sent as soon as it is read stops us cleanly.
+    let stop = shutdown_signal();
     let backend = match settings.backend {
         Backend::Embedded => format!("embedded, data in {}", settings.data_dir.display()),
         Backend::Aws => format!("aws, prefix {}", settings.resource_prefix),
@@ -89,7 +91,7 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
         spawn(auth_listener, auth, &services),
         spawn(core_listener, core, &services),
     ];
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     edge.cancel();
     proxy_server.await??;

@@ -63,9 +63,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
     );
     let shutdown = CancellationToken::new();
     tokio::spawn({
-        let shutdown = shutdown.clone();
+        let (shutdown, stop) = (shutdown.clone(), shutdown_signal());
         async move {
-            shutdown_signal().await;
+            stop.await;
             tracing::info!("shutting down");
             shutdown.cancel();
         }

@@ -31,9 +31,14 @@ impl FromRequestParts<Core> for Caller {
     async fn from_request_parts(parts: &mut Parts, core: &Core) -> Result<Self, Problem> {
         let scopes = [required_scope(&parts.method).to_owned()];
         match core.verifier.authorize(&parts.headers, &scopes, now_unix()).await {
-            Ok(claims) => Ok(Self {
+            // The issuer's subjects are UUIDs; anything else is not a token core can act for.
+            Ok(claims) if crate::records::is_user_id(&claims.sub) => Ok(Self {
                 user_id: claims.sub.clone(),
             }),
+            Ok(_) => {
+                tracing::warn!("a valid token's subject is not a user id");
+                Err(rampart_kernel::BearerRefusal::Invalid.into())
+            }
             Err(denial) => {
                 tracing::info!(reason = denial.reason(), "token refused");
                 Err(denial.into())

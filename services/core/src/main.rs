@@ -24,9 +24,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     tracing::info!(addr = %listener.local_addr()?, admin = %admin.local_addr()?, "core listening");
     let shutdown = CancellationToken::new();
     tokio::spawn({
-        let shutdown = shutdown.clone();
+        let (shutdown, stop) = (shutdown.clone(), shutdown_signal());
         async move {
-            shutdown_signal().await;
+            stop.await;
             shutdown.cancel();
         }
     });

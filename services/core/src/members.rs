@@ -8,15 +8,15 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use rampart_kernel::extract::Json;
 use rampart_kernel::{Problem, now_unix};
-use rampart_store::{Table, Write};
+use rampart_store::{Key, Table, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
-use crate::orgs::{member_for, org_id};
+use crate::orgs::{Access, member_for, org_id};
 use crate::permissions::{Action, Role, allows};
-use crate::records::{self, Membership, Org, Stored};
+use crate::records::{self, Membership, Org};
 
 const LAST_OWNER: &str = "An organisation keeps at least one owner: make another member an owner first.";
 
@@ -55,11 +55,9 @@ fn view(member: &Membership) -> MemberView {
     }
 }
 
-/// A user id as the auth API issues them: 1 to 128 characters of letters, digits, `-` and `_`.
+/// A user id in a request ([`records::is_user_id`]).
 fn user_id(pointer: &str, raw: &str) -> Result<String, Problem> {
-    let valid =
-        !raw.is_empty() && raw.len() <= 128 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if valid {
+    if records::is_user_id(raw) {
         Ok(raw.to_owned())
     } else {
         Err(Problem::invalid_field(pointer, "not a user id"))
@@ -75,27 +73,36 @@ fn action_for(before: Option<Role>, after: Option<Role>) -> Action {
     }
 }
 
-/// The organisation with its owner count moved by `delta`, to write beside the membership
-/// change; refused if no owner would be left.
-fn owners_moved(org: &Stored<Org>, delta: i32) -> Result<Write, CoreError> {
-    let owners = org.value.owners.checked_add_signed(delta).filter(|n| *n >= 1);
-    let owners = owners.ok_or(CoreError::Conflict(LAST_OWNER))?;
-    let updated = Org {
-        owners,
-        ..org.value.clone()
-    };
-    Ok(Write::Put(org.replaced_by(&updated)?))
+/// The writes that change `target` (or add a member) and keep the change conditional on what
+/// `access` read: the organisation with its owner count moved by `delta` when an owner comes or
+/// goes (refused if none would be left), else a check that it is unchanged; and a check that
+/// the acting member still has the role they acted with, unless they change themselves.
+fn guarded(access: &Access, change: Write, changed: &Key, delta: i32) -> Result<Vec<Write>, CoreError> {
+    let mut writes = vec![change];
+    let mut written = vec![changed];
+    if delta != 0 {
+        let owners = access.org.value.owners.checked_add_signed(delta).filter(|n| *n >= 1);
+        let owners = owners.ok_or(CoreError::Conflict(LAST_OWNER))?;
+        let updated = Org {
+            owners,
+            ..access.org.value.clone()
+        };
+        writes.push(Write::Put(access.org.replaced_by(&updated)?));
+        written.push(&access.org.key);
+    }
+    writes.extend(access.checks(&written));
+    Ok(writes)
 }
 
-async fn org_record(core: &Core, org: &str) -> Result<Stored<Org>, CoreError> {
-    records::org(&*core.store, org).await?.ok_or(CoreError::NotFound)
+fn owner_delta(before: Option<Role>, after: Option<Role>) -> i32 {
+    i32::from(after == Some(Role::Owner)) - i32::from(before == Some(Role::Owner))
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org}/members", tag = "members", request_body = AddMember, security(("bearer" = [])),
     params(("org" = String, Path, description = "Organisation id")),
     responses((status = 201, body = MemberView), (status = 403, description = "The caller's role cannot add this role", content_type = "application/problem+json"),
         (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json"),
-        (status = 409, description = "Already a member", content_type = "application/problem+json")))]
+        (status = 409, description = "Already a member, a list full (100 members, or 100 organisations for the user), or another change came first", content_type = "application/problem+json")))]
 pub async fn add(
     State(core): State<Core>,
     caller: Caller,
@@ -104,22 +111,28 @@ pub async fn add(
 ) -> Result<Response, CoreError> {
     let org = org_id(&org)?;
     let user = user_id("/user_id", &request.user_id)?;
-    member_for(&core, &org, &caller, action_for(None, Some(request.role))).await?;
+    let access = member_for(&core, &org, &caller, action_for(None, Some(request.role))).await?;
+    if records::membership(&*core.store, &org, &user).await?.is_some() {
+        return Err(CoreError::Conflict("The user is already a member."));
+    }
+    // Full lists are refused rather than cut, so no one can be hidden past a list's end.
+    if records::members(&*core.store, &org).await?.len() >= records::MAX_LIST {
+        return Err(CoreError::Conflict("An organisation has at most 100 members."));
+    }
+    if records::orgs_of(&*core.store, &user).await?.len() >= records::MAX_LIST {
+        return Err(CoreError::Conflict(
+            "The user belongs to 100 organisations, the most one user may.",
+        ));
+    }
     let member = Membership {
         user_id: user,
         role: request.role,
         added_at: now_unix(),
     };
-    let mut writes = vec![Write::Put(records::new_member_item(&org, &member)?)];
-    if member.role == Role::Owner {
-        writes.push(owners_moved(&org_record(&core, &org).await?, 1)?);
-    }
-    match core.store.transact(Table::Core, &writes).await {
-        Err(rampart_store::StoreError::ConditionFailed) if member.role != Role::Owner => {
-            return Err(CoreError::Conflict("The user is already a member."));
-        }
-        result => result?,
-    }
+    let item = records::new_member_item(&org, &member)?;
+    let key = item.key.clone();
+    let writes = guarded(&access, Write::Put(item), &key, owner_delta(None, Some(member.role)))?;
+    core.store.transact(Table::Core, &writes).await?;
     let location = format!("/v1/orgs/{org}/members/{}", member.user_id);
     Ok((
         StatusCode::CREATED,
@@ -131,7 +144,7 @@ pub async fn add(
 
 #[utoipa::path(get, path = "/v1/orgs/{org}/members", tag = "members", security(("bearer" = [])),
     params(("org" = String, Path, description = "Organisation id")),
-    responses((status = 200, body = MemberList, description = "The members (at most 100)"),
+    responses((status = 200, body = MemberList, description = "The members (at most 100, so always all of them)"),
         (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json")))]
 pub async fn list(
     State(core): State<Core>,
@@ -158,26 +171,28 @@ pub async fn patch(
 ) -> Result<JsonBody<MemberView>, CoreError> {
     let org = org_id(&org)?;
     let user = user_id("/path/user", &user)?;
-    let acting = member_for(&core, &org, &caller, Action::ReadOrg).await?;
+    let access = member_for(&core, &org, &caller, Action::ReadOrg).await?;
     let target = records::membership(&*core.store, &org, &user)
         .await?
         .ok_or(CoreError::NotFound)?;
     let Some(role) = request.role else {
         return Ok(JsonBody(view(&target.value)));
     };
-    if !allows(acting.value.role, action_for(Some(target.value.role), Some(role))) {
+    if !allows(
+        access.member.value.role,
+        action_for(Some(target.value.role), Some(role)),
+    ) {
         return Err(CoreError::Forbidden);
     }
     let updated = Membership {
         role,
         ..target.value.clone()
     };
-    let mut writes = vec![Write::Put(target.replaced_by(&updated)?)];
-    let delta = i32::from(role == Role::Owner) - i32::from(target.value.role == Role::Owner);
-    if delta != 0 {
-        writes.push(owners_moved(&org_record(&core, &org).await?, delta)?);
-    }
-    core.store.transact(Table::Core, &writes).await?;
+    let change = Write::Put(target.replaced_by(&updated)?);
+    let delta = owner_delta(Some(target.value.role), Some(role));
+    core.store
+        .transact(Table::Core, &guarded(&access, change, &target.key, delta)?)
+        .await?;
     Ok(JsonBody(view(&updated)))
 }
 
@@ -193,22 +208,22 @@ pub async fn remove(
 ) -> Result<StatusCode, CoreError> {
     let org = org_id(&org)?;
     let user = user_id("/path/user", &user)?;
-    let acting = member_for(&core, &org, &caller, Action::ReadOrg).await?;
+    let access = member_for(&core, &org, &caller, Action::ReadOrg).await?;
     let target = records::membership(&*core.store, &org, &user)
         .await?
         .ok_or(CoreError::NotFound)?;
     // Anyone may leave; removing someone else needs the role for theirs.
     let leaving = user == caller.user_id;
-    if !leaving && !allows(acting.value.role, action_for(Some(target.value.role), None)) {
+    if !leaving && !allows(access.member.value.role, action_for(Some(target.value.role), None)) {
         return Err(CoreError::Forbidden);
     }
-    let mut writes = vec![Write::Delete {
+    let change = Write::Delete {
         key: target.key.clone(),
         expected_version: Some(target.version),
-    }];
-    if target.value.role == Role::Owner {
-        writes.push(owners_moved(&org_record(&core, &org).await?, -1)?);
-    }
-    core.store.transact(Table::Core, &writes).await?;
+    };
+    let delta = owner_delta(Some(target.value.role), None);
+    core.store
+        .transact(Table::Core, &guarded(&access, change, &target.key, delta)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

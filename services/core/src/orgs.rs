@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use rampart_kernel::extract::Json;
 use rampart_kernel::{Problem, now_unix};
-use rampart_store::{Table, Write};
+use rampart_store::{Key, Table, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
@@ -76,31 +76,63 @@ pub fn org_id(raw: &str) -> Result<String, CoreError> {
         .map_err(|_| Problem::invalid_field("/path/org", "not an organisation id").into())
 }
 
-/// The caller's membership of `org`, if their role allows `action`: 404 for a non-member, as
-/// if the organisation did not exist; 403 for a member whose role does not allow it.
-pub async fn member_for(
+/// What a member acting on an organisation read: their membership and the organisation, each
+/// with its version, so that the write can be conditional on both (a member demoted, or the
+/// organisation marked for deletion, while the request ran makes the write fail).
+#[derive(Debug)]
+pub struct Access {
+    pub member: Stored<Membership>,
+    pub org: Stored<Org>,
+}
+
+impl Access {
+    /// Checks that what was read is unchanged, for each item the change does not itself write.
+    pub fn checks(&self, written: &[&Key]) -> Vec<Write> {
+        [
+            (&self.member.key, self.member.version),
+            (&self.org.key, self.org.version),
+        ]
+        .into_iter()
+        .filter(|(key, _)| !written.contains(key))
+        .map(|(key, version)| Write::Check {
+            key: key.clone(),
+            version,
+        })
+        .collect()
+    }
+}
+
+/// The caller's membership of `org` and the organisation, if their role allows `action`: 404
+/// for a non-member, as if the organisation did not exist, and for one being deleted; 403 for
+/// a member whose role does not allow it.
+pub async fn member_for(core: &Core, org: &str, caller: &Caller, action: Action) -> Result<Access, CoreError> {
+    access(core, org, caller, action, false).await
+}
+
+async fn access(
     core: &Core,
     org: &str,
     caller: &Caller,
     action: Action,
-) -> Result<Stored<Membership>, CoreError> {
-    let membership = records::membership(&*core.store, org, &caller.user_id)
+    even_deleting: bool,
+) -> Result<Access, CoreError> {
+    let member = records::membership(&*core.store, org, &caller.user_id)
         .await?
         .ok_or(CoreError::NotFound)?;
-    if allows(membership.value.role, action) {
-        Ok(membership)
+    let org = records::org(&*core.store, org)
+        .await?
+        .filter(|org| even_deleting || !org.value.deleting)
+        .ok_or(CoreError::NotFound)?;
+    if allows(member.value.role, action) {
+        Ok(Access { member, org })
     } else {
         Err(CoreError::Forbidden)
     }
 }
 
-/// The organisation, as a member has just been shown to belong to it.
-async fn existing(core: &Core, org: &str) -> Result<Stored<Org>, CoreError> {
-    records::org(&*core.store, org).await?.ok_or(CoreError::NotFound)
-}
-
 #[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = CreateOrg, security(("bearer" = [])),
     responses((status = 201, body = OrgView, description = "Created; the caller is its owner"),
+        (status = 409, description = "The caller already belongs to 100 organisations", content_type = "application/problem+json"),
         (status = 422, description = "Invalid name", content_type = "application/problem+json")))]
 pub async fn create(
     State(core): State<Core>,
@@ -108,12 +140,18 @@ pub async fn create(
     Json(request): Json<CreateOrg>,
 ) -> Result<Response, CoreError> {
     let name = name("/name", &request.name)?;
+    if records::orgs_of(&*core.store, &caller.user_id).await?.len() >= records::MAX_LIST {
+        return Err(CoreError::Conflict(
+            "You belong to 100 organisations, the most one user may.",
+        ));
+    }
     let org = Org {
         id: uuid::Uuid::new_v4().hyphenated().to_string(),
         name,
         created_at: now_unix(),
         created_by: caller.user_id.clone(),
         owners: 1,
+        deleting: false,
     };
     let owner = Membership {
         user_id: caller.user_id.clone(),
@@ -142,14 +180,17 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/orgs", tag = "orgs", security(("bearer" = [])),
-    responses((status = 200, body = OrgList, description = "The organisations the caller belongs to (at most 100)")))]
+    responses((status = 200, body = OrgList, description = "The organisations the caller belongs to (at most 100, so always all of them)")))]
 pub async fn list(State(core): State<Core>, caller: Caller) -> Result<JsonBody<OrgList>, CoreError> {
     let mut items = Vec::new();
     for org in records::orgs_of(&*core.store, &caller.user_id).await? {
-        // Both are read: a membership being added or removed this moment is skipped.
+        // Both are read: a membership being added or removed this moment, or an organisation
+        // being deleted, is skipped.
         let (Some(membership), Some(profile)) = (
             records::membership(&*core.store, &org, &caller.user_id).await?,
-            records::org(&*core.store, &org).await?,
+            records::org(&*core.store, &org)
+                .await?
+                .filter(|org| !org.value.deleting),
         ) else {
             continue;
         };
@@ -167,15 +208,16 @@ pub async fn get(
     Path(org): Path<String>,
 ) -> Result<JsonBody<OrgView>, CoreError> {
     let org = org_id(&org)?;
-    let member = member_for(&core, &org, &caller, Action::ReadOrg).await?;
-    Ok(JsonBody(view(&existing(&core, &org).await?.value, member.value.role)))
+    let access = member_for(&core, &org, &caller, Action::ReadOrg).await?;
+    Ok(JsonBody(view(&access.org.value, access.member.value.role)))
 }
 
 #[utoipa::path(patch, path = "/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])),
     params(("org" = String, Path, description = "Organisation id")),
     request_body(content = PatchOrg, content_type = "application/merge-patch+json"),
     responses((status = 200, body = OrgView), (status = 403, description = "Only owners and admins rename", content_type = "application/problem+json"),
-        (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json")))]
+        (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json"),
+        (status = 409, description = "Another change came first", content_type = "application/problem+json")))]
 pub async fn patch(
     State(core): State<Core>,
     caller: Caller,
@@ -183,19 +225,20 @@ pub async fn patch(
     Json(request): Json<PatchOrg>,
 ) -> Result<JsonBody<OrgView>, CoreError> {
     let org = org_id(&org)?;
-    let member = member_for(&core, &org, &caller, Action::RenameOrg).await?;
-    let stored = existing(&core, &org).await?;
-    let mut updated = stored.value.clone();
+    let access = member_for(&core, &org, &caller, Action::RenameOrg).await?;
+    let mut updated = access.org.value.clone();
     if let Some(raw) = &request.name {
         updated.name = name("/name", raw)?;
     }
-    core.store.put(Table::Core, &stored.replaced_by(&updated)?).await?;
-    Ok(JsonBody(view(&updated, member.value.role)))
+    let mut writes = vec![Write::Put(access.org.replaced_by(&updated)?)];
+    writes.extend(access.checks(&[&access.org.key]));
+    core.store.transact(Table::Core, &writes).await?;
+    Ok(JsonBody(view(&updated, access.member.value.role)))
 }
 
 #[utoipa::path(delete, path = "/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])),
     params(("org" = String, Path, description = "Organisation id")),
-    responses((status = 204, description = "Deleted: its data key destroyed, then its items"),
+    responses((status = 204, description = "Deleted: its data keys destroyed, then its items"),
         (status = 403, description = "Only owners delete", content_type = "application/problem+json"),
         (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json")))]
 pub async fn delete(
@@ -204,15 +247,28 @@ pub async fn delete(
     Path(org): Path<String>,
 ) -> Result<StatusCode, CoreError> {
     let org = org_id(&org)?;
-    member_for(&core, &org, &caller, Action::DeleteOrg).await?;
-    // The keys first: from here on nothing sealed for the organisation opens, whatever copy
-    // of the table exists. A failure below leaves items no one can read, removed on a retry.
+    // An owner may repeat a deletion that failed on the way, to finish it.
+    let access = access(&core, &org, &caller, Action::DeleteOrg, true).await?;
+    // Marked first, conditional on what was read: from here on the organisation answers 404
+    // and every membership write, conditional on its version, fails; nothing joins it while it
+    // is taken apart.
+    if !access.org.value.deleting {
+        let marked = Org {
+            deleting: true,
+            ..access.org.value.clone()
+        };
+        let mut writes = vec![Write::Put(access.org.replaced_by(&marked)?)];
+        writes.extend(access.checks(&[&access.org.key]));
+        core.store.transact(Table::Core, &writes).await?;
+    }
+    // Then the keys: nothing sealed for the organisation opens from here on, whatever copy of
+    // the table exists. Then the items, the organisation's and the caller's last. A failure on the way
+    // leaves an organisation that answers 404 to everyone but its owners' repeated DELETE.
     core.keys.shred(&org).await?;
-    // The caller's membership last, so that a retry after a failure here is still allowed.
-    let own = records::member_key(&org, &caller.user_id);
+    let last = [records::org_key(&org), access.member.key.clone()];
     let mut keys = records::all_items(&*core.store, &org).await?;
-    keys.retain(|key| *key != own);
-    keys.push(own);
+    keys.retain(|key| !last.contains(key));
+    keys.extend(last);
     for key in keys {
         core.store.delete(Table::Core, &key, None).await?;
     }

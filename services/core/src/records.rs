@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::CoreError;
 use crate::permissions::Role;
 
-/// Most members or organisations one list answers with.
+/// Most members an organisation has, and most organisations a user belongs to: so every list
+/// is whole in one answer, and no one can bury a member or an organisation past its end.
 pub const MAX_LIST: usize = 100;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +29,10 @@ pub struct Org {
     pub created_by: String,
     /// How many members are owners: never below one.
     pub owners: u32,
+    /// Set first when the organisation is deleted: from then on it answers 404 and takes no
+    /// change, and every membership write, conditional on this item's version, fails.
+    #[serde(default)]
+    pub deleting: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +40,12 @@ pub struct Membership {
     pub user_id: String,
     pub role: Role,
     pub added_at: i64,
+}
+
+/// A user id as the auth API issues them: 1 to 128 characters of letters, digits, `-` and `_`
+/// (so never a key separator).
+pub fn is_user_id(raw: &str) -> bool {
+    !raw.is_empty() && raw.len() <= 128 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn partition(org: &str) -> String {
@@ -101,14 +112,17 @@ pub async fn membership(store: &dyn ItemStore, org: &str, user: &str) -> Result<
 }
 
 pub async fn members(store: &dyn ItemStore, org: &str) -> Result<Vec<Membership>, CoreError> {
-    let items = store.query(Table::Core, &partition(org), "member#", MAX_LIST).await?;
+    let items = store
+        .query(Table::Core, &partition(org), "member#", MAX_LIST + 1)
+        .await?;
     items.into_iter().map(|item| decode(item).map(|m| m.value)).collect()
 }
 
-/// The ids of the organisations `user` belongs to.
+/// The ids of the organisations `user` belongs to (one more than [`MAX_LIST`] at most, to tell
+/// a full list).
 pub async fn orgs_of(store: &dyn ItemStore, user: &str) -> Result<Vec<String>, CoreError> {
     let entries = store
-        .query_index(Table::Core, &format!("user#{user}"), "org#", MAX_LIST)
+        .query_index(Table::Core, &format!("user#{user}"), "org#", MAX_LIST + 1)
         .await?;
     Ok(entries
         .into_iter()

@@ -33,6 +33,7 @@ on_both_stacks!(
     members_are_managed_by_role_and_the_last_owner_stays,
     two_owners_demoting_each_other_at_once_leave_one_owner,
     deleting_an_organisation_destroys_its_keys_then_its_items,
+    an_organisation_being_deleted_answers_404_and_its_owner_can_finish,
     core_checks_every_token_itself,
 );
 
@@ -312,6 +313,31 @@ async fn deleting_an_organisation_destroys_its_keys_then_its_items(stack: &Stack
     }
 }
 
+/// A deletion that stopped after marking the organisation (simulated by writing the mark): it
+/// answers 404, takes no member, is off every list, and its owner's DELETE finishes the job.
+async fn an_organisation_being_deleted_answers_404_and_its_owner_can_finish(stack: &Stack) {
+    let (ada, bob) = (stack.user().await, stack.user().await);
+    let org = stack.org(&ada, "Half gone").await;
+    let key = rampart_core::records::org_key(&org);
+    let mut item = stack.store.get(Table::Core, &key).await.expect("get").expect("org");
+    item.body["deleting"] = json!(true);
+    stack.store.put(Table::Core, &item).await.expect("mark");
+    assert_eq!(stack.get(&ada, &format!("/v1/orgs/{org}")).await.status, 404);
+    assert_eq!(stack.add(&ada, &org, &bob, "viewer").await.status, 404);
+    assert_eq!(stack.get(&ada, "/v1/orgs").await.body["items"], json!([]));
+    assert_eq!(
+        stack
+            .call(&ada, Method::DELETE, &format!("/v1/orgs/{org}"), None)
+            .await
+            .status,
+        204
+    );
+    for partition in [format!("tenantkey#{org}"), format!("org#{org}")] {
+        let left = stack.store.query(Table::Core, &partition, "", 10).await.expect("query");
+        assert!(left.is_empty(), "{partition}: {left:?}");
+    }
+}
+
 async fn core_checks_every_token_itself(stack: &Stack) {
     let ada = stack.user().await;
     let none = stack.send(stack.http.get(format!("{}/v1/orgs", stack.core))).await;
@@ -346,6 +372,28 @@ async fn core_checks_every_token_itself(stack: &Stack) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Lists are never cut: an organisation takes at most 100 members, so no one can be buried past
+/// the end of `GET /members` by made-up ids that sort before theirs.
+#[tokio::test]
+async fn an_organisation_takes_at_most_100_members() {
+    let stack = Stack::embedded().await;
+    let ada = stack.user().await;
+    let org = stack.org(&ada, "Crowded").await;
+    for n in 1..100 {
+        let body = json!({"user_id": format!("0-made-up-{n:03}"), "role": "viewer"});
+        let added = stack
+            .call(&ada, Method::POST, &format!("/v1/orgs/{org}/members"), Some(body))
+            .await;
+        assert_eq!(added.status, 201, "{n}: {added:?}");
+    }
+    let full = stack.add(&ada, &org, &stack.user().await, "viewer").await;
+    assert_eq!(full.status, 409, "{full:?}");
+    let members = stack.get(&ada, &format!("/v1/orgs/{org}/members")).await;
+    let members = members.body["items"].as_array().expect("items");
+    assert_eq!(members.len(), 100);
+    assert!(members.iter().any(|m| m["user_id"] == ada.id.as_str()));
 }
 
 /// Every cell of the permission matrix, over HTTP: a member of each role tries each action,
