@@ -139,6 +139,53 @@ async fn local_platform_serves_through_the_proxy_and_stops_cleanly_on_sigterm() 
     assert!(wait_exit(&mut platform).success(), "exit code 0 after SIGTERM");
 }
 
+/// The README's Try-it section, run as written with bash and curl against `rampart up`: only the
+/// proxy's address and the data directory are put in for the defaults it names.
+#[tokio::test]
+async fn the_readme_try_it_section_runs_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README");
+    let section = readme.split("\n## Try it\n").nth(1).expect("a Try it section");
+    let section = section.split("\n## ").next().expect("its end");
+    let script: String = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| block.split("```").next().expect("a closed block"))
+        .collect();
+    let mut platform = start(&[]);
+    let data = format!("{}/", platform.data.path().display());
+    let script = script
+        .replace("http://127.0.0.1:8080", &platform.proxy)
+        .replace(".rampart/", &data);
+    let output = tokio::process::Command::new("bash")
+        .args(["-eu", "-c", &script])
+        .output()
+        .await
+        .expect("run bash");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "HTTP/1.1 200 OK",
+        r#""service":"core""#,
+        r#""service":"auth""#,
+        r#""alg":"RS256""#,
+        "urn:rampart:problem:not-found",
+        "urn:rampart:problem:unauthorized",
+        r#""email":"ada@example.com""#,
+        r#""name":"Acme""#,
+        r#""role":"owner""#,
+        r#"{"items":[{"#,
+        r#""title":"Rampart core API""#,
+    ] {
+        assert!(stdout.contains(expected), "{expected} not in\n{stdout}");
+    }
+    signal(platform.child.id(), "TERM");
+    assert!(wait_exit(&mut platform).success(), "exit code 0 after SIGTERM");
+}
+
 #[tokio::test]
 async fn ctrl_c_stops_the_platform_with_exit_code_zero() {
     let mut platform = start(&[]);
