@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The auth API checked by clients nobody here wrote, against the running embedded platform.
+"""The auth and core APIs checked by clients nobody here wrote, against the running embedded
+platform.
 
 Usage: check_api.py <path to the rampart binary>
 
@@ -10,7 +11,9 @@ Usage: check_api.py <path to the rampart binary>
    or header outside its schema, and any token-guarded operation it could not reach signed in
    (scripts/schemathesis.toml). The operations that end the session run last, each with a
    token of its own.
-3. authlib validates the discovery document (RFC 8414), verifies an access token from the JWKS,
+3. schemathesis does the same from core's /v1/openapi.json, on core's own port (core checks the
+   token itself), with the same user's token.
+4. authlib validates the discovery document (RFC 8414), verifies an access token from the JWKS,
    refreshes through the advertised token endpoint and reads the advertised userinfo endpoint.
 
 Exits non-zero on the first failed check; the platform is stopped either way.
@@ -83,6 +86,7 @@ class Platform:
         ports = {name: free_port() for name in ("proxy", "admin", "auth", "core")}
         self.proxy = f"http://127.0.0.1:{ports['proxy']}"
         self.auth = f"http://127.0.0.1:{ports['auth']}"
+        self.core = f"http://127.0.0.1:{ports['core']}"
         self.data_dir = data_dir
         env = dict(os.environ, RAMPART_DATA_DIR=data_dir, RAMPART_TOKENS__ISSUER=self.proxy)
         env.pop("RAMPART_CONFIG", None)
@@ -145,7 +149,7 @@ class Platform:
 SESSION_ENDING = ["/v1/auth/logout", "/v1/auth/logout/all"]
 
 
-def fuzz(platform: Platform, access_token: str, paths: list[str], include: bool):
+def fuzz(platform: Platform, access_token: str, paths: list[str], include: bool, base: str = ""):
     schemathesis = os.path.join(os.path.dirname(sys.executable), "schemathesis")
     config = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemathesis.toml")
     selection = []
@@ -156,14 +160,14 @@ def fuzz(platform: Platform, access_token: str, paths: list[str], include: bool)
         "--config-file",
         config,
         "run",
-        f"{platform.auth}/v1/auth/openapi.json",
+        base or f"{platform.auth}/v1/auth/openapi.json",
         "--header",
         f"Authorization: Bearer {access_token}",
         *selection,
         *SCHEMATHESIS_ARGS,
     ]
-    scope = ("only " if include else "all but ") + ", ".join(paths)
-    print(f"check-api: schemathesis against {platform.auth} ({scope})", flush=True)
+    scope = ("only " if include else "all but ") + ", ".join(paths) if paths else "every operation"
+    print(f"check-api: schemathesis against {base or platform.auth} ({scope})", flush=True)
     # Run where its crash cache is deleted with the platform's data.
     if subprocess.run(command, cwd=platform.data_dir).returncode != 0:
         sys.exit("check-api: schemathesis failed; its report above names each case")
@@ -243,6 +247,7 @@ def main():
             standard_client(platform)
             for path in SESSION_ENDING:
                 fuzz(platform, platform.sign_in()["access_token"], [path], include=True)
+            fuzz(platform, platform.sign_in()["access_token"], [], include=False, base=f"{platform.core}/v1/openapi.json")
         finally:
             platform.stop()
     print("check-api: passed")

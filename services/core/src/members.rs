@@ -24,6 +24,7 @@ const LAST_OWNER: &str = "An organisation keeps at least one owner: make another
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     /// The user's id (`sub`), as `GET /v1/auth/me` shows it to them.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,128}$")]
     pub user_id: String,
     pub role: Role,
 }

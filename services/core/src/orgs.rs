@@ -23,6 +23,7 @@ pub const MAX_NAME_CHARS: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
     /// 1 to 100 characters, no control characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
@@ -30,6 +31,7 @@ pub struct CreateOrg {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchOrg {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
 }
 
@@ -239,6 +241,7 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])),
     params(("org" = String, Path, description = "Organisation id")),
     responses((status = 204, description = "Deleted: its data keys destroyed, then its items"),
+        (status = 409, description = "Another change came first", content_type = "application/problem+json"),
         (status = 403, description = "Only owners delete", content_type = "application/problem+json"),
         (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json")))]
 pub async fn delete(
