@@ -49,6 +49,10 @@ pub enum ProblemType {
     MethodNotAllowed,
     /// 409: the resource changed or already exists.
     Conflict,
+    /// 412: `If-Match` names a version that is no longer current.
+    PreconditionFailed,
+    /// 428: a change that must name the version it was made from (`If-Match`) did not.
+    PreconditionRequired,
     /// 408: the client was too slow sending its request.
     RequestTimeout,
     /// 413
@@ -68,7 +72,7 @@ pub enum ProblemType {
 }
 
 impl ProblemType {
-    const ALL: [ProblemType; 16] = [
+    const ALL: [ProblemType; 18] = [
         Self::MalformedRequest,
         Self::Validation,
         Self::UnsupportedMediaType,
@@ -77,6 +81,8 @@ impl ProblemType {
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::Conflict,
+        Self::PreconditionFailed,
+        Self::PreconditionRequired,
         Self::RequestTimeout,
         Self::PayloadTooLarge,
         Self::HeadersTooLarge,
@@ -98,6 +104,8 @@ impl ProblemType {
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict => "conflict",
+            Self::PreconditionFailed => "precondition-failed",
+            Self::PreconditionRequired => "precondition-required",
             Self::RequestTimeout => "request-timeout",
             Self::PayloadTooLarge => "payload-too-large",
             Self::HeadersTooLarge => "headers-too-large",
@@ -119,6 +127,8 @@ impl ProblemType {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -140,6 +150,8 @@ impl ProblemType {
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
             Self::Conflict => "Conflict",
+            Self::PreconditionFailed => "Precondition failed",
+            Self::PreconditionRequired => "Precondition required",
             Self::RequestTimeout => "Request timeout",
             Self::PayloadTooLarge => "Payload too large",
             Self::HeadersTooLarge => "Request headers too large",
@@ -162,6 +174,8 @@ impl ProblemType {
             Self::NotFound => "There is nothing at this path.",
             Self::MethodNotAllowed => "This method is not allowed on this path.",
             Self::Conflict => "The resource was changed by another request.",
+            Self::PreconditionFailed => "The resource changed since the version named; read it again.",
+            Self::PreconditionRequired => "Name the version this change was made from with If-Match.",
             Self::RequestTimeout => "The request was not received in time.",
             Self::PayloadTooLarge => "The request body is larger than this endpoint accepts.",
             Self::HeadersTooLarge => "The request headers are larger than accepted.",

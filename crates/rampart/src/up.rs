@@ -58,7 +58,13 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
             &settings,
         )?,
     };
-    let proxy = AuthProxy::start(proxy_config, &settings, &metrics)?;
+    // The proxy carries what core's document routes take (a 256 KiB body, escaped as JSON).
+    let mut proxy_settings = settings.clone();
+    proxy_settings.http.body_limit_bytes = proxy_settings
+        .http
+        .body_limit_bytes
+        .max(rampart_core::documents::REQUEST_LIMIT_BYTES);
+    let proxy = AuthProxy::start(proxy_config, &proxy_settings, &metrics)?;
     if let Some(path) = routes_file {
         proxy.reload_on_sighup(path)?;
     }

@@ -11,17 +11,20 @@
 //! one destroys them first.
 
 pub mod caller;
+pub mod documents;
 pub mod error;
 pub mod members;
 pub mod openapi;
 pub mod orgs;
 pub mod permissions;
+pub mod projects;
 pub mod records;
 
 use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use rampart_envelope::TenantKeys;
 use rampart_kernel::Settings;
@@ -95,7 +98,32 @@ pub fn router(core: Core, settings: &Settings, metrics: &Registry) -> Router {
             "/v1/orgs/{org}/members/{user}",
             axum::routing::patch(members::patch).delete(members::remove),
         )
+        .route("/v1/orgs/{org}/projects", get(projects::list).post(projects::create))
+        .route(
+            "/v1/orgs/{org}/projects/{project}",
+            get(projects::get).delete(projects::delete),
+        )
+        // Every route so far takes the usual body limit; documents take theirs, below.
+        .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes));
+    let documents = Router::new()
+        .route(
+            "/v1/orgs/{org}/projects/{project}/documents",
+            get(documents::list).post(documents::create),
+        )
+        .route(
+            "/v1/orgs/{org}/projects/{project}/documents/{document}",
+            get(documents::get)
+                .put(documents::put)
+                .patch(documents::patch)
+                .delete(documents::delete),
+        )
+        .layer(DefaultBodyLimit::max(documents::REQUEST_LIMIT_BYTES));
+    let api = api
+        .merge(documents)
         .with_state(core)
         .merge(health::router("core", probes));
-    rampart_kernel::http::with_edge_layers(api, &settings.http).layer(metrics.http_layer("core"))
+    // The edge admits the largest body a route takes; each route holds its own limit.
+    let mut http = settings.http.clone();
+    http.body_limit_bytes = http.body_limit_bytes.max(documents::REQUEST_LIMIT_BYTES);
+    rampart_kernel::http::with_edge_layers(api, &http).layer(metrics.http_layer("core"))
 }

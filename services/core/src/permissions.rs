@@ -29,10 +29,16 @@ pub enum Action {
     /// Add, change or remove an owner, or make someone one.
     ManageOwners,
     ReadAudit,
+    /// Read projects and documents.
+    ReadContent,
+    /// Create, change and delete documents.
+    WriteContent,
+    /// Create and delete projects.
+    ManageProjects,
 }
 
 impl Action {
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 10] = [
         Action::ReadOrg,
         Action::RenameOrg,
         Action::DeleteOrg,
@@ -40,11 +46,14 @@ impl Action {
         Action::ManageMembers,
         Action::ManageOwners,
         Action::ReadAudit,
+        Action::ReadContent,
+        Action::WriteContent,
+        Action::ManageProjects,
     ];
 }
 
 /// The matrix: for each action, whether owner, admin, editor and viewer may take it.
-const MATRIX: [(Action, [bool; 4]); 7] = [
+const MATRIX: [(Action, [bool; 4]); 10] = [
     //                       owner  admin  editor viewer
     (Action::ReadOrg, [true, true, true, true]),
     (Action::RenameOrg, [true, true, false, false]),
@@ -53,6 +62,9 @@ const MATRIX: [(Action, [bool; 4]); 7] = [
     (Action::ManageMembers, [true, true, false, false]),
     (Action::ManageOwners, [true, false, false, false]),
     (Action::ReadAudit, [true, true, false, false]),
+    (Action::ReadContent, [true, true, true, true]),
+    (Action::WriteContent, [true, true, true, false]),
+    (Action::ManageProjects, [true, true, false, false]),
 ];
 
 /// Whether `role` may take `action`.

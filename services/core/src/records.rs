@@ -145,3 +145,65 @@ pub async fn all_items(store: &dyn ItemStore, org: &str) -> Result<Vec<Key>, Cor
         keys.extend(page.into_iter().map(|item| item.key));
     }
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// Where a document stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Draft,
+    Published,
+    Archived,
+}
+
+/// A document as stored: its title and body sealed with the organisation's data key, bound to
+/// the project, the document and this revision, and base64-encoded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Document {
+    pub id: String,
+    pub project_id: String,
+    /// 1 on creation, one more on every change: part of what the sealed fields are bound to.
+    pub revision: u64,
+    pub title: String,
+    pub body: String,
+    pub tags: Vec<String>,
+    pub status: Status,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub updated_by: String,
+}
+
+pub fn project_key(org: &str, project: &str) -> Key {
+    Key::new(partition(org), format!("project#{project}"))
+}
+
+pub fn document_key(org: &str, project: &str, document: &str) -> Key {
+    Key::new(partition(org), format!("doc#{project}#{document}"))
+}
+
+pub fn new_item<T: Serialize>(key: Key, value: &T) -> Result<Item, CoreError> {
+    Ok(Item::new(key, to_body(value)?))
+}
+
+pub async fn read<T: DeserializeOwned>(store: &dyn ItemStore, key: &Key) -> Result<Option<Stored<T>>, CoreError> {
+    store.get(Table::Core, key).await?.map(decode).transpose()
+}
+
+/// The records of one kind in the organisation's partition (one more than [`MAX_LIST`] at
+/// most, to tell a full list).
+pub async fn list<T: DeserializeOwned>(
+    store: &dyn ItemStore,
+    org: &str,
+    sk_prefix: &str,
+) -> Result<Vec<Stored<T>>, CoreError> {
+    let items = store
+        .query(Table::Core, &partition(org), sk_prefix, MAX_LIST + 1)
+        .await?;
+    items.into_iter().map(decode).collect()
+}

@@ -427,6 +427,37 @@ async fn the_permission_matrix_holds_cell_by_cell() {
                 Action::ManageOwners => stack.add(&actor, &org, &stack.user().await, "owner").await,
                 // No audit route yet; the matrix's row is checked by the unit test.
                 Action::ReadAudit => continue,
+                Action::ReadContent => stack.get(&actor, &format!("{path}/projects")).await,
+                Action::ManageProjects => {
+                    stack
+                        .call(
+                            &actor,
+                            Method::POST,
+                            &format!("{path}/projects"),
+                            Some(json!({"name": "P"})),
+                        )
+                        .await
+                }
+                Action::WriteContent => {
+                    let project = stack
+                        .call(
+                            &founder,
+                            Method::POST,
+                            &format!("{path}/projects"),
+                            Some(json!({"name": "W"})),
+                        )
+                        .await;
+                    let project = project.body["id"].as_str().expect("project").to_owned();
+                    let body = json!({"title": "T", "body": "B"});
+                    stack
+                        .call(
+                            &actor,
+                            Method::POST,
+                            &format!("{path}/projects/{project}/documents"),
+                            Some(body),
+                        )
+                        .await
+                }
                 Action::DeleteOrg => stack.call(&actor, Method::DELETE, &path, None).await,
             };
             let expected = if allows(role, action) { "allowed" } else { "refused" };
@@ -438,4 +469,187 @@ async fn the_permission_matrix_holds_cell_by_cell() {
             assert_eq!(got, expected, "{role:?} {action:?}: {reply:?}");
         }
     }
+}
+
+on_both_stacks!(documents_are_sealed_at_rest_versioned_and_guarded_by_etags);
+
+async fn documents_are_sealed_at_rest_versioned_and_guarded_by_etags(stack: &Stack) {
+    let ada = stack.user().await;
+    let org = stack.org(&ada, "Docs").await;
+    let project = stack
+        .call(
+            &ada,
+            Method::POST,
+            &format!("/v1/orgs/{org}/projects"),
+            Some(json!({"name": "Plans"})),
+        )
+        .await;
+    assert_eq!(project.status, 201, "{project:?}");
+    let project = project.body["id"].as_str().expect("id").to_owned();
+    let documents = format!("/v1/orgs/{org}/projects/{project}/documents");
+    let marker = format!("marker-{}", rampart_testkit::unique_suffix());
+    let created = stack
+        .call(
+            &ada,
+            Method::POST,
+            &documents,
+            Some(json!({"title": format!("Title {marker}"), "body": format!("Body {marker}"), "tags": ["q1"]})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let path = format!("{documents}/{id}");
+    assert_eq!(created.headers["location"], path.as_str());
+    let first = created.headers["etag"].to_str().expect("etag").to_owned();
+
+    // Read back whole, and 304 for the ETag held.
+    let read = stack.get(&ada, &path).await;
+    assert_eq!(
+        (read.status, &read.body["body"]),
+        (200, &json!(format!("Body {marker}")))
+    );
+    assert_eq!(read.headers["etag"], first.as_str());
+    let unchanged = stack
+        .send(
+            stack
+                .http
+                .get(format!("{}{path}", stack.core))
+                .bearer_auth(&ada.token)
+                .header("if-none-match", &first),
+        )
+        .await;
+    assert_eq!(unchanged.status, 304);
+    let listed = stack.get(&ada, &documents).await;
+    assert_eq!(listed.body["items"][0]["title"], format!("Title {marker}"));
+
+    // Plaintext is nowhere at rest: not in any stored item, nor in the SQLite files.
+    let items = stack
+        .store
+        .query(Table::Core, &format!("org#{org}"), "", 100)
+        .await
+        .expect("items");
+    assert!(items.iter().any(|item| item.key.sk.starts_with("doc#")));
+    assert!(items.iter().all(|item| !item.body.to_string().contains(&marker)));
+    for file in ["store.sqlite", "store.sqlite-wal"] {
+        if let Ok(bytes) = std::fs::read(stack.dir.path().join(file)) {
+            assert!(!bytes.windows(marker.len()).any(|w| w == marker.as_bytes()), "{file}");
+        }
+    }
+
+    // Changes need the ETag they were made from: 428 without, 412 for an old one.
+    let put = |etag: Option<String>, title: &str| {
+        let mut request = stack
+            .http
+            .put(format!("{}{path}", stack.core))
+            .bearer_auth(&ada.token)
+            .json(&json!({"title": title, "body": "new body"}));
+        if let Some(etag) = etag {
+            request = request.header("if-match", etag);
+        }
+        stack.send(request)
+    };
+    assert_eq!(put(None, "x").await.status, 428);
+    assert_eq!(put(Some("\"999\"".into()), "x").await.status, 412);
+    // Two writers holding the same ETag: one wins, the other gets 412.
+    let (one, two) = tokio::join!(put(Some(first.clone()), "one"), put(Some(first.clone()), "two"));
+    let mut statuses = [one.status, two.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 412], "{one:?} {two:?}");
+    let winner = if one.status == 200 { one } else { two };
+    assert_eq!(winner.body["revision"], 2);
+    let second = winner.headers["etag"].to_str().expect("etag").to_owned();
+    assert_ne!(second, first);
+
+    // A merge patch changes what it names; a required field cannot be removed.
+    let patch = |body: serde_json::Value| {
+        stack.send(
+            stack
+                .http
+                .patch(format!("{}{path}", stack.core))
+                .bearer_auth(&ada.token)
+                .header("if-match", &second)
+                .header("content-type", "application/merge-patch+json")
+                .body(body.to_string()),
+        )
+    };
+    let removed = patch(json!({"title": null})).await;
+    assert_eq!(
+        (removed.status, &removed.body["errors"][0]["pointer"]),
+        (422, &json!("/title"))
+    );
+    let tagged = patch(json!({"tags": ["q2", "plan"], "status": "published"})).await;
+    assert_eq!(tagged.status, 200, "{tagged:?}");
+    assert_eq!(
+        (&tagged.body["body"], &tagged.body["status"]),
+        (&json!("new body"), &json!("published"))
+    );
+    assert_eq!(tagged.body["title"], winner.body["title"]);
+
+    // Limits: 256 KiB of text, named; a request past 1 MiB is refused before it is read.
+    let third = tagged.headers["etag"].to_str().expect("etag").to_owned();
+    let too_long = "x".repeat(256 * 1024 + 1);
+    let refused = stack
+        .call(
+            &ada,
+            Method::POST,
+            &documents,
+            Some(json!({"title": "Big", "body": too_long})),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, &refused.body["errors"][0]["pointer"]),
+        (422, &json!("/body"))
+    );
+    let huge = "x".repeat(1024 * 1024 + 1);
+    let oversized = stack
+        .call(
+            &ada,
+            Method::POST,
+            &documents,
+            Some(json!({"title": "Huge", "body": huge})),
+        )
+        .await;
+    assert_eq!(oversized.status, 413);
+
+    // A sealed title moved onto another document does not open there.
+    let other = stack
+        .call(
+            &ada,
+            Method::POST,
+            &documents,
+            Some(json!({"title": "Other", "body": "other"})),
+        )
+        .await;
+    let other_id = other.body["id"].as_str().expect("id").to_owned();
+    let doc_key = |doc: &str| rampart_store::Key::new(format!("org#{org}"), format!("doc#{project}#{doc}"));
+    let source = stack
+        .store
+        .get(Table::Core, &doc_key(&id))
+        .await
+        .expect("get")
+        .expect("doc");
+    let mut target = stack
+        .store
+        .get(Table::Core, &doc_key(&other_id))
+        .await
+        .expect("get")
+        .expect("doc");
+    target.body["title"] = source.body["title"].clone();
+    stack.store.put(Table::Core, &target).await.expect("tamper");
+    let moved = stack.get(&ada, &format!("{documents}/{other_id}")).await;
+    assert_eq!(moved.status, 500, "{moved:?}");
+    assert!(!moved.body.to_string().contains(&marker));
+
+    // Deleting needs the ETag too; then the document is gone.
+    let delete = stack
+        .send(
+            stack
+                .http
+                .delete(format!("{}{path}", stack.core))
+                .bearer_auth(&ada.token)
+                .header("if-match", &third),
+        )
+        .await;
+    assert_eq!(delete.status, 204, "{delete:?}");
+    assert_eq!(stack.get(&ada, &path).await.status, 404);
 }

@@ -1,0 +1,504 @@
+//! Documents: a title, a text body of up to 256 KiB, tags and a status. The title and the body
+//! are sealed with the organisation's data key, bound to the project, the document, the
+//! revision and the field, so neither is ever at rest in plaintext and a sealed value copied to
+//! another document or revision does not open. Every answer carries an `ETag`; a change needs
+//! `If-Match` with it (428 without, 412 when the document changed since), and a read with
+//! `If-None-Match` set to the current one answers 304.
+
+use axum::Json as JsonBody;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use rampart_kernel::extract::Json;
+use rampart_kernel::{Problem, ProblemType, now_unix};
+use rampart_store::{StoreError, Table, Write};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::Core;
+use crate::caller::Caller;
+use crate::error::CoreError;
+use crate::orgs::{Access, org_id};
+use crate::permissions::Action;
+use crate::projects::{project_for, project_id};
+use crate::records::{self, Document, MAX_LIST, Project, Status, Stored};
+
+/// Largest document body, in bytes of UTF-8 text.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest request to a document route: the body as a JSON string, escapes and all, with the
+/// other fields. The text itself is held to [`MAX_BODY_BYTES`].
+pub const REQUEST_LIMIT_BYTES: usize = 1024 * 1024;
+const MAX_TITLE_CHARS: usize = 200;
+const MAX_TAGS: usize = 20;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentInput {
+    #[schema(min_length = 1, max_length = 200)]
+    pub title: String,
+    /// Text, at most 256 KiB.
+    pub body: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub status: Option<Status>,
+}
+
+/// A JSON Merge Patch (RFC 7396) of a document: fields left out stay as they are; none of them
+/// may be removed (`null`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentPatch {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub body: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub tags: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Status>)]
+    pub status: Option<Option<Status>>,
+}
+
+/// A field that was sent, `null` included (`Some(None)`), apart from one left out (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<Option<T>>, D::Error> {
+    Ok(Some(Option::deserialize(deserializer)?))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DocumentView {
+    pub id: String,
+    pub project_id: String,
+    pub revision: u64,
+    pub title: String,
+    pub body: String,
+    pub tags: Vec<String>,
+    pub status: Status,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub updated_by: String,
+}
+
+/// A document in a list: everything but its body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DocumentSummary {
+    pub id: String,
+    pub revision: u64,
+    pub title: String,
+    pub tags: Vec<String>,
+    pub status: Status,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DocumentList {
+    pub items: Vec<DocumentSummary>,
+}
+
+/// The fields of a document, checked.
+struct Fields {
+    title: String,
+    body: String,
+    tags: Vec<String>,
+    status: Status,
+}
+
+fn title(raw: &str) -> Result<String, Problem> {
+    let title = raw.trim();
+    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS || title.chars().any(char::is_control) {
+        return Err(Problem::invalid_field(
+            "/title",
+            format!("must be 1 to {MAX_TITLE_CHARS} characters, without control characters"),
+        ));
+    }
+    Ok(title.to_owned())
+}
+
+fn body(raw: String) -> Result<String, Problem> {
+    if raw.len() > MAX_BODY_BYTES {
+        return Err(Problem::invalid_field("/body", "must be at most 256 KiB of text"));
+    }
+    Ok(raw)
+}
+
+fn tags(raw: Vec<String>) -> Result<Vec<String>, Problem> {
+    let valid = |tag: &String| {
+        (1..=40).contains(&tag.len())
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    if raw.len() > MAX_TAGS {
+        return Err(Problem::invalid_field("/tags", format!("at most {MAX_TAGS} tags")));
+    }
+    if let Some(index) = raw.iter().position(|tag| !valid(tag)) {
+        return Err(Problem::invalid_field(
+            format!("/tags/{index}"),
+            "a tag is 1 to 40 characters of a-z, 0-9 and -",
+        ));
+    }
+    Ok(raw)
+}
+
+fn context<'a>(project: &'a str, document: &'a str, revision: &'a str, field: &'a str) -> [(&'a str, &'a str); 4] {
+    [
+        ("project", project),
+        ("document", document),
+        ("revision", revision),
+        ("field", field),
+    ]
+}
+
+/// The document's id in a path: a UUID, as core makes them.
+fn document_id(raw: &str) -> Result<String, CoreError> {
+    uuid::Uuid::try_parse(raw)
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| Problem::invalid_field("/path/document", "not a document id").into())
+}
+
+/// Seals `fields` as revision `revision` of the document.
+async fn seal(core: &Core, org: &str, mut document: Document, fields: &Fields) -> Result<Document, CoreError> {
+    let revision = document.revision.to_string();
+    for (field, text, slot) in [
+        ("title", &fields.title, &mut document.title),
+        ("body", &fields.body, &mut document.body),
+    ] {
+        let context = context(&document.project_id, &document.id, &revision, field);
+        *slot = STANDARD.encode(core.keys.seal(org, &context, text.as_bytes()).await?);
+    }
+    document.tags = fields.tags.clone();
+    document.status = fields.status;
+    Ok(document)
+}
+
+/// Opens one sealed field of the document.
+async fn open(core: &Core, org: &str, document: &Document, field: &str) -> Result<String, CoreError> {
+    let sealed = if field == "title" {
+        &document.title
+    } else {
+        &document.body
+    };
+    let sealed = STANDARD
+        .decode(sealed)
+        .map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))?;
+    let revision = document.revision.to_string();
+    let context = context(&document.project_id, &document.id, &revision, field);
+    let plaintext = core.keys.open(org, &context, &sealed).await?;
+    String::from_utf8(plaintext.to_vec()).map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))
+}
+
+async fn fields(core: &Core, org: &str, document: &Document) -> Result<Fields, CoreError> {
+    Ok(Fields {
+        title: open(core, org, document, "title").await?,
+        body: open(core, org, document, "body").await?,
+        tags: document.tags.clone(),
+        status: document.status,
+    })
+}
+
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// The version `If-Match` names: 428 without one, 412 unless it is `version`.
+fn if_match(headers: &HeaderMap, version: u64) -> Result<(), CoreError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Err(Problem::new(
+            ProblemType::PreconditionRequired,
+            "Send If-Match with the document's ETag, so that another writer's change is not lost.",
+        )
+        .into());
+    };
+    if value.as_bytes() == etag(version).as_bytes() {
+        Ok(())
+    } else {
+        Err(stale())
+    }
+}
+
+fn stale() -> CoreError {
+    Problem::new(
+        ProblemType::PreconditionFailed,
+        "The document changed since that ETag; read it again.",
+    )
+    .into()
+}
+
+fn answer(status: StatusCode, version: u64, view: DocumentView, location: Option<String>) -> Response {
+    let mut response = (status, JsonBody(view)).into_response();
+    response.headers_mut().insert(header::ETAG, etag(version));
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+fn view(document: &Document, fields: Fields) -> DocumentView {
+    DocumentView {
+        id: document.id.clone(),
+        project_id: document.project_id.clone(),
+        revision: document.revision,
+        title: fields.title,
+        body: fields.body,
+        tags: fields.tags,
+        status: fields.status,
+        created_at: document.created_at,
+        updated_at: document.updated_at,
+        updated_by: document.updated_by.clone(),
+    }
+}
+
+/// Writes `document` in place of what was read (or as new), conditional on everything read:
+/// another writer's change in between is a 412.
+async fn write(
+    core: &Core,
+    access: &Access,
+    project: &Stored<Project>,
+    item: rampart_store::Item,
+) -> Result<u64, CoreError> {
+    let version = item.version + 1;
+    let mut writes = vec![Write::Put(item)];
+    writes.extend(access.checks(&[]));
+    writes.push(Write::Check {
+        key: project.key.clone(),
+        version: project.version,
+    });
+    match core.store.transact(Table::Core, &writes).await {
+        Err(StoreError::ConditionFailed) => Err(stale()),
+        other => other.map(|()| version).map_err(CoreError::from),
+    }
+}
+
+type DocPath = Path<(String, String, String)>;
+
+async fn target(
+    core: &Core,
+    caller: &Caller,
+    path: (String, String, String),
+    action: Action,
+) -> Result<(String, Access, Stored<Project>, Stored<Document>), CoreError> {
+    let (org, project, document) = (org_id(&path.0)?, project_id(&path.1)?, document_id(&path.2)?);
+    let (access, stored_project) = project_for(core, caller, (&org, &project), action).await?;
+    let stored = records::read(&*core.store, &records::document_key(&org, &project, &document))
+        .await?
+        .ok_or(CoreError::NotFound)?;
+    Ok((org, access, stored_project, stored))
+}
+
+#[utoipa::path(post, path = "/v1/orgs/{org}/projects/{project}/documents", tag = "documents", request_body = DocumentInput, security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id")),
+    responses((status = 201, body = DocumentView, headers(("etag" = String, description = "The document's version"))),
+        (status = 403, description = "Viewers do not write", content_type = "application/problem+json"),
+        (status = 404, description = "No such project, or not the caller's", content_type = "application/problem+json"),
+        (status = 409, description = "The project has 100 documents", content_type = "application/problem+json"),
+        (status = 412, description = "The project changed while this was written", content_type = "application/problem+json")))]
+pub async fn create(
+    State(core): State<Core>,
+    caller: Caller,
+    Path((org, project)): Path<(String, String)>,
+    Json(request): Json<DocumentInput>,
+) -> Result<Response, CoreError> {
+    let (org, project) = (org_id(&org)?, project_id(&project)?);
+    let fields = Fields {
+        title: title(&request.title)?,
+        body: body(request.body)?,
+        tags: tags(request.tags)?,
+        status: request.status.unwrap_or(Status::Draft),
+    };
+    let (access, stored_project) = project_for(&core, &caller, (&org, &project), Action::WriteContent).await?;
+    if records::list::<Document>(&*core.store, &org, &format!("doc#{project}#"))
+        .await?
+        .len()
+        >= MAX_LIST
+    {
+        return Err(CoreError::Conflict("A project has at most 100 documents."));
+    }
+    let now = now_unix();
+    let document = Document {
+        id: uuid::Uuid::new_v4().hyphenated().to_string(),
+        project_id: project.clone(),
+        revision: 1,
+        title: String::new(),
+        body: String::new(),
+        tags: Vec::new(),
+        status: fields.status,
+        created_at: now,
+        updated_at: now,
+        updated_by: caller.user_id.clone(),
+    };
+    let document = seal(&core, &org, document, &fields).await?;
+    let item = records::new_item(records::document_key(&org, &project, &document.id), &document)?;
+    let version = write(&core, &access, &stored_project, item).await?;
+    let location = format!("/v1/orgs/{org}/projects/{project}/documents/{}", document.id);
+    Ok(answer(
+        StatusCode::CREATED,
+        version,
+        view(&document, fields),
+        Some(location),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/orgs/{org}/projects/{project}/documents", tag = "documents", security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id")),
+    responses((status = 200, body = DocumentList, description = "The documents, without their bodies (at most 100, so always all of them)"),
+        (status = 404, description = "No such project, or not the caller's", content_type = "application/problem+json")))]
+pub async fn list(
+    State(core): State<Core>,
+    caller: Caller,
+    Path((org, project)): Path<(String, String)>,
+) -> Result<JsonBody<DocumentList>, CoreError> {
+    let (org, project) = (org_id(&org)?, project_id(&project)?);
+    project_for(&core, &caller, (&org, &project), Action::ReadContent).await?;
+    let mut items = Vec::new();
+    for stored in records::list::<Document>(&*core.store, &org, &format!("doc#{project}#")).await? {
+        let document = stored.value;
+        items.push(DocumentSummary {
+            title: open(&core, &org, &document, "title").await?,
+            id: document.id,
+            revision: document.revision,
+            tags: document.tags,
+            status: document.status,
+            updated_at: document.updated_at,
+        });
+    }
+    Ok(JsonBody(DocumentList { items }))
+}
+
+#[utoipa::path(get, path = "/v1/orgs/{org}/projects/{project}/documents/{document}", tag = "documents", security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id"), ("document" = String, Path, description = "Document id"),
+        ("if-none-match" = Option<String>, Header, description = "An ETag the caller holds: 304 if it is still current")),
+    responses((status = 200, body = DocumentView, headers(("etag" = String, description = "The document's version"))),
+        (status = 304, description = "Unchanged since the ETag sent"),
+        (status = 404, description = "No such document, or not the caller's", content_type = "application/problem+json")))]
+pub async fn get(
+    State(core): State<Core>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(path): DocPath,
+) -> Result<Response, CoreError> {
+    let (org, _, _, stored) = target(&core, &caller, path, Action::ReadContent).await?;
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|tag| tag.as_bytes() == etag(stored.version).as_bytes())
+    {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        response.headers_mut().insert(header::ETAG, etag(stored.version));
+        return Ok(response);
+    }
+    let fields = fields(&core, &org, &stored.value).await?;
+    Ok(answer(
+        StatusCode::OK,
+        stored.version,
+        view(&stored.value, fields),
+        None,
+    ))
+}
+
+/// Writes the next revision of the document with `fields`.
+async fn revise(
+    core: &Core,
+    caller: &Caller,
+    (org, access, project, stored): (String, Access, Stored<Project>, Stored<Document>),
+    fields: Fields,
+) -> Result<Response, CoreError> {
+    let next = Document {
+        revision: stored.value.revision + 1,
+        updated_at: now_unix(),
+        updated_by: caller.user_id.clone(),
+        ..stored.value.clone()
+    };
+    let next = seal(core, &org, next, &fields).await?;
+    let version = write(core, &access, &project, stored.replaced_by(&next)?).await?;
+    Ok(answer(StatusCode::OK, version, view(&next, fields), None))
+}
+
+#[utoipa::path(put, path = "/v1/orgs/{org}/projects/{project}/documents/{document}", tag = "documents", request_body = DocumentInput, security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id"), ("document" = String, Path, description = "Document id"),
+        ("if-match" = String, Header, description = "The ETag the change was made from")),
+    responses((status = 200, body = DocumentView, headers(("etag" = String, description = "The new version"))),
+        (status = 403, description = "Viewers do not write", content_type = "application/problem+json"),
+        (status = 404, description = "No such document, or not the caller's", content_type = "application/problem+json"),
+        (status = 412, description = "The document changed since that ETag", content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match", content_type = "application/problem+json")))]
+pub async fn put(
+    State(core): State<Core>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(path): DocPath,
+    Json(request): Json<DocumentInput>,
+) -> Result<Response, CoreError> {
+    let fields = Fields {
+        title: title(&request.title)?,
+        body: body(request.body)?,
+        tags: tags(request.tags)?,
+        status: request.status.unwrap_or(Status::Draft),
+    };
+    let found = target(&core, &caller, path, Action::WriteContent).await?;
+    if_match(&headers, found.3.version)?;
+    revise(&core, &caller, found, fields).await
+}
+
+#[utoipa::path(patch, path = "/v1/orgs/{org}/projects/{project}/documents/{document}", tag = "documents", security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id"), ("document" = String, Path, description = "Document id"),
+        ("if-match" = String, Header, description = "The ETag the change was made from")),
+    request_body(content = DocumentPatch, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = DocumentView, headers(("etag" = String, description = "The new version"))),
+        (status = 403, description = "Viewers do not write", content_type = "application/problem+json"),
+        (status = 404, description = "No such document, or not the caller's", content_type = "application/problem+json"),
+        (status = 412, description = "The document changed since that ETag", content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match", content_type = "application/problem+json")))]
+pub async fn patch(
+    State(core): State<Core>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(path): DocPath,
+    Json(request): Json<DocumentPatch>,
+) -> Result<Response, CoreError> {
+    let required = |field: &str| Problem::invalid_field(format!("/{field}"), "cannot be removed");
+    let found = target(&core, &caller, path, Action::WriteContent).await?;
+    if_match(&headers, found.3.version)?;
+    let mut fields = fields(&core, &found.0, &found.3.value).await?;
+    if let Some(value) = request.title {
+        fields.title = title(&value.ok_or_else(|| required("title"))?)?;
+    }
+    if let Some(value) = request.body {
+        fields.body = body(value.ok_or_else(|| required("body"))?)?;
+    }
+    if let Some(value) = request.tags {
+        fields.tags = tags(value.ok_or_else(|| required("tags"))?)?;
+    }
+    if let Some(value) = request.status {
+        fields.status = value.ok_or_else(|| required("status"))?;
+    }
+    revise(&core, &caller, found, fields).await
+}
+
+#[utoipa::path(delete, path = "/v1/orgs/{org}/projects/{project}/documents/{document}", tag = "documents", security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id"), ("document" = String, Path, description = "Document id"),
+        ("if-match" = String, Header, description = "The ETag the deletion was decided on")),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Viewers do not write", content_type = "application/problem+json"),
+        (status = 404, description = "No such document, or not the caller's", content_type = "application/problem+json"),
+        (status = 412, description = "The document changed since that ETag", content_type = "application/problem+json"),
+        (status = 428, description = "No If-Match", content_type = "application/problem+json")))]
+pub async fn delete(
+    State(core): State<Core>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(path): DocPath,
+) -> Result<StatusCode, CoreError> {
+    let (_, access, _, stored) = target(&core, &caller, path, Action::WriteContent).await?;
+    if_match(&headers, stored.version)?;
+    let mut writes = vec![Write::Delete {
+        key: stored.key.clone(),
+        expected_version: Some(stored.version),
+    }];
+    writes.extend(access.checks(&[]));
+    match core.store.transact(Table::Core, &writes).await {
+        Err(StoreError::ConditionFailed) => Err(stale()),
+        other => other.map(|()| StatusCode::NO_CONTENT).map_err(CoreError::from),
+    }
+}

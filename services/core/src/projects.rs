@@ -1,0 +1,168 @@
+//! Projects: the folders of an organisation's documents. Owners and admins create and delete
+//! them; every member reads them. Deleting one deletes its documents.
+
+use axum::Json as JsonBody;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+use rampart_kernel::extract::Json;
+use rampart_kernel::now_unix;
+use rampart_store::{Table, Write};
+use serde::{Deserialize, Serialize};
+
+use crate::Core;
+use crate::caller::Caller;
+use crate::error::CoreError;
+use crate::orgs::{Access, member_for, name, org_id};
+use crate::permissions::Action;
+use crate::records::{self, MAX_LIST, Project, Stored};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectView {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectList {
+    pub items: Vec<ProjectView>,
+}
+
+fn view(project: &Project) -> ProjectView {
+    ProjectView {
+        id: project.id.clone(),
+        name: project.name.clone(),
+        created_at: project.created_at,
+    }
+}
+
+/// A project id in a path: a UUID, as core makes them.
+pub fn project_id(raw: &str) -> Result<String, CoreError> {
+    uuid::Uuid::try_parse(raw)
+        .map(|id| id.hyphenated().to_string())
+        .map_err(|_| rampart_kernel::Problem::invalid_field("/path/project", "not a project id").into())
+}
+
+/// The caller's access to `org` for `action`, and the project in it (404 if there is none).
+pub async fn project_for(
+    core: &Core,
+    caller: &Caller,
+    (org, project): (&str, &str),
+    action: Action,
+) -> Result<(Access, Stored<Project>), CoreError> {
+    let access = member_for(core, org, caller, action).await?;
+    let project = records::read(&*core.store, &records::project_key(org, project))
+        .await?
+        .ok_or(CoreError::NotFound)?;
+    Ok((access, project))
+}
+
+#[utoipa::path(post, path = "/v1/orgs/{org}/projects", tag = "projects", request_body = CreateProject, security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id")),
+    responses((status = 201, body = ProjectView), (status = 403, description = "Only owners and admins create projects", content_type = "application/problem+json"),
+        (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json"),
+        (status = 409, description = "The organisation has 100 projects, or another change came first", content_type = "application/problem+json")))]
+pub async fn create(
+    State(core): State<Core>,
+    caller: Caller,
+    Path(org): Path<String>,
+    Json(request): Json<CreateProject>,
+) -> Result<Response, CoreError> {
+    let org = org_id(&org)?;
+    let name = name("/name", &request.name)?;
+    let access = member_for(&core, &org, &caller, Action::ManageProjects).await?;
+    if records::list::<Project>(&*core.store, &org, "project#").await?.len() >= MAX_LIST {
+        return Err(CoreError::Conflict("An organisation has at most 100 projects."));
+    }
+    let project = Project {
+        id: uuid::Uuid::new_v4().hyphenated().to_string(),
+        name,
+        created_at: now_unix(),
+    };
+    let mut writes = vec![Write::Put(records::new_item(
+        records::project_key(&org, &project.id),
+        &project,
+    )?)];
+    writes.extend(access.checks(&[]));
+    core.store.transact(Table::Core, &writes).await?;
+    let location = format!("/v1/orgs/{org}/projects/{}", project.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        JsonBody(view(&project)),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, path = "/v1/orgs/{org}/projects", tag = "projects", security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id")),
+    responses((status = 200, body = ProjectList, description = "The projects (at most 100, so always all of them)"),
+        (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json")))]
+pub async fn list(
+    State(core): State<Core>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<JsonBody<ProjectList>, CoreError> {
+    let org = org_id(&org)?;
+    member_for(&core, &org, &caller, Action::ReadContent).await?;
+    let projects = records::list::<Project>(&*core.store, &org, "project#").await?;
+    Ok(JsonBody(ProjectList {
+        items: projects.iter().map(|p| view(&p.value)).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/orgs/{org}/projects/{project}", tag = "projects", security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id")),
+    responses((status = 200, body = ProjectView), (status = 404, description = "No such project, or not the caller's", content_type = "application/problem+json")))]
+pub async fn get(
+    State(core): State<Core>,
+    caller: Caller,
+    Path((org, project)): Path<(String, String)>,
+) -> Result<JsonBody<ProjectView>, CoreError> {
+    let (org, project) = (org_id(&org)?, project_id(&project)?);
+    let (_, project) = project_for(&core, &caller, (&org, &project), Action::ReadContent).await?;
+    Ok(JsonBody(view(&project.value)))
+}
+
+#[utoipa::path(delete, path = "/v1/orgs/{org}/projects/{project}", tag = "projects", security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id")),
+    responses((status = 204, description = "Deleted, with its documents"), (status = 403, description = "Only owners and admins delete projects", content_type = "application/problem+json"),
+        (status = 404, description = "No such project, or not the caller's", content_type = "application/problem+json"),
+        (status = 409, description = "Another change came first", content_type = "application/problem+json")))]
+pub async fn delete(
+    State(core): State<Core>,
+    caller: Caller,
+    Path((org, project)): Path<(String, String)>,
+) -> Result<StatusCode, CoreError> {
+    let (org, project) = (org_id(&org)?, project_id(&project)?);
+    let (access, stored) = project_for(&core, &caller, (&org, &project), Action::ManageProjects).await?;
+    // The project first, conditional on what was read: from then on no document can be added
+    // to it (each addition checks the project), and its documents answer 404.
+    let mut writes = vec![Write::Delete {
+        key: stored.key.clone(),
+        expected_version: Some(stored.version),
+    }];
+    writes.extend(access.checks(&[]));
+    core.store.transact(Table::Core, &writes).await?;
+    let documents = core
+        .store
+        .query(
+            Table::Core,
+            &format!("org#{org}"),
+            &format!("doc#{project}#"),
+            MAX_LIST + 1,
+        )
+        .await?;
+    for document in documents {
+        core.store.delete(Table::Core, &document.key, None).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
