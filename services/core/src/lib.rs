@@ -101,7 +101,7 @@ pub fn router(core: Core, settings: &Settings, metrics: &Registry) -> Router {
         .route("/v1/orgs/{org}/projects", get(projects::list).post(projects::create))
         .route(
             "/v1/orgs/{org}/projects/{project}",
-            get(projects::get).delete(projects::delete),
+            get(projects::get).patch(projects::patch).delete(projects::delete),
         )
         // Every route so far takes the usual body limit; documents take theirs, below.
         .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes));

@@ -11,7 +11,7 @@ use crate::{documents, members, orgs, projects};
     info(title = "Rampart core API", description = "Organisations (tenants), their members, projects and documents (titles and bodies sealed with the organisation's own key). Every operation needs a bearer access token; another tenant's resources answer 404. Errors are RFC 9457 problem+json."),
     paths(
         orgs::create, orgs::list, orgs::get, orgs::patch, orgs::delete, members::add, members::list, members::patch, members::remove,
-        projects::create, projects::list, projects::get, projects::delete,
+        projects::create, projects::list, projects::get, projects::patch, projects::delete,
         documents::create, documents::list, documents::get, documents::put, documents::patch, documents::delete,
     ),
     modifiers(&BearerScheme, &EdgeResponses),

@@ -33,7 +33,7 @@ pub enum Action {
     ReadContent,
     /// Create, change and delete documents.
     WriteContent,
-    /// Create and delete projects.
+    /// Create, rename and delete projects.
     ManageProjects,
 }
 

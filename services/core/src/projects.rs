@@ -1,5 +1,5 @@
-//! Projects: the folders of an organisation's documents. Owners and admins create and delete
-//! them; every member reads them. Deleting one deletes its documents.
+//! Projects: the folders of an organisation's documents. Owners and admins create, rename and
+//! delete them; every member reads them. Deleting one deletes its documents.
 
 use axum::Json as JsonBody;
 use axum::extract::{Path, State};
@@ -130,6 +130,38 @@ pub async fn get(
     let (org, project) = (org_id(&org)?, project_id(&project)?);
     let (_, project) = project_for(&core, &caller, (&org, &project), Action::ReadContent).await?;
     Ok(JsonBody(view(&project.value)))
+}
+
+/// A JSON Merge Patch (RFC 7396) of a project.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchProject {
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/v1/orgs/{org}/projects/{project}", tag = "projects", security(("bearer" = [])),
+    params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id")),
+    request_body(content = PatchProject, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = ProjectView), (status = 403, description = "Only owners and admins rename projects", content_type = "application/problem+json"),
+        (status = 404, description = "No such project, or not the caller's", content_type = "application/problem+json"),
+        (status = 409, description = "Another change came first", content_type = "application/problem+json")))]
+pub async fn patch(
+    State(core): State<Core>,
+    caller: Caller,
+    Path((org, project)): Path<(String, String)>,
+    Json(request): Json<PatchProject>,
+) -> Result<JsonBody<ProjectView>, CoreError> {
+    let (org, project) = (org_id(&org)?, project_id(&project)?);
+    let (access, stored) = project_for(&core, &caller, (&org, &project), Action::ManageProjects).await?;
+    let mut updated = stored.value.clone();
+    if let Some(raw) = &request.name {
+        updated.name = name("/name", raw)?;
+    }
+    let mut writes = vec![Write::Put(stored.replaced_by(&updated)?)];
+    writes.extend(access.checks(&[]));
+    core.store.transact(Table::Core, &writes).await?;
+    Ok(JsonBody(view(&updated)))
 }
 
 #[utoipa::path(delete, path = "/v1/orgs/{org}/projects/{project}", tag = "projects", security(("bearer" = [])),

@@ -486,6 +486,17 @@ async fn documents_are_sealed_at_rest_versioned_and_guarded_by_etags(stack: &Sta
         .await;
     assert_eq!(project.status, 201, "{project:?}");
     let project = project.body["id"].as_str().expect("id").to_owned();
+    let renamed = stack
+        .call(
+            &ada,
+            Method::PATCH,
+            &format!("/v1/orgs/{org}/projects/{project}"),
+            Some(json!({"name": "Plans 2027"})),
+        )
+        .await;
+    assert_eq!((renamed.status, &renamed.body["name"]), (200, &json!("Plans 2027")));
+    let read = stack.get(&ada, &format!("/v1/orgs/{org}/projects/{project}")).await;
+    assert_eq!(read.body["name"], "Plans 2027");
     let documents = format!("/v1/orgs/{org}/projects/{project}/documents");
     let marker = format!("marker-{}", rampart_testkit::unique_suffix());
     let created = stack
