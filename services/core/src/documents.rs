@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
-use crate::orgs::{Access, org_id};
+use crate::orgs::{Access, org_id, path_id, short_text};
 use crate::permissions::Action;
 use crate::projects::{project_for, project_id};
 use crate::records::{self, Document, MAX_LIST, Project, Status, Stored};
@@ -108,14 +108,7 @@ struct Fields {
 }
 
 fn title(raw: &str) -> Result<String, Problem> {
-    let title = raw.trim();
-    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS || title.chars().any(char::is_control) {
-        return Err(Problem::invalid_field(
-            "/title",
-            format!("must be 1 to {MAX_TITLE_CHARS} characters, without control characters"),
-        ));
-    }
-    Ok(title.to_owned())
+    short_text("/title", raw, MAX_TITLE_CHARS)
 }
 
 fn body(raw: String) -> Result<String, Problem> {
@@ -153,11 +146,9 @@ fn context<'a>(project: &'a str, document: &'a str, revision: &'a str, field: &'
     ]
 }
 
-/// The document's id in a path: a UUID, as core makes them.
+/// The document's id in a path.
 fn document_id(raw: &str) -> Result<String, CoreError> {
-    uuid::Uuid::try_parse(raw)
-        .map(|id| id.hyphenated().to_string())
-        .map_err(|_| Problem::invalid_field("/path/document", "not a document id").into())
+    path_id(raw, "document", "not a document id")
 }
 
 /// Seals `fields` as revision `revision` of the document.
@@ -267,9 +258,15 @@ async fn write(
         key: project.key.clone(),
         version: project.version,
     });
-    match core.store.transact(Table::Core, &writes).await {
+    transact_or_stale(core, &writes).await.map(|()| version)
+}
+
+/// The writes of a document change: another writer's change in between (a failed condition)
+/// is a 412, as the ETag the caller sent is no longer current.
+async fn transact_or_stale(core: &Core, writes: &[Write]) -> Result<(), CoreError> {
+    match core.store.transact(Table::Core, writes).await {
         Err(StoreError::ConditionFailed) => Err(stale()),
-        other => other.map(|()| version).map_err(CoreError::from),
+        other => other.map_err(CoreError::from),
     }
 }
 
@@ -497,8 +494,6 @@ pub async fn delete(
         expected_version: Some(stored.version),
     }];
     writes.extend(access.checks(&[]));
-    match core.store.transact(Table::Core, &writes).await {
-        Err(StoreError::ConditionFailed) => Err(stale()),
-        other => other.map(|()| StatusCode::NO_CONTENT).map_err(CoreError::from),
-    }
+    transact_or_stale(&core, &writes).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -61,21 +61,33 @@ fn view(org: &Org, role: Role) -> OrgView {
 
 /// A trimmed name of 1 to [`MAX_NAME_CHARS`] characters without control characters.
 pub fn name(pointer: &str, raw: &str) -> Result<String, Problem> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(Problem::invalid_field(
-            pointer,
-            format!("must be 1 to {MAX_NAME_CHARS} characters, without control characters"),
-        ));
-    }
-    Ok(name.to_owned())
+    short_text(pointer, raw, MAX_NAME_CHARS)
 }
 
-/// The organisation id in a path: a UUID, as core makes them.
-pub fn org_id(raw: &str) -> Result<String, CoreError> {
+/// `raw` trimmed, if 1 to `max_chars` characters without control characters; else a problem
+/// naming `pointer`. Names and titles are checked by it.
+pub fn short_text(pointer: &str, raw: &str, max_chars: usize) -> Result<String, Problem> {
+    let text = raw.trim();
+    if text.is_empty() || text.chars().count() > max_chars || text.chars().any(char::is_control) {
+        return Err(Problem::invalid_field(
+            pointer,
+            format!("must be 1 to {max_chars} characters, without control characters"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// An id core made (a UUID) from the path parameter `parameter`, in its one spelling; else a
+/// problem naming the parameter with `detail`.
+pub fn path_id(raw: &str, parameter: &str, detail: &str) -> Result<String, CoreError> {
     uuid::Uuid::try_parse(raw)
         .map(|id| id.hyphenated().to_string())
-        .map_err(|_| Problem::invalid_field("/path/org", "not an organisation id").into())
+        .map_err(|_| Problem::invalid_field(format!("/path/{parameter}"), detail).into())
+}
+
+/// The organisation id in a path.
+pub fn org_id(raw: &str) -> Result<String, CoreError> {
+    path_id(raw, "org", "not an organisation id")
 }
 
 /// What a member acting on an organisation read: their membership and the organisation, each

@@ -44,11 +44,9 @@ fn view(project: &Project) -> ProjectView {
     }
 }
 
-/// A project id in a path: a UUID, as core makes them.
+/// A project id in a path.
 pub fn project_id(raw: &str) -> Result<String, CoreError> {
-    uuid::Uuid::try_parse(raw)
-        .map(|id| id.hyphenated().to_string())
-        .map_err(|_| rampart_kernel::Problem::invalid_field("/path/project", "not a project id").into())
+    crate::orgs::path_id(raw, "project", "not a project id")
 }
 
 /// The caller's access to `org` for `action`, and the project in it (404 if there is none).
