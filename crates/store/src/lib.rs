@@ -120,15 +120,66 @@ pub trait ItemPut: Send + Sync {
     async fn put(&self, table: Table, item: &Item) -> Result<u64>;
 }
 
-/// Lists live items of one partition whose sort key starts with `sk_prefix`, in sort-key order.
+/// Which index a query reads: the table's own keys, or those of its `gsi1` index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Table,
+    Index,
+}
+
+/// Which sort keys of a partition a query reads: those starting with `prefix` (all for an empty
+/// one) and, for the next page of a list, sorting strictly after `after`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SortRange<'a> {
+    pub prefix: &'a str,
+    pub after: Option<&'a str>,
+}
+
+impl<'a> SortRange<'a> {
+    pub fn prefix(prefix: &'a str) -> Self {
+        Self { prefix, after: None }
+    }
+
+    /// Whether `sk` is in the range.
+    pub fn contains(&self, sk: &str) -> bool {
+        sk.starts_with(self.prefix) && self.after.is_none_or(|after| sk > after)
+    }
+}
+
+/// Lists live items of one partition, in sort-key order.
 #[async_trait::async_trait]
 pub trait ItemQuery: Send + Sync {
-    async fn query(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>>;
+    /// At most `limit` live items of partition `pk` of `lookup` whose sort keys are in `range`.
+    async fn query_range(
+        &self,
+        table: Table,
+        lookup: Lookup,
+        pk: &str,
+        range: SortRange<'_>,
+        limit: usize,
+    ) -> Result<Vec<Item>>;
+
+    /// The items whose sort key starts with `sk_prefix`.
+    async fn query(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
+        self.query_range(table, Lookup::Table, pk, SortRange::prefix(sk_prefix), limit)
+            .await
+    }
+
     /// Like `query`, over the `gsi1` index keys.
-    async fn query_index(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>>;
-    /// Live items of one partition whose sort key sorts strictly after `after_sk`, in sort-key
-    /// order: the next page of a partition read `limit` items at a time.
-    async fn query_after(&self, table: Table, pk: &str, after_sk: &str, limit: usize) -> Result<Vec<Item>>;
+    async fn query_index(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
+        self.query_range(table, Lookup::Index, pk, SortRange::prefix(sk_prefix), limit)
+            .await
+    }
+
+    /// The items whose sort key sorts strictly after `after_sk`: the next page of a partition
+    /// read `limit` items at a time.
+    async fn query_after(&self, table: Table, pk: &str, after_sk: &str, limit: usize) -> Result<Vec<Item>> {
+        let range = SortRange {
+            prefix: "",
+            after: Some(after_sk),
+        };
+        self.query_range(table, Lookup::Table, pk, range, limit).await
+    }
 }
 
 /// Deletes an item, if `expected_version` is given only while it still has that version.
@@ -199,15 +250,6 @@ impl<T> ItemStore for T where
 }
 
 pub(crate) use rampart_kernel::now_unix;
-
-/// Which sort keys of a partition a query reads.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum SortKeys<'a> {
-    /// Those starting with this prefix (all of them for an empty one).
-    Prefix(&'a str),
-    /// Those sorting strictly after this key.
-    After(&'a str),
-}
 
 /// How often the embedded store deletes expired items (DynamoDB's TTL takes up to a few days;
 /// reads never return an expired item either way).

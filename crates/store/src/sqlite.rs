@@ -7,8 +7,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Item, ItemDelete, ItemGet, ItemPut, ItemQuery, ItemTransact, Key, Result, SortKeys, StoreError, Table, Write,
-    check_transaction, now_unix,
+    Item, ItemDelete, ItemGet, ItemPut, ItemQuery, ItemTransact, Key, Lookup, Result, SortRange, StoreError, Table,
+    Write, check_transaction, now_unix,
 };
 
 /// SQLite work runs on the blocking pool; the mutex serialises it as SQLite would anyway.
@@ -309,46 +309,30 @@ impl ItemTransact for SqliteStore {
 
 #[async_trait::async_trait]
 impl ItemQuery for SqliteStore {
-    async fn query(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
-        self.query_on(table, ("pk", "sk"), pk, SortKeys::Prefix(sk_prefix), limit)
-            .await
-    }
-
-    async fn query_index(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
-        self.query_on(table, ("gsi1pk", "gsi1sk"), pk, SortKeys::Prefix(sk_prefix), limit)
-            .await
-    }
-
-    async fn query_after(&self, table: Table, pk: &str, after_sk: &str, limit: usize) -> Result<Vec<Item>> {
-        self.query_on(table, ("pk", "sk"), pk, SortKeys::After(after_sk), limit)
-            .await
-    }
-}
-
-impl SqliteStore {
-    async fn query_on(
+    async fn query_range(
         &self,
         table: Table,
-        (pk_column, sk_column): (&'static str, &'static str),
+        lookup: Lookup,
         pk: &str,
-        sort_keys: SortKeys<'_>,
+        range: SortRange<'_>,
         limit: usize,
     ) -> Result<Vec<Item>> {
-        let (condition, bound) = match sort_keys {
-            // substr() rather than LIKE: sort keys may contain % and _.
-            SortKeys::Prefix(prefix) => (format!("substr({sk_column}, 1, length(?2)) = ?2"), prefix),
-            SortKeys::After(after) => (format!("{sk_column} > ?2"), after),
+        let (pk_column, sk_column) = match lookup {
+            Lookup::Table => ("pk", "sk"),
+            Lookup::Index => ("gsi1pk", "gsi1sk"),
         };
-        let (pk, bound) = (pk.to_owned(), bound.to_owned());
+        let (pk, prefix, after) = (pk.to_owned(), range.prefix.to_owned(), range.after.map(str::to_owned));
         let now = now_unix();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |connection| {
+            // substr() rather than LIKE: sort keys may contain % and _.
             let sql = format!(
-                "SELECT {COLUMNS} FROM items_{} WHERE {pk_column} = ?1 AND {condition}
+                "SELECT {COLUMNS} FROM items_{} WHERE {pk_column} = ?1
+                 AND substr({sk_column}, 1, length(?2)) = ?2 AND (?5 IS NULL OR {sk_column} > ?5)
                  AND (expires_at IS NULL OR expires_at > ?3) ORDER BY {sk_column} LIMIT ?4",
                 table.logical()
             );
-            select_live(connection, &sql, params![pk, bound, now, limit])
+            select_live(connection, &sql, params![pk, prefix, now, limit, after])
         })
         .await
     }

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_store::dynamodb::provision::provision_tables;
-use rampart_store::{DynamoDbStore, Item, ItemGet, ItemPut, ItemStore, Key, SqliteStore, StoreError, Table, Write};
+use rampart_store::{
+    DynamoDbStore, Item, ItemGet, ItemPut, ItemStore, Key, Lookup, SortRange, SqliteStore, StoreError, Table, Write,
+};
 use serde_json::json;
 
 fn unique(label: &str) -> String {
@@ -15,6 +17,7 @@ async fn contract(store: Arc<dyn ItemStore>) {
     versioned_writes_are_conditional(&*store).await;
     queries_return_live_items_in_sort_order(&*store).await;
     pages_read_a_partition_exactly_once(&*store).await;
+    pages_of_a_prefix_stay_within_it(&*store).await;
     expired_items_are_invisible_and_replaceable(&*store).await;
     conditional_delete(&*store).await;
     transactions_write_all_or_nothing(&*store).await;
@@ -108,6 +111,54 @@ async fn pages_read_a_partition_exactly_once(store: &dyn ItemStore) {
     let tail = store.query_after(Table::Auth, &pk, "012", 100).await.expect("tail");
     assert_eq!(tail.first().map(|i| i.key.sk.as_str()), Some("012#entry"));
     assert_eq!(tail.len(), 11);
+}
+
+/// A list of one kind of item, read page after page from the last key seen, returns each item
+/// of that kind once and nothing of the kinds sorting before or after it, on the table and on
+/// its index alike.
+async fn pages_of_a_prefix_stay_within_it(store: &dyn ItemStore) {
+    let pk = unique("org");
+    let user = unique("user");
+    for sk in ["a#1", "member#3", "member#1", "memberz", "member#2", "member#10", "z#1"] {
+        let item = Item::new(Key::new(&pk, sk), json!({})).with_index(Key::new(&user, sk));
+        store.put(Table::Core, &item).await.expect("put");
+    }
+    for lookup in [Lookup::Table, Lookup::Index] {
+        let partition = if lookup == Lookup::Table { &pk } else { &user };
+        let mut read = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let range = SortRange {
+                prefix: "member#",
+                after: after.as_deref(),
+            };
+            let page = store
+                .query_range(Table::Core, lookup, partition, range, 2)
+                .await
+                .expect("page");
+            assert!(page.len() <= 2);
+            let Some(last) = page.last() else { break };
+            let sk = |item: &Item| match lookup {
+                Lookup::Table => item.key.sk.clone(),
+                Lookup::Index => item.index.clone().expect("indexed").sk,
+            };
+            after = Some(sk(last));
+            read.extend(page.iter().map(sk));
+        }
+        assert_eq!(read, ["member#1", "member#10", "member#2", "member#3"], "{lookup:?}");
+        // A bound before the prefix reads all of it; one after it, nothing.
+        for (bound, expected) in [("a#1", 4), ("memberz", 0), ("n", 0)] {
+            let range = SortRange {
+                prefix: "member#",
+                after: Some(bound),
+            };
+            let page = store
+                .query_range(Table::Core, lookup, partition, range, 10)
+                .await
+                .expect("page");
+            assert_eq!(page.len(), expected, "{lookup:?} after {bound}");
+        }
+    }
 }
 
 async fn expired_items_are_invisible_and_replaceable(store: &dyn ItemStore) {

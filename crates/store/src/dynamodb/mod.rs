@@ -13,8 +13,8 @@ use tracing::instrument;
 
 use self::ext::{EXPIRES_AT, GSI1, GSI1PK, GSI1SK, PK, SK, VERSION};
 use crate::{
-    Item, ItemDelete, ItemGet, ItemPut, ItemQuery, ItemTransact, Key, Result, SortKeys, StoreError, Table, Write,
-    check_transaction, now_unix,
+    Item, ItemDelete, ItemGet, ItemPut, ItemQuery, ItemTransact, Key, Lookup, Result, SortRange, StoreError, Table,
+    Write, check_transaction, now_unix,
 };
 
 #[derive(Debug, Clone)]
@@ -59,12 +59,18 @@ impl DynamoDbStore {
     async fn query_on(
         &self,
         table: Table,
-        index: Option<&str>,
-        (pk_name, sk_name): (&str, &str),
+        lookup: Lookup,
         pk: &str,
-        sort_keys: SortKeys<'_>,
+        range: SortRange<'_>,
         limit: usize,
     ) -> Result<Vec<Item>> {
+        let (index, pk_name, sk_name) = match lookup {
+            Lookup::Table => (None, PK, SK),
+            Lookup::Index => (Some(GSI1), GSI1PK, GSI1SK),
+        };
+        let Some(condition) = KeyCondition::of(range) else {
+            return Ok(Vec::new());
+        };
         let now = now_unix();
         let mut items = Vec::new();
         let mut start = None;
@@ -77,17 +83,22 @@ impl DynamoDbStore {
                 .set_index_name(index.map(str::to_owned))
                 .expression_attribute_names("#pk", pk_name)
                 .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()));
-            let request = match sort_keys {
-                // DynamoDB refuses an empty string in a key condition; both mean "all".
-                SortKeys::Prefix("") | SortKeys::After("") => request.key_condition_expression("#pk = :pk"),
-                SortKeys::Prefix(prefix) => request
+            let s = |value: &str| AttributeValue::S(value.to_owned());
+            let request = match condition {
+                KeyCondition::All => request.key_condition_expression("#pk = :pk"),
+                KeyCondition::BeginsWith(prefix) => request
                     .key_condition_expression("#pk = :pk AND begins_with(#sk, :sk)")
                     .expression_attribute_names("#sk", sk_name)
-                    .expression_attribute_values(":sk", AttributeValue::S(prefix.to_owned())),
-                SortKeys::After(after) => request
+                    .expression_attribute_values(":sk", s(prefix)),
+                KeyCondition::After(after) => request
                     .key_condition_expression("#pk = :pk AND #sk > :sk")
                     .expression_attribute_names("#sk", sk_name)
-                    .expression_attribute_values(":sk", AttributeValue::S(after.to_owned())),
+                    .expression_attribute_values(":sk", s(after)),
+                KeyCondition::Between(low, ref high) => request
+                    .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+                    .expression_attribute_names("#sk", sk_name)
+                    .expression_attribute_values(":low", s(low))
+                    .expression_attribute_values(":high", s(high)),
             };
             let output = request
                 .set_consistent_read(index.is_none().then_some(true))
@@ -98,7 +109,12 @@ impl DynamoDbStore {
                 .map_err(unavailable)?;
             for attributes in output.items() {
                 let item = ext::from_attributes(attributes)?;
-                if item.is_live(now) && items.len() < limit {
+                let sk = match lookup {
+                    Lookup::Table => Some(item.key.sk.as_str()),
+                    Lookup::Index => item.index.as_ref().map(|index| index.sk.as_str()),
+                };
+                // BETWEEN includes its lower bound, which a next page starts after.
+                if item.is_live(now) && sk.is_some_and(|sk| range.contains(sk)) && items.len() < limit {
                     items.push(item);
                 }
             }
@@ -107,6 +123,35 @@ impl DynamoDbStore {
                 return Ok(items);
             }
         }
+    }
+}
+
+/// A sort range as the one condition on the sort key DynamoDB allows.
+#[derive(Debug, Clone, PartialEq)]
+enum KeyCondition<'a> {
+    All,
+    BeginsWith(&'a str),
+    After(&'a str),
+    /// Inclusive at both ends: the item at the lower bound is dropped after reading.
+    Between(&'a str, String),
+}
+
+impl<'a> KeyCondition<'a> {
+    /// `None` when no sort key can be in the range. (DynamoDB refuses an empty string in a key
+    /// condition: an empty prefix or bound means "no bound".)
+    fn of(range: SortRange<'a>) -> Option<Self> {
+        let after = range.after.filter(|after| !after.is_empty());
+        Some(match (range.prefix, after) {
+            ("", None) => Self::All,
+            ("", Some(after)) => Self::After(after),
+            (prefix, None) => Self::BeginsWith(prefix),
+            // Every key with the prefix sorts after a bound below the prefix...
+            (prefix, Some(after)) if after < prefix => Self::BeginsWith(prefix),
+            // ...and before a bound above it that does not start with it.
+            (prefix, Some(after)) if !after.starts_with(prefix) => return None,
+            // Keys with the prefix sort below the prefix followed by the highest character.
+            (prefix, Some(after)) => Self::Between(after, format!("{prefix}\u{10FFFF}")),
+        })
     }
 }
 
@@ -164,29 +209,16 @@ impl ItemPut for DynamoDbStore {
 
 #[async_trait::async_trait]
 impl ItemQuery for DynamoDbStore {
-    #[instrument(name = "store.query", skip(self, pk, sk_prefix), fields(table = table.logical()))]
-    async fn query(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
-        self.query_on(table, None, (PK, SK), pk, SortKeys::Prefix(sk_prefix), limit)
-            .await
-    }
-
-    #[instrument(name = "store.query_index", skip(self, pk, sk_prefix), fields(table = table.logical()))]
-    async fn query_index(&self, table: Table, pk: &str, sk_prefix: &str, limit: usize) -> Result<Vec<Item>> {
-        self.query_on(
-            table,
-            Some(GSI1),
-            (GSI1PK, GSI1SK),
-            pk,
-            SortKeys::Prefix(sk_prefix),
-            limit,
-        )
-        .await
-    }
-
-    #[instrument(name = "store.query_after", skip(self, pk, after_sk), fields(table = table.logical()))]
-    async fn query_after(&self, table: Table, pk: &str, after_sk: &str, limit: usize) -> Result<Vec<Item>> {
-        self.query_on(table, None, (PK, SK), pk, SortKeys::After(after_sk), limit)
-            .await
+    #[instrument(name = "store.query", skip(self, pk, range), fields(table = table.logical()))]
+    async fn query_range(
+        &self,
+        table: Table,
+        lookup: Lookup,
+        pk: &str,
+        range: SortRange<'_>,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        self.query_on(table, lookup, pk, range, limit).await
     }
 }
 
