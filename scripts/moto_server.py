@@ -1,9 +1,16 @@
-"""Starts moto's server with one correction so it behaves like AWS KMS.
+"""Starts moto's server with two corrections so it behaves like AWS.
 
-moto 5.2.5 ignores `MessageType=DIGEST` on KMS Sign and Verify and hashes the digest again,
-so a signature over a locally computed SHA-256 digest (what Rampart sends, as the KMS API
-documents) would not verify. This launcher makes DIGEST mean "already hashed", exactly as AWS
-does, and otherwise runs moto unchanged. Usage is that of `moto_server`.
+1. KMS: moto 5.2.5 ignores `MessageType=DIGEST` on Sign and Verify and hashes the digest
+   again, so a signature over a locally computed SHA-256 digest (what Rampart sends, as the KMS
+   API documents) would not verify. DIGEST here means "already hashed", exactly as AWS does.
+2. DynamoDB: moto's TransactWriteItems checks and applies its writes one by one and, when one
+   fails, restores a copy of the whole table taken when it began, while the server's other
+   threads keep writing. Two concurrent requests can then interleave, and a failed transaction
+   can undo another request's committed write. AWS runs each transaction atomically and in
+   isolation; here every DynamoDB read and write takes one lock, so a transaction is never seen half
+   done and never rolls back anyone else's write.
+
+Otherwise moto runs unchanged. Usage is that of `moto_server`.
 """
 
 import sys
@@ -82,10 +89,27 @@ def _patch_ecdsa() -> None:
     key_class.sign, key_class.verify = sign, verify
 
 
+def _serialize_dynamodb_writes() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()  # re-entrant: a transaction's writes go through put_item and friends
+
+    def locked(original):
+        def write(self, *args, **kwargs):
+            with lock:
+                return original(self, *args, **kwargs)
+
+        return write
+
+    for name in ("transact_write_items", "put_item", "update_item", "delete_item", "get_item", "query"):
+        setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
+
+
 _track_message_type("sign")
 _track_message_type("verify")
 _patch_rsa()
 _patch_ecdsa()
+_serialize_dynamodb_writes()
 
 if __name__ == "__main__":
     from moto.server import main

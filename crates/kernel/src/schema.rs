@@ -62,6 +62,10 @@ pub struct UserPoolDef {
 #[derive(Debug, Deserialize)]
 pub struct SecretDef {
     pub purpose: String,
+    /// Rampart makes the value itself (random text), on a fresh machine, in `rampart bootstrap`
+    /// and in Terraform, rather than another system writing it.
+    #[serde(default)]
+    pub generated: bool,
 }
 
 static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {

@@ -172,13 +172,26 @@ fn xray_trace_id(ids: &RandomIdGenerator) -> TraceId {
     TraceId::from((u128::from(seconds) << 96) | random)
 }
 
-/// Writes the current request's trace context into outgoing request headers.
-pub fn inject_current_context(headers: &mut http::HeaderMap) {
-    let hop = if exporting() {
+/// This hop of the request being served: its trace and span ids.
+fn current_hop() -> SpanContext {
+    if exporting() {
         tracing::Span::current().context().span().span_context().clone()
     } else {
         REQUEST_TRACE.try_with(Clone::clone).unwrap_or(SpanContext::NONE)
-    };
+    }
+}
+
+/// The trace id of the request being served (32 hex digits, as W3C writes it), for records that
+/// point back to its trace (an audit record).
+pub fn current_trace_id() -> Option<String> {
+    let hop = current_hop();
+    hop.is_valid()
+        .then(|| String::from_utf8_lossy(&hex::<32>(&hop.trace_id().to_bytes())).into_owned())
+}
+
+/// Writes the current request's trace context into outgoing request headers.
+pub fn inject_current_context(headers: &mut http::HeaderMap) {
+    let hop = current_hop();
     if !hop.is_valid() {
         return;
     }

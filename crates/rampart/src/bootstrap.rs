@@ -21,6 +21,9 @@ pub async fn run(settings: &Settings) -> Result<(), Error> {
             rampart_kernel::schema::secret_name(prefix, CLIENT_SECRET_NAME)
         );
     }
+    for secret in &made.generated_secrets {
+        println!("secret: {secret}");
+    }
     println!("user pool: {} (client {})", made.pool.user_pool_id, made.pool.client_id);
     println!();
     println!("# To run against these resources:");

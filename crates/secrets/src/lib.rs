@@ -36,6 +36,38 @@ pub trait SecretSource: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// A new value for a secret Rampart makes itself (`"generated": true` in the schema): 48 random
+/// bytes as base64, 64 characters.
+pub fn generate() -> Result<SecretString, SecretError> {
+    use base64::Engine as _;
+    let mut bytes = zeroize::Zeroizing::new([0u8; 48]);
+    aws_lc_rs::rand::fill(bytes.as_mut_slice())
+        .map_err(|_| SecretError::Unavailable("the random source failed".into()))?;
+    Ok(SecretString::from(
+        base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()),
+    ))
+}
+
+/// Creates in Secrets Manager, under `prefix`, each secret of the schema Rampart generates that
+/// does not exist yet, keeping those that do: what `rampart bootstrap` runs. Returns their names.
+pub async fn provision(aws: &aws_types::SdkConfig, prefix: &str) -> Result<Vec<String>, SecretError> {
+    let source = SecretsManagerSource::from_sdk_config(aws, prefix);
+    let mut made = Vec::new();
+    for (name, _) in rampart_kernel::schema::schema()
+        .secrets
+        .iter()
+        .filter(|(_, secret)| secret.generated)
+    {
+        match source.get(name).await {
+            Ok(_) => {}
+            Err(SecretError::NotFound(_)) => source.put(name, &generate()?).await?,
+            Err(error) => return Err(error),
+        }
+        made.push(rampart_kernel::schema::secret_name(prefix, name));
+    }
+    Ok(made)
+}
+
 /// Stores secrets; used by `rampart bootstrap`, not by request handlers.
 #[async_trait::async_trait]
 pub trait SecretSink: Send + Sync {

@@ -67,18 +67,26 @@ pub struct Provisioned {
     pub keys: Vec<(String, String)>,
     /// The Cognito pool and app client; the client secret is in Secrets Manager.
     pub pool: rampart_identity::cognito::ProvisionedPool,
+    /// The secrets Rampart generates, made if missing (their names in Secrets Manager).
+    pub generated_secrets: Vec<String>,
 }
 
 impl Backends {
     /// Creates, or finds, every AWS resource the ports use under `prefix`: tables, keys, the
-    /// user pool and its client secret. What `rampart bootstrap` runs, and what a test on moto
+    /// user pool and its client secret, and the secrets Rampart generates. What `rampart bootstrap` runs, and what a test on moto
     /// runs for a prefix of its own; safe to run again.
     pub async fn provision(aws: &aws_types::SdkConfig, prefix: &str) -> Result<Provisioned, StartupError> {
         let tables = rampart_store::provision(aws, prefix).await?;
         let keys = rampart_tokens::provision(aws, prefix).await?;
         let secrets = rampart_secrets::SecretsManagerSource::from_sdk_config(aws, prefix);
         let pool = rampart_identity::provision(aws, prefix, &secrets).await?;
-        Ok(Provisioned { tables, keys, pool })
+        let generated_secrets = rampart_secrets::provision(aws, prefix).await?;
+        Ok(Provisioned {
+            tables,
+            keys,
+            pool,
+            generated_secrets,
+        })
     }
 }
 

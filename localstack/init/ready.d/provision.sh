@@ -24,8 +24,10 @@ export AWSLOCAL="${AWSLOCAL:-awslocal}"
 
 # python3 ships in the LocalStack image (jq does not); only the standard library is used.
 exec python3 - <<'PY'
+import base64
 import json
 import os
+import secrets
 import shlex
 import subprocess
 import sys
@@ -119,14 +121,19 @@ for name, key in schema["kms_keys"].items():
     log(f"key {alias} created ({key['key_spec']}, {key['key_usage']})")
 
 
-# Secrets Manager secrets: created empty; their owners write the values.
+# Secrets Manager secrets: a generated one gets 48 random bytes as base64 (as
+# `rampart bootstrap` makes it); the others are created empty and their owners
+# write the values.
 for name, secret in schema["secrets"].items():
     physical = f"{prefix}/{name}"
     if aws("secretsmanager", "describe-secret", "--secret-id", physical, missing="ResourceNotFoundException"):
         log(f"secret {physical} exists")
         continue
-    aws("secretsmanager", "create-secret", "--name", physical, "--description", secret["purpose"])
-    log(f"secret {physical} created (no value yet)")
+    value = []
+    if secret.get("generated"):
+        value = ["--secret-string", base64.b64encode(secrets.token_bytes(48)).decode()]
+    aws("secretsmanager", "create-secret", "--name", physical, "--description", secret["purpose"], *value)
+    log(f"secret {physical} created" + (" with a generated value" if value else " (no value yet)"))
 
 
 # Cognito user pool and app client: LocalStack Pro only.

@@ -13,16 +13,17 @@ use base64::engine::general_purpose::STANDARD;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use rampart_kernel::extract::Json;
 use rampart_kernel::{Problem, ProblemType, now_unix};
-use rampart_store::{StoreError, Table, Write};
+use rampart_store::{Lookup, StoreError, Write};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
 use crate::orgs::{Access, org_id, path_id, short_text};
+use crate::pages::PageQuery;
 use crate::permissions::Action;
 use crate::projects::{project_for, project_id};
-use crate::records::{self, Document, MAX_LIST, Project, Status, Stored};
+use crate::records::{self, Document, Project, Status, Stored};
 
 /// Largest document body, in bytes of UTF-8 text.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -97,6 +98,7 @@ pub struct DocumentSummary {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DocumentList {
     pub items: Vec<DocumentSummary>,
+    pub next_cursor: Option<String>,
 }
 
 /// The fields of a document, checked.
@@ -243,30 +245,45 @@ fn view(document: &Document, fields: Fields) -> DocumentView {
     }
 }
 
-/// Writes `document` in place of what was read (or as new), conditional on everything read:
-/// another writer's change in between is a 412.
+/// Writes `document` in place of what was read (or as new), conditional on everything read,
+/// with the audit record of `caller`'s change: another writer's change in between is a 412.
 async fn write(
     core: &Core,
-    access: &Access,
-    project: &Stored<Project>,
+    caller: &Caller,
+    (org, access, project): (&str, &Access, &Stored<Project>),
     item: rampart_store::Item,
 ) -> Result<u64, CoreError> {
     let version = item.version + 1;
+    let target = document_path(org, &project.value.id, &item.key);
     let mut writes = vec![Write::Put(item)];
     writes.extend(access.checks(&[]));
     writes.push(Write::Check {
         key: project.key.clone(),
         version: project.version,
     });
-    transact_or_stale(core, &writes).await.map(|()| version)
+    commit_or_stale(core, caller, org, &target, writes)
+        .await
+        .map(|()| version)
 }
 
-/// The writes of a document change: another writer's change in between (a failed condition)
-/// is a 412, as the ETag the caller sent is no longer current.
-async fn transact_or_stale(core: &Core, writes: &[Write]) -> Result<(), CoreError> {
-    match core.store.transact(Table::Core, writes).await {
-        Err(StoreError::ConditionFailed) => Err(stale()),
-        other => other.map_err(CoreError::from),
+/// The path of the document stored at `key`.
+fn document_path(org: &str, project: &str, key: &rampart_store::Key) -> String {
+    let document = key.sk.rsplit('#').next().unwrap_or_default();
+    format!("/v1/orgs/{org}/projects/{project}/documents/{document}")
+}
+
+/// Commits a document change: another writer's change in between (a failed condition) is a
+/// 412, as the ETag the caller sent is no longer current.
+async fn commit_or_stale(
+    core: &Core,
+    caller: &Caller,
+    org: &str,
+    target: &str,
+    writes: Vec<Write>,
+) -> Result<(), CoreError> {
+    match core.commit(caller, org, target, writes).await {
+        Err(CoreError::Store(StoreError::ConditionFailed)) => Err(stale()),
+        other => other,
     }
 }
 
@@ -291,7 +308,6 @@ async fn target(
     responses((status = 201, body = DocumentView, headers(("etag" = String, description = "The document's version"))),
         (status = 403, description = "Viewers do not write", content_type = "application/problem+json"),
         (status = 404, description = "No such project, or not the caller's", content_type = "application/problem+json"),
-        (status = 409, description = "The project has 100 documents", content_type = "application/problem+json"),
         (status = 412, description = "The project changed while this was written", content_type = "application/problem+json")))]
 pub async fn create(
     State(core): State<Core>,
@@ -307,13 +323,6 @@ pub async fn create(
         status: request.status.unwrap_or(Status::Draft),
     };
     let (access, stored_project) = project_for(&core, &caller, (&org, &project), Action::WriteContent).await?;
-    if records::list::<Document>(&*core.store, &org, &format!("doc#{project}#"))
-        .await?
-        .len()
-        >= MAX_LIST
-    {
-        return Err(CoreError::Conflict("A project has at most 100 documents."));
-    }
     let now = now_unix();
     let document = Document {
         id: uuid::Uuid::new_v4().hyphenated().to_string(),
@@ -329,7 +338,7 @@ pub async fn create(
     };
     let document = seal(&core, &org, document, &fields).await?;
     let item = records::new_item(records::document_key(&org, &project, &document.id), &document)?;
-    let version = write(&core, &access, &stored_project, item).await?;
+    let version = write(&core, &caller, (&org, &access, &stored_project), item).await?;
     let location = format!("/v1/orgs/{org}/projects/{project}/documents/{}", document.id);
     Ok(answer(
         StatusCode::CREATED,
@@ -340,18 +349,25 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/orgs/{org}/projects/{project}/documents", tag = "documents", security(("bearer" = [])),
-    params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id")),
-    responses((status = 200, body = DocumentList, description = "The documents, without their bodies (at most 100, so always all of them)"),
+    params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id"), PageQuery),
+    responses((status = 200, body = DocumentList, description = "The documents without their bodies, by id"),
+        (status = 400, description = "A limit out of range, or a cursor not of this list", content_type = "application/problem+json"),
         (status = 404, description = "No such project, or not the caller's", content_type = "application/problem+json")))]
 pub async fn list(
     State(core): State<Core>,
     caller: Caller,
     Path((org, project)): Path<(String, String)>,
+    paging: PageQuery,
 ) -> Result<JsonBody<DocumentList>, CoreError> {
     let (org, project) = (org_id(&org)?, project_id(&project)?);
     project_for(&core, &caller, (&org, &project), Action::ReadContent).await?;
+    let list = ["documents", org.as_str(), project.as_str()];
+    let page = core.cursors.page(&list, &paging)?;
+    let prefix = format!("doc#{project}#");
+    let (documents, next) =
+        records::page::<Document>(&*core.store, Lookup::Table, &records::partition(&org), &prefix, &page).await?;
     let mut items = Vec::new();
-    for stored in records::list::<Document>(&*core.store, &org, &format!("doc#{project}#")).await? {
+    for stored in documents {
         let document = stored.value;
         items.push(DocumentSummary {
             title: open(&core, &org, &document, "title").await?,
@@ -362,7 +378,10 @@ pub async fn list(
             updated_at: document.updated_at,
         });
     }
-    Ok(JsonBody(DocumentList { items }))
+    Ok(JsonBody(DocumentList {
+        items,
+        next_cursor: core.cursors.next(&list, next),
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/orgs/{org}/projects/{project}/documents/{document}", tag = "documents", security(("bearer" = [])),
@@ -409,7 +428,7 @@ async fn revise(
         ..stored.value.clone()
     };
     let next = seal(core, &org, next, &fields).await?;
-    let version = write(core, &access, &project, stored.replaced_by(&next)?).await?;
+    let version = write(core, caller, (&org, &access, &project), stored.replaced_by(&next)?).await?;
     Ok(answer(StatusCode::OK, version, view(&next, fields), None))
 }
 
@@ -487,13 +506,14 @@ pub async fn delete(
     headers: HeaderMap,
     Path(path): DocPath,
 ) -> Result<StatusCode, CoreError> {
-    let (_, access, _, stored) = target(&core, &caller, path, Action::WriteContent).await?;
+    let (org, access, project, stored) = target(&core, &caller, path, Action::WriteContent).await?;
     if_match(&headers, stored.version)?;
     let mut writes = vec![Write::Delete {
         key: stored.key.clone(),
         expected_version: Some(stored.version),
     }];
     writes.extend(access.checks(&[]));
-    transact_or_stale(&core, &writes).await?;
+    let target = document_path(&org, &project.value.id, &stored.key);
+    commit_or_stale(&core, &caller, &org, &target, writes).await?;
     Ok(StatusCode::NO_CONTENT)
 }

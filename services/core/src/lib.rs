@@ -1,21 +1,24 @@
-//! core: the multi-tenant business API. Organisations (the tenants) and their members so far;
-//! projects and documents follow.
+//! core: the multi-tenant business API. Organisations (the tenants), their members, projects
+//! and documents, and each organisation's audit log.
 //!
-//! Modules depend one way: `permissions` (the role × action matrix) and `records` (how items are
-//! kept) → `error` → `caller` (the bearer token, checked here) → handlers (`orgs`, `members`)
-//! → `openapi` → this router.
+//! Modules depend one way: `permissions` (the role × action matrix), `pages` (cursors) and
+//! `records` (how items are kept) → `error` → `caller` (the bearer token, checked here) →
+//! `audit` (the guard in front of every organisation route, and the log) → handlers (`orgs`,
+//! `members`, `projects`, `documents`) → `openapi` → this router.
 //!
 //! Zero trust: core checks every bearer token itself against the issuer's keys and revocation
 //! feed (`rampart_verifier`), so a revoked session or a request sent around the proxy is
 //! refused here too. Each organisation has its own data keys (`rampart_envelope`); deleting
 //! one destroys them first.
 
+pub mod audit;
 pub mod caller;
 pub mod documents;
 pub mod error;
 pub mod members;
 pub mod openapi;
 pub mod orgs;
+pub mod pages;
 pub mod permissions;
 pub mod projects;
 pub mod records;
@@ -42,6 +45,9 @@ pub struct CoreState {
     pub store: Arc<dyn ItemStore>,
     pub keys: Arc<TenantKeys>,
     pub verifier: Arc<Verifier>,
+    pub cursors: pages::Cursors,
+    /// How long an audit record is kept (`audit.retention_days`).
+    pub audit_retention_secs: i64,
 }
 
 impl Deref for Core {
@@ -55,16 +61,8 @@ impl Deref for Core {
 pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Core {
-    pub fn new(store: Arc<dyn ItemStore>, keys: TenantKeys, verifier: Arc<Verifier>) -> Self {
-        Self(Arc::new(CoreState {
-            store,
-            keys: Arc::new(keys),
-            verifier,
-        }))
-    }
-
     /// core on the settings' backends: the tenant keys on `store` (the local key-encryption key
-    /// in `secrets`, the process's one handle on them), and a verifier that follows the issuer
+    /// in `secrets`, the process's one handle on them), the cursor key from `secrets`, and a verifier that follows the issuer
     /// whose auth API is at `core.auth_url` (default `tokens.issuer`), refreshing in the
     /// background.
     pub async fn connect(
@@ -79,7 +77,13 @@ impl Core {
         issuer.check()?;
         let verifier = Arc::new(Verifier::new(&issuer)?);
         verifier.spawn_refreshers();
-        Ok(Self::new(store, keys, verifier))
+        Ok(Self(Arc::new(CoreState {
+            store,
+            keys: Arc::new(keys),
+            verifier,
+            cursors: pages::Cursors::load(secrets).await?,
+            audit_retention_secs: i64::from(settings.audit.retention_days) * 86_400,
+        })))
     }
 }
 
@@ -88,11 +92,10 @@ impl Core {
 pub fn router(core: Core, settings: &Settings, metrics: &Registry) -> Router {
     let mut probes: Vec<Arc<dyn ReadinessProbe>> = vec![Arc::clone(&core.store) as Arc<dyn ReadinessProbe>];
     probes.extend(rampart_verifier::readiness_probes(&core.verifier));
-    let api = Router::new()
-        .route("/v1/version", get(|| async { axum::Json(health::version("core")) }))
-        .route("/v1/openapi.json", get(openapi::openapi))
+    let orgs = Router::new()
         .route("/v1/orgs", get(orgs::list).post(orgs::create))
         .route("/v1/orgs/{org}", get(orgs::get).patch(orgs::patch).delete(orgs::delete))
+        .route("/v1/orgs/{org}/audit", get(audit::list))
         .route("/v1/orgs/{org}/members", get(members::list).post(members::add))
         .route(
             "/v1/orgs/{org}/members/{user}",
@@ -103,7 +106,7 @@ pub fn router(core: Core, settings: &Settings, metrics: &Registry) -> Router {
             "/v1/orgs/{org}/projects/{project}",
             get(projects::get).patch(projects::patch).delete(projects::delete),
         )
-        // Every route so far takes the usual body limit; documents take theirs, below.
+        // Every route takes the usual body limit but documents, which take theirs, below.
         .layer(DefaultBodyLimit::max(settings.http.body_limit_bytes));
     let documents = Router::new()
         .route(
@@ -118,10 +121,12 @@ pub fn router(core: Core, settings: &Settings, metrics: &Registry) -> Router {
                 .delete(documents::delete),
         )
         .layer(DefaultBodyLimit::max(documents::REQUEST_LIMIT_BYTES));
-    let api = api
-        .merge(documents)
-        .with_state(core)
-        .merge(health::router("core", probes));
+    let guard = axum::middleware::from_fn_with_state(core.clone(), audit::guard);
+    let api = Router::new()
+        .route("/v1/version", get(|| async { axum::Json(health::version("core")) }))
+        .route("/v1/openapi.json", get(openapi::openapi))
+        .merge(orgs.merge(documents).route_layer(guard));
+    let api = api.with_state(core).merge(health::router("core", probes));
     // The edge admits the largest body a route takes; each route holds its own limit.
     let mut http = settings.http.clone();
     http.body_limit_bytes = http.body_limit_bytes.max(documents::REQUEST_LIMIT_BYTES);

@@ -8,13 +8,14 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use rampart_kernel::extract::Json;
 use rampart_kernel::{Problem, now_unix};
-use rampart_store::{Key, Table, Write};
+use rampart_store::{Key, Lookup, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
 use crate::orgs::{Access, member_for, org_id};
+use crate::pages::PageQuery;
 use crate::permissions::{Action, Role, allows};
 use crate::records::{self, Membership, Org};
 
@@ -46,6 +47,7 @@ pub struct MemberView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberList {
     pub items: Vec<MemberView>,
+    pub next_cursor: Option<String>,
 }
 
 fn view(member: &Membership) -> MemberView {
@@ -103,7 +105,7 @@ fn owner_delta(before: Option<Role>, after: Option<Role>) -> i32 {
     params(("org" = String, Path, description = "Organisation id")),
     responses((status = 201, body = MemberView), (status = 403, description = "The caller's role cannot add this role", content_type = "application/problem+json"),
         (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json"),
-        (status = 409, description = "Already a member, a list full (100 members, or 100 organisations for the user), or another change came first", content_type = "application/problem+json")))]
+        (status = 409, description = "Already a member, the user in 100 organisations already, or another change came first", content_type = "application/problem+json")))]
 pub async fn add(
     State(core): State<Core>,
     caller: Caller,
@@ -116,11 +118,7 @@ pub async fn add(
     if records::membership(&*core.store, &org, &user).await?.is_some() {
         return Err(CoreError::Conflict("The user is already a member."));
     }
-    // Full lists are refused rather than cut, so no one can be hidden past a list's end.
-    if records::members(&*core.store, &org).await?.len() >= records::MAX_LIST {
-        return Err(CoreError::Conflict("An organisation has at most 100 members."));
-    }
-    if records::orgs_of(&*core.store, &user).await?.len() >= records::MAX_LIST {
+    if records::orgs_of(&*core.store, &user).await?.len() >= records::MAX_ORGS_PER_USER {
         return Err(CoreError::Conflict(
             "The user belongs to 100 organisations, the most one user may.",
         ));
@@ -133,8 +131,8 @@ pub async fn add(
     let item = records::new_member_item(&org, &member)?;
     let key = item.key.clone();
     let writes = guarded(&access, Write::Put(item), &key, owner_delta(None, Some(member.role)))?;
-    core.store.transact(Table::Core, &writes).await?;
     let location = format!("/v1/orgs/{org}/members/{}", member.user_id);
+    core.commit(&caller, &org, &location, writes).await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -144,18 +142,26 @@ pub async fn add(
 }
 
 #[utoipa::path(get, path = "/v1/orgs/{org}/members", tag = "members", security(("bearer" = [])),
-    params(("org" = String, Path, description = "Organisation id")),
-    responses((status = 200, body = MemberList, description = "The members (at most 100, so always all of them)"),
+    params(("org" = String, Path, description = "Organisation id"), PageQuery),
+    responses((status = 200, body = MemberList, description = "The members, by user id"),
+        (status = 400, description = "A limit out of range, or a cursor not of this list", content_type = "application/problem+json"),
         (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json")))]
 pub async fn list(
     State(core): State<Core>,
     caller: Caller,
     Path(org): Path<String>,
+    paging: PageQuery,
 ) -> Result<JsonBody<MemberList>, CoreError> {
     let org = org_id(&org)?;
     member_for(&core, &org, &caller, Action::ListMembers).await?;
-    let items = records::members(&*core.store, &org).await?.iter().map(view).collect();
-    Ok(JsonBody(MemberList { items }))
+    let list = ["members", org.as_str()];
+    let page = core.cursors.page(&list, &paging)?;
+    let (members, next) =
+        records::page::<Membership>(&*core.store, Lookup::Table, &records::partition(&org), "member#", &page).await?;
+    Ok(JsonBody(MemberList {
+        items: members.iter().map(|member| view(&member.value)).collect(),
+        next_cursor: core.cursors.next(&list, next),
+    }))
 }
 
 #[utoipa::path(patch, path = "/v1/orgs/{org}/members/{user}", tag = "members", security(("bearer" = [])),
@@ -191,8 +197,8 @@ pub async fn patch(
     };
     let change = Write::Put(target.replaced_by(&updated)?);
     let delta = owner_delta(Some(target.value.role), Some(role));
-    core.store
-        .transact(Table::Core, &guarded(&access, change, &target.key, delta)?)
+    let writes = guarded(&access, change, &target.key, delta)?;
+    core.commit(&caller, &org, &format!("/v1/orgs/{org}/members/{user}"), writes)
         .await?;
     Ok(JsonBody(view(&updated)))
 }
@@ -223,8 +229,8 @@ pub async fn remove(
         expected_version: Some(target.version),
     };
     let delta = owner_delta(Some(target.value.role), None);
-    core.store
-        .transact(Table::Core, &guarded(&access, change, &target.key, delta)?)
+    let writes = guarded(&access, change, &target.key, delta)?;
+    core.commit(&caller, &org, &format!("/v1/orgs/{org}/members/{user}"), writes)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,12 +7,13 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use rampart_kernel::extract::Json;
 use rampart_kernel::{Problem, now_unix};
-use rampart_store::{Key, Table, Write};
+use rampart_store::{Key, Lookup, Table, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
+use crate::pages::PageQuery;
 use crate::permissions::{Action, Role, allows};
 use crate::records::{self, Membership, Org, Stored};
 
@@ -48,6 +49,7 @@ pub struct OrgView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrgList {
     pub items: Vec<OrgView>,
+    pub next_cursor: Option<String>,
 }
 
 fn view(org: &Org, role: Role) -> OrgView {
@@ -154,7 +156,7 @@ pub async fn create(
     Json(request): Json<CreateOrg>,
 ) -> Result<Response, CoreError> {
     let name = name("/name", &request.name)?;
-    if records::orgs_of(&*core.store, &caller.user_id).await?.len() >= records::MAX_LIST {
+    if records::orgs_of(&*core.store, &caller.user_id).await?.len() >= records::MAX_ORGS_PER_USER {
         return Err(CoreError::Conflict(
             "You belong to 100 organisations, the most one user may.",
         ));
@@ -174,17 +176,17 @@ pub async fn create(
     };
     // The key first: an organisation never exists without one.
     core.keys.create(&org.id).await?;
-    let writes = [
+    let writes = vec![
         Write::Put(records::new_org_item(&org)?),
         Write::Put(records::new_member_item(&org.id, &owner)?),
     ];
-    if let Err(error) = core.store.transact(Table::Core, &writes).await {
+    let location = format!("/v1/orgs/{}", org.id);
+    if let Err(error) = core.commit(&caller, &org.id, &location, writes).await {
         if let Err(shred) = core.keys.shred(&org.id).await {
             tracing::warn!(%shred, "the key of an organisation that was not created is left");
         }
-        return Err(error.into());
+        return Err(error);
     }
-    let location = format!("/v1/orgs/{}", org.id);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -193,24 +195,34 @@ pub async fn create(
         .into_response())
 }
 
-#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", security(("bearer" = [])),
-    responses((status = 200, body = OrgList, description = "The organisations the caller belongs to (at most 100, so always all of them)")))]
-pub async fn list(State(core): State<Core>, caller: Caller) -> Result<JsonBody<OrgList>, CoreError> {
+#[utoipa::path(get, path = "/v1/orgs", tag = "orgs", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = OrgList, description = "The organisations the caller belongs to"),
+        (status = 400, description = "A limit out of range, or a cursor not of this list", content_type = "application/problem+json")))]
+pub async fn list(State(core): State<Core>, caller: Caller, paging: PageQuery) -> Result<JsonBody<OrgList>, CoreError> {
+    let list = ["orgs", caller.user_id.as_str()];
+    let page = core.cursors.page(&list, &paging)?;
+    let user = format!("user#{}", caller.user_id);
+    // The user's memberships, through the index (eventually consistent on DynamoDB).
+    let (memberships, next) = records::page::<Membership>(&*core.store, Lookup::Index, &user, "org#", &page).await?;
     let mut items = Vec::new();
-    for org in records::orgs_of(&*core.store, &caller.user_id).await? {
-        // Both are read: a membership being added or removed this moment, or an organisation
+    for membership in memberships {
+        let Some(org) = membership.key.pk.strip_prefix("org#") else {
+            continue;
+        };
+        // Both read again, consistently: a membership removed this moment, or an organisation
         // being deleted, is skipped.
         let (Some(membership), Some(profile)) = (
-            records::membership(&*core.store, &org, &caller.user_id).await?,
-            records::org(&*core.store, &org)
-                .await?
-                .filter(|org| !org.value.deleting),
+            records::membership(&*core.store, org, &caller.user_id).await?,
+            records::org(&*core.store, org).await?.filter(|org| !org.value.deleting),
         ) else {
             continue;
         };
         items.push(view(&profile.value, membership.value.role));
     }
-    Ok(JsonBody(OrgList { items }))
+    Ok(JsonBody(OrgList {
+        items,
+        next_cursor: core.cursors.next(&list, next),
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])),
@@ -246,7 +258,7 @@ pub async fn patch(
     }
     let mut writes = vec![Write::Put(access.org.replaced_by(&updated)?)];
     writes.extend(access.checks(&[&access.org.key]));
-    core.store.transact(Table::Core, &writes).await?;
+    core.commit(&caller, &org, &format!("/v1/orgs/{org}"), writes).await?;
     Ok(JsonBody(view(&updated, access.member.value.role)))
 }
 
@@ -266,22 +278,23 @@ pub async fn delete(
     let access = access(&core, &org, &caller, Action::DeleteOrg, true).await?;
     // Marked first, conditional on what was read: from here on the organisation answers 404
     // and every membership write, conditional on its version, fails; nothing joins it while it
-    // is taken apart.
+    // is taken apart. A repeated deletion is audited too.
+    let mut writes = Vec::new();
     if !access.org.value.deleting {
         let marked = Org {
             deleting: true,
             ..access.org.value.clone()
         };
-        let mut writes = vec![Write::Put(access.org.replaced_by(&marked)?)];
+        writes.push(Write::Put(access.org.replaced_by(&marked)?));
         writes.extend(access.checks(&[&access.org.key]));
-        core.store.transact(Table::Core, &writes).await?;
     }
+    core.commit(&caller, &org, &format!("/v1/orgs/{org}"), writes).await?;
     // Then the keys: nothing sealed for the organisation opens from here on, whatever copy of
     // the table exists. Then the items, the organisation's and the caller's last. A failure on the way
     // leaves an organisation that answers 404 to everyone but its owners' repeated DELETE.
     core.keys.shred(&org).await?;
     let last = [records::org_key(&org), access.member.key.clone()];
-    let mut keys = records::all_items(&*core.store, &org).await?;
+    let mut keys = records::all_keys(&*core.store, &org, "").await?;
     keys.retain(|key| !last.contains(key));
     keys.extend(last);
     for key in keys {

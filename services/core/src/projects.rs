@@ -7,15 +7,16 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use rampart_kernel::extract::Json;
 use rampart_kernel::now_unix;
-use rampart_store::{Table, Write};
+use rampart_store::{Lookup, Table, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
 use crate::orgs::{Access, member_for, name, org_id};
+use crate::pages::PageQuery;
 use crate::permissions::Action;
-use crate::records::{self, MAX_LIST, Project, Stored};
+use crate::records::{self, Project, Stored};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +35,7 @@ pub struct ProjectView {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProjectList {
     pub items: Vec<ProjectView>,
+    pub next_cursor: Option<String>,
 }
 
 fn view(project: &Project) -> ProjectView {
@@ -67,7 +69,7 @@ pub async fn project_for(
     params(("org" = String, Path, description = "Organisation id")),
     responses((status = 201, body = ProjectView), (status = 403, description = "Only owners and admins create projects", content_type = "application/problem+json"),
         (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json"),
-        (status = 409, description = "The organisation has 100 projects, or another change came first", content_type = "application/problem+json")))]
+        (status = 409, description = "Another change came first", content_type = "application/problem+json")))]
 pub async fn create(
     State(core): State<Core>,
     caller: Caller,
@@ -77,9 +79,6 @@ pub async fn create(
     let org = org_id(&org)?;
     let name = name("/name", &request.name)?;
     let access = member_for(&core, &org, &caller, Action::ManageProjects).await?;
-    if records::list::<Project>(&*core.store, &org, "project#").await?.len() >= MAX_LIST {
-        return Err(CoreError::Conflict("An organisation has at most 100 projects."));
-    }
     let project = Project {
         id: uuid::Uuid::new_v4().hyphenated().to_string(),
         name,
@@ -90,8 +89,8 @@ pub async fn create(
         &project,
     )?)];
     writes.extend(access.checks(&[]));
-    core.store.transact(Table::Core, &writes).await?;
     let location = format!("/v1/orgs/{org}/projects/{}", project.id);
+    core.commit(&caller, &org, &location, writes).await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
@@ -101,19 +100,31 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/orgs/{org}/projects", tag = "projects", security(("bearer" = [])),
-    params(("org" = String, Path, description = "Organisation id")),
-    responses((status = 200, body = ProjectList, description = "The projects (at most 100, so always all of them)"),
+    params(("org" = String, Path, description = "Organisation id"), PageQuery),
+    responses((status = 200, body = ProjectList, description = "The projects, by id"),
+        (status = 400, description = "A limit out of range, or a cursor not of this list", content_type = "application/problem+json"),
         (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json")))]
 pub async fn list(
     State(core): State<Core>,
     caller: Caller,
     Path(org): Path<String>,
+    paging: PageQuery,
 ) -> Result<JsonBody<ProjectList>, CoreError> {
     let org = org_id(&org)?;
     member_for(&core, &org, &caller, Action::ReadContent).await?;
-    let projects = records::list::<Project>(&*core.store, &org, "project#").await?;
+    let list = ["projects", org.as_str()];
+    let page = core.cursors.page(&list, &paging)?;
+    let (projects, next) = records::page::<Project>(
+        &*core.store,
+        Lookup::Table,
+        &records::partition(&org),
+        "project#",
+        &page,
+    )
+    .await?;
     Ok(JsonBody(ProjectList {
         items: projects.iter().map(|p| view(&p.value)).collect(),
+        next_cursor: core.cursors.next(&list, next),
     }))
 }
 
@@ -158,7 +169,8 @@ pub async fn patch(
     }
     let mut writes = vec![Write::Put(stored.replaced_by(&updated)?)];
     writes.extend(access.checks(&[]));
-    core.store.transact(Table::Core, &writes).await?;
+    core.commit(&caller, &org, &format!("/v1/orgs/{org}/projects/{project}"), writes)
+        .await?;
     Ok(JsonBody(view(&updated)))
 }
 
@@ -181,18 +193,10 @@ pub async fn delete(
         expected_version: Some(stored.version),
     }];
     writes.extend(access.checks(&[]));
-    core.store.transact(Table::Core, &writes).await?;
-    let documents = core
-        .store
-        .query(
-            Table::Core,
-            &format!("org#{org}"),
-            &format!("doc#{project}#"),
-            MAX_LIST + 1,
-        )
+    core.commit(&caller, &org, &format!("/v1/orgs/{org}/projects/{project}"), writes)
         .await?;
-    for document in documents {
-        core.store.delete(Table::Core, &document.key, None).await?;
+    for document in records::all_keys(&*core.store, &org, &format!("doc#{project}#")).await? {
+        core.store.delete(Table::Core, &document, None).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,22 +4,26 @@
 //! |---|---|---|---|
 //! | organisation | `org#<org>` | `profile` | |
 //! | membership | `org#<org>` | `member#<user>` | `user#<user>` / `org#<org>` |
+//! | project | `org#<org>` | `project#<project>` | |
+//! | document | `org#<org>` | `doc#<project>#<document>` | |
+//! | audit record (`audit`) | `audit#<org>` | `<time counting down>#<id>` | |
 //! | data key (`rampart_envelope`) | `tenantkey#<org>` | `v<version>` | |
 //!
 //! The organisation item counts its owners, and every change to an owner's membership writes
 //! that count in the same transaction, conditional on its version: two concurrent demotions of
 //! the last two owners cannot both succeed.
 
-use rampart_store::{Item, ItemStore, Key, StoreError, Table};
+use rampart_store::{Item, ItemStore, Key, Lookup, SortRange, StoreError, Table};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
+use crate::pages::Page;
 use crate::permissions::Role;
 
-/// Most members an organisation has, and most organisations a user belongs to: so every list
-/// is whole in one answer, and no one can bury a member or an organisation past its end.
-pub const MAX_LIST: usize = 100;
+/// Most organisations a user belongs to: each has its own data key, which costs a KMS call to
+/// make, so one account cannot make them without end.
+pub const MAX_ORGS_PER_USER: usize = 100;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Org {
@@ -48,7 +52,8 @@ pub fn is_user_id(raw: &str) -> bool {
     !raw.is_empty() && raw.len() <= 128 && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn partition(org: &str) -> String {
+/// The partition of an organisation's items.
+pub fn partition(org: &str) -> String {
     format!("org#{org}")
 }
 
@@ -111,18 +116,11 @@ pub async fn membership(store: &dyn ItemStore, org: &str, user: &str) -> Result<
         .transpose()
 }
 
-pub async fn members(store: &dyn ItemStore, org: &str) -> Result<Vec<Membership>, CoreError> {
-    let items = store
-        .query(Table::Core, &partition(org), "member#", MAX_LIST + 1)
-        .await?;
-    items.into_iter().map(|item| decode(item).map(|m| m.value)).collect()
-}
-
-/// The ids of the organisations `user` belongs to (one more than [`MAX_LIST`] at most, to tell
-/// a full list).
+/// The ids of the organisations `user` belongs to (one more than [`MAX_ORGS_PER_USER`] at most,
+/// to tell a full quota).
 pub async fn orgs_of(store: &dyn ItemStore, user: &str) -> Result<Vec<String>, CoreError> {
     let entries = store
-        .query_index(Table::Core, &format!("user#{user}"), "org#", MAX_LIST + 1)
+        .query_index(Table::Core, &format!("user#{user}"), "org#", MAX_ORGS_PER_USER + 1)
         .await?;
     Ok(entries
         .into_iter()
@@ -130,18 +128,21 @@ pub async fn orgs_of(store: &dyn ItemStore, user: &str) -> Result<Vec<String>, C
         .collect())
 }
 
-/// Every item of the organisation's partition (its profile and memberships), for its deletion.
-pub async fn all_items(store: &dyn ItemStore, org: &str) -> Result<Vec<Key>, CoreError> {
-    let mut keys = Vec::new();
-    let mut after = String::new();
+/// The keys of every item in the organisation's partition whose sort key starts with
+/// `prefix` (all of them for an empty one), for a deletion.
+pub async fn all_keys(store: &dyn ItemStore, org: &str, prefix: &str) -> Result<Vec<Key>, CoreError> {
+    let mut keys: Vec<Key> = Vec::new();
     loop {
-        let page = store
-            .query_after(Table::Core, &partition(org), &after, MAX_LIST)
-            .await?;
-        let Some(last) = page.last() else {
-            return Ok(keys);
+        let range = SortRange {
+            prefix,
+            after: keys.last().map(|key| key.sk.as_str()),
         };
-        after = last.key.sk.clone();
+        let page = store
+            .query_range(Table::Core, Lookup::Table, &partition(org), range, 100)
+            .await?;
+        if page.is_empty() {
+            return Ok(keys);
+        }
         keys.extend(page.into_iter().map(|item| item.key));
     }
 }
@@ -195,15 +196,28 @@ pub async fn read<T: DeserializeOwned>(store: &dyn ItemStore, key: &Key) -> Resu
     store.get(Table::Core, key).await?.map(decode).transpose()
 }
 
-/// The records of one kind in the organisation's partition (one more than [`MAX_LIST`] at
-/// most, to tell a full list).
-pub async fn list<T: DeserializeOwned>(
+/// One page of the records in partition `pk` of `lookup` whose sort keys start with `prefix`,
+/// and the sort key the next page starts after, if there are more.
+pub async fn page<T: DeserializeOwned>(
     store: &dyn ItemStore,
-    org: &str,
-    sk_prefix: &str,
-) -> Result<Vec<Stored<T>>, CoreError> {
-    let items = store
-        .query(Table::Core, &partition(org), sk_prefix, MAX_LIST + 1)
+    lookup: Lookup,
+    pk: &str,
+    prefix: &str,
+    page: &Page,
+) -> Result<(Vec<Stored<T>>, Option<String>), CoreError> {
+    let range = SortRange {
+        prefix,
+        after: page.after.as_deref(),
+    };
+    // One more than asked, to tell whether a next page exists.
+    let mut items = store
+        .query_range(Table::Core, lookup, pk, range, page.limit + 1)
         .await?;
-    items.into_iter().map(decode).collect()
+    let more = items.len() > page.limit;
+    items.truncate(page.limit);
+    let next = items.last().filter(|_| more).and_then(|item| match lookup {
+        Lookup::Table => Some(item.key.sk.clone()),
+        Lookup::Index => item.index.as_ref().map(|index| index.sk.clone()),
+    });
+    Ok((items.into_iter().map(decode).collect::<Result<_, _>>()?, next))
 }

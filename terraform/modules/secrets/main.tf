@@ -1,7 +1,8 @@
 # Secrets Manager secrets (var.secrets, the "secrets" of schema/platform.json in
-# this repository's environments). This module creates the containers only;
-# their values are written by whatever owns them (the identity module writes
-# the Cognito app client secret).
+# this repository's environments). This module creates the containers, and the
+# values of the secrets Rampart generates itself ("generated": true); the other
+# values are written by whatever owns them (the identity module writes the
+# Cognito app client secret).
 
 resource "aws_secretsmanager_secret" "this" {
   # The only secret so far is the Cognito app client secret. Rotating it needs a
@@ -17,4 +18,25 @@ resource "aws_secretsmanager_secret" "this" {
   recovery_window_in_days = var.recovery_window_in_days
 
   tags = merge(var.tags, { Name = "${var.resource_prefix}/${each.key}" })
+}
+
+locals {
+  generated = { for name, secret in var.secrets : name => secret if secret.generated }
+}
+
+# A generated secret's value is random text written once, through a write-only
+# argument, so it is never kept in the Terraform state or plan.
+ephemeral "random_password" "generated" {
+  for_each = local.generated
+
+  length  = 64
+  special = false
+}
+
+resource "aws_secretsmanager_secret_version" "generated" {
+  for_each = local.generated
+
+  secret_id                = aws_secretsmanager_secret.this[each.key].id
+  secret_string_wo         = ephemeral.random_password.generated[each.key].result
+  secret_string_wo_version = 1
 }

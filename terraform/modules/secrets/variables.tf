@@ -9,9 +9,10 @@ variable "resource_prefix" {
 }
 
 variable "secrets" {
-  description = "The secrets to create, keyed by name (schema/platform.json \"secrets\"); each becomes <resource_prefix>/<name>."
+  description = "The secrets to create, keyed by name (schema/platform.json \"secrets\"); each becomes <resource_prefix>/<name>. A generated one gets a random value here."
   type = map(object({
-    purpose = string
+    purpose   = string
+    generated = optional(bool, false)
   }))
 }
 

@@ -374,26 +374,214 @@ async fn core_checks_every_token_itself(stack: &Stack) {
     }
 }
 
-/// Lists are never cut: an organisation takes at most 100 members, so no one can be buried past
-/// the end of `GET /members` by made-up ids that sort before theirs.
-#[tokio::test]
-async fn an_organisation_takes_at_most_100_members() {
-    let stack = Stack::embedded().await;
-    let ada = stack.user().await;
-    let org = stack.org(&ada, "Crowded").await;
-    for n in 1..100 {
-        let body = json!({"user_id": format!("0-made-up-{n:03}"), "role": "viewer"});
-        let added = stack
-            .call(&ada, Method::POST, &format!("/v1/orgs/{org}/members"), Some(body))
-            .await;
-        assert_eq!(added.status, 201, "{n}: {added:?}");
+on_both_stacks!(
+    every_list_pages_with_cursors_bound_to_it,
+    every_write_is_audited_allowed_or_refused
+);
+
+/// Reads `path` page by page with `limit`, returning every item and the cursors seen.
+async fn all_pages(stack: &Stack, user: &User, path: &str, limit: usize) -> (Vec<serde_json::Value>, Vec<String>) {
+    let (mut items, mut cursors) = (Vec::new(), Vec::new());
+    let mut url = format!("{path}?limit={limit}");
+    loop {
+        let page = stack.get(user, &url).await;
+        assert_eq!(page.status, 200, "{url}: {page:?}");
+        let got = page.body["items"].as_array().expect("items");
+        assert!(got.len() <= limit);
+        items.extend(got.iter().cloned());
+        let Some(cursor) = page.body["next_cursor"].as_str() else {
+            assert!(page.body["next_cursor"].is_null());
+            return (items, cursors);
+        };
+        cursors.push(cursor.to_owned());
+        url = format!("{path}?limit={limit}&cursor={cursor}");
     }
-    let full = stack.add(&ada, &org, &stack.user().await, "viewer").await;
-    assert_eq!(full.status, 409, "{full:?}");
-    let members = stack.get(&ada, &format!("/v1/orgs/{org}/members")).await;
-    let members = members.body["items"].as_array().expect("items");
-    assert_eq!(members.len(), 100);
-    assert!(members.iter().any(|m| m["user_id"] == ada.id.as_str()));
+}
+
+/// The field a 400 names.
+fn refused_field(reply: &crate::stack::Reply) -> &str {
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+    reply.body["errors"][0]["pointer"].as_str().expect("pointer")
+}
+
+async fn every_list_pages_with_cursors_bound_to_it(stack: &Stack) {
+    let (ada, eve) = (stack.user().await, stack.user().await);
+    let (acme, globex) = (stack.org(&ada, "Acme").await, stack.org(&ada, "Globex").await);
+    let evil = stack.org(&eve, "Evil").await;
+    for n in 0..7 {
+        let body = json!({"user_id": format!("made-up-{n}"), "role": "viewer"});
+        let added = stack
+            .call(&ada, Method::POST, &format!("/v1/orgs/{acme}/members"), Some(body))
+            .await;
+        assert_eq!(added.status, 201, "{added:?}");
+    }
+    let members = format!("/v1/orgs/{acme}/members");
+    let (items, cursors) = all_pages(stack, &ada, &members, 3).await;
+    let mut ids: Vec<_> = items.iter().map(|m| m["user_id"].as_str().expect("id")).collect();
+    assert_eq!(ids.len(), 8, "every member once");
+    assert_eq!(cursors.len(), 2);
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 8);
+    assert!(ids.contains(&ada.id.as_str()));
+
+    let (orgs, _) = all_pages(stack, &ada, "/v1/orgs", 1).await;
+    let mut names: Vec<_> = orgs.iter().map(|o| o["name"].as_str().expect("name")).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Acme", "Globex"]);
+
+    let project = stack
+        .call(
+            &ada,
+            Method::POST,
+            &format!("/v1/orgs/{acme}/projects"),
+            Some(json!({"name": "P"})),
+        )
+        .await;
+    let project = project.body["id"].as_str().expect("project").to_owned();
+    let documents = format!("/v1/orgs/{acme}/projects/{project}/documents");
+    for n in 0..3 {
+        let body = json!({"title": format!("Doc {n}"), "body": "text"});
+        let created = stack.call(&ada, Method::POST, &documents, Some(body)).await;
+        assert_eq!(created.status, 201, "{created:?}");
+    }
+    let (docs, _) = all_pages(stack, &ada, &documents, 2).await;
+    assert_eq!(docs.len(), 3);
+
+    // A cursor works only in the list that gave it out: not tampered with, not in another kind
+    // of list, not for another organisation, not for another user's list.
+    let cursor = &cursors[0];
+    let mut tampered = cursor.clone().into_bytes();
+    tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    for path in [
+        format!("{members}?cursor={tampered}"),
+        format!("/v1/orgs/{globex}/members?cursor={cursor}"),
+        format!("/v1/orgs/{acme}/projects?cursor={cursor}"),
+        format!("{documents}?cursor={cursor}"),
+        format!("/v1/orgs/{acme}/audit?cursor={cursor}"),
+        format!("/v1/orgs?cursor={cursor}"),
+    ] {
+        let refused = stack.get(&ada, &path).await;
+        assert_eq!(refused_field(&refused), "/query/cursor", "{path}");
+    }
+    let (_, ada_orgs) = all_pages(stack, &ada, "/v1/orgs", 1).await;
+    let stolen = stack.get(&eve, &format!("/v1/orgs?cursor={}", ada_orgs[0])).await;
+    assert_eq!(refused_field(&stolen), "/query/cursor");
+    let moved = stack
+        .get(&eve, &format!("/v1/orgs/{evil}/members?cursor={cursor}"))
+        .await;
+    assert_eq!(refused_field(&moved), "/query/cursor");
+    // A list of another tenant stays 404 whatever the query says.
+    let hidden = stack.get(&eve, &format!("{members}?cursor={cursor}")).await;
+    assert_eq!(hidden.status, 404);
+
+    for (query, field) in [
+        ("limit=0", "/query/limit"),
+        ("limit=101", "/query/limit"),
+        ("limit=ten", "/query"),
+        ("sort=name", "/query"),
+    ] {
+        let refused = stack.get(&ada, &format!("{members}?{query}")).await;
+        assert_eq!(refused_field(&refused), field, "{query}");
+    }
+}
+
+async fn every_write_is_audited_allowed_or_refused(stack: &Stack) {
+    let (ada, bob, eve) = (stack.user().await, stack.user().await, stack.user().await);
+    let org = stack.org(&ada, "Acme").await;
+    let path = format!("/v1/orgs/{org}");
+    // A rename with a request id and a trace of the caller's own.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let renamed = stack
+        .send(
+            stack
+                .http
+                .patch(format!("{}{path}", stack.core))
+                .bearer_auth(&ada.token)
+                .header("content-type", "application/merge-patch+json")
+                .header("x-request-id", "rename-1")
+                .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+                .body(json!({"name": "Acme Ltd"}).to_string()),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{renamed:?}");
+    assert_eq!(stack.add(&ada, &org, &bob, "viewer").await.status, 201);
+    // Refused: a viewer renaming (403), a stranger adding (404), a bad name (422), the last
+    // owner leaving (409).
+    let refusals = [
+        (&bob, Method::PATCH, path.clone(), json!({"name": "Mine"}), 403),
+        (
+            &eve,
+            Method::POST,
+            format!("{path}/members"),
+            json!({"user_id": eve.id, "role": "owner"}),
+            404,
+        ),
+        (&ada, Method::PATCH, path.clone(), json!({"name": ""}), 422),
+    ];
+    for (user, method, target, body, status) in &refusals {
+        let reply = stack.call(user, method.clone(), target, Some(body.clone())).await;
+        assert_eq!(reply.status, *status, "{reply:?}");
+    }
+    let leave = stack
+        .call(&ada, Method::DELETE, &format!("{path}/members/{}", ada.id), None)
+        .await;
+    assert_eq!(leave.status, 409);
+    // Reads are not writes: not audited.
+    assert_eq!(stack.get(&bob, &path).await.status, 200);
+
+    let (log, _) = all_pages(stack, &ada, &format!("{path}/audit"), 2).await;
+    let summary: Vec<_> = log
+        .iter()
+        .map(|r| {
+            (
+                r["actor"].as_str().expect("actor").to_owned(),
+                r["action"].as_str().expect("action").to_owned(),
+                r["outcome"].as_str().expect("outcome").to_owned(),
+                r["status"].as_u64(),
+            )
+        })
+        .collect();
+    let expected = [
+        (&ada, "DELETE /v1/orgs/{org}/members/{user}", "refused", Some(409)),
+        (&ada, "PATCH /v1/orgs/{org}", "refused", Some(422)),
+        (&eve, "POST /v1/orgs/{org}/members", "denied", Some(404)),
+        (&bob, "PATCH /v1/orgs/{org}", "denied", Some(403)),
+        (&ada, "POST /v1/orgs/{org}/members", "allowed", None),
+        (&ada, "PATCH /v1/orgs/{org}", "allowed", None),
+        (&ada, "POST /v1/orgs", "allowed", None),
+    ]
+    .map(|(user, action, outcome, status)| (user.id.clone(), action.to_owned(), outcome.to_owned(), status));
+    assert_eq!(summary, expected, "newest first, every write once");
+    let rename = &log[5];
+    assert_eq!(rename["target"], path.as_str());
+    assert_eq!(rename["request_id"], "rename-1");
+    assert_eq!(rename["trace_id"], trace);
+    assert_eq!(log[4]["target"], format!("{path}/members/{}", bob.id).as_str());
+    assert!(
+        log.iter()
+            .all(|r| r["request_id"].as_str().is_some_and(|id| !id.is_empty()))
+    );
+
+    // Owners and admins read it; a viewer may not, a stranger does not see it.
+    assert_eq!(stack.get(&bob, &format!("{path}/audit")).await.status, 403);
+    assert_eq!(stack.get(&eve, &format!("{path}/audit")).await.status, 404);
+    // Nothing of another organisation, nor a record for a write to one that does not exist.
+    let other = stack.org(&eve, "Evil").await;
+    let ghost = format!("/v1/orgs/{}", uuid_like());
+    let missing = stack
+        .call(&eve, Method::PATCH, &ghost, Some(json!({"name": "x"})))
+        .await;
+    assert_eq!(missing.status, 404);
+    let (theirs, _) = all_pages(stack, &eve, &format!("/v1/orgs/{other}/audit"), 50).await;
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    let ghost_log = stack
+        .store
+        .query(Table::Core, &format!("audit#{}", &ghost[9..]), "", 10)
+        .await;
+    assert!(ghost_log.expect("query").is_empty());
 }
 
 /// Every cell of the permission matrix, over HTTP: a member of each role tries each action,
