@@ -216,11 +216,21 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, X_REQUEST_ID])
-            // Browsers may read what tells them when to come back.
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                X_REQUEST_ID,
+                header::IF_MATCH,
+                header::IF_NONE_MATCH,
+                HeaderName::from_static("idempotency-key"),
+            ])
+            // Browsers may read what tells them when to come back, and core's answer headers.
             .expose_headers([
                 X_REQUEST_ID,
                 header::RETRY_AFTER,
+                header::ETAG,
+                header::LOCATION,
+                HeaderName::from_static("idempotent-replayed"),
                 HeaderName::from_static("ratelimit-limit"),
                 HeaderName::from_static("ratelimit-remaining"),
                 HeaderName::from_static("ratelimit-reset"),

@@ -304,10 +304,12 @@ async fn target(
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org}/projects/{project}/documents", tag = "documents", request_body = DocumentInput, security(("bearer" = [])),
-    params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id")),
+    params(("idempotency-key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (marked idempotent-replayed: true); kept 24 hours"), ("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id")),
     responses((status = 201, body = DocumentView, headers(("etag" = String, description = "The document's version"))),
+        (status = 422, description = "Invalid input, or an Idempotency-Key used for another request", content_type = "application/problem+json"),
         (status = 403, description = "Viewers do not write", content_type = "application/problem+json"),
         (status = 404, description = "No such project, or not the caller's", content_type = "application/problem+json"),
+        (status = 409, description = "The request with this Idempotency-Key is still running", content_type = "application/problem+json"),
         (status = 412, description = "The project changed while this was written", content_type = "application/problem+json")))]
 pub async fn create(
     State(core): State<Core>,

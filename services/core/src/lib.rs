@@ -3,7 +3,8 @@
 //!
 //! Modules depend one way: `permissions` (the role × action matrix), `pages` (cursors) and
 //! `records` (how items are kept) → `error` → `caller` (the bearer token, checked here) →
-//! `audit` (the guard in front of every organisation route, and the log) → handlers (`orgs`,
+//! `audit` (the guard in front of every organisation route, and the log) → `idempotency`
+//! (`Idempotency-Key` on POSTs) → handlers (`orgs`,
 //! `members`, `projects`, `documents`) → `openapi` → this router.
 //!
 //! Zero trust: core checks every bearer token itself against the issuer's keys and revocation
@@ -15,6 +16,7 @@ pub mod audit;
 pub mod caller;
 pub mod documents;
 pub mod error;
+pub mod idempotency;
 pub mod members;
 pub mod openapi;
 pub mod orgs;
@@ -48,6 +50,9 @@ pub struct CoreState {
     pub cursors: pages::Cursors,
     /// How long an audit record is kept (`audit.retention_days`).
     pub audit_retention_secs: i64,
+    /// How long an `Idempotency-Key` stays leased to a request that has not answered: past the
+    /// edge's request timeout, by when the request is cancelled.
+    pub idempotency_lease_secs: i64,
 }
 
 impl Deref for Core {
@@ -83,6 +88,9 @@ impl Core {
             verifier,
             cursors: pages::Cursors::load(secrets).await?,
             audit_retention_secs: i64::from(settings.audit.retention_days) * 86_400,
+            idempotency_lease_secs: i64::try_from(settings.http.request_timeout_secs)
+                .unwrap_or(i64::MAX)
+                .saturating_add(5),
         })))
     }
 }
@@ -121,11 +129,13 @@ pub fn router(core: Core, settings: &Settings, metrics: &Registry) -> Router {
                 .delete(documents::delete),
         )
         .layer(DefaultBodyLimit::max(documents::REQUEST_LIMIT_BYTES));
+    // The guard first (the caller, and the audit of refusals), then idempotent POSTs.
     let guard = axum::middleware::from_fn_with_state(core.clone(), audit::guard);
+    let idempotent = axum::middleware::from_fn_with_state(core.clone(), idempotency::layer);
     let api = Router::new()
         .route("/v1/version", get(|| async { axum::Json(health::version("core")) }))
         .route("/v1/openapi.json", get(openapi::openapi))
-        .merge(orgs.merge(documents).route_layer(guard));
+        .merge(orgs.merge(documents).route_layer(idempotent).route_layer(guard));
     let api = api.with_state(core).merge(health::router("core", probes));
     // The edge admits the largest body a route takes; each route holds its own limit.
     let mut http = settings.http.clone();

@@ -102,10 +102,11 @@ fn owner_delta(before: Option<Role>, after: Option<Role>) -> i32 {
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org}/members", tag = "members", request_body = AddMember, security(("bearer" = [])),
-    params(("org" = String, Path, description = "Organisation id")),
-    responses((status = 201, body = MemberView), (status = 403, description = "The caller's role cannot add this role", content_type = "application/problem+json"),
+    params(("idempotency-key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (marked idempotent-replayed: true); kept 24 hours"), ("org" = String, Path, description = "Organisation id")),
+    responses((status = 201, body = MemberView),
+        (status = 422, description = "Invalid input, or an Idempotency-Key used for another request", content_type = "application/problem+json"), (status = 403, description = "The caller's role cannot add this role", content_type = "application/problem+json"),
         (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json"),
-        (status = 409, description = "Already a member, the user in 100 organisations already, or another change came first", content_type = "application/problem+json")))]
+        (status = 409, description = "Already a member, the user in 100 organisations already, or another change came first, or the request with this Idempotency-Key is still running", content_type = "application/problem+json")))]
 pub async fn add(
     State(core): State<Core>,
     caller: Caller,

@@ -147,9 +147,10 @@ async fn access(
 }
 
 #[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = CreateOrg, security(("bearer" = [])),
+    params(("idempotency-key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (marked idempotent-replayed: true); kept 24 hours")),
     responses((status = 201, body = OrgView, description = "Created; the caller is its owner"),
-        (status = 409, description = "The caller already belongs to 100 organisations", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name", content_type = "application/problem+json")))]
+        (status = 422, description = "Invalid name, or an Idempotency-Key used for another request", content_type = "application/problem+json"),
+        (status = 409, description = "The caller already belongs to 100 organisations, or the request with this Idempotency-Key is still running", content_type = "application/problem+json")))]
 pub async fn create(
     State(core): State<Core>,
     caller: Caller,

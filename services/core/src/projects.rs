@@ -66,10 +66,11 @@ pub async fn project_for(
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org}/projects", tag = "projects", request_body = CreateProject, security(("bearer" = [])),
-    params(("org" = String, Path, description = "Organisation id")),
-    responses((status = 201, body = ProjectView), (status = 403, description = "Only owners and admins create projects", content_type = "application/problem+json"),
+    params(("idempotency-key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (marked idempotent-replayed: true); kept 24 hours"), ("org" = String, Path, description = "Organisation id")),
+    responses((status = 201, body = ProjectView),
+        (status = 422, description = "Invalid input, or an Idempotency-Key used for another request", content_type = "application/problem+json"), (status = 403, description = "Only owners and admins create projects", content_type = "application/problem+json"),
         (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json"),
-        (status = 409, description = "Another change came first", content_type = "application/problem+json")))]
+        (status = 409, description = "Another change came first, or the request with this Idempotency-Key is still running", content_type = "application/problem+json")))]
 pub async fn create(
     State(core): State<Core>,
     caller: Caller,

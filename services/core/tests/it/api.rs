@@ -584,6 +584,143 @@ async fn every_write_is_audited_allowed_or_refused(stack: &Stack) {
     assert!(ghost_log.expect("query").is_empty());
 }
 
+on_both_stacks!(posts_with_one_idempotency_key_write_once);
+
+async fn posts_with_one_idempotency_key_write_once(stack: &Stack) {
+    let (ada, eve) = (stack.user().await, stack.user().await);
+    let post = |user: &User, path: &str, key: &str, body: serde_json::Value| {
+        stack
+            .http
+            .post(format!("{}{path}", stack.core))
+            .bearer_auth(&user.token)
+            .header("idempotency-key", key)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+    };
+    let first = stack
+        .send(post(&ada, "/v1/orgs", "org-1", json!({"name": "Acme"})))
+        .await;
+    assert_eq!(first.status, 201, "{first:?}");
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let again = stack
+        .send(post(&ada, "/v1/orgs", "org-1", json!({"name": "Acme"})))
+        .await;
+    assert_eq!(again.status, 201, "{again:?}");
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(
+        (&again.body, &again.headers["location"]),
+        (&first.body, &first.headers["location"])
+    );
+    let listed = stack.get(&ada, "/v1/orgs").await;
+    assert_eq!(
+        listed.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "one organisation"
+    );
+
+    // The same key for another request is refused; another user's same key is theirs alone.
+    let other = stack
+        .send(post(&ada, "/v1/orgs", "org-1", json!({"name": "Globex"})))
+        .await;
+    assert_eq!(other.status, 422, "{other:?}");
+    assert_eq!(other.body["errors"][0]["pointer"], "/header/idempotency-key");
+    let theirs = stack
+        .send(post(&eve, "/v1/orgs", "org-1", json!({"name": "Acme"})))
+        .await;
+    assert_eq!(theirs.status, 201);
+    assert!(theirs.headers.get("idempotent-replayed").is_none());
+    assert_ne!(theirs.body["id"], first.body["id"]);
+    let bad = stack
+        .send(post(&ada, "/v1/orgs", "has space", json!({"name": "Acme"})))
+        .await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+
+    // A refused request frees its key: the corrected retry goes through.
+    let org = first.body["id"].as_str().expect("id").to_owned();
+    let members = format!("/v1/orgs/{org}/members");
+    let wrong = stack
+        .send(post(&ada, &members, "add-1", json!({"user_id": "bob", "role": "king"})))
+        .await;
+    assert_eq!(wrong.status, 422);
+    let right = stack
+        .send(post(
+            &ada,
+            &members,
+            "add-1",
+            json!({"user_id": "bob", "role": "viewer"}),
+        ))
+        .await;
+    assert_eq!(right.status, 201, "{right:?}");
+
+    // 200 at once with one key: one write, every other answer a replay of it or a 409.
+    let project = stack
+        .send(post(
+            &ada,
+            &format!("/v1/orgs/{org}/projects"),
+            "p-1",
+            json!({"name": "P"}),
+        ))
+        .await;
+    let documents = format!(
+        "/v1/orgs/{org}/projects/{}/documents",
+        project.body["id"].as_str().expect("id")
+    );
+    let marker = format!("idempotent-marker-{}", rampart_testkit::unique_suffix());
+    let body = json!({"title": marker, "body": marker});
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let request = post(&ada, &documents, "doc-1", body.clone());
+        flood.spawn(async move {
+            let answer = request.send().await.expect("send");
+            let (status, replayed) = (
+                answer.status().as_u16(),
+                answer.headers().contains_key("idempotent-replayed"),
+            );
+            (
+                status,
+                replayed,
+                answer.json::<serde_json::Value>().await.expect("json"),
+            )
+        });
+    }
+    let answers = flood.join_all().await;
+    assert!(
+        answers.iter().all(|(status, ..)| matches!(status, 201 | 409)),
+        "{answers:?}"
+    );
+    let created: Vec<_> = answers.iter().filter(|(status, ..)| *status == 201).collect();
+    assert_eq!(
+        created.iter().filter(|(_, replayed, _)| !replayed).count(),
+        1,
+        "one original"
+    );
+    assert!(
+        created
+            .iter()
+            .all(|(_, _, doc)| doc["id"] == created[0].2["id"] && doc["title"] == marker.as_str())
+    );
+    let listed = stack.get(&ada, &documents).await;
+    assert_eq!(
+        listed.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "exactly one write"
+    );
+    let replay = stack.send(post(&ada, &documents, "doc-1", body.clone())).await;
+    assert_eq!(
+        (replay.status, &replay.headers["idempotent-replayed"]),
+        (201, &http::HeaderValue::from_static("true"))
+    );
+    assert_eq!(replay.body["body"], marker.as_str());
+    // The stored answer holds the document sealed, as the document itself is.
+    let kept = stack
+        .store
+        .query(Table::Core, &format!("idem#{}", ada.id), "", 50)
+        .await
+        .expect("records");
+    assert!(!kept.is_empty());
+    assert!(kept.iter().all(|item| !item.body.to_string().contains(&marker)));
+}
+
 /// Every cell of the permission matrix, over HTTP: a member of each role tries each action,
 /// and is let through exactly where `docs/core.md`'s table (`permissions::allows`) says.
 #[tokio::test]
