@@ -8,7 +8,12 @@
    threads keep writing. Two concurrent requests can then interleave, and a failed transaction
    can undo another request's committed write. AWS runs each transaction atomically and in
    isolation; here every DynamoDB read and write takes one lock, so a transaction is never seen half
-   done and never rolls back anyone else's write.
+   done and never rolls back anyone else's write. moto also ignores ClientRequestToken, which the
+   SDK sets on every TransactWriteItems and keeps across its retries: AWS answers a repeat of a
+   token it saw succeed in the last 10 minutes with success and writes nothing again, so a retry
+   after a lost answer does not fail its own conditions. Here too.
+3. KMS: moto encrypts, decrypts and signs with a disabled key; AWS refuses with
+   DisabledException. Here it refuses too, so a test can have KMS refuse a call.
 
 Otherwise moto runs unchanged. Usage is that of `moto_server`.
 """
@@ -104,12 +109,71 @@ def _serialize_dynamodb_writes() -> None:
     for name in ("transact_write_items", "put_item", "update_item", "delete_item", "get_item", "query"):
         setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
 
+    import json
+    import time
+
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.responses import DynamoHandler
+
+    transact = DynamoHandler.transact_write_items
+    succeeded = {}  # ClientRequestToken -> (the request's items, when)
+
+    def idempotent_transact(self):
+        token = self.body.get("ClientRequestToken")
+        if not token:
+            return transact(self)
+        items = json.dumps(self.body["TransactItems"], sort_keys=True)
+        with lock:
+            seen = succeeded.get(token)
+            if seen and time.time() - seen[1] < 600:
+                if seen[0] != items:
+                    raise JsonRESTError(
+                        "IdempotentParameterMismatchException",
+                        "The ClientRequestToken was used with other TransactItems.",
+                    )
+                return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+            result = transact(self)
+            succeeded[token] = (items, time.time())
+            return result
+
+    DynamoHandler.transact_write_items = idempotent_transact
+
+
+def _refuse_disabled_keys() -> None:
+    from moto.core.exceptions import JsonRESTError
+    from moto.kms.models import KmsBackend
+
+    def check(backend, key_id):
+        key = backend.keys[backend.any_id_to_key_id(key_id)]
+        if not key.enabled:
+            raise JsonRESTError("DisabledException", f"{key.arn} is disabled.")
+
+    def before(original):
+        def call(self, key_id, *args, **kwargs):
+            check(self, key_id)
+            return original(self, key_id, *args, **kwargs)
+
+        return call
+
+    original_decrypt = KmsBackend.decrypt
+
+    def decrypt(self, *args, **kwargs):
+        plaintext, arn = original_decrypt(self, *args, **kwargs)
+        check(self, arn)
+        return plaintext, arn
+
+    KmsBackend.encrypt = before(KmsBackend.encrypt)  # GenerateDataKey and ReEncrypt go through it
+    KmsBackend.sign = before(KmsBackend.sign)
+    KmsBackend.decrypt = decrypt
+
 
 _track_message_type("sign")
 _track_message_type("verify")
 _patch_rsa()
 _patch_ecdsa()
 _serialize_dynamodb_writes()
+_refuse_disabled_keys()
 
 if __name__ == "__main__":
     from moto.server import main

@@ -121,9 +121,11 @@ pub fn endpoint() -> String {
         .clone()
 }
 
-/// SDK configuration for an emulator at `endpoint`, with fixed dummy credentials.
+/// SDK configuration for an emulator at `endpoint`, with fixed dummy credentials and the
+/// platform's timeouts.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(rampart_kernel::aws::timeouts())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_credential_types::Credentials::new(
@@ -139,7 +141,11 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
 
 /// Everything a test needs to talk to the emulator with names of its own.
 pub async fn aws() -> TestAws {
-    let endpoint = endpoint();
+    aws_at(endpoint()).await
+}
+
+/// Like [`aws`], for the emulator at `endpoint` (a test's own [`Moto`]).
+pub async fn aws_at(endpoint: String) -> TestAws {
     TestAws {
         config: sdk_config(&endpoint).await,
         prefix: format!("t{}", unique_suffix()),

@@ -70,6 +70,25 @@ impl Moto {
         &self.endpoint
     }
 
+    /// Stops the emulator where it stands (SIGSTOP): it keeps its connections and its state but
+    /// answers nothing, as an endpoint that has gone away mid-call, until [`Moto::resume`].
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused emulator run on (SIGCONT), with everything it held.
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    #[allow(unsafe_code)]
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill(2) on our own child's pid touches no memory of ours.
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "signal {signal} to moto: {}", std::io::Error::last_os_error());
+    }
+
     fn wait_ready(&mut self, port: u16) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use rampart_kernel::extract::Json;
 use rampart_kernel::{Problem, now_unix};
-use rampart_store::{Key, Lookup, Table, Write};
+use rampart_store::{Key, Lookup, StoreError, Table, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
@@ -183,7 +183,11 @@ pub async fn create(
     ];
     let location = format!("/v1/orgs/{}", org.id);
     if let Err(error) = core.commit(&caller, &org.id, &location, writes).await {
-        if let Err(shred) = core.keys.shred(&org.id).await {
+        // A store that did not answer may have written the organisation, which then needs its
+        // key: only a transaction known to have written nothing takes the key with it.
+        if !matches!(error, CoreError::Store(StoreError::Unavailable(_)))
+            && let Err(shred) = core.keys.shred(&org.id).await
+        {
             tracing::warn!(%shred, "the key of an organisation that was not created is left");
         }
         return Err(error);

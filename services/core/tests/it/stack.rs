@@ -17,6 +17,9 @@ pub struct Stack {
     pub auth: String,
     pub core: String,
     pub store: Arc<dyn ItemStore>,
+    /// The emulator's configuration, on the AWS stack.
+    pub aws: Option<aws_types::SdkConfig>,
+    pub prefix: String,
     pub dir: tempfile::TempDir,
     shutdown: CancellationToken,
 }
@@ -51,7 +54,11 @@ impl Stack {
     }
 
     pub async fn aws() -> Self {
-        let aws = rampart_testkit::aws().await;
+        Self::aws_on(rampart_testkit::aws().await, |_| {}).await
+    }
+
+    /// On the emulator `aws` names, with `adjust` applied to the settings.
+    pub async fn aws_on(aws: rampart_testkit::TestAws, adjust: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let made = Backends::provision(&aws.config, &aws.prefix).await.expect("provision");
         let mut settings = Settings {
@@ -62,6 +69,7 @@ impl Stack {
         settings.aws.user_pool_id = Some(made.pool.user_pool_id);
         settings.aws.user_pool_client_id = Some(made.pool.client_id);
         settings.mail.sender = Some("auth@example.com".into());
+        adjust(&mut settings);
         let backends = Backends {
             // Codes go to the outbox, where the test reads them (SES is tested in crates/mailer).
             mailer: Arc::new(rampart_mailer::OutboxMailer::new(dir.path().join("outbox.log"))),
@@ -101,6 +109,8 @@ impl Stack {
             auth,
             core,
             store,
+            aws,
+            prefix: settings.resource_prefix.clone(),
             dir,
             shutdown,
         };
