@@ -41,6 +41,7 @@ fn unavailable(error: impl std::fmt::Display) -> EnvelopeError {
 
 #[async_trait::async_trait]
 impl KeyWrapper for KmsKeyWrapper {
+    #[tracing::instrument(name = "kms.generate_data_key", skip_all)]
     async fn generate(&self, tenant: &str) -> Result<(DataKey, Vec<u8>), EnvelopeError> {
         let mut output = self
             .client
@@ -65,6 +66,7 @@ impl KeyWrapper for KmsKeyWrapper {
         Ok((DataKey::from_slice(&plaintext)?, wrapped.as_ref().to_vec()))
     }
 
+    #[tracing::instrument(name = "kms.decrypt", skip_all)]
     async fn unwrap(&self, tenant: &str, wrapped: &[u8]) -> Result<DataKey, EnvelopeError> {
         let result = self
             .client

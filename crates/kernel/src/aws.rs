@@ -4,6 +4,12 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 use crate::{Backend, Settings};
 
@@ -20,13 +26,57 @@ pub fn timeouts() -> TimeoutConfig {
 }
 
 /// Loads the standard AWS configuration chain (environment, profile, container and instance
-/// credentials), with [`timeouts`]. `AWS_ENDPOINT_URL` points every client at LocalStack or moto.
+/// credentials), with [`timeouts`], every call [`traced`]. `AWS_ENDPOINT_URL` points every
+/// client at LocalStack or moto.
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts())
-        .load()
-        .await
+    traced(
+        aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(timeouts())
+            .load()
+            .await,
+    )
 }
+
+/// `config` with every AWS call carrying the trace it is part of in `X-Amzn-Trace-Id` (parent:
+/// the span that made the call), so X-Ray joins the calls to the request that made them. The SDK
+/// sets that header only on Lambda, from the function's own segment; a header already set is
+/// left alone. Signing leaves the header out, so adding it after signing is allowed.
+pub fn traced(config: SdkConfig) -> SdkConfig {
+    // The SDK's own default: hyper 1 with rustls on aws-lc.
+    let inner = config.http_client().unwrap_or_else(|| {
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+            .build_https()
+    });
+    config.to_builder().http_client(TracedClient(inner)).build()
+}
+
+#[derive(Debug)]
+struct TracedClient(SharedHttpClient);
+
+impl HttpClient for TracedClient {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        SharedHttpConnector::new(TracedConnector(self.0.http_connector(settings, components)))
+    }
+}
+
+#[derive(Debug)]
+struct TracedConnector(SharedHttpConnector);
+
+impl HttpConnector for TracedConnector {
+    fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
+        if !request.headers().contains_key(X_AMZN_TRACE_ID) {
+            let mut trace = http::HeaderMap::new();
+            crate::telemetry::inject_current_context(&mut trace);
+            if let Some(value) = trace.get(X_AMZN_TRACE_ID).and_then(|v| v.to_str().ok()) {
+                request.headers_mut().insert(X_AMZN_TRACE_ID, value.to_owned());
+            }
+        }
+        self.0.call(request)
+    }
+}
+
+const X_AMZN_TRACE_ID: &str = "x-amzn-trace-id";
 
 /// The SDK configuration the settings call for: loaded with `backend = "aws"`, none with the
 /// embedded backend (whose adapters need no AWS at all).

@@ -128,6 +128,7 @@ where
             latency_ms = tracing::field::Empty,
         );
         let caller = telemetry::caller_trace(request.headers());
+        telemetry::join_caller(&span, &caller);
         // Read the clock only for a span that records the latency.
         let started = (!span.is_disabled()).then(Instant::now);
         // The inner services only build their futures here; the handling runs when polled,

@@ -139,12 +139,21 @@ pub fn caller_trace(headers: &http::HeaderMap) -> Context {
     PROPAGATOR.extract(&HeaderExtractor(headers))
 }
 
+/// Makes the caller's trace (`parent`, from [`caller_trace`]) the parent of `span`, a request's
+/// span, when spans are exported. Call it before the span is first entered: entering starts an
+/// exported span, and a started span keeps the new trace it began.
+pub fn join_caller(span: &tracing::Span, parent: &Context) {
+    if exporting() {
+        let _ = span.set_parent(parent.clone());
+    }
+}
+
 /// Runs `future`, the handling of a request, inside `span` and inside the caller's trace
-/// (`parent`, from [`caller_trace`]; a new trace if it is empty): what the request sends on
-/// through [`inject_current_context`] continues that trace.
+/// (`parent`, from [`caller_trace`]; a new trace if it is empty), once `span` has
+/// [joined](join_caller) it: what the request sends on through [`inject_current_context`]
+/// continues that trace.
 pub async fn in_request_trace<F: Future>(span: tracing::Span, parent: Context, future: F) -> F::Output {
     if exporting() {
-        let _ = span.set_parent(parent);
         future.instrument(span).await
     } else {
         REQUEST_TRACE.scope(child_of(&parent), future.instrument(span)).await

@@ -39,8 +39,12 @@ async fn request_spans_are_exported_and_their_context_sent_on() {
         "traceparent",
         http::HeaderValue::from_static("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"),
     );
+    // As the edge does: the span joins the caller's trace, then is entered (which starts it).
     let span = tracing::info_span!("http.request");
-    let outgoing = telemetry::in_request_trace(span, telemetry::caller_trace(&incoming), async {
+    let caller = telemetry::caller_trace(&incoming);
+    telemetry::join_caller(&span, &caller);
+    span.in_scope(|| tracing::info!("the request's service is built"));
+    let outgoing = telemetry::in_request_trace(span, caller, async {
         let mut outgoing = http::HeaderMap::new();
         telemetry::inject_current_context(&mut outgoing);
         outgoing

@@ -121,10 +121,10 @@ pub fn endpoint() -> String {
         .clone()
 }
 
-/// SDK configuration for an emulator at `endpoint`, with fixed dummy credentials and the
-/// platform's timeouts.
+/// SDK configuration for an emulator at `endpoint`, with fixed dummy credentials, and the
+/// platform's timeouts and traced calls.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let config = aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(rampart_kernel::aws::timeouts())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
@@ -136,7 +136,8 @@ pub async fn sdk_config(endpoint: &str) -> SdkConfig {
             "rampart-testkit",
         ))
         .load()
-        .await
+        .await;
+    rampart_kernel::aws::traced(config)
 }
 
 /// Everything a test needs to talk to the emulator with names of its own.

@@ -20,6 +20,8 @@ pub struct Stack {
     /// The emulator's configuration, on the AWS stack.
     pub aws: Option<aws_types::SdkConfig>,
     pub prefix: String,
+    #[allow(dead_code, reason = "read by the trace test (tests/trace.rs), which shares this stack")]
+    pub settings: Settings,
     pub dir: tempfile::TempDir,
     shutdown: CancellationToken,
 }
@@ -111,6 +113,7 @@ impl Stack {
             store,
             aws,
             prefix: settings.resource_prefix.clone(),
+            settings,
             dir,
             shutdown,
         };
