@@ -197,7 +197,9 @@ fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-/// The version `If-Match` names: 428 without one, 412 unless it is `version`.
+/// The version `If-Match` names: 428 without one, 412 unless it names `version`, in a list of
+/// ETags or as `*` (any current version: the document must still exist, and a change that
+/// lands between reading and writing it still loses with 412), as RFC 9110 reads it.
 fn if_match(headers: &HeaderMap, version: u64) -> Result<(), CoreError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Err(Problem::new(
@@ -206,11 +208,11 @@ fn if_match(headers: &HeaderMap, version: u64) -> Result<(), CoreError> {
         )
         .into());
     };
-    if value.as_bytes() == etag(version).as_bytes() {
-        Ok(())
-    } else {
-        Err(stale())
-    }
+    let current = etag(version);
+    let matches = value
+        .to_str()
+        .is_ok_and(|list| list.split(',').map(str::trim).any(|tag| tag == "*" || tag == current));
+    if matches { Ok(()) } else { Err(stale()) }
 }
 
 fn stale() -> CoreError {
@@ -436,7 +438,7 @@ async fn revise(
 
 #[utoipa::path(put, path = "/v1/orgs/{org}/projects/{project}/documents/{document}", tag = "documents", request_body = DocumentInput, security(("bearer" = [])),
     params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id"), ("document" = String, Path, description = "Document id"),
-        ("if-match" = String, Header, description = "The ETag the change was made from")),
+        ("if-match" = String, Header, description = "The ETag the change was made from; a list of ETags, or * for whatever version is current")),
     responses((status = 200, body = DocumentView, headers(("etag" = String, description = "The new version"))),
         (status = 403, description = "Viewers do not write", content_type = "application/problem+json"),
         (status = 404, description = "No such document, or not the caller's", content_type = "application/problem+json"),
@@ -462,7 +464,7 @@ pub async fn put(
 
 #[utoipa::path(patch, path = "/v1/orgs/{org}/projects/{project}/documents/{document}", tag = "documents", security(("bearer" = [])),
     params(("org" = String, Path, description = "Organisation id"), ("project" = String, Path, description = "Project id"), ("document" = String, Path, description = "Document id"),
-        ("if-match" = String, Header, description = "The ETag the change was made from")),
+        ("if-match" = String, Header, description = "The ETag the change was made from; a list of ETags, or * for whatever version is current")),
     request_body(content = DocumentPatch, content_type = "application/merge-patch+json"),
     responses((status = 200, body = DocumentView, headers(("etag" = String, description = "The new version"))),
         (status = 403, description = "Viewers do not write", content_type = "application/problem+json"),

@@ -921,8 +921,16 @@ async fn documents_are_sealed_at_rest_versioned_and_guarded_by_etags(stack: &Sta
     );
     assert_eq!(tagged.body["title"], winner.body["title"]);
 
+    // `*` matches whatever version is current, and so does a list naming it.
+    let star = put(Some("*".into()), "any").await;
+    assert_eq!(star.status, 200, "{star:?}");
+    let current = star.headers["etag"].to_str().expect("etag").to_owned();
+    let listed = put(Some(format!("\"1\", {current}")), "listed").await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    assert_eq!(put(Some(format!("\"1\", {current}")), "stale").await.status, 412);
+
     // Limits: 256 KiB of text, named; a request past 1 MiB is refused before it is read.
-    let third = tagged.headers["etag"].to_str().expect("etag").to_owned();
+    let third = listed.headers["etag"].to_str().expect("etag").to_owned();
     let too_long = "x".repeat(256 * 1024 + 1);
     let refused = stack
         .call(

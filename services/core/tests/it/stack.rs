@@ -20,7 +20,10 @@ pub struct Stack {
     /// The emulator's configuration, on the AWS stack.
     pub aws: Option<aws_types::SdkConfig>,
     pub prefix: String,
-    #[allow(dead_code, reason = "read by the trace test (tests/trace.rs), which shares this stack")]
+    #[allow(
+        dead_code,
+        reason = "read by the trace test (tests/trace.rs), which shares this stack"
+    )]
     pub settings: Settings,
     pub dir: tempfile::TempDir,
     shutdown: CancellationToken,
