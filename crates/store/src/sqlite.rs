@@ -63,12 +63,18 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let connection = Arc::clone(&self.connection);
-        tokio::task::spawn_blocking(move || {
+        let call = move || {
             let mut guard = connection.lock().map_err(|_| unavailable("connection lock poisoned"))?;
             work(&mut guard)
-        })
-        .await
-        .map_err(unavailable)?
+        };
+        // A statement takes microseconds: on a multi-threaded runtime it runs on this worker,
+        // which hands its other tasks to the rest meanwhile; a hop to a blocking thread and back
+        // cost more than the statement (two thread switches; docs/performance.md). A
+        // single-threaded runtime has no other worker, so there it still hops.
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(call),
+            _ => tokio::task::spawn_blocking(call).await.map_err(unavailable)?,
+        }
     }
 
     /// Purges expired items every `period`, the first a period from now, as DynamoDB's TTL does
