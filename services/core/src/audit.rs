@@ -22,7 +22,7 @@ use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
 use crate::orgs::{member_for, org_id};
-use crate::pages::PageQuery;
+use crate::pages::{Listing, PageQuery};
 use crate::permissions::Action;
 use crate::records;
 
@@ -178,12 +178,15 @@ pub async fn list(
 ) -> Result<JsonBody<AuditList>, CoreError> {
     let org = org_id(&org)?;
     member_for(&core, &org, &caller, Action::ReadAudit).await?;
-    let list = ["audit", org.as_str()];
-    let page = core.cursors.page(&list, &paging)?;
-    let (records, next) =
-        records::page::<AuditRecord>(&*core.store, Lookup::Table, &partition(&org), "", &page).await?;
+    let listing = Listing {
+        name: &["audit", &org],
+        lookup: Lookup::Table,
+        pk: &partition(&org),
+        prefix: "",
+    };
+    let (records, next_cursor) = core.page_of::<AuditRecord>(listing, &paging).await?;
     Ok(JsonBody(AuditList {
         items: records.into_iter().map(|record| record.value).collect(),
-        next_cursor: core.cursors.next(&list, next),
+        next_cursor,
     }))
 }

@@ -20,7 +20,7 @@ use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
 use crate::orgs::{Access, org_id, path_id, short_text};
-use crate::pages::PageQuery;
+use crate::pages::{Listing, PageQuery};
 use crate::permissions::Action;
 use crate::projects::{project_for, project_id};
 use crate::records::{self, Document, Project, Status, Stored};
@@ -365,11 +365,13 @@ pub async fn list(
 ) -> Result<JsonBody<DocumentList>, CoreError> {
     let (org, project) = (org_id(&org)?, project_id(&project)?);
     project_for(&core, &caller, (&org, &project), Action::ReadContent).await?;
-    let list = ["documents", org.as_str(), project.as_str()];
-    let page = core.cursors.page(&list, &paging)?;
-    let prefix = format!("doc#{project}#");
-    let (documents, next) =
-        records::page::<Document>(&*core.store, Lookup::Table, &records::partition(&org), &prefix, &page).await?;
+    let listing = Listing {
+        name: &["documents", &org, &project],
+        lookup: Lookup::Table,
+        pk: &records::partition(&org),
+        prefix: &format!("doc#{project}#"),
+    };
+    let (documents, next_cursor) = core.page_of::<Document>(listing, &paging).await?;
     let mut items = Vec::new();
     for stored in documents {
         let document = stored.value;
@@ -382,10 +384,7 @@ pub async fn list(
             updated_at: document.updated_at,
         });
     }
-    Ok(JsonBody(DocumentList {
-        items,
-        next_cursor: core.cursors.next(&list, next),
-    }))
+    Ok(JsonBody(DocumentList { items, next_cursor }))
 }
 
 #[utoipa::path(get, path = "/v1/orgs/{org}/projects/{project}/documents/{document}", tag = "documents", security(("bearer" = [])),

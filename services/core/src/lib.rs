@@ -1,8 +1,9 @@
 //! core: the multi-tenant business API. Organisations (the tenants), their members, projects
 //! and documents, and each organisation's audit log.
 //!
-//! Modules depend one way: `permissions` (the role × action matrix), `pages` (cursors) and
-//! `records` (how items are kept) → `error` → `caller` (the bearer token, checked here) →
+//! Modules depend one way: `permissions` (the role × action matrix) and `records` (how items
+//! are kept) → `error` → `pages` (limits, cursors, a page of a list) → `caller` (the bearer
+//! token, checked here) →
 //! `audit` (the guard in front of every organisation route, and the log) → `idempotency`
 //! (`Idempotency-Key` on POSTs) → handlers (`orgs`,
 //! `members`, `projects`, `documents`) → `openapi` → this router.

@@ -15,7 +15,7 @@ use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
 use crate::orgs::{Access, member_for, org_id};
-use crate::pages::PageQuery;
+use crate::pages::{Listing, PageQuery};
 use crate::permissions::{Action, Role, allows};
 use crate::records::{self, Membership, Org};
 
@@ -155,13 +155,16 @@ pub async fn list(
 ) -> Result<JsonBody<MemberList>, CoreError> {
     let org = org_id(&org)?;
     member_for(&core, &org, &caller, Action::ListMembers).await?;
-    let list = ["members", org.as_str()];
-    let page = core.cursors.page(&list, &paging)?;
-    let (members, next) =
-        records::page::<Membership>(&*core.store, Lookup::Table, &records::partition(&org), "member#", &page).await?;
+    let listing = Listing {
+        name: &["members", &org],
+        lookup: Lookup::Table,
+        pk: &records::partition(&org),
+        prefix: "member#",
+    };
+    let (members, next_cursor) = core.page_of::<Membership>(listing, &paging).await?;
     Ok(JsonBody(MemberList {
         items: members.iter().map(|member| view(&member.value)).collect(),
-        next_cursor: core.cursors.next(&list, next),
+        next_cursor,
     }))
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
-use crate::pages::PageQuery;
+use crate::pages::{Listing, PageQuery};
 use crate::permissions::{Action, Role, allows};
 use crate::records::{self, Membership, Org, Stored};
 
@@ -204,11 +204,14 @@ pub async fn create(
     responses((status = 200, body = OrgList, description = "The organisations the caller belongs to"),
         (status = 400, description = "A limit out of range, or a cursor not of this list", content_type = "application/problem+json")))]
 pub async fn list(State(core): State<Core>, caller: Caller, paging: PageQuery) -> Result<JsonBody<OrgList>, CoreError> {
-    let list = ["orgs", caller.user_id.as_str()];
-    let page = core.cursors.page(&list, &paging)?;
-    let user = format!("user#{}", caller.user_id);
     // The user's memberships, through the index (eventually consistent on DynamoDB).
-    let (memberships, next) = records::page::<Membership>(&*core.store, Lookup::Index, &user, "org#", &page).await?;
+    let listing = Listing {
+        name: &["orgs", &caller.user_id],
+        lookup: Lookup::Index,
+        pk: &format!("user#{}", caller.user_id),
+        prefix: "org#",
+    };
+    let (memberships, next_cursor) = core.page_of::<Membership>(listing, &paging).await?;
     let mut items = Vec::new();
     for membership in memberships {
         let Some(org) = membership.key.pk.strip_prefix("org#") else {
@@ -224,10 +227,7 @@ pub async fn list(State(core): State<Core>, caller: Caller, paging: PageQuery) -
         };
         items.push(view(&profile.value, membership.value.role));
     }
-    Ok(JsonBody(OrgList {
-        items,
-        next_cursor: core.cursors.next(&list, next),
-    }))
+    Ok(JsonBody(OrgList { items, next_cursor }))
 }
 
 #[utoipa::path(get, path = "/v1/orgs/{org}", tag = "orgs", security(("bearer" = [])),

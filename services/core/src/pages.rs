@@ -16,7 +16,11 @@ use rampart_kernel::{Problem, ProblemType};
 use rampart_secrets::{ExposeSecret, SecretSource};
 use serde::Deserialize;
 
-use crate::StartupError;
+use crate::error::CoreError;
+use crate::records::{self, Page, Stored};
+use crate::{Core, StartupError};
+use rampart_store::Lookup;
+use serde::de::DeserializeOwned;
 
 /// The secret whose value keys the cursors' tags.
 pub const CURSOR_SECRET: &str = "core/cursor-key";
@@ -54,12 +58,27 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
     }
 }
 
-/// Where a page starts and how long it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    pub limit: usize,
-    /// The sort key the page starts after; `None` for the first page.
-    pub after: Option<String>,
+/// A list as it is paged: its name in cursors (kind, then tenant and query), and where its
+/// records are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Listing<'a> {
+    pub name: &'a [&'a str],
+    pub lookup: Lookup,
+    pub pk: &'a str,
+    pub prefix: &'a str,
+}
+
+impl Core {
+    /// The page of `listing` that `paging` asks for, and the cursor of the next one.
+    pub async fn page_of<T: DeserializeOwned>(
+        &self,
+        listing: Listing<'_>,
+        paging: &PageQuery,
+    ) -> Result<(Vec<Stored<T>>, Option<String>), CoreError> {
+        let page = self.cursors.page(listing.name, paging)?;
+        let (items, next) = records::page(&*self.store, listing.lookup, listing.pk, listing.prefix, &page).await?;
+        Ok((items, self.cursors.next(listing.name, next)))
+    }
 }
 
 /// Makes and checks cursors.

@@ -14,7 +14,7 @@ use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
 use crate::orgs::{Access, member_for, name, org_id};
-use crate::pages::PageQuery;
+use crate::pages::{Listing, PageQuery};
 use crate::permissions::Action;
 use crate::records::{self, Project, Stored};
 
@@ -113,19 +113,16 @@ pub async fn list(
 ) -> Result<JsonBody<ProjectList>, CoreError> {
     let org = org_id(&org)?;
     member_for(&core, &org, &caller, Action::ReadContent).await?;
-    let list = ["projects", org.as_str()];
-    let page = core.cursors.page(&list, &paging)?;
-    let (projects, next) = records::page::<Project>(
-        &*core.store,
-        Lookup::Table,
-        &records::partition(&org),
-        "project#",
-        &page,
-    )
-    .await?;
+    let listing = Listing {
+        name: &["projects", &org],
+        lookup: Lookup::Table,
+        pk: &records::partition(&org),
+        prefix: "project#",
+    };
+    let (projects, next_cursor) = core.page_of::<Project>(listing, &paging).await?;
     Ok(JsonBody(ProjectList {
         items: projects.iter().map(|p| view(&p.value)).collect(),
-        next_cursor: core.cursors.next(&list, next),
+        next_cursor,
     }))
 }
 

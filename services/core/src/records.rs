@@ -18,7 +18,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoreError;
-use crate::pages::Page;
 use crate::permissions::Role;
 
 /// Most organisations a user belongs to: each has its own data key, which costs a KMS call to
@@ -194,6 +193,14 @@ pub fn new_item<T: Serialize>(key: Key, value: &T) -> Result<Item, CoreError> {
 
 pub async fn read<T: DeserializeOwned>(store: &dyn ItemStore, key: &Key) -> Result<Option<Stored<T>>, CoreError> {
     store.get(Table::Core, key).await?.map(decode).transpose()
+}
+
+/// Where a page of a list starts and how long it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub limit: usize,
+    /// The sort key the page starts after; `None` for the first page.
+    pub after: Option<String>,
 }
 
 /// One page of the records in partition `pk` of `lookup` whose sort keys start with `prefix`,

@@ -711,6 +711,24 @@ async fn posts_with_one_idempotency_key_write_once(stack: &Stack) {
         (201, &http::HeaderValue::from_static("true"))
     );
     assert_eq!(replay.body["body"], marker.as_str());
+    // A key whose first request is still running: 409, to come back shortly.
+    let (path, body) = ("/v1/orgs", json!({"name": "Slow"}));
+    let sha256 = |bytes: &[u8]| -> String {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+        digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let mut request = (path.len() as u64).to_be_bytes().to_vec();
+    request.extend_from_slice(path.as_bytes());
+    request.extend_from_slice(body.to_string().as_bytes());
+    let lease = rampart_store::Item::new(
+        rampart_store::Key::new(format!("idem#{}", ada.id), sha256(b"held")),
+        json!({"request": sha256(&request), "answer": null}),
+    );
+    stack.store.put(Table::Core, &lease).await.expect("a lease held");
+    let running = stack.send(post(&ada, path, "held", body)).await;
+    assert_eq!(running.status, 409, "{running:?}");
+    assert!(running.headers.contains_key("retry-after"));
+
     // The stored answer holds the document sealed, as the document itself is.
     let kept = stack
         .store
