@@ -108,10 +108,30 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Reads one live item.
+/// Reads live items.
 #[async_trait::async_trait]
 pub trait ItemGet: Send + Sync {
     async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>>;
+
+    /// The live items at up to [`MAX_GET_MANY`] distinct `keys`, in their order (`None` where
+    /// there is none), read consistently in one call: what a request needs, in one round trip.
+    async fn get_many(&self, table: Table, keys: &[Key]) -> Result<Vec<Option<Item>>>;
+}
+
+/// Most keys one `get_many` reads: DynamoDB's `BatchGetItem` limit.
+pub const MAX_GET_MANY: usize = 100;
+
+/// Refuses what no adapter reads in one call: too many keys, or one twice.
+fn check_get_many(keys: &[Key]) -> Result<()> {
+    let distinct: std::collections::HashSet<_> = keys.iter().collect();
+    if keys.len() > MAX_GET_MANY || distinct.len() != keys.len() {
+        return Err(StoreError::Invalid(format!(
+            "get_many reads up to {MAX_GET_MANY} distinct keys, not {} ({} distinct)",
+            keys.len(),
+            distinct.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Writes an item if the stored version still equals `item.version`; returns the new version.

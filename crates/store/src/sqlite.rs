@@ -162,20 +162,30 @@ fn select_live(connection: &Connection, sql: &str, args: impl rusqlite::Params) 
 #[async_trait::async_trait]
 impl ItemGet for SqliteStore {
     async fn get(&self, table: Table, key: &Key) -> Result<Option<Item>> {
-        let key = key.clone();
+        let mut items = self.get_many(table, std::slice::from_ref(key)).await?;
+        Ok(items.pop().flatten())
+    }
+
+    /// One turn on the connection, a point read per key.
+    async fn get_many(&self, table: Table, keys: &[Key]) -> Result<Vec<Option<Item>>> {
+        crate::check_get_many(keys)?;
+        let keys = keys.to_vec();
         let now = now_unix();
         self.run(move |connection| {
             let sql = format!(
                 "SELECT {COLUMNS} FROM items_{} WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
                 table.logical()
             );
-            let raw = connection
-                .prepare_cached(&sql)
-                .map_err(unavailable)?
-                .query_row(params![key.pk, key.sk, now], row_to_item)
-                .optional()
-                .map_err(unavailable)?;
-            raw.map(decode).transpose()
+            let mut statement = connection.prepare_cached(&sql).map_err(unavailable)?;
+            keys.iter()
+                .map(|key| {
+                    let raw = statement
+                        .query_row(params![key.pk, key.sk, now], row_to_item)
+                        .optional()
+                        .map_err(unavailable)?;
+                    raw.map(decode).transpose()
+                })
+                .collect()
         })
         .await
     }

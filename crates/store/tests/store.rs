@@ -15,6 +15,7 @@ fn unique(label: &str) -> String {
 
 async fn contract(store: Arc<dyn ItemStore>) {
     versioned_writes_are_conditional(&*store).await;
+    many_items_are_read_in_one_call_in_order(&*store).await;
     queries_return_live_items_in_sort_order(&*store).await;
     pages_read_a_partition_exactly_once(&*store).await;
     pages_of_a_prefix_stay_within_it(&*store).await;
@@ -56,6 +57,36 @@ async fn versioned_writes_are_conditional(store: &dyn ItemStore) {
             .expect("get")
             .is_none()
     );
+}
+
+/// `get_many` answers in the order asked, `None` for an item missing or expired, and refuses
+/// a key asked twice.
+async fn many_items_are_read_in_one_call_in_order(store: &dyn ItemStore) {
+    let pk = unique("many");
+    let key = |sk: &str| Key::new(&pk, sk);
+    store
+        .put(Table::Core, &Item::new(key("b"), json!({"n": 2})))
+        .await
+        .expect("put");
+    store
+        .put(Table::Core, &Item::new(key("a"), json!({"n": 1})))
+        .await
+        .expect("put");
+    let expired = Item::new(key("old"), json!({})).expiring_at(1);
+    store.put(Table::Core, &expired).await.expect("put");
+    let keys = [key("b"), key("missing"), key("a"), key("old")];
+    let read = store.get_many(Table::Core, &keys).await.expect("get_many");
+    let bodies: Vec<_> = read
+        .iter()
+        .map(|item| item.as_ref().map(|i| i.body["n"].clone()))
+        .collect();
+    assert_eq!(bodies, [Some(json!(2)), None, Some(json!(1)), None]);
+    assert_eq!(read[0].as_ref().map(|i| i.version), Some(1));
+    assert!(store.get_many(Table::Core, &[]).await.expect("none").is_empty());
+    assert!(matches!(
+        store.get_many(Table::Core, &[key("a"), key("a")]).await,
+        Err(StoreError::Invalid(_))
+    ));
 }
 
 async fn queries_return_live_items_in_sort_order(store: &dyn ItemStore) {

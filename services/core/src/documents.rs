@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
-use crate::orgs::{Access, org_id, path_id, short_text};
+use crate::orgs::{Access, member_for_with, org_id, path_id, short_text};
 use crate::pages::{Listing, PageQuery};
 use crate::permissions::Action;
 use crate::projects::{project_for, project_id};
@@ -298,11 +298,17 @@ async fn target(
     action: Action,
 ) -> Result<(String, Access, Stored<Project>, Stored<Document>), CoreError> {
     let (org, project, document) = (org_id(&path.0)?, project_id(&path.1)?, document_id(&path.2)?);
-    let (access, stored_project) = project_for(core, caller, (&org, &project), action).await?;
-    let stored = records::read(&*core.store, &records::document_key(&org, &project, &document))
-        .await?
-        .ok_or(CoreError::NotFound)?;
-    Ok((org, access, stored_project, stored))
+    // The member, the organisation, the project and the document: one store call.
+    let keys = [
+        records::project_key(&org, &project),
+        records::document_key(&org, &project, &document),
+    ];
+    let (access, items) = member_for_with(core, &org, caller, action, &keys).await?;
+    let [Some(project), Some(document)] = <[Option<rampart_store::Item>; 2]>::try_from(items).unwrap_or_default()
+    else {
+        return Err(CoreError::NotFound);
+    };
+    Ok((org, access, records::decode(project)?, records::decode(document)?))
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org}/projects/{project}/documents", tag = "documents", request_body = DocumentInput, security(("bearer" = [])),

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use rampart_kernel::extract::Json;
 use rampart_kernel::{Problem, now_unix};
-use rampart_store::{Key, Lookup, StoreError, Table, Write};
+use rampart_store::{Item, Key, Lookup, StoreError, Table, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
@@ -122,25 +122,47 @@ impl Access {
 /// for a non-member, as if the organisation did not exist, and for one being deleted; 403 for
 /// a member whose role does not allow it.
 pub async fn member_for(core: &Core, org: &str, caller: &Caller, action: Action) -> Result<Access, CoreError> {
-    access(core, org, caller, action, false).await
+    let (access, _) = access(core, (org, false), caller, action, &[]).await?;
+    Ok(access)
 }
 
-async fn access(
+/// [`member_for`], and the items at `more` (what the request acts on), read in the same store
+/// call; they are returned only to a caller whose role allows `action`.
+pub async fn member_for_with(
     core: &Core,
     org: &str,
     caller: &Caller,
     action: Action,
-    even_deleting: bool,
-) -> Result<Access, CoreError> {
-    let member = records::membership(&*core.store, org, &caller.user_id)
-        .await?
+    more: &[Key],
+) -> Result<(Access, Vec<Option<Item>>), CoreError> {
+    access(core, (org, false), caller, action, more).await
+}
+
+async fn access(
+    core: &Core,
+    (org, even_deleting): (&str, bool),
+    caller: &Caller,
+    action: Action,
+    more: &[Key],
+) -> Result<(Access, Vec<Option<Item>>), CoreError> {
+    let mut keys = vec![records::member_key(org, &caller.user_id), records::org_key(org)];
+    keys.extend_from_slice(more);
+    let mut items = core.store.get_many(Table::Core, &keys).await?.into_iter();
+    let member: Stored<Membership> = items
+        .next()
+        .flatten()
+        .map(records::decode)
+        .transpose()?
         .ok_or(CoreError::NotFound)?;
-    let org = records::org(&*core.store, org)
-        .await?
-        .filter(|org| even_deleting || !org.value.deleting)
+    let org: Stored<Org> = items
+        .next()
+        .flatten()
+        .map(records::decode)
+        .transpose()?
+        .filter(|org: &Stored<Org>| even_deleting || !org.value.deleting)
         .ok_or(CoreError::NotFound)?;
     if allows(member.value.role, action) {
-        Ok(Access { member, org })
+        Ok((Access { member, org }, items.collect()))
     } else {
         Err(CoreError::Forbidden)
     }
@@ -280,7 +302,7 @@ pub async fn delete(
 ) -> Result<StatusCode, CoreError> {
     let org = org_id(&org)?;
     // An owner may repeat a deletion that failed on the way, to finish it.
-    let access = access(&core, &org, &caller, Action::DeleteOrg, true).await?;
+    let (access, _) = access(&core, (&org, true), &caller, Action::DeleteOrg, &[]).await?;
     // Marked first, conditional on what was read: from here on the organisation answers 404
     // and every membership write, conditional on its version, fails; nothing joins it while it
     // is taken apart. A repeated deletion is audited too.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
-use crate::orgs::{Access, member_for, name, org_id};
+use crate::orgs::{Access, member_for, member_for_with, name, org_id};
 use crate::pages::{Listing, PageQuery};
 use crate::permissions::Action;
 use crate::records::{self, Project, Stored};
@@ -58,11 +58,9 @@ pub async fn project_for(
     (org, project): (&str, &str),
     action: Action,
 ) -> Result<(Access, Stored<Project>), CoreError> {
-    let access = member_for(core, org, caller, action).await?;
-    let project = records::read(&*core.store, &records::project_key(org, project))
-        .await?
-        .ok_or(CoreError::NotFound)?;
-    Ok((access, project))
+    let (access, project) = member_for_with(core, org, caller, action, &[records::project_key(org, project)]).await?;
+    let project = project.into_iter().flatten().next().ok_or(CoreError::NotFound)?;
+    Ok((access, records::decode(project)?))
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org}/projects", tag = "projects", request_body = CreateProject, security(("bearer" = [])),

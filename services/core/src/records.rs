@@ -85,7 +85,7 @@ fn to_body(value: &impl Serialize) -> Result<serde_json::Value, CoreError> {
     serde_json::to_value(value).map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))
 }
 
-fn decode<T: DeserializeOwned>(item: Item) -> Result<Stored<T>, CoreError> {
+pub fn decode<T: DeserializeOwned>(item: Item) -> Result<Stored<T>, CoreError> {
     let value = serde_json::from_value(item.body).map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))?;
     Ok(Stored {
         value,

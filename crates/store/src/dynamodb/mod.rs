@@ -8,7 +8,9 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem};
 use tracing::instrument;
 
 use self::ext::{EXPIRES_AT, GSI1, GSI1PK, GSI1SK, PK, SK, VERSION};
@@ -173,6 +175,50 @@ impl ItemGet for DynamoDbStore {
             Some(attributes) => Ok(Some(ext::from_attributes(&attributes)?).filter(|item| item.is_live(now))),
             None => Ok(None),
         }
+    }
+
+    /// One `BatchGetItem`, consistent, asked again for any keys DynamoDB leaves unprocessed.
+    #[instrument(name = "store.get_many", skip(self, keys), fields(table = table.logical(), keys = keys.len()))]
+    async fn get_many(&self, table: Table, keys: &[Key]) -> Result<Vec<Option<Item>>> {
+        crate::check_get_many(keys)?;
+        let name = self.table_name(table);
+        let mut found: HashMap<Key, Item> = HashMap::new();
+        let mut pending: Vec<HashMap<String, AttributeValue>> = keys.iter().map(ext::key_attributes).collect();
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            rounds += 1;
+            if rounds > 10 {
+                return Err(StoreError::Unavailable(
+                    "BatchGetItem left keys unprocessed ten times".into(),
+                ));
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let output = self
+                .client
+                .batch_get_item()
+                .request_items(&name, request)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for attributes in output.responses.and_then(|mut r| r.remove(&name)).unwrap_or_default() {
+                let item = ext::from_attributes(&attributes)?;
+                found.insert(item.key.clone(), item);
+            }
+            if let Some(mut unprocessed) = output.unprocessed_keys
+                && let Some(left) = unprocessed.remove(&name)
+            {
+                pending = left.keys;
+            }
+        }
+        let now = now_unix();
+        Ok(keys
+            .iter()
+            .map(|key| found.remove(key).filter(|item| item.is_live(now)))
+            .collect())
     }
 }
 
