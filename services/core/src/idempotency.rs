@@ -5,14 +5,16 @@
 //! one wins) and runs; a 2xx answer is stored for 24 hours and replayed, marked
 //! `Idempotent-Replayed: true`, to every later request with the same key and the same request
 //! (route and body, by SHA-256). The same key with another request is refused (422); while the
-//! first is still running, 409. Any other answer frees the key, so a refused or failed request
-//! can be retried under it. Keys belong to the caller: the record is kept under their user id,
+//! first is still running, 409. A 4xx frees the key, so a refused request can be corrected and
+//! retried under it; a 5xx keeps it until the lease ends, as its write may have happened. Keys belong to the caller: the record is kept under their user id,
 //! so one client's key never reaches another's response. A stored answer from a route under an
-//! organisation is sealed with that organisation's key, as the document it may hold.
+//! organisation is sealed with that organisation's key, as the document it may hold, and is
+//! replayed only while the caller is still a member of it.
 //!
 //! A lease lasts the edge's request timeout and a margin: the edge has cancelled the request by
-//! then, so no two run at once under one key. If core stops between a write and storing its
-//! answer, the key is free again once the lease ends, and a retry writes again.
+//! then, so no two run at once under one key. If a write happened but its answer was lost (a
+//! store that did not answer, core stopping), the key is free again once the lease ends, and a
+//! retry writes again: the record is not yet part of the write's own transaction.
 
 use aws_lc_rs::digest;
 use axum::body::{Body, Bytes};
@@ -139,10 +141,15 @@ async fn run(core: &Core, request: Request, next: Next) -> Result<Response, Core
         crate::records::new_item(record_key.clone(), &lease)?.expiring_at(now_unix() + core.idempotency_lease_secs);
     match core.store.put(Table::Core, &leased).await {
         Ok(_) => {}
-        Err(StoreError::ConditionFailed) => return earlier(core, &record_key, &request_hash).await,
+        Err(StoreError::ConditionFailed) => return earlier(core, &caller, &record_key, &request_hash).await,
         Err(error) => return Err(error.into()),
     }
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    if response.status().is_server_error() {
+        // The write may have happened: the lease stays until it ends, so a retry meanwhile is
+        // told to wait (409) rather than write a second time.
+        return Ok(response);
+    }
     if !response.status().is_success() {
         release(core, &record_key).await;
         return Ok(response);
@@ -207,8 +214,9 @@ async fn keep(
 }
 
 /// The answer to a request whose key is taken: the stored answer, 409 while the first request
-/// runs, 422 when the key was used for another request.
-async fn earlier(core: &Core, record_key: &Key, request: &str) -> Result<Response, CoreError> {
+/// runs, 422 when the key was used for another request. An answer from a route under an
+/// organisation is replayed only to a caller still a member of it: one removed since gets 404.
+async fn earlier(core: &Core, caller: &Caller, record_key: &Key, request: &str) -> Result<Response, CoreError> {
     let Some(stored) = crate::records::read::<Record>(&*core.store, record_key).await? else {
         // Freed or expired between the two reads: as if still running; a retry goes through.
         return Err(in_flight());
@@ -229,7 +237,10 @@ async fn earlier(core: &Core, record_key: &Key, request: &str) -> Result<Respons
         .decode(&answer.body)
         .map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))?;
     let body = match &answer.org {
-        Some(org) => core.keys.open(org, &context(record_key), &body).await?.to_vec(),
+        Some(org) => {
+            crate::orgs::member_for(core, org, caller, crate::permissions::Action::ReadOrg).await?;
+            core.keys.open(org, &context(record_key), &body).await?.to_vec()
+        }
         None => body,
     };
     let mut response = Response::new(Body::from(Bytes::from(body)));

@@ -684,20 +684,35 @@ async fn posts_with_one_idempotency_key_write_once(stack: &Stack) {
         });
     }
     let answers = flood.join_all().await;
+    // On moto, 200 requests at once can outlast the SDK's timeouts (the emulator takes one call at
+    // a time): those answer 503 and a client retries them. Never on the embedded store.
+    let allowed: &[u16] = if stack.aws.is_some() {
+        &[201, 409, 503]
+    } else {
+        &[201, 409]
+    };
     assert!(
-        answers.iter().all(|(status, ..)| matches!(status, 201 | 409)),
+        answers.iter().all(|(status, ..)| allowed.contains(status)),
         "{answers:?}"
     );
     let created: Vec<_> = answers.iter().filter(|(status, ..)| *status == 201).collect();
-    assert_eq!(
-        created.iter().filter(|(_, replayed, _)| !replayed).count(),
-        1,
-        "one original"
-    );
+    let originals = created.iter().filter(|(_, replayed, _)| !replayed).count();
+    assert!(originals <= 1, "{originals} originals");
+    // Retried until it answers 201, as a client would (a 503 holds its key until the lease ends,
+    // 15 s): the one document, written once.
+    let mut settled = stack.send(post(&ada, &documents, "doc-1", body.clone())).await;
+    for _ in 0..80 {
+        if settled.status == 201 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        settled = stack.send(post(&ada, &documents, "doc-1", body.clone())).await;
+    }
+    assert_eq!(settled.status, 201, "{settled:?}");
     assert!(
         created
             .iter()
-            .all(|(_, _, doc)| doc["id"] == created[0].2["id"] && doc["title"] == marker.as_str())
+            .all(|(_, _, doc)| doc["id"] == settled.body["id"] && doc["title"] == marker.as_str())
     );
     let listed = stack.get(&ada, &documents).await;
     assert_eq!(
@@ -705,12 +720,34 @@ async fn posts_with_one_idempotency_key_write_once(stack: &Stack) {
         Some(1),
         "exactly one write"
     );
+    assert_eq!(listed.body["items"][0]["id"], settled.body["id"]);
     let replay = stack.send(post(&ada, &documents, "doc-1", body.clone())).await;
     assert_eq!(
         (replay.status, &replay.headers["idempotent-replayed"]),
         (201, &http::HeaderValue::from_static("true"))
     );
     assert_eq!(replay.body["body"], marker.as_str());
+    // A member removed since gets no replay of what they created there.
+    let bob = stack.user().await;
+    assert_eq!(stack.add(&ada, &org, &bob, "editor").await.status, 201);
+    let bobs = stack
+        .send(post(&bob, &documents, "bob-1", json!({"title": "Bob's", "body": "b"})))
+        .await;
+    assert_eq!(bobs.status, 201, "{bobs:?}");
+    let removed = stack
+        .call(
+            &ada,
+            Method::DELETE,
+            &format!("/v1/orgs/{org}/members/{}", bob.id),
+            None,
+        )
+        .await;
+    assert_eq!(removed.status, 204);
+    let replay = stack
+        .send(post(&bob, &documents, "bob-1", json!({"title": "Bob's", "body": "b"})))
+        .await;
+    assert_eq!(replay.status, 404, "{replay:?}");
+
     // A key whose first request is still running: 409, to come back shortly.
     let (path, body) = ("/v1/orgs", json!({"name": "Slow"}));
     let sha256 = |bytes: &[u8]| -> String {
