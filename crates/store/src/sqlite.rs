@@ -1,20 +1,27 @@
 //! The embedded adapter: one SQLite file, one table per logical table, WAL journaling.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::{
     Item, ItemDelete, ItemGet, ItemPut, ItemQuery, ItemTransact, Key, Lookup, Result, SortRange, StoreError, Table,
     Write, check_transaction, now_unix,
 };
 
-/// SQLite work runs on the blocking pool; the mutex serialises it as SQLite would anyway.
+/// One writer and a few readers on one file. WAL journaling lets readers and the writer work at
+/// once, each reader on a snapshot.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    connection: Arc<Mutex<Connection>>,
+    /// Writes, one at a time as SQLite takes them, on the blocking pool: a commit may run a
+    /// checkpoint, and its fsync must not hold up a runtime worker.
+    writer: Arc<Mutex<Connection>>,
+    /// Reads run on the calling thread: a point read from the page cache takes microseconds,
+    /// less than a hop to another thread and back (docs/performance.md), and in WAL mode it never
+    /// waits for the writer. One per core, so the runtime's workers seldom wait for each other.
+    readers: Arc<[Mutex<Connection>]>,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
@@ -26,71 +33,66 @@ const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, body, expires_at, version";
 impl SqliteStore {
     /// Opens (creating if needed) the store file; its directory must exist.
     pub fn open(path: &Path) -> Result<Self> {
-        let connection = Connection::open(path).map_err(unavailable)?;
-        Self::init(connection)
-    }
-
-    fn init(connection: Connection) -> Result<Self> {
+        let mut writer = Connection::open(path).map_err(unavailable)?;
         // secure_delete: a deleted row's bytes are overwritten, so what is deleted (a shredded
         // tenant's wrapped keys) does not linger in the file's free pages.
-        connection
+        writer
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;")
             .map_err(unavailable)?;
-        for table in Table::ALL {
-            let name = table.logical();
-            connection
-                .execute_batch(&format!(
-                    "CREATE TABLE IF NOT EXISTS items_{name} (
-                        pk TEXT NOT NULL, sk TEXT NOT NULL,
-                        gsi1pk TEXT, gsi1sk TEXT,
-                        body TEXT NOT NULL, expires_at INTEGER, version INTEGER NOT NULL,
-                        PRIMARY KEY (pk, sk)
-                    ) WITHOUT ROWID;
-                    CREATE INDEX IF NOT EXISTS items_{name}_gsi1 ON items_{name} (gsi1pk, gsi1sk);
-                    CREATE INDEX IF NOT EXISTS items_{name}_expiry ON items_{name} (expires_at)
-                        WHERE expires_at IS NOT NULL;"
-                ))
+        create_tables(&mut writer)?;
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let readers = (0..cores.clamp(2, 16))
+            .map(|_| {
+                let reader = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
                 .map_err(unavailable)?;
-        }
+                reader
+                    .execute_batch("PRAGMA busy_timeout = 5000;")
+                    .map_err(unavailable)?;
+                Ok(Mutex::new(reader))
+            })
+            .collect::<Result<Arc<[_]>>>()?;
         Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
         })
     }
 
-    async fn run<T, F>(&self, work: F) -> Result<T>
+    /// Runs `work` on a free reader, on this thread.
+    fn read<T>(&self, work: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        // A panic mid-read leaves nothing behind (an open read transaction rolls back as it
+        // unwinds), so a poisoned reader is still a good one.
+        let mut reader = match self.readers.iter().find_map(|reader| reader.try_lock().ok()) {
+            Some(reader) => reader,
+            None => self.readers[0].lock().unwrap_or_else(PoisonError::into_inner),
+        };
+        work(&mut reader)
+    }
+
+    async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let connection = Arc::clone(&self.connection);
-        let call = move || {
-            let mut guard = connection.lock().map_err(|_| unavailable("connection lock poisoned"))?;
-            work(&mut guard)
-        };
-        // A statement takes microseconds: on a multi-threaded runtime it runs on this worker,
-        // which hands its other tasks to the rest meanwhile; a hop to a blocking thread and back
-        // cost more than the statement (two thread switches; docs/performance.md). A
-        // single-threaded runtime has no other worker, so there it still hops.
-        match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(call),
-            _ => tokio::task::spawn_blocking(call).await.map_err(unavailable)?,
-        }
+        write_on(Arc::clone(&self.writer), work).await
     }
 
     /// Purges expired items every `period`, the first a period from now, as DynamoDB's TTL does
     /// on its own, so the file does not grow without end. The task ends once the store is
     /// dropped.
     pub fn purge_expired_every(&self, period: Duration) -> tokio::task::JoinHandle<()> {
-        let connection = Arc::downgrade(&self.connection);
+        let writer = Arc::downgrade(&self.writer);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                let Some(connection) = connection.upgrade() else {
+                let Some(writer) = writer.upgrade() else {
                     return;
                 };
-                match (Self { connection }).purge_expired().await {
+                match write_on(writer, purge).await {
                     Ok(removed) => tracing::debug!(removed, "expired items purged"),
                     Err(error) => tracing::warn!(%error, "purging expired items failed; retried next period"),
                 }
@@ -100,24 +102,94 @@ impl SqliteStore {
 
     /// Deletes expired items (what DynamoDB's TTL does); returns how many.
     pub async fn purge_expired(&self) -> Result<usize> {
-        let now = now_unix();
-        self.run(move |connection| {
-            let mut removed = 0;
-            for table in Table::ALL {
-                removed += connection
-                    .execute(
-                        &format!(
-                            "DELETE FROM items_{} WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-                            table.logical()
-                        ),
-                        params![now],
-                    )
-                    .map_err(unavailable)?;
-            }
-            Ok(removed)
-        })
-        .await
+        self.write(purge).await
     }
+}
+
+/// Creates each table and its indexes, moving the rows of a table made by an earlier release.
+///
+/// Rows are rowid rows under a unique (pk, sk) index. A `WITHOUT ROWID` table (what earlier
+/// releases made) keeps whole rows in its key b-tree, and a lookup that passes a row bigger than
+/// a page on its way reads all of that row's overflow pages: tens of page reads for one small
+/// read once documents of a few KiB are stored (docs/performance.md).
+fn create_tables(connection: &mut Connection) -> Result<()> {
+    // Immediate: another connection opening the same file at once waits rather than fails.
+    let transaction = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    for table in Table::ALL {
+        let name = table.logical();
+        let existing: Option<String> = transaction
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [format!("items_{name}")],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        let earlier = existing.is_some_and(|sql| sql.to_ascii_uppercase().contains("WITHOUT ROWID"));
+        if earlier {
+            transaction
+                .execute_batch(&format!(
+                    "DROP INDEX items_{name}_gsi1; DROP INDEX items_{name}_expiry;
+                     ALTER TABLE items_{name} RENAME TO items_{name}_earlier;"
+                ))
+                .map_err(unavailable)?;
+        }
+        transaction
+            .execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS items_{name} (
+                    pk TEXT NOT NULL, sk TEXT NOT NULL,
+                    gsi1pk TEXT, gsi1sk TEXT,
+                    body TEXT NOT NULL, expires_at INTEGER, version INTEGER NOT NULL,
+                    PRIMARY KEY (pk, sk)
+                );
+                CREATE INDEX IF NOT EXISTS items_{name}_gsi1 ON items_{name} (gsi1pk, gsi1sk);
+                CREATE INDEX IF NOT EXISTS items_{name}_expiry ON items_{name} (expires_at)
+                    WHERE expires_at IS NOT NULL;"
+            ))
+            .map_err(unavailable)?;
+        if earlier {
+            transaction
+                .execute_batch(&format!(
+                    "INSERT INTO items_{name} ({COLUMNS}) SELECT {COLUMNS} FROM items_{name}_earlier;
+                     DROP TABLE items_{name}_earlier;"
+                ))
+                .map_err(unavailable)?;
+        }
+    }
+    transaction.commit().map_err(unavailable)
+}
+
+/// Runs `work` on the writer, on the blocking pool.
+async fn write_on<T, F>(writer: Arc<Mutex<Connection>>, work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let mut writer = writer.lock().map_err(|_| unavailable("writer lock poisoned"))?;
+        work(&mut writer)
+    })
+    .await
+    .map_err(unavailable)?
+}
+
+fn purge(connection: &mut Connection) -> Result<usize> {
+    let now = now_unix();
+    let mut removed = 0;
+    for table in Table::ALL {
+        removed += connection
+            .execute(
+                &format!(
+                    "DELETE FROM items_{} WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                    table.logical()
+                ),
+                params![now],
+            )
+            .map_err(unavailable)?;
+    }
+    Ok(removed)
 }
 
 /// A row as read, before its body is parsed: key, index key, body, expiry, version.
@@ -166,17 +238,17 @@ impl ItemGet for SqliteStore {
         Ok(items.pop().flatten())
     }
 
-    /// One turn on the connection, a point read per key.
+    /// A point read per key, all in one read transaction: one snapshot.
     async fn get_many(&self, table: Table, keys: &[Key]) -> Result<Vec<Option<Item>>> {
         crate::check_get_many(keys)?;
-        let keys = keys.to_vec();
         let now = now_unix();
-        self.run(move |connection| {
+        self.read(|connection| {
+            let snapshot = connection.transaction().map_err(unavailable)?;
             let sql = format!(
                 "SELECT {COLUMNS} FROM items_{} WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
                 table.logical()
             );
-            let mut statement = connection.prepare_cached(&sql).map_err(unavailable)?;
+            let mut statement = snapshot.prepare_cached(&sql).map_err(unavailable)?;
             keys.iter()
                 .map(|key| {
                     let raw = statement
@@ -187,7 +259,6 @@ impl ItemGet for SqliteStore {
                 })
                 .collect()
         })
-        .await
     }
 }
 
@@ -196,7 +267,8 @@ impl ItemPut for SqliteStore {
     async fn put(&self, table: Table, item: &Item) -> Result<u64> {
         let item = item.clone();
         let now = now_unix();
-        self.run(move |connection| put_row(connection, table, &item, now)).await
+        self.write(move |connection| put_row(connection, table, &item, now))
+            .await
     }
 }
 
@@ -307,7 +379,7 @@ impl ItemTransact for SqliteStore {
         check_transaction(writes)?;
         let writes = writes.to_vec();
         let now = now_unix();
-        self.run(move |connection| {
+        self.write(move |connection| {
             // Dropped without a commit, the transaction rolls back: all or nothing.
             let transaction = connection.transaction().map_err(unavailable)?;
             for write in &writes {
@@ -337,10 +409,9 @@ impl ItemQuery for SqliteStore {
             Lookup::Table => ("pk", "sk"),
             Lookup::Index => ("gsi1pk", "gsi1sk"),
         };
-        let (pk, prefix, after) = (pk.to_owned(), range.prefix.to_owned(), range.after.map(str::to_owned));
         let now = now_unix();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |connection| {
+        self.read(|connection| {
             // substr() rather than LIKE: sort keys may contain % and _.
             let sql = format!(
                 "SELECT {COLUMNS} FROM items_{} WHERE {pk_column} = ?1
@@ -348,9 +419,8 @@ impl ItemQuery for SqliteStore {
                  AND (expires_at IS NULL OR expires_at > ?3) ORDER BY {sk_column} LIMIT ?4",
                 table.logical()
             );
-            select_live(connection, &sql, params![pk, prefix, now, limit, after])
+            select_live(connection, &sql, params![pk, range.prefix, now, limit, range.after])
         })
-        .await
     }
 }
 
@@ -358,7 +428,7 @@ impl ItemQuery for SqliteStore {
 impl ItemDelete for SqliteStore {
     async fn delete(&self, table: Table, key: &Key, expected_version: Option<u64>) -> Result<()> {
         let key = key.clone();
-        self.run(move |connection| delete_row(connection, table, &key, expected_version))
+        self.write(move |connection| delete_row(connection, table, &key, expected_version))
             .await
     }
 }
@@ -370,8 +440,7 @@ impl rampart_kernel::health::ReadinessProbe for SqliteStore {
     }
 
     async fn check(&self) -> Result<(), String> {
-        self.run(|connection| connection.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
-            .await
+        self.read(|connection| connection.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
             .map_err(|e| e.to_string())
     }
 }

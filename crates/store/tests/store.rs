@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use rampart_store::dynamodb::provision::provision_tables;
 use rampart_store::{
-    DynamoDbStore, Item, ItemGet, ItemPut, ItemStore, Key, Lookup, SortRange, SqliteStore, StoreError, Table, Write,
+    DynamoDbStore, Item, ItemGet, ItemPut, ItemQuery, ItemStore, Key, Lookup, SortRange, SqliteStore, StoreError,
+    Table, Write,
 };
 use serde_json::json;
 
@@ -467,4 +468,64 @@ async fn dynamodb_adapter_passes_the_contract() {
     // Provisioning twice is harmless (bootstrap is re-runnable).
     provision_tables(&client, &aws.prefix).await.expect("re-provision");
     contract(Arc::new(DynamoDbStore::new(client, &aws.prefix))).await;
+}
+
+/// A store file written by an earlier release (each table `WITHOUT ROWID`) opens with every item
+/// kept, readable and writable, its tables now rowid tables; a second open changes nothing.
+#[tokio::test]
+async fn a_store_file_from_an_earlier_release_keeps_its_items() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.sqlite");
+    {
+        let earlier = rusqlite::Connection::open(&path).expect("open");
+        earlier
+            .execute_batch(
+                "CREATE TABLE items_core (
+                    pk TEXT NOT NULL, sk TEXT NOT NULL, gsi1pk TEXT, gsi1sk TEXT,
+                    body TEXT NOT NULL, expires_at INTEGER, version INTEGER NOT NULL,
+                    PRIMARY KEY (pk, sk)
+                ) WITHOUT ROWID;
+                CREATE INDEX items_core_gsi1 ON items_core (gsi1pk, gsi1sk);
+                CREATE INDEX items_core_expiry ON items_core (expires_at) WHERE expires_at IS NOT NULL;
+                INSERT INTO items_core VALUES ('org#1', 'doc#1', 'user#1', 'org#1', '{\"title\":\"kept\"}', NULL, 3);",
+            )
+            .expect("earlier schema");
+    }
+    for _ in 0..2 {
+        let store = SqliteStore::open(&path).expect("open");
+        let item = store
+            .get(Table::Core, &Key::new("org#1", "doc#1"))
+            .await
+            .expect("get")
+            .expect("the item is kept");
+        assert_eq!((item.body["title"].as_str(), item.version), (Some("kept"), 3));
+        let indexed = store
+            .query_index(Table::Core, "user#1", "org#", 10)
+            .await
+            .expect("query the index");
+        assert_eq!(indexed.len(), 1, "the index is rebuilt");
+    }
+    let store = SqliteStore::open(&path).expect("open");
+    let mut item = store
+        .get(Table::Core, &Key::new("org#1", "doc#1"))
+        .await
+        .expect("get")
+        .expect("item");
+    item.body = json!({"title": "changed"});
+    assert_eq!(store.put(Table::Core, &item).await.expect("put"), 4);
+    let schema: Vec<String> = rusqlite::Connection::open(&path)
+        .expect("open")
+        .prepare("SELECT sql FROM sqlite_schema WHERE type = 'table'")
+        .expect("prepare")
+        .query_map([], |row| row.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(!schema.is_empty());
+    assert!(
+        schema
+            .iter()
+            .all(|sql| !sql.to_ascii_uppercase().contains("WITHOUT ROWID")),
+        "{schema:?}"
+    );
 }

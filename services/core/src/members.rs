@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use crate::Core;
 use crate::caller::Caller;
 use crate::error::CoreError;
-use crate::orgs::{Access, member_for, org_id};
+use crate::orgs::{Access, member_for, member_for_with, org_id};
 use crate::pages::{Listing, PageQuery};
 use crate::permissions::{Action, Role, allows};
-use crate::records::{self, Membership, Org};
+use crate::records::{self, Membership, Org, Stored};
 
 const LAST_OWNER: &str = "An organisation keeps at least one owner: make another member an owner first.";
 
@@ -168,6 +168,30 @@ pub async fn list(
     }))
 }
 
+/// The caller's access to `org` and the membership of `user` there, read in one store call.
+async fn access_and_target(
+    core: &Core,
+    org: &str,
+    caller: &Caller,
+    user: &str,
+) -> Result<(Access, Stored<Membership>), CoreError> {
+    if user == caller.user_id {
+        let access = member_for(core, org, caller, Action::ReadOrg).await?;
+        let target = access.member.clone();
+        return Ok((access, target));
+    }
+    let (access, items) =
+        member_for_with(core, org, caller, Action::ReadOrg, &[records::member_key(org, user)]).await?;
+    let target = items
+        .into_iter()
+        .next()
+        .flatten()
+        .map(records::decode)
+        .transpose()?
+        .ok_or(CoreError::NotFound)?;
+    Ok((access, target))
+}
+
 #[utoipa::path(patch, path = "/v1/orgs/{org}/members/{user}", tag = "members", security(("bearer" = [])),
     params(("org" = String, Path, description = "Organisation id"), ("user" = String, Path, description = "The member's user id")),
     request_body(content = PatchMember, content_type = "application/merge-patch+json"),
@@ -182,10 +206,7 @@ pub async fn patch(
 ) -> Result<JsonBody<MemberView>, CoreError> {
     let org = org_id(&org)?;
     let user = user_id("/path/user", &user)?;
-    let access = member_for(&core, &org, &caller, Action::ReadOrg).await?;
-    let target = records::membership(&*core.store, &org, &user)
-        .await?
-        .ok_or(CoreError::NotFound)?;
+    let (access, target) = access_and_target(&core, &org, &caller, &user).await?;
     let Some(role) = request.role else {
         return Ok(JsonBody(view(&target.value)));
     };
@@ -219,10 +240,7 @@ pub async fn remove(
 ) -> Result<StatusCode, CoreError> {
     let org = org_id(&org)?;
     let user = user_id("/path/user", &user)?;
-    let access = member_for(&core, &org, &caller, Action::ReadOrg).await?;
-    let target = records::membership(&*core.store, &org, &user)
-        .await?
-        .ok_or(CoreError::NotFound)?;
+    let (access, target) = access_and_target(&core, &org, &caller, &user).await?;
     // Anyone may leave; removing someone else needs the role for theirs.
     let leaving = user == caller.user_id;
     if !leaving && !allows(access.member.value.role, action_for(Some(target.value.role), None)) {

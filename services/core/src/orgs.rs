@@ -234,20 +234,29 @@ pub async fn list(State(core): State<Core>, caller: Caller, paging: PageQuery) -
         prefix: "org#",
     };
     let (memberships, next_cursor) = core.page_of::<Membership>(listing, &paging).await?;
+    let orgs: Vec<&str> = memberships
+        .iter()
+        .filter_map(|membership| membership.key.pk.strip_prefix("org#"))
+        .collect();
     let mut items = Vec::new();
-    for membership in memberships {
-        let Some(org) = membership.key.pk.strip_prefix("org#") else {
-            continue;
-        };
-        // Both read again, consistently: a membership removed this moment, or an organisation
-        // being deleted, is skipped.
-        let (Some(membership), Some(profile)) = (
-            records::membership(&*core.store, org, &caller.user_id).await?,
-            records::org(&*core.store, org).await?.filter(|org| !org.value.deleting),
-        ) else {
-            continue;
-        };
-        items.push(view(&profile.value, membership.value.role));
+    // Each membership and its organisation read again, consistently, a store call per 50: a
+    // membership removed this moment, or an organisation being deleted, is skipped.
+    for chunk in orgs.chunks(rampart_store::MAX_GET_MANY / 2) {
+        let keys: Vec<Key> = chunk
+            .iter()
+            .flat_map(|org| [records::member_key(org, &caller.user_id), records::org_key(org)])
+            .collect();
+        let mut found = core.store.get_many(Table::Core, &keys).await?.into_iter();
+        while let (Some(membership), Some(profile)) = (found.next(), found.next()) {
+            let (Some(membership), Some(profile)) = (membership, profile) else {
+                continue;
+            };
+            let membership: Stored<Membership> = records::decode(membership)?;
+            let profile: Stored<Org> = records::decode(profile)?;
+            if !profile.value.deleting {
+                items.push(view(&profile.value, membership.value.role));
+            }
+        }
     }
     Ok(JsonBody(OrgList { items, next_cursor }))
 }
