@@ -100,7 +100,8 @@ impl Core {
     }
 
     /// Commits `writes`, the allowed change `caller` asked of `target` in `org`, with its
-    /// audit record, in one transaction.
+    /// audit record and, for a request with an Idempotency-Key, the key marked done, in one
+    /// transaction.
     pub async fn commit(
         &self,
         caller: &Caller,
@@ -110,6 +111,9 @@ impl Core {
     ) -> Result<(), CoreError> {
         let record = self.audit_item(caller, org, target, (Outcome::Allowed, None))?;
         writes.push(Write::Put(record));
+        if let Some(lease) = &caller.lease {
+            writes.push(lease.done(target)?);
+        }
         self.store.transact(Table::Core, &writes).await?;
         Ok(())
     }
@@ -136,7 +140,7 @@ impl Core {
 }
 
 /// The organisation id in a path `/v1/orgs/{org}/…`, if it is one.
-fn org_in(path: &str) -> Option<String> {
+pub(crate) fn org_in(path: &str) -> Option<String> {
     let raw = path.strip_prefix("/v1/orgs/")?.split('/').next()?;
     org_id(raw).ok()
 }

@@ -19,6 +19,8 @@ pub struct Caller {
     pub action: String,
     pub request_id: String,
     pub trace_id: Option<String>,
+    /// The Idempotency-Key lease the request holds, which its write marks done.
+    pub lease: Option<crate::idempotency::Lease>,
 }
 
 /// The scope a request needs: `core:read` to read, `core:write` for anything else.
@@ -47,6 +49,7 @@ impl Caller {
                     .unwrap_or_default()
                     .to_owned(),
                 trace_id: rampart_kernel::telemetry::current_trace_id(),
+                lease: None,
             }),
             Ok(_) => {
                 tracing::warn!("a valid token's subject is not a user id");

@@ -317,6 +317,7 @@ async fn target(
         (status = 422, description = "Invalid input, or an Idempotency-Key used for another request", content_type = "application/problem+json"),
         (status = 403, description = "Viewers do not write", content_type = "application/problem+json"),
         (status = 404, description = "No such project, or not the caller's", content_type = "application/problem+json"),
+        (status = 303, description = "A retry with the Idempotency-Key of a request that wrote but whose answer was lost: what it made is at Location", headers(("location" = String, description = "What the first request made"))),
         (status = 409, description = "The request with this Idempotency-Key is still running", content_type = "application/problem+json"),
         (status = 412, description = "The project changed while this was written", content_type = "application/problem+json")))]
 pub async fn create(

@@ -12,9 +12,10 @@
 //! replayed only while the caller is still a member of it.
 //!
 //! A lease lasts the edge's request timeout and a margin: the edge has cancelled the request by
-//! then, so no two run at once under one key. If a write happened but its answer was lost (a
-//! store that did not answer, core stopping), the key is free again once the lease ends, and a
-//! retry writes again: the record is not yet part of the write's own transaction.
+//! then, so no two run at once under one key. The write a request makes marks its key done in
+//! the same transaction ([`Lease::done`]), so a write whose answer was lost (a store that did
+//! not answer, core stopping) is never made twice: a retry is sent to what it made (303 See
+//! Other, RFC 9110 §15.4.4). A request that wrote nothing leaves a lease that ends on its own.
 
 use aws_lc_rs::digest;
 use axum::body::{Body, Bytes};
@@ -25,7 +26,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use rampart_kernel::{Problem, ProblemType, now_unix};
-use rampart_store::{Key, StoreError, Table};
+use rampart_store::{Key, StoreError, Table, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::Core;
@@ -48,6 +49,33 @@ struct Record {
     /// SHA-256 of the route and body, hex.
     request: String,
     answer: Option<Answer>,
+    /// What the request's write made, set in that write's transaction.
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// The lease a request holds on its key, which its write marks done.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    record: Key,
+    request: String,
+    version: u64,
+}
+
+impl Lease {
+    /// The write that marks the key done, having made `target`: committed with the request's own
+    /// writes, so a retry finds it even when the answer was lost. Refused, with them, if the
+    /// lease has ended and another request may hold the key.
+    pub fn done(&self, target: &str) -> Result<Write, CoreError> {
+        let record = Record {
+            request: self.request.clone(),
+            answer: None,
+            done: Some(target.to_owned()),
+        };
+        let mut item = crate::records::new_item(self.record.clone(), &record)?.expiring_at(now_unix() + KEPT_SECS);
+        item.version = self.version;
+        Ok(Write::Put(item))
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -125,7 +153,7 @@ async fn run(core: &Core, request: Request, next: Next) -> Result<Response, Core
         .get::<Caller>()
         .cloned()
         .ok_or_else(Problem::internal)?;
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     // The edge has already bounded the body to the largest any route takes.
     let body = axum::body::to_bytes(body, usize::MAX)
         .await
@@ -136,51 +164,53 @@ async fn run(core: &Core, request: Request, next: Next) -> Result<Response, Core
     let lease = Record {
         request: request_hash.clone(),
         answer: None,
+        done: None,
     };
     let leased =
         crate::records::new_item(record_key.clone(), &lease)?.expiring_at(now_unix() + core.idempotency_lease_secs);
-    match core.store.put(Table::Core, &leased).await {
-        Ok(_) => {}
+    let version = match core.store.put(Table::Core, &leased).await {
+        Ok(version) => version,
         Err(StoreError::ConditionFailed) => return earlier(core, &caller, &record_key, &request_hash).await,
         Err(error) => return Err(error.into()),
+    };
+    let lease = Lease {
+        record: record_key,
+        request: request_hash,
+        version,
+    };
+    // The handler's commit marks the key done through the caller it is given.
+    if let Some(caller) = parts.extensions.get_mut::<Caller>() {
+        caller.lease = Some(lease.clone());
     }
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
     if response.status().is_server_error() {
-        // The write may have happened: the lease stays until it ends, so a retry meanwhile is
-        // told to wait (409) rather than write a second time.
+        // The write may have happened, and then marked the key done; if not, the lease stays
+        // until it ends, so a retry meanwhile is told to wait (409).
         return Ok(response);
     }
     if !response.status().is_success() {
-        release(core, &record_key).await;
+        release(core, &lease).await;
         return Ok(response);
     }
-    keep(core, &record_key, &path, request_hash, response).await
+    keep(core, &lease, &path, response).await
 }
 
-/// Frees a key whose request did not succeed, so it can be retried.
-async fn release(core: &Core, record: &Key) {
-    if let Err(error) = core.store.delete(Table::Core, record, None).await {
+/// Frees a key whose request did not succeed, so it can be retried; a key marked done stays.
+async fn release(core: &Core, lease: &Lease) {
+    if let Err(error) = core.store.delete(Table::Core, &lease.record, Some(lease.version)).await {
         tracing::warn!(%error, "an idempotency lease could not be freed; it ends on its own");
     }
 }
 
 /// Stores a successful answer under its key and returns it.
-async fn keep(
-    core: &Core,
-    record: &Key,
-    path: &str,
-    request: String,
-    response: Response,
-) -> Result<Response, CoreError> {
+async fn keep(core: &Core, lease: &Lease, path: &str, response: Response) -> Result<Response, CoreError> {
     let (parts, body) = response.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_STORED_BODY).await else {
-        release(core, record).await;
+        release(core, lease).await;
         return Err(Problem::internal().into());
     };
-    let org = path
-        .strip_prefix("/v1/orgs/")
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|raw| crate::orgs::org_id(raw).ok());
+    let record = &lease.record;
+    let org = crate::audit::org_in(path);
     let stored_body = match &org {
         Some(org) => core.keys.seal(org, &context(record), &body).await?,
         None => body.to_vec(),
@@ -197,16 +227,21 @@ async fn keep(
         body: STANDARD.encode(stored_body),
         org,
     };
+    // Replaces this request's own record: its lease, or the lease its write marked done.
+    let Some(stored) = crate::records::read::<Record>(&*core.store, record).await? else {
+        tracing::warn!("an idempotency lease ended before its answer was kept");
+        return Ok(Response::from_parts(parts, Body::from(body)));
+    };
     let mut item = crate::records::new_item(
         record.clone(),
         &Record {
-            request,
+            request: lease.request.clone(),
             answer: Some(answer),
+            done: stored.value.done,
         },
     )?
     .expiring_at(now_unix() + KEPT_SECS);
-    // Replaces this request's own lease.
-    item.version = 1;
+    item.version = stored.version;
     if let Err(error) = core.store.put(Table::Core, &item).await {
         tracing::warn!(%error, "an answer could not be kept for its idempotency key");
     }
@@ -231,7 +266,10 @@ async fn earlier(core: &Core, caller: &Caller, record_key: &Key, request: &str) 
         .into());
     }
     let Some(answer) = record.answer else {
-        return Err(in_flight());
+        return match record.done {
+            Some(target) => made(core, caller, &target).await,
+            None => Err(in_flight()),
+        };
     };
     let body = STANDARD
         .decode(&answer.body)
@@ -250,6 +288,21 @@ async fn earlier(core: &Core, caller: &Caller, record_key: &Key, request: &str) 
             response.headers_mut().insert(name, value);
         }
     }
+    response
+        .headers_mut()
+        .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+/// The answer to a retry of a request whose write happened but whose answer was not kept: 303
+/// See Other to what it made, for a caller still a member of its organisation.
+async fn made(core: &Core, caller: &Caller, target: &str) -> Result<Response, CoreError> {
+    let org = crate::audit::org_in(target)
+        .ok_or_else(|| StoreError::Corrupt("an idempotency record names no organisation".into()))?;
+    crate::orgs::member_for(core, &org, caller, crate::permissions::Action::ReadOrg).await?;
+    let location = HeaderValue::from_str(target).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    response.headers_mut().insert(header::LOCATION, location);
     response
         .headers_mut()
         .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));

@@ -106,6 +106,7 @@ fn owner_delta(before: Option<Role>, after: Option<Role>) -> i32 {
     responses((status = 201, body = MemberView),
         (status = 422, description = "Invalid input, or an Idempotency-Key used for another request", content_type = "application/problem+json"), (status = 403, description = "The caller's role cannot add this role", content_type = "application/problem+json"),
         (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json"),
+        (status = 303, description = "A retry with the Idempotency-Key of a request that wrote but whose answer was lost: what it made is at Location", headers(("location" = String, description = "What the first request made"))),
         (status = 409, description = "Already a member, the user in 100 organisations already, or another change came first, or the request with this Idempotency-Key is still running", content_type = "application/problem+json")))]
 pub async fn add(
     State(core): State<Core>,

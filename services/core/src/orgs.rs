@@ -172,6 +172,7 @@ async fn access(
     params(("idempotency-key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: a retry with the same key and body gets the first answer again (marked idempotent-replayed: true); kept 24 hours")),
     responses((status = 201, body = OrgView, description = "Created; the caller is its owner"),
         (status = 422, description = "Invalid name, or an Idempotency-Key used for another request", content_type = "application/problem+json"),
+        (status = 303, description = "A retry with the Idempotency-Key of a request that wrote but whose answer was lost: what it made is at Location", headers(("location" = String, description = "What the first request made"))),
         (status = 409, description = "The caller already belongs to 100 organisations, or the request with this Idempotency-Key is still running", content_type = "application/problem+json")))]
 pub async fn create(
     State(core): State<Core>,

@@ -68,6 +68,7 @@ pub async fn project_for(
     responses((status = 201, body = ProjectView),
         (status = 422, description = "Invalid input, or an Idempotency-Key used for another request", content_type = "application/problem+json"), (status = 403, description = "Only owners and admins create projects", content_type = "application/problem+json"),
         (status = 404, description = "No such organisation, or not the caller's", content_type = "application/problem+json"),
+        (status = 303, description = "A retry with the Idempotency-Key of a request that wrote but whose answer was lost: what it made is at Location", headers(("location" = String, description = "What the first request made"))),
         (status = 409, description = "Another change came first, or the request with this Idempotency-Key is still running", content_type = "application/problem+json")))]
 pub async fn create(
     State(core): State<Core>,

@@ -4,4 +4,5 @@
 mod api;
 mod binary;
 mod faults;
+mod lost_answer;
 mod stack;

@@ -52,9 +52,15 @@ pub struct Reply {
 
 impl Stack {
     pub async fn embedded() -> Self {
+        Self::embedded_with(|store| store).await
+    }
+
+    /// On the embedded backends, the store seen through `wrap` (to inject its faults).
+    pub async fn embedded_with(wrap: impl FnOnce(Arc<dyn ItemStore>) -> Arc<dyn ItemStore>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let settings = rampart_testkit::embedded_settings(dir.path());
-        let backends = Backends::connect(&settings, None).await.expect("embedded backends");
+        let mut backends = Backends::connect(&settings, None).await.expect("embedded backends");
+        backends.store = wrap(backends.store);
         Self::serve(settings, None, backends, dir).await
     }
 
@@ -110,7 +116,11 @@ impl Stack {
             rampart_testkit::spawn(core_router, &settings.http, &shutdown).await
         );
         let stack = Self {
-            http: reqwest::Client::new(),
+            // What core answers, redirects included (a 303 is an answer the tests check).
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
             auth,
             core,
             store,
