@@ -275,6 +275,9 @@ pub(crate) use rampart_kernel::now_unix;
 /// reads never return an expired item either way).
 pub const PURGE_PERIOD: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
+/// How often the embedded store checkpoints its WAL in the background.
+pub const CHECKPOINT_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Creates the schema's DynamoDB tables under `prefix`, or finds them: what `rampart bootstrap`
 /// runs. Returns their names.
 pub async fn provision(aws: &aws_types::SdkConfig, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -282,7 +285,8 @@ pub async fn provision(aws: &aws_types::SdkConfig, prefix: &str) -> Result<Vec<S
 }
 
 /// The store the settings select: SQLite under `data_dir`, or DynamoDB. Opened inside a tokio
-/// runtime, the SQLite store purges expired items every [`PURGE_PERIOD`].
+/// runtime, the SQLite store purges expired items every [`PURGE_PERIOD`] and checkpoints every
+/// [`CHECKPOINT_PERIOD`].
 pub fn connect(
     settings: &rampart_kernel::Settings,
     aws: Option<&aws_types::SdkConfig>,
@@ -298,6 +302,7 @@ pub fn connect(
                 .map_err(|e| rampart_kernel::ConfigError::new("data_dir", format!("{}: {e}", path.display())))?;
             if tokio::runtime::Handle::try_current().is_ok() {
                 store.purge_expired_every(PURGE_PERIOD);
+                store.checkpoint_every(CHECKPOINT_PERIOD);
             }
             Ok(std::sync::Arc::new(store))
         }

@@ -1,6 +1,6 @@
 //! The embedded adapter: one SQLite file, one table per logical table, WAL journaling.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ pub struct SqliteStore {
     /// less than a hop to another thread and back (docs/performance.md), and in WAL mode it never
     /// waits for the writer. One per core, so the runtime's workers seldom wait for each other.
     readers: Arc<[Mutex<Connection>]>,
+    path: Arc<PathBuf>,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> StoreError {
@@ -57,6 +58,7 @@ impl SqliteStore {
         Ok(Self {
             writer: Arc::new(Mutex::new(writer)),
             readers,
+            path: Arc::new(path.to_owned()),
         })
     }
 
@@ -77,6 +79,56 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         write_on(Arc::clone(&self.writer), work).await
+    }
+
+    /// Checkpoints the WAL into the database file every `period`, on a connection of its own,
+    /// and from then on the writer makes none itself: otherwise the commit that fills the WAL
+    /// runs the checkpoint and its fsync, and every write queued behind it waits (the p99 of
+    /// the document PUT in docs/performance.md). PASSIVE: it copies what no reader still needs
+    /// and waits for nobody. The task ends once the store is dropped.
+    pub fn checkpoint_every(&self, period: Duration) -> tokio::task::JoinHandle<()> {
+        let writer = Arc::downgrade(&self.writer);
+        let path = Arc::clone(&self.path);
+        tokio::spawn(async move {
+            let opened = tokio::task::spawn_blocking(move || Connection::open(&*path).map_err(unavailable)).await;
+            let checkpointer = match opened.map_err(unavailable).and_then(|opened| opened) {
+                Ok(connection) => Arc::new(Mutex::new(connection)),
+                Err(error) => {
+                    tracing::warn!(%error, "no checkpointer; the writer checkpoints");
+                    return;
+                }
+            };
+            let Some(first) = writer.upgrade() else {
+                return;
+            };
+            let handed_over = write_on(first, |connection| {
+                connection
+                    .execute_batch("PRAGMA wal_autocheckpoint = 0")
+                    .map_err(unavailable)
+            });
+            if let Err(error) = handed_over.await {
+                tracing::warn!(%error, "no checkpointer; the writer checkpoints");
+                return;
+            }
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if writer.strong_count() == 0 {
+                    return;
+                }
+                let checkpointer = Arc::clone(&checkpointer);
+                let checkpoint = tokio::task::spawn_blocking(move || {
+                    let connection = checkpointer.lock().unwrap_or_else(PoisonError::into_inner);
+                    connection
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        .map_err(unavailable)
+                });
+                if let Err(error) = checkpoint.await.map_err(unavailable).and_then(|done| done) {
+                    tracing::warn!(%error, "a checkpoint failed; retried next period");
+                }
+            }
+        })
     }
 
     /// Purges expired items every `period`, the first a period from now, as DynamoDB's TTL does
@@ -243,13 +295,19 @@ impl ItemGet for SqliteStore {
         crate::check_get_many(keys)?;
         let now = now_unix();
         self.read(|connection| {
-            let snapshot = connection.transaction().map_err(unavailable)?;
             let sql = format!(
                 "SELECT {COLUMNS} FROM items_{} WHERE pk = ?1 AND sk = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
                 table.logical()
             );
-            let mut statement = snapshot.prepare_cached(&sql).map_err(unavailable)?;
-            keys.iter()
+            let mut statement = connection.prepare_cached(&sql).map_err(unavailable)?;
+            // BEGIN and COMMIT as cached statements: rusqlite's `transaction()` parses both anew
+            // on every call, a measurable part of a read.
+            connection
+                .prepare_cached("BEGIN")
+                .and_then(|mut begin| begin.execute([]))
+                .map_err(unavailable)?;
+            let items = keys
+                .iter()
                 .map(|key| {
                     let raw = statement
                         .query_row(params![key.pk, key.sk, now], row_to_item)
@@ -257,7 +315,16 @@ impl ItemGet for SqliteStore {
                         .map_err(unavailable)?;
                     raw.map(decode).transpose()
                 })
-                .collect()
+                .collect();
+            // Ends the read transaction however the reads went; a reader is never left inside one.
+            let ended = connection
+                .prepare_cached("COMMIT")
+                .and_then(|mut commit| commit.execute([]));
+            if ended.is_err() && !connection.is_autocommit() {
+                let _ = connection.execute_batch("ROLLBACK");
+            }
+            ended.map_err(unavailable)?;
+            items
         })
     }
 }

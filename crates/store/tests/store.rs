@@ -529,3 +529,35 @@ async fn a_store_file_from_an_earlier_release_keeps_its_items() {
         "{schema:?}"
     );
 }
+
+/// The embedded store checkpoints its WAL in the background: what is written reaches the
+/// database file itself without any writer's commit running a checkpoint (it is far below the
+/// 1,000 pages at which SQLite's own would run), and the task ends once the store is dropped.
+#[tokio::test]
+async fn the_sqlite_store_checkpoints_in_the_background_until_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.sqlite");
+    let store = SqliteStore::open(&path).expect("open");
+    let checkpointer = store.checkpoint_every(Duration::from_millis(20));
+    let before = std::fs::metadata(&path).expect("file").len();
+    for n in 0..50 {
+        let item = Item::new(
+            Key::new(unique("wal"), format!("{n}")),
+            json!({"text": "x".repeat(2000)}),
+        );
+        store.put(Table::Core, &item).await.expect("put");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::fs::metadata(&path).expect("file").len() < before + 50 * 2000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rows did not reach the database file"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(store);
+    tokio::time::timeout(Duration::from_secs(5), checkpointer)
+        .await
+        .expect("the checkpointer ends with the store")
+        .expect("no panic");
+}

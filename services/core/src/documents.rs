@@ -180,8 +180,8 @@ async fn open(core: &Core, org: &str, document: &Document, field: &str) -> Resul
         .map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))?;
     let revision = document.revision.to_string();
     let context = context(&document.project_id, &document.id, &revision, field);
-    let plaintext = core.keys.open(org, &context, &sealed).await?;
-    String::from_utf8(plaintext.to_vec()).map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))
+    let mut plaintext = core.keys.open(org, &context, &sealed).await?;
+    String::from_utf8(std::mem::take(&mut *plaintext)).map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))
 }
 
 async fn fields(core: &Core, org: &str, document: &Document) -> Result<Fields, CoreError> {
