@@ -118,18 +118,7 @@ async fn the_emulator_stopped_mid_run_gives_503s_then_core_recovers_without_a_re
     let stack = Stack::aws_on(rampart_testkit::aws_at(moto.endpoint().to_owned()).await, |_| {}).await;
     let ada = stack.user().await;
     let org = stack.org(&ada, "Acme").await;
-    let project = stack
-        .call(
-            &ada,
-            Method::POST,
-            &format!("/v1/orgs/{org}/projects"),
-            Some(json!({"name": "P"})),
-        )
-        .await;
-    let documents = format!(
-        "/v1/orgs/{org}/projects/{}/documents",
-        project.body["id"].as_str().expect("id")
-    );
+    let documents = stack.documents_of_new_project(&ada, &org).await;
 
     // Three writers, each creating documents and organisations one after another, while the
     // emulator stops for ten seconds in the middle of their run: longer than the SDK's retries
@@ -225,18 +214,7 @@ async fn kms_refusing_gives_503s_writes_nothing_and_core_recovers() {
 
     let ada = stack.user().await;
     let org = stack.org(&ada, "Acme").await;
-    let project = stack
-        .call(
-            &ada,
-            Method::POST,
-            &format!("/v1/orgs/{org}/projects"),
-            Some(json!({"name": "P"})),
-        )
-        .await;
-    let documents = format!(
-        "/v1/orgs/{org}/projects/{}/documents",
-        project.body["id"].as_str().expect("id")
-    );
+    let documents = stack.documents_of_new_project(&ada, &org).await;
     let created = create_document(&stack, &ada, &documents, 0).await;
     let document = format!("{documents}/{}", created.body["id"].as_str().expect("id"));
     let before = table(&stack).await;

@@ -87,19 +87,7 @@ async fn a_create_whose_answer_was_lost_is_not_made_twice() {
     let stack = Stack::embedded_with(|store| Arc::new(LosesAnAnswer { store, armed: lossy })).await;
     let (ada, eve) = (stack.user().await, stack.user().await);
     let org = stack.org(&ada, "Acme").await;
-    let project = stack
-        .call(
-            &ada,
-            http::Method::POST,
-            &format!("/v1/orgs/{org}/projects"),
-            Some(json!({"name": "Plans"})),
-        )
-        .await;
-    assert_eq!(project.status, 201, "{project:?}");
-    let documents = format!(
-        "/v1/orgs/{org}/projects/{}/documents",
-        project.body["id"].as_str().expect("id")
-    );
+    let documents = stack.documents_of_new_project(&ada, &org).await;
     assert_eq!(stack.add(&ada, &org, &eve, "editor").await.status, 201);
     let post = |user: &User| {
         stack

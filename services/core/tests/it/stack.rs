@@ -213,6 +213,23 @@ impl Stack {
         created.body["id"].as_str().expect("id").to_owned()
     }
 
+    /// A new project in `org`, made by `owner`; returns the path of its documents.
+    pub async fn documents_of_new_project(&self, owner: &User, org: &str) -> String {
+        let project = self
+            .call(
+                owner,
+                http::Method::POST,
+                &format!("/v1/orgs/{org}/projects"),
+                Some(serde_json::json!({"name": "P"})),
+            )
+            .await;
+        assert_eq!(project.status, 201, "{project:?}");
+        format!(
+            "/v1/orgs/{org}/projects/{}/documents",
+            project.body["id"].as_str().expect("id")
+        )
+    }
+
     /// Adds `member` to `org` with `role`, as `by`.
     pub async fn add(&self, by: &User, org: &str, member: &User, role: &str) -> Reply {
         let body = serde_json::json!({"user_id": member.id, "role": role});
