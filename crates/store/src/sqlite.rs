@@ -36,7 +36,8 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self> {
         let mut writer = Connection::open(path).map_err(unavailable)?;
         // secure_delete: a deleted row's bytes are overwritten, so what is deleted (a shredded
-        // tenant's wrapped keys) does not linger in the file's free pages.
+        // tenant's wrapped keys) does not linger in the file's free pages. (FAST, which leaves
+        // freed pages as they were, wrote as many bytes per document PUT: 35.6 against 36 KiB.)
         writer
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;")
             .map_err(unavailable)?;

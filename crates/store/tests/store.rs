@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use rampart_store::dynamodb::provision::provision_tables;
 use rampart_store::{
-    DynamoDbStore, Item, ItemGet, ItemPut, ItemQuery, ItemStore, Key, Lookup, SortRange, SqliteStore, StoreError,
-    Table, Write,
+    DynamoDbStore, Item, ItemDelete, ItemGet, ItemPut, ItemQuery, ItemStore, Key, Lookup, SortRange, SqliteStore,
+    StoreError, Table, Write,
 };
 use serde_json::json;
 
@@ -560,4 +560,44 @@ async fn the_sqlite_store_checkpoints_in_the_background_until_dropped() {
         .await
         .expect("the checkpointer ends with the store")
         .expect("no panic");
+}
+
+/// A deleted small item (as a tenant's wrapped data key is) leaves no trace in the SQLite files
+/// once checkpointed: its bytes are overwritten, not just unlinked. Items around it in the same
+/// page stay.
+#[tokio::test]
+async fn a_deleted_small_item_is_gone_from_the_sqlite_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.sqlite");
+    let store = SqliteStore::open(&path).expect("open");
+    let marker = format!("wrapped-key-{}", unique("marker"));
+    let partition = unique("tenantkey");
+    for n in 0..3 {
+        let body = if n == 1 {
+            json!({"key": marker})
+        } else {
+            json!({"key": "neighbour"})
+        };
+        store
+            .put(Table::Core, &Item::new(Key::new(&partition, format!("v{n}")), body))
+            .await
+            .expect("put");
+    }
+    store
+        .delete(Table::Core, &Key::new(&partition, "v1"), None)
+        .await
+        .expect("delete");
+    let checkpoint = rusqlite::Connection::open(&path).expect("open");
+    checkpoint
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0))
+        .expect("checkpoint");
+    for file in ["store.sqlite", "store.sqlite-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(marker.len()).any(|window| window == marker.as_bytes()),
+            "the deleted item is still in {file}"
+        );
+    }
+    let left = store.query(Table::Core, &partition, "v", 10).await.expect("query");
+    assert_eq!(left.len(), 2, "its neighbours stay");
 }
