@@ -202,17 +202,33 @@ async fn release(core: &Core, lease: &Lease) {
     }
 }
 
-/// Stores a successful answer under its key and returns it.
+/// Stores a successful answer under its key, and returns it however that went: the write is
+/// made and its key marked done, so a retry is answered either way.
 async fn keep(core: &Core, lease: &Lease, path: &str, response: Response) -> Result<Response, CoreError> {
     let (parts, body) = response.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_STORED_BODY).await else {
         release(core, lease).await;
         return Err(Problem::internal().into());
     };
+    if let Err(error) = store_answer(core, lease, path, &parts, &body).await {
+        tracing::warn!(?error, "an answer could not be kept for its idempotency key");
+    }
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// Replaces the request's own record (its lease, or the lease its write marked done) with the
+/// answer, sealed with the organisation's key under an organisation.
+async fn store_answer(
+    core: &Core,
+    lease: &Lease,
+    path: &str,
+    parts: &http::response::Parts,
+    body: &Bytes,
+) -> Result<(), CoreError> {
     let record = &lease.record;
     let org = crate::audit::org_in(path);
     let stored_body = match &org {
-        Some(org) => core.keys.seal(org, &context(record), &body).await?,
+        Some(org) => core.keys.seal(org, &context(record), body).await?,
         None => body.to_vec(),
     };
     let answer = Answer {
@@ -227,10 +243,10 @@ async fn keep(core: &Core, lease: &Lease, path: &str, response: Response) -> Res
         body: STANDARD.encode(stored_body),
         org,
     };
-    // Replaces this request's own record: its lease, or the lease its write marked done.
-    let Some(stored) = crate::records::read::<Record>(&*core.store, record).await? else {
+    let stored = crate::records::read::<Record>(&*core.store, record).await?;
+    let Some(stored) = stored.filter(|stored| stored.value.request == lease.request) else {
         tracing::warn!("an idempotency lease ended before its answer was kept");
-        return Ok(Response::from_parts(parts, Body::from(body)));
+        return Ok(());
     };
     let mut item = crate::records::new_item(
         record.clone(),
@@ -242,10 +258,8 @@ async fn keep(core: &Core, lease: &Lease, path: &str, response: Response) -> Res
     )?
     .expiring_at(now_unix() + KEPT_SECS);
     item.version = stored.version;
-    if let Err(error) = core.store.put(Table::Core, &item).await {
-        tracing::warn!(%error, "an answer could not be kept for its idempotency key");
-    }
-    Ok(Response::from_parts(parts, Body::from(body)))
+    core.store.put(Table::Core, &item).await?;
+    Ok(())
 }
 
 /// The answer to a request whose key is taken: the stored answer, 409 while the first request
