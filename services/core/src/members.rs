@@ -116,8 +116,9 @@ pub async fn add(
 ) -> Result<Response, CoreError> {
     let org = org_id(&org)?;
     let user = user_id("/user_id", &request.user_id)?;
-    let access = member_for(&core, &org, &caller, action_for(None, Some(request.role))).await?;
-    if records::membership(&*core.store, &org, &user).await?.is_some() {
+    let (access, existing) =
+        access_and_member(&core, &org, &caller, action_for(None, Some(request.role)), &user).await?;
+    if existing.is_some() {
         return Err(CoreError::Conflict("The user is already a member."));
     }
     if records::orgs_of(&*core.store, &user).await?.len() >= records::MAX_ORGS_PER_USER {
@@ -169,28 +170,23 @@ pub async fn list(
     }))
 }
 
-/// The caller's access to `org` and the membership of `user` there, read in one store call.
-async fn access_and_target(
+/// The caller's access to `org` for `action` and the membership of `user` there, if any, read
+/// in one store call.
+async fn access_and_member(
     core: &Core,
     org: &str,
     caller: &Caller,
+    action: Action,
     user: &str,
-) -> Result<(Access, Stored<Membership>), CoreError> {
+) -> Result<(Access, Option<Stored<Membership>>), CoreError> {
     if user == caller.user_id {
-        let access = member_for(core, org, caller, Action::ReadOrg).await?;
-        let target = access.member.clone();
-        return Ok((access, target));
+        let access = member_for(core, org, caller, action).await?;
+        let member = access.member.clone();
+        return Ok((access, Some(member)));
     }
-    let (access, items) =
-        member_for_with(core, org, caller, Action::ReadOrg, &[records::member_key(org, user)]).await?;
-    let target = items
-        .into_iter()
-        .next()
-        .flatten()
-        .map(records::decode)
-        .transpose()?
-        .ok_or(CoreError::NotFound)?;
-    Ok((access, target))
+    let (access, items) = member_for_with(core, org, caller, action, &[records::member_key(org, user)]).await?;
+    let member = items.into_iter().next().flatten().map(records::decode).transpose()?;
+    Ok((access, member))
 }
 
 #[utoipa::path(patch, path = "/v1/orgs/{org}/members/{user}", tag = "members", security(("bearer" = [])),
@@ -207,7 +203,8 @@ pub async fn patch(
 ) -> Result<JsonBody<MemberView>, CoreError> {
     let org = org_id(&org)?;
     let user = user_id("/path/user", &user)?;
-    let (access, target) = access_and_target(&core, &org, &caller, &user).await?;
+    let (access, target) = access_and_member(&core, &org, &caller, Action::ReadOrg, &user).await?;
+    let target = target.ok_or(CoreError::NotFound)?;
     let Some(role) = request.role else {
         return Ok(JsonBody(view(&target.value)));
     };
@@ -241,7 +238,8 @@ pub async fn remove(
 ) -> Result<StatusCode, CoreError> {
     let org = org_id(&org)?;
     let user = user_id("/path/user", &user)?;
-    let (access, target) = access_and_target(&core, &org, &caller, &user).await?;
+    let (access, target) = access_and_member(&core, &org, &caller, Action::ReadOrg, &user).await?;
+    let target = target.ok_or(CoreError::NotFound)?;
     // Anyone may leave; removing someone else needs the role for theirs.
     let leaving = user == caller.user_id;
     if !leaving && !allows(access.member.value.role, action_for(Some(target.value.role), None)) {

@@ -107,13 +107,6 @@ pub async fn org(store: &dyn ItemStore, org: &str) -> Result<Option<Stored<Org>>
     store.get(Table::Core, &org_key(org)).await?.map(decode).transpose()
 }
 
-pub async fn membership(store: &dyn ItemStore, org: &str, user: &str) -> Result<Option<Stored<Membership>>, CoreError> {
-    store
-        .get(Table::Core, &member_key(org, user))
-        .await?
-        .map(decode)
-        .transpose()
-}
 
 /// The ids of the organisations `user` belongs to (one more than [`MAX_ORGS_PER_USER`] at most,
 /// to tell a full quota).
