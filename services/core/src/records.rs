@@ -107,7 +107,6 @@ pub async fn org(store: &dyn ItemStore, org: &str) -> Result<Option<Stored<Org>>
     store.get(Table::Core, &org_key(org)).await?.map(decode).transpose()
 }
 
-
 /// The ids of the organisations `user` belongs to (one more than [`MAX_ORGS_PER_USER`] at most,
 /// to tell a full quota).
 pub async fn orgs_of(store: &dyn ItemStore, user: &str) -> Result<Vec<String>, CoreError> {
