@@ -1,5 +1,7 @@
 //! The embedded adapter: one SQLite file, one table per logical table, WAL journaling.
 
+mod writer;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -15,9 +17,9 @@ use crate::{
 /// once, each reader on a snapshot.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    /// Writes, one at a time as SQLite takes them, on the blocking pool: a commit may run a
-    /// checkpoint, and its fsync must not hold up a runtime worker.
-    writer: Arc<Mutex<Connection>>,
+    /// Writes, on a thread of their own, committed in groups: a commit waits for the disk, and
+    /// must not hold up a runtime worker.
+    writer: Arc<writer::Writer>,
     /// Reads run on the calling thread: a point read from the page cache takes microseconds,
     /// less than a hop to another thread and back (docs/performance.md), and in WAL mode it never
     /// waits for the writer. One per core, so the runtime's workers seldom wait for each other.
@@ -41,6 +43,11 @@ impl SqliteStore {
         writer
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON;")
             .map_err(unavailable)?;
+        // The savepoint each write of a group runs in keeps what it must undo in memory, not in
+        // a temporary file.
+        writer
+            .execute_batch("PRAGMA temp_store = MEMORY;")
+            .map_err(unavailable)?;
         create_tables(&mut writer)?;
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let readers = (0..cores.clamp(2, 16))
@@ -57,7 +64,7 @@ impl SqliteStore {
             })
             .collect::<Result<Arc<[_]>>>()?;
         Ok(Self {
-            writer: Arc::new(Mutex::new(writer)),
+            writer: Arc::new(writer::Writer::start(writer)?),
             readers,
             path: Arc::new(path.to_owned()),
         })
@@ -77,9 +84,9 @@ impl SqliteStore {
     async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        write_on(Arc::clone(&self.writer), work).await
+        self.writer.run(work).await
     }
 
     /// Checkpoints the WAL into the database file every `period`, on a connection of its own,
@@ -102,12 +109,15 @@ impl SqliteStore {
             let Some(first) = writer.upgrade() else {
                 return;
             };
-            let handed_over = write_on(first, |connection| {
-                connection
-                    .execute_batch("PRAGMA wal_autocheckpoint = 0")
-                    .map_err(unavailable)
-            });
-            if let Err(error) = handed_over.await {
+            let handed_over = first
+                .run(|connection| {
+                    connection
+                        .execute_batch("PRAGMA wal_autocheckpoint = 0")
+                        .map_err(unavailable)
+                })
+                .await;
+            drop(first);
+            if let Err(error) = handed_over {
                 tracing::warn!(%error, "no checkpointer; the writer checkpoints");
                 return;
             }
@@ -145,7 +155,7 @@ impl SqliteStore {
                 let Some(writer) = writer.upgrade() else {
                     return;
                 };
-                match write_on(writer, purge).await {
+                match writer.run(purge).await {
                     Ok(removed) => tracing::debug!(removed, "expired items purged"),
                     Err(error) => tracing::warn!(%error, "purging expired items failed; retried next period"),
                 }
@@ -214,21 +224,7 @@ fn create_tables(connection: &mut Connection) -> Result<()> {
     transaction.commit().map_err(unavailable)
 }
 
-/// Runs `work` on the writer, on the blocking pool.
-async fn write_on<T, F>(writer: Arc<Mutex<Connection>>, work: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-{
-    tokio::task::spawn_blocking(move || {
-        let mut writer = writer.lock().map_err(|_| unavailable("writer lock poisoned"))?;
-        work(&mut writer)
-    })
-    .await
-    .map_err(unavailable)?
-}
-
-fn purge(connection: &mut Connection) -> Result<usize> {
+fn purge(connection: &Connection) -> Result<usize> {
     let now = now_unix();
     let mut removed = 0;
     for table in Table::ALL {
@@ -447,17 +443,16 @@ impl ItemTransact for SqliteStore {
         check_transaction(writes)?;
         let writes = writes.to_vec();
         let now = now_unix();
+        // All or nothing: the writer rolls back everything a write did if it returns an error.
         self.write(move |connection| {
-            // Dropped without a commit, the transaction rolls back: all or nothing.
-            let transaction = connection.transaction().map_err(unavailable)?;
             for write in &writes {
                 match write {
-                    Write::Put(item) => put_row(&transaction, table, item, now).map(|_| ())?,
-                    Write::Delete { key, expected_version } => delete_row(&transaction, table, key, *expected_version)?,
-                    Write::Check { key, version } => check_row(&transaction, table, key, *version, now)?,
+                    Write::Put(item) => put_row(connection, table, item, now).map(|_| ())?,
+                    Write::Delete { key, expected_version } => delete_row(connection, table, key, *expected_version)?,
+                    Write::Check { key, version } => check_row(connection, table, key, *version, now)?,
                 }
             }
-            transaction.commit().map_err(unavailable)
+            Ok(())
         })
         .await
     }
