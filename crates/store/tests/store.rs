@@ -562,6 +562,60 @@ async fn the_sqlite_store_checkpoints_in_the_background_until_dropped() {
         .expect("no panic");
 }
 
+/// Under writes that never pause, the WAL still starts over: a checkpoint that runs beside the
+/// writer never catches up with it (new frames arrive while it copies), so the writer finishes
+/// each one between two commits. Without that the WAL grows by every page written, for as long
+/// as the writes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_writes_that_never_pause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.sqlite");
+    let store = SqliteStore::open(&path).expect("open");
+    let _checkpointer = store.checkpoint_every(Duration::from_millis(20));
+    let (writers, each) = (8, 2000);
+    let tasks: Vec<_> = (0..writers)
+        .map(|writer| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in 0..each {
+                    let item = Item::new(
+                        Key::new(format!("busy-{writer}"), format!("{n}")),
+                        json!({"text": "x".repeat(2000)}),
+                    );
+                    store.put(Table::Core, &item).await.expect("put");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("writer");
+    }
+    // Every write appended at least its own 4 KiB leaf page to the WAL.
+    let appended = writers * each * 4096;
+    let wal = std::fs::metadata(path.with_extension("sqlite-wal")).expect("wal").len();
+    assert!(
+        wal < appended / 4,
+        "the WAL reached {wal} bytes of the {appended} or more appended: it never started over"
+    );
+}
+
+/// The store's files are the owner's alone, whatever the umask.
+#[tokio::test]
+async fn the_sqlite_store_file_is_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.sqlite");
+    let store = SqliteStore::open(&path).expect("open");
+    store
+        .put(Table::Core, &Item::new(Key::new(unique("mode"), "1"), json!({"a": 1})))
+        .await
+        .expect("put");
+    for file in [path.clone(), path.with_extension("sqlite-wal")] {
+        let mode = std::fs::metadata(&file).expect("file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+    }
+}
+
 /// A deleted small item (as a tenant's wrapped data key is) leaves no trace in the SQLite files
 /// once checkpointed: its bytes are overwritten, not just unlinked. Items around it in the same
 /// page stay.

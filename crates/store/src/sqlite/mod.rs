@@ -37,6 +37,12 @@ impl SqliteStore {
     /// Opens (creating if needed) the store file; its directory must exist.
     pub fn open(path: &Path) -> Result<Self> {
         let mut writer = Connection::open(path).map_err(unavailable)?;
+        // Owner-only before the WAL exists: SQLite gives the WAL and shared-memory files the
+        // database file's mode.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(unavailable)?;
+        }
         // secure_delete: a deleted row's bytes are overwritten, so what is deleted (a shredded
         // tenant's wrapped keys) does not linger in the file's free pages. (FAST, which leaves
         // freed pages as they were, wrote as many bytes per document PUT: 35.6 against 36 KiB.)
@@ -93,7 +99,13 @@ impl SqliteStore {
     /// and from then on the writer makes none itself: otherwise the commit that fills the WAL
     /// runs the checkpoint and its fsync, and every write queued behind it waits (the p99 of
     /// the document PUT in docs/performance.md). PASSIVE: it copies what no reader still needs
-    /// and waits for nobody. The task ends once the store is dropped.
+    /// and waits for nobody.
+    ///
+    /// Under writes that never pause, that checkpoint never catches up (frames arrive while it
+    /// copies), and SQLite starts the WAL over only once all of it is copied; so the writer then
+    /// copies the few frames left, between two commits, and the WAL stays the size of one
+    /// period's writes instead of growing for as long as the writes go on. The task ends once
+    /// the store is dropped.
     pub fn checkpoint_every(&self, period: Duration) -> tokio::task::JoinHandle<()> {
         let writer = Arc::downgrade(&self.writer);
         let path = Arc::clone(&self.path);
@@ -136,6 +148,20 @@ impl SqliteStore {
                         .map_err(unavailable)
                 });
                 if let Err(error) = checkpoint.await.map_err(unavailable).and_then(|done| done) {
+                    tracing::warn!(%error, "a checkpoint failed; retried next period");
+                }
+                let Some(current) = writer.upgrade() else {
+                    return;
+                };
+                let finished = current
+                    .run_alone(|connection| {
+                        connection
+                            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                            .map_err(unavailable)
+                    })
+                    .await;
+                drop(current);
+                if let Err(error) = finished {
                     tracing::warn!(%error, "a checkpoint failed; retried next period");
                 }
             }

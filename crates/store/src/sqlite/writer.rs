@@ -34,9 +34,13 @@ trait Job: Send {
     /// Answers the caller once the group's commit has succeeded or failed (or, if the write
     /// never ran, with why not).
     fn answer(self: Box<Self>, committed: std::result::Result<(), &str>);
+
+    /// Runs outside any transaction, on its own (a checkpoint cannot run inside one).
+    fn alone(&self) -> bool;
 }
 
 struct Pending<T, F> {
+    alone: bool,
     work: Option<F>,
     outcome: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
@@ -69,6 +73,10 @@ where
         // The caller may have stopped waiting; what was committed stays committed.
         let _ = self.reply.send(answer);
     }
+
+    fn alone(&self) -> bool {
+        self.alone
+    }
 }
 
 impl Writer {
@@ -89,18 +97,30 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.submit(work)?
+        self.submit(false, work)?
             .await
             .map_err(|_| unavailable("the writer has stopped"))?
     }
 
-    fn submit<T, F>(&self, work: F) -> Result<oneshot::Receiver<Result<T>>>
+    /// Runs `work` between two groups, outside any transaction: nothing else writes meanwhile.
+    pub(super) async fn run_alone<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.submit(true, work)?
+            .await
+            .map_err(|_| unavailable("the writer has stopped"))?
+    }
+
+    fn submit<T, F>(&self, alone: bool, work: F) -> Result<oneshot::Receiver<Result<T>>>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
+            alone,
             work: Some(work),
             outcome: None,
             reply,
@@ -112,10 +132,16 @@ impl Writer {
 
 fn serve(connection: &Connection, queue: &mpsc::Receiver<Box<dyn Job>>) {
     while let Ok(first) = queue.recv() {
-        let group: Vec<_> = std::iter::once(first)
+        let (alone, group): (Vec<_>, Vec<_>) = std::iter::once(first)
             .chain(queue.try_iter().take(MAX_GROUP - 1))
-            .collect();
-        commit(connection, group);
+            .partition(|job| job.alone());
+        for mut job in alone {
+            job.run(connection);
+            job.answer(Ok(()));
+        }
+        if !group.is_empty() {
+            commit(connection, group);
+        }
     }
 }
 
@@ -179,7 +205,7 @@ mod tests {
         let (started, running) = mpsc::channel();
         let (release, released) = mpsc::channel::<()>();
         let busy = writer
-            .submit(move |connection| {
+            .submit(false, move |connection| {
                 started.send(()).expect("started");
                 released.recv().expect("released");
                 insert(connection, "first")
@@ -201,20 +227,20 @@ mod tests {
     async fn a_failed_write_in_a_group_is_rolled_back_alone() {
         let (_dir, writer, path) = writer_on_a_table();
         let (release, busy) = hold(&writer);
-        let kept = writer.submit(|c| insert(c, "kept")).expect("submit");
+        let kept = writer.submit(false, |c| insert(c, "kept")).expect("submit");
         let refused = writer
-            .submit(|c| {
+            .submit(false, |c| {
                 insert(c, "refused")?;
                 Err::<(), _>(StoreError::ConditionFailed)
             })
             .expect("submit");
         let panicked = writer
-            .submit(|c| -> Result<()> {
+            .submit(false, |c| -> Result<()> {
                 insert(c, "panicked")?;
                 panic!("a write that panics")
             })
             .expect("submit");
-        let also_kept = writer.submit(|c| insert(c, "also kept")).expect("submit");
+        let also_kept = writer.submit(false, |c| insert(c, "also kept")).expect("submit");
         release.send(()).expect("release");
 
         busy.await.expect("answered").expect("first write");
@@ -238,9 +264,9 @@ mod tests {
     async fn a_group_that_cannot_commit_answers_every_write_with_an_error() {
         let (_dir, writer, path) = writer_on_a_table();
         let (release, busy) = hold(&writer);
-        let ran = writer.submit(|c| insert(c, "ran")).expect("submit");
+        let ran = writer.submit(false, |c| insert(c, "ran")).expect("submit");
         let breaks = writer
-            .submit(|c| c.execute_batch("ROLLBACK").map_err(unavailable))
+            .submit(false, |c| c.execute_batch("ROLLBACK").map_err(unavailable))
             .expect("submit");
         release.send(()).expect("release");
 
