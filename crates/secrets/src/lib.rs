@@ -1,13 +1,15 @@
-//! Secrets by name: the [`SecretSource`] port, with a Secrets Manager adapter and a local
-//! owner-only file for the embedded platform. Values are [`SecretString`]s: redacted in `Debug`,
+//! Secrets by name: the [`SecretSource`] port, with Secrets Manager and Vault adapters and a
+//! local owner-only file for the embedded platform. Values are [`SecretString`]s: redacted in `Debug`,
 //! zeroized on drop, and never logged.
 
 pub mod aws;
 pub mod local;
+pub mod vault;
 
 pub use aws::SecretsManagerSource;
 pub use local::LocalSecretsFile;
 pub use secrecy::{ExposeSecret, SecretString};
+pub use vault::{VaultLogin, VaultSettings, VaultSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -15,6 +17,18 @@ pub enum SecretError {
     NotFound(String),
     #[error("secret store unavailable: {0}")]
     Unavailable(String),
+    /// The store refused this service's identity or what it asked for: a configuration error
+    /// (a policy, a role, a revoked credential) that waiting does not mend.
+    #[error("secret store refused access: {0}")]
+    Denied(String),
+}
+
+/// A secret's current value and, if the source keeps it, the value it replaced: while a
+/// rotation settles, what was made with either (a MAC, a cursor) must still be accepted.
+#[derive(Debug)]
+pub struct Rotated {
+    pub current: SecretString,
+    pub previous: Option<SecretString>,
 }
 
 /// Reads secrets by their logical name (e.g. `auth/cognito-client-secret`).
@@ -33,6 +47,15 @@ pub trait SecretSource: Send + Sync + std::fmt::Debug {
     ) -> Result<SecretString, SecretError> {
         let _ = generate;
         self.get(name).await
+    }
+
+    /// The current value and the previous one, where the source keeps versions; a source that
+    /// keeps none answers with no previous value.
+    async fn get_with_previous(&self, name: &str) -> Result<Rotated, SecretError> {
+        Ok(Rotated {
+            current: self.get(name).await?,
+            previous: None,
+        })
     }
 }
 

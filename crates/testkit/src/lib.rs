@@ -3,10 +3,14 @@
 //! [`aws`] gives a test an AWS configuration and a resource prefix of its own. It uses the
 //! endpoint in `AWS_ENDPOINT_URL` when set (the test command starts one moto server for the
 //! whole run), and otherwise starts `moto_server` on a free loopback port for this test process.
+//! [`vault`] does the same for Vault: `VAULT_ADDR` and `VAULT_TOKEN` when set, otherwise an
+//! OpenBao dev server (`bao server -dev`, the open-source Vault) started for this test process.
 //! It never skips: if no emulator can be reached or started, the test fails and says why.
 
 pub mod events;
 mod moto;
+mod server;
+mod vault;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,6 +25,7 @@ use rampart_kernel::Settings;
 use rampart_kernel::config::HttpSettings;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+pub use vault::{OPENBAO_VERSION, OpenBao, TestVault, vault};
 
 /// The embedded platform's settings with its files in `dir`, everything else at its default.
 pub fn embedded_settings(dir: &Path) -> Settings {
@@ -95,30 +100,7 @@ pub fn endpoint() -> String {
         return endpoint;
     }
     static SHARED: OnceLock<String> = OnceLock::new();
-    SHARED
-        .get_or_init(|| {
-            // Started from a thread that lives as long as the process, because moto is told to
-            // exit when the thread that started it ends.
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || match Moto::start() {
-                Ok(moto) => {
-                    let _ = tx.send(Ok(moto.endpoint().to_string()));
-                    let _keep_running = moto;
-                    loop {
-                        std::thread::park();
-                    }
-                }
-                Err(error) => {
-                    let _ = tx.send(Err(error));
-                }
-            });
-            match rx.recv() {
-                Ok(Ok(endpoint)) => endpoint,
-                Ok(Err(error)) => panic!("{error}"),
-                Err(_) => panic!("the moto launcher thread died"),
-            }
-        })
-        .clone()
+    server::once_per_process(&SHARED, Moto::start, |moto| moto.endpoint().to_owned())
 }
 
 /// SDK configuration for an emulator at `endpoint`, with fixed dummy credentials, and the

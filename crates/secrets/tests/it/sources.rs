@@ -4,7 +4,7 @@ use rampart_secrets::{
     ExposeSecret, LocalSecretsFile, SecretError, SecretSink, SecretSource, SecretString, SecretsManagerSource,
 };
 
-async fn round_trips<S: SecretSource + SecretSink>(store: &S) {
+pub(crate) async fn round_trips<S: SecretSource + SecretSink>(store: &S) {
     assert!(matches!(
         store.get("auth/cognito-client-secret").await,
         Err(SecretError::NotFound(_))

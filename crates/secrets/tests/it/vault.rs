@@ -1,0 +1,338 @@
+//! The Vault adapter against a real Vault (OpenBao's dev server, or `VAULT_ADDR`): each login,
+//! KV v2 versions, a policy that refuses, and a revoked token.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use rampart_secrets::{
+    ExposeSecret, SecretError, SecretSink, SecretSource, SecretString, VaultLogin, VaultSettings, VaultSource,
+};
+use rampart_testkit::TestVault;
+use reqwest::Method;
+use serde_json::json;
+
+fn settings(vault: &TestVault, kv_mount: &str, login: VaultLogin) -> VaultSettings {
+    VaultSettings {
+        address: vault.address.clone(),
+        login,
+        kv_mount: kv_mount.to_owned(),
+        resource_prefix: "rampart-test".to_owned(),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+async fn root_source(vault: &TestVault, kv_mount: &str) -> VaultSource {
+    let login = VaultLogin::Token(SecretString::from(vault.root_token.clone()));
+    VaultSource::connect(settings(vault, kv_mount, login))
+        .await
+        .expect("connect")
+}
+
+/// A policy that may read the secrets under `rampart-test/<service>/` of `kv_mount`, and
+/// nothing else: what the playbook grants each service.
+async fn service_policy(vault: &TestVault, kv_mount: &str, service: &str) -> String {
+    let name = format!("{service}-{}", rampart_testkit::unique_suffix());
+    let policy = format!(
+        r#"path "{kv_mount}/data/rampart-test/{service}/*" {{ capabilities = ["read"] }}
+path "{kv_mount}/metadata/rampart-test/{service}/*" {{ capabilities = ["read"] }}"#
+    );
+    vault
+        .call(
+            Method::PUT,
+            &format!("sys/policies/acl/{name}"),
+            Some(json!({"policy": policy})),
+        )
+        .await;
+    name
+}
+
+async fn enable_auth(vault: &TestVault, kind: &str) -> String {
+    let mount = format!("{kind}-{}", rampart_testkit::unique_suffix());
+    vault
+        .call(Method::POST, &format!("sys/auth/{mount}"), Some(json!({"type": kind})))
+        .await;
+    mount
+}
+
+/// An AppRole login for a role holding only `policy`.
+async fn approle(vault: &TestVault, policy: &str) -> VaultLogin {
+    let mount = enable_auth(vault, "approle").await;
+    let role = format!("auth/{mount}/role/core");
+    vault
+        .call(
+            Method::POST,
+            &role,
+            Some(json!({"token_policies": [policy], "token_ttl": "1h", "secret_id_ttl": "10m"})),
+        )
+        .await;
+    let role_id = vault.call(Method::GET, &format!("{role}/role-id"), None).await["data"]["role_id"]
+        .as_str()
+        .expect("role id")
+        .to_owned();
+    let secret_id = vault.call(Method::POST, &format!("{role}/secret-id"), None).await["data"]["secret_id"]
+        .as_str()
+        .expect("secret id")
+        .to_owned();
+    VaultLogin::AppRole {
+        mount,
+        role_id,
+        secret_id: SecretString::from(secret_id),
+    }
+}
+
+#[tokio::test]
+async fn kv_v2_round_trips() {
+    let vault = rampart_testkit::vault();
+    let mount = vault.new_kv_mount().await;
+    let source = root_source(&vault, &mount).await;
+    crate::sources::round_trips(&source).await;
+    assert!(
+        !format!("{source:?}").contains(&vault.root_token),
+        "Debug never shows the token"
+    );
+}
+
+/// Each write is a new KV v2 version; the one it replaced is read as the previous value until a
+/// newer write replaces it in turn, or an operator deletes it.
+#[tokio::test]
+async fn kv_v2_keeps_the_previous_version() {
+    let vault = rampart_testkit::vault();
+    let mount = vault.new_kv_mount().await;
+    let source = root_source(&vault, &mount).await;
+    let name = "core/cursor-key";
+    let read = || async {
+        let rotated = source.get_with_previous(name).await.expect("read");
+        (
+            rotated.current.expose_secret().to_owned(),
+            rotated.previous.map(|p| p.expose_secret().to_owned()),
+        )
+    };
+
+    source.put(name, &SecretString::from("one")).await.expect("v1");
+    assert_eq!(read().await, ("one".to_owned(), None));
+    source.put(name, &SecretString::from("two")).await.expect("v2");
+    assert_eq!(read().await, ("two".to_owned(), Some("one".to_owned())));
+    source.put(name, &SecretString::from("three")).await.expect("v3");
+    assert_eq!(read().await, ("three".to_owned(), Some("two".to_owned())));
+    assert_eq!(source.get(name).await.expect("latest").expose_secret(), "three");
+
+    vault
+        .call(
+            Method::POST,
+            &format!("{mount}/delete/rampart-test/{name}"),
+            Some(json!({"versions": [2]})),
+        )
+        .await;
+    assert_eq!(
+        read().await,
+        ("three".to_owned(), None),
+        "a deleted version is not offered"
+    );
+}
+
+/// A service logged in with AppRole reads its own secrets; any other path is refused with an
+/// error that says so (and is not mistaken for a missing secret or an outage). A wrong secret id
+/// is refused at connect.
+#[tokio::test]
+async fn approle_login_reads_only_what_its_policy_allows() {
+    let vault = rampart_testkit::vault();
+    let mount = vault.new_kv_mount().await;
+    let root = root_source(&vault, &mount).await;
+    root.put("core/cursor-key", &SecretString::from("core's"))
+        .await
+        .expect("seed");
+    root.put("auth/cognito-client-secret", &SecretString::from("auth's"))
+        .await
+        .expect("seed");
+
+    let policy = service_policy(&vault, &mount, "core").await;
+    let login = approle(&vault, &policy).await;
+    let core = VaultSource::connect(settings(&vault, &mount, login.clone()))
+        .await
+        .expect("AppRole login");
+    assert_eq!(
+        core.get("core/cursor-key").await.expect("own secret").expose_secret(),
+        "core's"
+    );
+    let refused = core
+        .get("auth/cognito-client-secret")
+        .await
+        .expect_err("another service's secret");
+    assert!(matches!(refused, SecretError::Denied(_)), "{refused:?}");
+    assert!(refused.to_string().contains("auth/cognito-client-secret"), "{refused}");
+    assert!(!refused.to_string().contains("auth's"), "{refused}");
+    let written = core
+        .put("core/cursor-key", &SecretString::from("x"))
+        .await
+        .expect_err("read-only");
+    assert!(matches!(written, SecretError::Denied(_)), "{written:?}");
+
+    let VaultLogin::AppRole {
+        mount: auth_mount,
+        role_id,
+        ..
+    } = login
+    else {
+        unreachable!("an AppRole login")
+    };
+    let wrong = VaultLogin::AppRole {
+        mount: auth_mount,
+        role_id,
+        secret_id: SecretString::from("not-the-secret-id"),
+    };
+    let refused = VaultSource::connect(settings(&vault, &mount, wrong))
+        .await
+        .expect_err("a wrong secret id");
+    assert!(matches!(refused, SecretError::Denied(_)), "{refused:?}");
+    assert!(!refused.to_string().contains("not-the-secret-id"), "{refused}");
+}
+
+/// When an operator revokes every token the service's login made, the next read logs in again
+/// and succeeds: no restart, no failed read.
+#[tokio::test]
+async fn a_revoked_token_is_replaced_by_a_new_login() {
+    let vault = rampart_testkit::vault();
+    let mount = vault.new_kv_mount().await;
+    root_source(&vault, &mount)
+        .await
+        .put("core/cursor-key", &SecretString::from("value"))
+        .await
+        .expect("seed");
+    let policy = service_policy(&vault, &mount, "core").await;
+    let login = approle(&vault, &policy).await;
+    let VaultLogin::AppRole { mount: auth_mount, .. } = &login else {
+        unreachable!("an AppRole login")
+    };
+    let revoke_all = format!("sys/leases/revoke-prefix/auth/{auth_mount}/login");
+    let core = VaultSource::connect(settings(&vault, &mount, login.clone()))
+        .await
+        .expect("login");
+    assert_eq!(
+        core.get("core/cursor-key").await.expect("read").expose_secret(),
+        "value"
+    );
+
+    vault.call(Method::PUT, &revoke_all, None).await;
+    assert_eq!(
+        core.get("core/cursor-key")
+            .await
+            .expect("read after revocation")
+            .expose_secret(),
+        "value"
+    );
+}
+
+/// An ES256 key pair: the test signs service-account tokens with it, and Vault's `jwt` auth
+/// method checks them against its public key, as it checks EKS's against the cluster's OIDC
+/// keys.
+struct Issuer {
+    key: aws_lc_rs::signature::EcdsaKeyPair,
+}
+
+impl Issuer {
+    fn new() -> Self {
+        let key = aws_lc_rs::signature::EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+            .expect("key");
+        Self { key }
+    }
+
+    fn public_pem(&self) -> String {
+        use aws_lc_rs::encoding::AsDer as _;
+        use aws_lc_rs::signature::KeyPair as _;
+        let der = self.key.public_key().as_der().expect("der");
+        let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let lines: Vec<_> = body.as_bytes().chunks(64).map(|l| String::from_utf8_lossy(l)).collect();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
+    fn token(&self, subject: &str) -> String {
+        let encode =
+            |value: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let signing_input = format!(
+            "{}.{}",
+            encode(json!({"alg": "ES256", "typ": "JWT"})),
+            encode(json!({
+                "iss": "https://oidc.eks.example/id/TEST",
+                "sub": subject,
+                "aud": ["vault"],
+                "iat": now,
+                "exp": now + 600,
+            }))
+        );
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let signature = self.key.sign(&rng, signing_input.as_bytes()).expect("sign");
+        format!(
+            "{signing_input}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature.as_ref())
+        )
+    }
+}
+
+/// A pod's service-account token, read from its file at login, gets the role's policy; a token
+/// for another service account is refused.
+#[tokio::test]
+async fn jwt_login_with_a_service_account_token() {
+    let vault = rampart_testkit::vault();
+    let mount = vault.new_kv_mount().await;
+    root_source(&vault, &mount)
+        .await
+        .put("core/cursor-key", &SecretString::from("value"))
+        .await
+        .expect("seed");
+    let policy = service_policy(&vault, &mount, "core").await;
+    let issuer = Issuer::new();
+    let auth_mount = enable_auth(&vault, "jwt").await;
+    vault
+        .call(
+            Method::POST,
+            &format!("auth/{auth_mount}/config"),
+            Some(json!({
+                "jwt_validation_pubkeys": [issuer.public_pem()],
+                "bound_issuer": "https://oidc.eks.example/id/TEST",
+            })),
+        )
+        .await;
+    vault
+        .call(
+            Method::POST,
+            &format!("auth/{auth_mount}/role/core"),
+            Some(json!({
+                "role_type": "jwt",
+                "user_claim": "sub",
+                "bound_audiences": ["vault"],
+                "bound_subject": "system:serviceaccount:rampart:core",
+                "token_policies": [policy],
+                "token_ttl": "1h",
+            })),
+        )
+        .await;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let token_file = dir.path().join("token");
+    let login = VaultLogin::Jwt {
+        mount: auth_mount,
+        role: "core".to_owned(),
+        token_file: token_file.clone(),
+    };
+    std::fs::write(&token_file, issuer.token("system:serviceaccount:rampart:core")).expect("token");
+    let core = VaultSource::connect(settings(&vault, &mount, login.clone()))
+        .await
+        .expect("JWT login");
+    assert_eq!(
+        core.get("core/cursor-key").await.expect("read").expose_secret(),
+        "value"
+    );
+
+    std::fs::write(&token_file, issuer.token("system:serviceaccount:rampart:auth-proxy")).expect("token");
+    let refused = VaultSource::connect(settings(&vault, &mount, login))
+        .await
+        .expect_err("another service account");
+    assert!(matches!(refused, SecretError::Denied(_)), "{refused:?}");
+}
