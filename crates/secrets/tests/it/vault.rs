@@ -1,7 +1,8 @@
 //! The Vault adapter against a real Vault (OpenBao's dev server, or `VAULT_ADDR`): each login,
 //! KV v2 versions, a policy that refuses, and a revoked token.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use rampart_secrets::{
@@ -12,13 +13,12 @@ use reqwest::Method;
 use serde_json::json;
 
 fn settings(vault: &TestVault, kv_mount: &str, login: VaultLogin) -> VaultSettings {
-    VaultSettings {
-        address: vault.address.clone(),
+    VaultSettings::new(
+        vault.address.clone(),
         login,
-        kv_mount: kv_mount.to_owned(),
-        resource_prefix: "rampart-test".to_owned(),
-        timeout: Duration::from_secs(5),
-    }
+        kv_mount.to_owned(),
+        "rampart-test".to_owned(),
+    )
 }
 
 async fn root_source(vault: &TestVault, kv_mount: &str) -> VaultSource {
@@ -54,15 +54,24 @@ async fn enable_auth(vault: &TestVault, kind: &str) -> String {
     mount
 }
 
-/// An AppRole login for a role holding only `policy`.
+/// An AppRole login for a role holding only `policy`, with tokens that live an hour.
 async fn approle(vault: &TestVault, policy: &str) -> VaultLogin {
+    approle_with_ttl(vault, policy, "1h", "24h").await
+}
+
+async fn approle_with_ttl(vault: &TestVault, policy: &str, ttl: &str, max_ttl: &str) -> VaultLogin {
     let mount = enable_auth(vault, "approle").await;
     let role = format!("auth/{mount}/role/core");
     vault
         .call(
             Method::POST,
             &role,
-            Some(json!({"token_policies": [policy], "token_ttl": "1h", "secret_id_ttl": "10m"})),
+            Some(json!({
+                "token_policies": [policy],
+                "token_ttl": ttl,
+                "token_max_ttl": max_ttl,
+                "secret_id_ttl": "10m",
+            })),
         )
         .await;
     let role_id = vault.call(Method::GET, &format!("{role}/role-id"), None).await["data"]["role_id"]
@@ -335,4 +344,99 @@ async fn jwt_login_with_a_service_account_token() {
         .await
         .expect_err("another service account");
     assert!(matches!(refused, SecretError::Denied(_)), "{refused:?}");
+}
+
+/// A token that lives 2 s, at most 5 s: the client renews it before it runs out, and logs in
+/// again once Vault caps the renewal at the max TTL. Its token never runs out meanwhile, and
+/// every read in between succeeds.
+#[tokio::test]
+async fn the_token_is_renewed_then_got_anew_at_its_max_ttl() {
+    let vault = rampart_testkit::vault();
+    let mount = vault.new_kv_mount().await;
+    root_source(&vault, &mount)
+        .await
+        .put("core/cursor-key", &SecretString::from("value"))
+        .await
+        .expect("seed");
+    let policy = service_policy(&vault, &mount, "core").await;
+    let login = approle_with_ttl(&vault, &policy, "2s", "5s").await;
+    let mut settings = settings(&vault, &mount, login);
+    settings.refresh = Duration::ZERO;
+    let core = Arc::new(VaultSource::connect(settings).await.expect("login"));
+    let renewer = core.keep_token_alive();
+
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(6) {
+        let status = core.status();
+        let left = status.token_expires_in.expect("a token with a TTL");
+        assert!(!left.is_zero(), "the token ran out: {status:?}");
+        assert_eq!(
+            core.get("core/cursor-key").await.expect("read").expose_secret(),
+            "value"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = core.status();
+    assert!(status.renewals >= 1, "renewed before it ran out: {status:?}");
+    assert!(status.logins >= 2, "logged in again at the max TTL: {status:?}");
+    drop(core);
+    tokio::time::timeout(Duration::from_secs(5), renewer)
+        .await
+        .expect("the renewer ends with the source")
+        .expect("no panic");
+}
+
+/// Vault stopped mid-run: the last good value is served (stale-if-error) and the outage shown in
+/// the status; Vault is then asked at most once per back-off window, so a second read answers at
+/// once; a secret never read fails clearly. Once Vault is back, a read sees the new value, with
+/// no restart.
+#[tokio::test]
+async fn vault_stopped_mid_run_serves_the_last_good_value_then_recovers() {
+    let bao = rampart_testkit::OpenBao::start().expect("an OpenBao of this test's own");
+    let vault = bao.vault().clone();
+    let mount = vault.new_kv_mount().await;
+    let root = root_source(&vault, &mount).await;
+    root.put("core/cursor-key", &SecretString::from("before"))
+        .await
+        .expect("seed");
+    let login = VaultLogin::Token(SecretString::from(vault.root_token.clone()));
+    let mut settings = settings(&vault, &mount, login);
+    settings.timeout = Duration::from_millis(500);
+    settings.refresh = Duration::ZERO;
+    settings.retry_every = Duration::from_secs(2);
+    let source = VaultSource::connect(settings).await.expect("connect");
+    assert_eq!(
+        source.get("core/cursor-key").await.expect("read").expose_secret(),
+        "before"
+    );
+
+    bao.pause();
+    let stale = source.get("core/cursor-key").await.expect("the last good value");
+    assert_eq!(stale.expose_secret(), "before");
+    let status = source.status();
+    assert_eq!(status.stale.len(), 1, "{status:?}");
+    assert_eq!(status.stale[0].0, "core/cursor-key");
+    assert!(status.stale[0].1 > Duration::from_secs(3500), "{status:?}");
+
+    let asked = Instant::now();
+    let again = source.get("core/cursor-key").await.expect("still the last good value");
+    assert_eq!(again.expose_secret(), "before");
+    assert!(
+        asked.elapsed() < Duration::from_millis(250),
+        "Vault was asked again within the back-off window: {:?}",
+        asked.elapsed()
+    );
+    let never_read = source.get("core/other").await.expect_err("nothing to serve");
+    assert!(matches!(never_read, SecretError::Unavailable(_)), "{never_read:?}");
+
+    bao.resume();
+    root.put("core/cursor-key", &SecretString::from("after"))
+        .await
+        .expect("update");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        source.get("core/cursor-key").await.expect("read").expose_secret(),
+        "after"
+    );
+    assert!(source.status().stale.is_empty());
 }

@@ -1,0 +1,431 @@
+//! The Vault adapter: KV v2 secrets at `<mount>/data/<resource_prefix>/<name>`, each a JSON
+//! object whose `value` field is the secret, read with a token from one of three logins.
+
+mod session;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use session::Session;
+use tracing::instrument;
+use vaultrs::client::VaultClient;
+use vaultrs::error::ClientError;
+
+use crate::{Rotated, SecretError, SecretSink, SecretSource};
+
+/// How a service proves who it is to Vault.
+#[derive(Clone)]
+pub enum VaultLogin {
+    /// A token used as given (a Vault Agent's sink, an operator's token). Logging in again
+    /// cannot mend it once it is revoked or expired.
+    Token(SecretString),
+    /// AppRole: a role id and a secret id, under the `approle` auth method mounted at `mount`.
+    AppRole {
+        mount: String,
+        role_id: String,
+        secret_id: SecretString,
+    },
+    /// JWT: the token in `token_file`, read anew at each login (on EKS, the projected
+    /// service-account token the kubelet keeps fresh), for `role` of the `jwt` auth method
+    /// mounted at `mount`, which checks it against the cluster's OIDC keys.
+    Jwt {
+        mount: String,
+        role: String,
+        token_file: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for VaultLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Token(_) => f.write_str("Token(..)"),
+            Self::AppRole { mount, role_id, .. } => f
+                .debug_struct("AppRole")
+                .field("mount", mount)
+                .field("role_id", role_id)
+                .finish_non_exhaustive(),
+            Self::Jwt {
+                mount,
+                role,
+                token_file,
+            } => f
+                .debug_struct("Jwt")
+                .field("mount", mount)
+                .field("role", role)
+                .field("token_file", token_file)
+                .finish(),
+        }
+    }
+}
+
+/// Where the secrets are and how to reach them.
+#[derive(Debug, Clone)]
+pub struct VaultSettings {
+    /// `https://vault.example:8200`.
+    pub address: String,
+    pub login: VaultLogin,
+    /// The KV v2 secrets engine's mount (`secret`).
+    pub kv_mount: String,
+    /// Each secret lives at `<resource_prefix>/<name>` under the mount.
+    pub resource_prefix: String,
+    /// How long one call to Vault may take.
+    pub timeout: Duration,
+    /// How long a value read is served before it is read again.
+    pub refresh: Duration,
+    /// While Vault cannot be reached, how long after it was read a value is still served
+    /// (stale-if-error). KV v2 values carry no lease, so this is the bound.
+    pub max_stale: Duration,
+    /// While Vault cannot be reached, each secret is asked for at most once per this window, so
+    /// an outage never becomes a storm of retries.
+    pub retry_every: Duration,
+}
+
+impl VaultSettings {
+    /// Settings with the timings a service uses unless told otherwise: 5 s per call, a value
+    /// read again after a minute, served stale for at most an hour, retried every 5 s.
+    pub fn new(address: String, login: VaultLogin, kv_mount: String, resource_prefix: String) -> Self {
+        Self {
+            address,
+            login,
+            kv_mount,
+            resource_prefix,
+            timeout: Duration::from_secs(5),
+            refresh: Duration::from_secs(60),
+            max_stale: Duration::from_secs(3600),
+            retry_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Secrets in Vault's KV v2 engine.
+pub struct VaultSource {
+    settings: VaultSettings,
+    /// The current token's session; replaced, not mutated, by a renewal or a new login, so a
+    /// read never holds the lock across a call to Vault.
+    session: RwLock<Arc<Session>>,
+    /// The last good value of each secret read, with when it was read.
+    values: Mutex<HashMap<String, Cached>>,
+    logins: AtomicU64,
+    renewals: AtomicU64,
+}
+
+struct Cached {
+    value: SecretString,
+    read: Instant,
+    /// While Vault cannot be reached: when this secret may be asked for again.
+    retry_at: Option<Instant>,
+}
+
+/// What a service's `/readyz` and metrics say of its Vault client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultStatus {
+    /// Until the token runs out; `None` if it never does.
+    pub token_expires_in: Option<Duration>,
+    pub logins: u64,
+    pub renewals: u64,
+    /// Each secret served stale because Vault could not be reached, with how long it may still
+    /// be served.
+    pub stale: Vec<(String, Duration)>,
+}
+
+impl std::fmt::Debug for VaultSource {
+    // The client's settings hold the token in the clear; only the settings are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultSource")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The HTTP status Vault answered with, if it answered: vaultrs reports an answer with an
+/// `errors` list as `APIError`, and one without (a deleted KV version: 404 with `data: null`)
+/// as rustify's `ServerResponseError`.
+fn status(error: &ClientError) -> Option<u16> {
+    match error {
+        ClientError::APIError { code, .. }
+        | ClientError::RestClientError {
+            source: rustify::errors::ClientError::ServerResponseError { code, .. },
+        } => Some(*code),
+        _ => None,
+    }
+}
+
+/// What Vault's answer means for a secret `name`. Vault's own error strings name paths and
+/// causes, never values or tokens; response bodies are never quoted.
+fn classify(name: &str, error: &ClientError) -> SecretError {
+    let errors = match error {
+        ClientError::APIError { errors, .. } => errors.join("; "),
+        _ => String::new(),
+    };
+    match status(error) {
+        Some(404) => SecretError::NotFound(name.to_owned()),
+        Some(403) => SecretError::Denied(format!(
+            "Vault refused access to secret {name} (403): the token's policies do not allow it"
+        )),
+        Some(code) => SecretError::Unavailable(format!("Vault answered {code} for secret {name}: {errors}")),
+        None => SecretError::Unavailable(format!("Vault could not be reached for secret {name}: {error}")),
+    }
+}
+
+impl VaultSource {
+    /// Logs in and returns a source using that login; fails if Vault refuses it or cannot be
+    /// reached, so a misconfigured service stops at startup rather than at its first request.
+    /// Call [`VaultSource::keep_token_alive`] to renew the token as it ages.
+    pub async fn connect(settings: VaultSettings) -> Result<Self, SecretError> {
+        let session = Session::login(&settings).await?;
+        Ok(Self {
+            settings,
+            session: RwLock::new(Arc::new(session)),
+            values: Mutex::new(HashMap::new()),
+            logins: AtomicU64::new(1),
+            renewals: AtomicU64::new(0),
+        })
+    }
+
+    fn path(&self, name: &str) -> String {
+        rampart_kernel::schema::secret_name(&self.settings.resource_prefix, name)
+    }
+
+    fn session(&self) -> Arc<Session> {
+        Arc::clone(&self.session.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn replace_session(&self, session: Session) -> Arc<VaultClient> {
+        let client = Arc::clone(&session.client);
+        *self.session.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(session);
+        client
+    }
+
+    async fn login_again(&self) -> Result<Arc<VaultClient>, SecretError> {
+        let session = Session::login(&self.settings).await?;
+        self.logins.fetch_add(1, Ordering::Relaxed);
+        Ok(self.replace_session(session))
+    }
+
+    /// Renews the token, or logs in again when it cannot be renewed usefully.
+    async fn refresh_token(&self) -> Result<(), SecretError> {
+        let current = self.session();
+        match current.renew().await {
+            Ok(Some(renewed)) => {
+                self.renewals.fetch_add(1, Ordering::Relaxed);
+                self.replace_session(renewed);
+            }
+            Ok(None) | Err(SecretError::Denied(_)) => {
+                self.login_again().await?;
+            }
+            Err(outage) => return Err(outage),
+        }
+        Ok(())
+    }
+
+    /// Renews the token at about two thirds of its TTL (with jitter), and logs in again when
+    /// renewal is refused or the max TTL is near; after a failure, tries again within a
+    /// quarter of the time the token has left (between 1 and 30 s). Ends when the source is
+    /// dropped, or at once for a token that never expires.
+    pub fn keep_token_alive(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let source: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut retry_at = None;
+            loop {
+                let wake = {
+                    let Some(source) = source.upgrade() else { return };
+                    match retry_at.take().or_else(|| source.session().renew_at()) {
+                        Some(at) => at,
+                        None => return,
+                    }
+                };
+                tokio::time::sleep_until(wake.into()).await;
+                let Some(source) = source.upgrade() else { return };
+                if let Err(error) = source.refresh_token().await {
+                    let left = source
+                        .session()
+                        .expires_at()
+                        .map_or(Duration::ZERO, |at| at.saturating_duration_since(Instant::now()));
+                    let wait = (left / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+                    tracing::warn!(%error, left_s = left.as_secs(), "renewing the Vault token failed; retrying");
+                    retry_at = Some(Instant::now() + wait);
+                }
+            }
+        })
+    }
+
+    /// The token's time left, how often it was renewed and got anew, and the secrets being
+    /// served stale.
+    pub fn status(&self) -> VaultStatus {
+        let now = Instant::now();
+        let values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut stale: Vec<_> = values
+            .iter()
+            .filter(|(_, cached)| cached.retry_at.is_some())
+            .map(|(name, cached)| {
+                let until = cached.read + self.settings.max_stale;
+                (name.clone(), until.saturating_duration_since(now))
+            })
+            .collect();
+        stale.sort();
+        VaultStatus {
+            token_expires_in: self.session().expires_at().map(|at| at.saturating_duration_since(now)),
+            logins: self.logins.load(Ordering::Relaxed),
+            renewals: self.renewals.load(Ordering::Relaxed),
+            stale,
+        }
+    }
+
+    /// Runs `call` with the current token; on 403, which Vault also answers for a token it has
+    /// revoked or let expire, logs in once more and tries again. A 403 after that is the
+    /// policy's.
+    async fn with_login<T, F, Fut>(&self, name: &str, call: F) -> Result<T, SecretError>
+    where
+        F: Fn(Arc<VaultClient>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        match call(Arc::clone(&self.session().client)).await {
+            Err(error) if status(&error) == Some(403) => {
+                let fresh = self.login_again().await?;
+                call(fresh).await.map_err(|error| classify(name, &error))
+            }
+            answered => answered.map_err(|error| classify(name, &error)),
+        }
+    }
+
+    /// The value last read for `name`, if it is still fresh, or if Vault could not be reached
+    /// and the back-off window since has not passed: then Vault is not asked.
+    fn remembered(&self, name: &str, now: Instant) -> Option<SecretString> {
+        let values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        let cached = values.get(name)?;
+        let fresh = now < cached.read + self.settings.refresh;
+        let waiting = cached.retry_at.is_some_and(|at| now < at) && now < cached.read + self.settings.max_stale;
+        (fresh || waiting).then(|| cached.value.clone())
+    }
+
+    /// After a failed read: the last good value, if it may still be served, and no new ask
+    /// before the back-off window has passed.
+    fn stale(&self, name: &str, now: Instant) -> Option<SecretString> {
+        let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
+        let cached = values.get_mut(name)?;
+        if now >= cached.read + self.settings.max_stale {
+            values.remove(name);
+            return None;
+        }
+        cached.retry_at = Some(now + self.settings.retry_every);
+        Some(cached.value.clone())
+    }
+
+    async fn read_value(&self, name: &str, version: Option<u64>) -> Result<SecretString, SecretError> {
+        let mount = self.settings.kv_mount.as_str();
+        let path = self.path(name);
+        let data: serde_json::Map<String, serde_json::Value> = self
+            .with_login(name, |client| {
+                let path = path.clone();
+                async move {
+                    match version {
+                        Some(version) => vaultrs::kv2::read_version(&*client, mount, &path, version).await,
+                        None => vaultrs::kv2::read(&*client, mount, &path).await,
+                    }
+                }
+            })
+            .await?;
+        value_of(name, data)
+    }
+}
+
+/// The `value` field of a secret's data; the other fields are not looked at, and nothing of the
+/// data goes into an error.
+fn value_of(name: &str, mut data: serde_json::Map<String, serde_json::Value>) -> Result<SecretString, SecretError> {
+    let value = match data.remove("value") {
+        Some(serde_json::Value::String(value)) => Ok(SecretString::from(value)),
+        _ => Err(SecretError::Unavailable(format!(
+            "secret {name} in Vault has no string field `value`"
+        ))),
+    };
+    for (_, other) in data {
+        if let serde_json::Value::String(mut text) = other {
+            zeroize::Zeroize::zeroize(&mut text);
+        }
+    }
+    value
+}
+
+#[async_trait::async_trait]
+impl SecretSource for VaultSource {
+    #[instrument(name = "secrets.get", skip(self))]
+    /// Served from memory for `refresh`; while Vault cannot be reached, the last good value is
+    /// served for up to `max_stale` after it was read, and Vault asked at most once per
+    /// `retry_every`.
+    async fn get(&self, name: &str) -> Result<SecretString, SecretError> {
+        let now = Instant::now();
+        if let Some(value) = self.remembered(name, now) {
+            return Ok(value);
+        }
+        match self.read_value(name, None).await {
+            Ok(value) => {
+                let cached = Cached {
+                    value: value.clone(),
+                    read: now,
+                    retry_at: None,
+                };
+                self.values
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(name.to_owned(), cached);
+                Ok(value)
+            }
+            Err(SecretError::Unavailable(why)) => match self.stale(name, now) {
+                Some(value) => {
+                    tracing::warn!(secret = name, error = %why, "Vault unreachable; serving the last good value");
+                    Ok(value)
+                }
+                None => Err(SecretError::Unavailable(why)),
+            },
+            Err(refused) => {
+                self.values.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
+                Err(refused)
+            }
+        }
+    }
+
+    /// The latest version and the one before it, unless that one is deleted or destroyed.
+    #[instrument(name = "secrets.get_with_previous", skip(self))]
+    async fn get_with_previous(&self, name: &str) -> Result<Rotated, SecretError> {
+        let mount = self.settings.kv_mount.as_str();
+        let path = self.path(name);
+        let metadata = self
+            .with_login(name, |client| {
+                let path = path.clone();
+                async move { vaultrs::kv2::read_metadata(&*client, mount, &path).await }
+            })
+            .await?;
+        let current = self.read_value(name, Some(metadata.current_version)).await?;
+        let previous = match metadata.current_version.checked_sub(1).filter(|v| *v > 0) {
+            Some(version) => match self.read_value(name, Some(version)).await {
+                Ok(value) => Some(value),
+                Err(SecretError::NotFound(_)) => None,
+                Err(error) => return Err(error),
+            },
+            None => None,
+        };
+        Ok(Rotated { current, previous })
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretSink for VaultSource {
+    /// Writes a new version; the one it replaces stays readable as the previous.
+    #[instrument(name = "secrets.put", skip(self, value))]
+    async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretError> {
+        let mount = self.settings.kv_mount.as_str();
+        let path = self.path(name);
+        self.with_login(name, |client| {
+            let path = path.clone();
+            let data = serde_json::json!({ "value": value.expose_secret() });
+            async move { vaultrs::kv2::set(&*client, mount, &path, &data).await }
+        })
+        .await?;
+        self.values.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
+        Ok(())
+    }
+}
