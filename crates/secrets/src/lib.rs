@@ -21,6 +21,10 @@ pub enum SecretError {
     /// (a policy, a role, a revoked credential) that waiting does not mend.
     #[error("secret store refused access: {0}")]
     Denied(String),
+    /// A setting, or what the store answered, is not what it must be (a secret without its
+    /// value field): not an outage, so no last good value stands in for it.
+    #[error("invalid secret store setting or answer: {0}")]
+    Invalid(String),
 }
 
 /// A secret's current value and, if the source keeps it, the value it replaced: while a

@@ -436,17 +436,21 @@ async fn the_sqlite_store_purges_expired_items_on_a_timer_until_dropped() {
 /// `rampart_store::connect`, what `rampart up` and core call, starts that timer for the embedded
 /// store: an expired item is there until a period has passed, then gone, and so is one written
 /// after the first purge.
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn the_store_connect_opens_purges_expired_items_on_its_timer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = rampart_store::connect(&rampart_testkit::embedded_settings(dir.path()), None).expect("connect");
     let path = dir.path().join("store.sqlite");
     for round in 0..2 {
         let expired = Item::new(Key::new(unique("old"), format!("{round}")), json!({})).expiring_at(1);
+        // On the running clock: a paused one would jump ahead while the put waits for the
+        // writer thread, and the purge could run before the row is counted.
         store.put(Table::Auth, &expired).await.expect("put");
         assert_eq!(expired_rows(&path), 1);
-        // The paused clock jumps a period; the purge itself runs on a blocking thread.
+        // The paused clock jumps a period; the purge itself runs on the writer thread.
+        tokio::time::pause();
         tokio::time::sleep(rampart_store::PURGE_PERIOD).await;
+        tokio::time::resume();
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while expired_rows(&path) != 0 {
             assert!(

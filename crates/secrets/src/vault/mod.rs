@@ -65,8 +65,11 @@ impl std::fmt::Debug for VaultLogin {
 /// Where the secrets are and how to reach them.
 #[derive(Debug, Clone)]
 pub struct VaultSettings {
-    /// `https://vault.example:8200`.
+    /// `https://vault.example:8200`; `http://` only on loopback.
     pub address: String,
+    /// The CA bundle (PEM) that signed Vault's certificate, when it is not one the system
+    /// trusts. Nothing is taken from `VAULT_CACERT` or the other `VAULT_*` variables.
+    pub ca_file: Option<PathBuf>,
     pub login: VaultLogin,
     /// The KV v2 secrets engine's mount (`secret`).
     pub kv_mount: String,
@@ -90,6 +93,7 @@ impl VaultSettings {
     pub fn new(address: String, login: VaultLogin, kv_mount: String, resource_prefix: String) -> Self {
         Self {
             address,
+            ca_file: None,
             login,
             kv_mount,
             resource_prefix,
@@ -109,6 +113,9 @@ pub struct VaultSource {
     session: RwLock<Arc<Session>>,
     /// The last good value of each secret read, with when it was read.
     values: Mutex<HashMap<String, Cached>>,
+    /// Held while the token is renewed or got anew: requests refused together wait for one
+    /// login rather than each making their own.
+    login_lock: tokio::sync::Mutex<()>,
     logins: AtomicU64,
     renewals: AtomicU64,
 }
@@ -167,6 +174,14 @@ fn classify(name: &str, error: &ClientError) -> SecretError {
             "Vault refused access to secret {name} (403): the token's policies do not allow it"
         )),
         Some(code) => SecretError::Unavailable(format!("Vault answered {code} for secret {name}: {errors}")),
+        // Vault answered, but not as KV v2 answers: never served stale as an outage would be.
+        None if matches!(
+            error,
+            ClientError::JsonParseError { .. } | ClientError::ResponseEmptyError | ClientError::ResponseDataEmptyError
+        ) =>
+        {
+            SecretError::Invalid(format!("Vault's answer for secret {name} is not a KV v2 secret"))
+        }
         None => SecretError::Unavailable(format!("Vault could not be reached for secret {name}: {error}")),
     }
 }
@@ -176,11 +191,13 @@ impl VaultSource {
     /// reached, so a misconfigured service stops at startup rather than at its first request.
     /// Call [`VaultSource::keep_token_alive`] to renew the token as it ages.
     pub async fn connect(settings: VaultSettings) -> Result<Self, SecretError> {
+        check_address(&settings.address)?;
         let session = Session::login(&settings).await?;
         Ok(Self {
             settings,
             session: RwLock::new(Arc::new(session)),
             values: Mutex::new(HashMap::new()),
+            login_lock: tokio::sync::Mutex::new(()),
             logins: AtomicU64::new(1),
             renewals: AtomicU64::new(0),
         })
@@ -208,6 +225,7 @@ impl VaultSource {
 
     /// Renews the token, or logs in again when it cannot be renewed usefully.
     async fn refresh_token(&self) -> Result<(), SecretError> {
+        let _one_at_a_time = self.login_lock.lock().await;
         let current = self.session();
         match current.renew().await {
             Ok(Some(renewed)) => {
@@ -275,21 +293,37 @@ impl VaultSource {
         }
     }
 
-    /// Runs `call` with the current token; on 403, which Vault also answers for a token it has
-    /// revoked or let expire, logs in once more and tries again. A 403 after that is the
-    /// policy's.
+    /// Runs `call` with the current token. Vault answers 403 both for what the policy denies
+    /// and for a token it has revoked or let expire; in the second case only, this logs in
+    /// again and tries once more.
     async fn with_login<T, F, Fut>(&self, name: &str, call: F) -> Result<T, SecretError>
     where
         F: Fn(Arc<VaultClient>) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
     {
-        match call(Arc::clone(&self.session().client)).await {
-            Err(error) if status(&error) == Some(403) => {
-                let fresh = self.login_again().await?;
-                call(fresh).await.map_err(|error| classify(name, &error))
-            }
+        let used = self.session();
+        match call(Arc::clone(&used.client)).await {
+            Err(error) if status(&error) == Some(403) => match self.login_after_refusal(&used).await? {
+                Some(client) => call(client).await.map_err(|error| classify(name, &error)),
+                None => Err(classify(name, &error)),
+            },
             answered => answered.map_err(|error| classify(name, &error)),
         }
+    }
+
+    /// After a 403 answered to the session `used`: the client to try again with, or `None`
+    /// when that token is still alive, so the 403 was the policy's (no login for those, which
+    /// would only pile up tokens). If another caller has logged in meanwhile, its session.
+    async fn login_after_refusal(&self, used: &Arc<Session>) -> Result<Option<Arc<VaultClient>>, SecretError> {
+        let _one_at_a_time = self.login_lock.lock().await;
+        let current = self.session();
+        if !Arc::ptr_eq(&current, used) {
+            return Ok(Some(Arc::clone(&current.client)));
+        }
+        if vaultrs::token::lookup_self(&*used.client).await.is_ok() {
+            return Ok(None);
+        }
+        self.login_again().await.map(Some)
     }
 
     /// The value last read for `name`, if it is still fresh, or if Vault could not be reached
@@ -333,12 +367,30 @@ impl VaultSource {
     }
 }
 
+/// The address must be a URL, and `https://` unless it is on loopback: the token and the
+/// secrets cross that connection.
+fn check_address(address: &str) -> Result<(), SecretError> {
+    let invalid = |why: &str| SecretError::Invalid(format!("the Vault address {address:?} {why}"));
+    let url = url::Url::parse(address).map_err(|_| invalid("is not a URL"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(invalid("must be https:// (http:// only on loopback)")),
+    }
+}
+
 /// The `value` field of a secret's data; the other fields are not looked at, and nothing of the
 /// data goes into an error.
 fn value_of(name: &str, mut data: serde_json::Map<String, serde_json::Value>) -> Result<SecretString, SecretError> {
     let value = match data.remove("value") {
         Some(serde_json::Value::String(value)) => Ok(SecretString::from(value)),
-        _ => Err(SecretError::Unavailable(format!(
+        _ => Err(SecretError::Invalid(format!(
             "secret {name} in Vault has no string field `value`"
         ))),
     };
@@ -427,5 +479,30 @@ impl SecretSink for VaultSource {
         .await?;
         self.values.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_address_is_https_or_on_loopback() {
+        for good in [
+            "https://vault.example:8200",
+            "http://127.0.0.1:8200",
+            "http://[::1]:8200",
+            "http://localhost:8200",
+        ] {
+            assert!(check_address(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://vault.example:8200",
+            "vault.example:8200",
+            "not a url",
+            "ftp://127.0.0.1",
+        ] {
+            assert!(matches!(check_address(bad), Err(SecretError::Invalid(_))), "{bad}");
+        }
     }
 }

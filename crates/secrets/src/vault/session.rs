@@ -112,25 +112,29 @@ fn unit_random() -> f64 {
 }
 
 fn client_with(settings: &VaultSettings, token: &str) -> Result<VaultClient, SecretError> {
+    // Every setting given, so that none comes from vaultrs's `VAULT_*` environment defaults
+    // (`VAULT_SKIP_VERIFY` would turn certificate checks off).
+    let ca_certs = settings.ca_file.iter().map(|path| path.display().to_string()).collect();
     let built = VaultClientSettingsBuilder::default()
         .address(&settings.address)
         .token(token)
         .timeout(Some(settings.timeout))
+        .verify(true)
+        .ca_certs(ca_certs)
+        .identity(None)
         .build()
         .map_err(|e| SecretError::Unavailable(format!("Vault settings: {e}")))?;
     VaultClient::new(built).map_err(|e| SecretError::Unavailable(format!("Vault client: {e}")))
 }
 
-/// A login or renewal Vault answered with 4xx is refused (waiting does not mend it); anything
-/// else is an outage.
+/// A login or renewal Vault refused (400, 401, 403: waiting does not mend it); anything else,
+/// a 429 included, is an outage.
 fn refused(error: ClientError) -> SecretError {
     match (status(&error), &error) {
-        (Some(code), ClientError::APIError { errors, .. }) if (400..500).contains(&code) => {
+        (Some(code @ (400 | 401 | 403)), ClientError::APIError { errors, .. }) => {
             SecretError::Denied(format!("Vault refused the login ({code}): {}", errors.join("; ")))
         }
-        (Some(code), _) if (400..500).contains(&code) => {
-            SecretError::Denied(format!("Vault refused the login ({code})"))
-        }
+        (Some(code @ (400 | 401 | 403)), _) => SecretError::Denied(format!("Vault refused the login ({code})")),
         (Some(code), _) => SecretError::Unavailable(format!("Vault answered {code} to the login")),
         (None, _) => SecretError::Unavailable(format!("Vault could not be reached to log in: {error}")),
     }

@@ -175,6 +175,11 @@ async fn approle_login_reads_only_what_its_policy_allows() {
         .await
         .expect_err("read-only");
     assert!(matches!(written, SecretError::Denied(_)), "{written:?}");
+    assert_eq!(
+        core.status().logins,
+        1,
+        "a policy's refusal is no reason to log in again"
+    );
 
     let VaultLogin::AppRole {
         mount: auth_mount,
@@ -213,21 +218,29 @@ async fn a_revoked_token_is_replaced_by_a_new_login() {
         unreachable!("an AppRole login")
     };
     let revoke_all = format!("sys/leases/revoke-prefix/auth/{auth_mount}/login");
-    let core = VaultSource::connect(settings(&vault, &mount, login.clone()))
-        .await
-        .expect("login");
+    let mut settings = settings(&vault, &mount, login.clone());
+    settings.refresh = Duration::ZERO;
+    let core = Arc::new(VaultSource::connect(settings).await.expect("login"));
     assert_eq!(
         core.get("core/cursor-key").await.expect("read").expose_secret(),
         "value"
     );
 
     vault.call(Method::PUT, &revoke_all, None).await;
+    let reads: Vec<_> = (0..10)
+        .map(|_| {
+            let core = Arc::clone(&core);
+            tokio::spawn(async move { core.get("core/cursor-key").await })
+        })
+        .collect();
+    for read in reads {
+        let value = read.await.expect("task").expect("read after revocation");
+        assert_eq!(value.expose_secret(), "value");
+    }
     assert_eq!(
-        core.get("core/cursor-key")
-            .await
-            .expect("read after revocation")
-            .expose_secret(),
-        "value"
+        core.status().logins,
+        2,
+        "ten reads refused together make one login between them"
     );
 }
 

@@ -121,8 +121,10 @@ impl SqliteStore {
             let Some(first) = writer.upgrade() else {
                 return;
             };
+            // Alone, outside any group's transaction: a pragma is not rolled back with one, so
+            // a group that failed to commit would leave the writer with no checkpoints at all.
             let handed_over = first
-                .run(|connection| {
+                .run_alone(|connection| {
                     connection
                         .execute_batch("PRAGMA wal_autocheckpoint = 0")
                         .map_err(unavailable)

@@ -64,11 +64,12 @@ where
     }
 
     fn answer(self: Box<Self>, committed: std::result::Result<(), &str>) {
-        let answer = match (self.outcome, committed) {
-            (Some(Err(refused)), _) => Err(refused),
-            (Some(Ok(value)), Ok(())) => Ok(value),
-            (_, Err(why)) => Err(unavailable(why)),
-            (None, Ok(())) => Err(unavailable("the write did not run")),
+        // A group that did not commit answers every write with why, even one its own check
+        // refused: that refusal may rest on an earlier write of the group, now rolled back.
+        let answer = match (committed, self.outcome) {
+            (Err(why), _) => Err(unavailable(why)),
+            (Ok(()), Some(outcome)) => outcome,
+            (Ok(()), None) => Err(unavailable("the write did not run")),
         };
         // The caller may have stopped waiting; what was committed stays committed.
         let _ = self.reply.send(answer);
@@ -259,12 +260,16 @@ mod tests {
 
     /// A group that cannot commit (here a write ends the transaction under the writer, as a
     /// full disk or an I/O error would end it) answers every write in it with an error, even
-    /// the ones that ran, and keeps none of them; the writer goes on with the next group.
+    /// the ones that ran and the ones refused on what the group wrote, and keeps none of them;
+    /// the writer goes on with the next group.
     #[tokio::test]
     async fn a_group_that_cannot_commit_answers_every_write_with_an_error() {
         let (_dir, writer, path) = writer_on_a_table();
         let (release, busy) = hold(&writer);
         let ran = writer.submit(false, |c| insert(c, "ran")).expect("submit");
+        let refused = writer
+            .submit(false, |c| insert(c, "ran").map_err(|_| StoreError::ConditionFailed))
+            .expect("submit");
         let breaks = writer
             .submit(false, |c| c.execute_batch("ROLLBACK").map_err(unavailable))
             .expect("submit");
@@ -273,6 +278,10 @@ mod tests {
         // The write that held the writer busy was a group of its own, and committed.
         busy.await.expect("answered").expect("first write");
         assert!(matches!(ran.await.expect("answered"), Err(StoreError::Unavailable(_))));
+        assert!(
+            matches!(refused.await.expect("answered"), Err(StoreError::Unavailable(_))),
+            "refused only because of a write that was rolled back"
+        );
         assert!(matches!(
             breaks.await.expect("answered"),
             Err(StoreError::Unavailable(_))
