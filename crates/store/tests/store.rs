@@ -614,7 +614,11 @@ async fn the_sqlite_store_file_is_owner_only() {
         .put(Table::Core, &Item::new(Key::new(unique("mode"), "1"), json!({"a": 1})))
         .await
         .expect("put");
-    for file in [path.clone(), path.with_extension("sqlite-wal")] {
+    for file in [
+        path.clone(),
+        path.with_extension("sqlite-wal"),
+        path.with_extension("sqlite-shm"),
+    ] {
         let mode = std::fs::metadata(&file).expect("file").permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{}", file.display());
     }

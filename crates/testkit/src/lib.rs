@@ -3,7 +3,7 @@
 //! [`aws`] gives a test an AWS configuration and a resource prefix of its own. It uses the
 //! endpoint in `AWS_ENDPOINT_URL` when set (the test command starts one moto server for the
 //! whole run), and otherwise starts `moto_server` on a free loopback port for this test process.
-//! [`vault`] does the same for Vault: `RAMPART_TEST_VAULT_ADDR` and `_TOKEN` when set, otherwise an
+//! [`vault`] does the same for Vault: `TEST_VAULT_ADDR` and `TEST_VAULT_TOKEN` when set, otherwise an
 //! OpenBao dev server (`bao server -dev`, the open-source Vault) started for this test process.
 //! It never skips: if no emulator can be reached or started, the test fails and says why.
 

