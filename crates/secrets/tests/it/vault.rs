@@ -46,6 +46,18 @@ path "{kv_mount}/metadata/rampart-test/{service}/*" {{ capabilities = ["read"] }
     name
 }
 
+/// A new KV mount holding `core/cursor-key` = "value", and the policy that lets core read it.
+async fn core_secret_and_policy(vault: &TestVault) -> (String, String) {
+    let mount = vault.new_kv_mount().await;
+    root_source(vault, &mount)
+        .await
+        .put("core/cursor-key", &SecretString::from("value"))
+        .await
+        .expect("seed");
+    let policy = service_policy(vault, &mount, "core").await;
+    (mount, policy)
+}
+
 async fn enable_auth(vault: &TestVault, kind: &str) -> String {
     let mount = format!("{kind}-{}", rampart_testkit::unique_suffix());
     vault
@@ -206,13 +218,7 @@ async fn approle_login_reads_only_what_its_policy_allows() {
 #[tokio::test]
 async fn a_revoked_token_is_replaced_by_a_new_login() {
     let vault = rampart_testkit::vault();
-    let mount = vault.new_kv_mount().await;
-    root_source(&vault, &mount)
-        .await
-        .put("core/cursor-key", &SecretString::from("value"))
-        .await
-        .expect("seed");
-    let policy = service_policy(&vault, &mount, "core").await;
+    let (mount, policy) = core_secret_and_policy(&vault).await;
     let login = approle(&vault, &policy).await;
     let VaultLogin::AppRole { mount: auth_mount, .. } = &login else {
         unreachable!("an AppRole login")
@@ -302,13 +308,7 @@ impl Issuer {
 #[tokio::test]
 async fn jwt_login_with_a_service_account_token() {
     let vault = rampart_testkit::vault();
-    let mount = vault.new_kv_mount().await;
-    root_source(&vault, &mount)
-        .await
-        .put("core/cursor-key", &SecretString::from("value"))
-        .await
-        .expect("seed");
-    let policy = service_policy(&vault, &mount, "core").await;
+    let (mount, policy) = core_secret_and_policy(&vault).await;
     let issuer = Issuer::new();
     let auth_mount = enable_auth(&vault, "jwt").await;
     vault
@@ -365,13 +365,7 @@ async fn jwt_login_with_a_service_account_token() {
 #[tokio::test]
 async fn the_token_is_renewed_then_got_anew_at_its_max_ttl() {
     let vault = rampart_testkit::vault();
-    let mount = vault.new_kv_mount().await;
-    root_source(&vault, &mount)
-        .await
-        .put("core/cursor-key", &SecretString::from("value"))
-        .await
-        .expect("seed");
-    let policy = service_policy(&vault, &mount, "core").await;
+    let (mount, policy) = core_secret_and_policy(&vault).await;
     let login = approle_with_ttl(&vault, &policy, "2s", "5s").await;
     let mut settings = settings(&vault, &mount, login);
     settings.refresh = Duration::ZERO;
