@@ -235,10 +235,12 @@ impl VaultSource {
                 self.renewals.fetch_add(1, Ordering::Relaxed);
                 self.replace_session(renewed);
             }
-            Ok(None) | Err(SecretError::Denied(_)) => {
+            // A renewal that failed for any reason (refused, or an answer without the token's
+            // details, which Vault gives near the max TTL) is followed by a login at once; only
+            // if that fails too does the caller wait.
+            Ok(None) | Err(_) => {
                 self.login_again().await?;
             }
-            Err(outage) => return Err(outage),
         }
         Ok(())
     }
