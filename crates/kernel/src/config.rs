@@ -67,6 +67,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub authorizer: AuthorizerSettings,
     pub aws: AwsSettings,
+    pub secrets: SecretsSettings,
 }
 
 impl Default for Settings {
@@ -85,6 +86,7 @@ impl Default for Settings {
             mail: MailSettings::default(),
             authorizer: AuthorizerSettings::default(),
             aws: AwsSettings::default(),
+            secrets: SecretsSettings::default(),
         }
     }
 }
@@ -336,6 +338,137 @@ pub struct AwsSettings {
     pub user_pool_client_id: Option<String>,
 }
 
+/// Where the services read their runtime secrets (the cursor key, the Cognito client secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsSettings {
+    pub source: SecretsSource,
+    /// A secret in use is read again after this many seconds, so a rotation reaches every
+    /// process; its previous value is accepted meanwhile.
+    pub refresh_secs: u64,
+    /// Read when `source = "vault"`.
+    pub vault: VaultClientSettings,
+}
+
+impl Default for SecretsSettings {
+    fn default() -> Self {
+        Self {
+            source: SecretsSource::Platform,
+            refresh_secs: 60,
+            vault: VaultClientSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretsSource {
+    /// The backend's own: `data_dir/secrets.json` (embedded) or Secrets Manager (aws).
+    #[default]
+    Platform,
+    /// Vault's KV v2 engine, at `<kv_mount>/data/<resource_prefix>/<name>`.
+    Vault,
+}
+
+/// How a service reaches Vault and proves who it is. Credentials are read from files (a
+/// mounted secret, the projected service-account token), never from the environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaultClientSettings {
+    /// `https://vault.example:8200`; plain `http://` only on a loopback host.
+    pub address: Option<String>,
+    /// PEM bundle of the CA that signed Vault's certificate, if the system does not trust it.
+    pub ca_file: Option<PathBuf>,
+    /// The KV v2 engine's mount.
+    pub kv_mount: String,
+    pub login: VaultLoginMethod,
+    /// Where the auth method is mounted; unset: its name (`approle`, `jwt`).
+    pub auth_mount: Option<String>,
+    /// `login = "jwt"`: the role to log in as.
+    pub role: Option<String>,
+    /// `login = "approle"`: files holding the role id and the secret id.
+    pub role_id_file: Option<PathBuf>,
+    pub secret_id_file: Option<PathBuf>,
+    /// `login = "jwt"`: the service-account token, read anew at each login. `login = "token"`:
+    /// the Vault token (a Vault Agent's sink).
+    pub token_file: Option<PathBuf>,
+    /// While Vault cannot be reached, a value is served this long after it was read.
+    pub max_stale_secs: u64,
+}
+
+impl Default for VaultClientSettings {
+    fn default() -> Self {
+        Self {
+            address: None,
+            ca_file: None,
+            kv_mount: "rampart".into(),
+            login: VaultLoginMethod::Jwt,
+            auth_mount: None,
+            role: None,
+            role_id_file: None,
+            secret_id_file: None,
+            token_file: None,
+            max_stale_secs: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaultLoginMethod {
+    /// The EKS service-account token, checked by Vault's `jwt` auth method (the default).
+    Jwt,
+    AppRole,
+    Token,
+}
+
+impl VaultClientSettings {
+    fn validate(&self, refresh_secs: u64) -> Result<(), ConfigError> {
+        let key = |name: &str| format!("secrets.vault.{name}");
+        let Some(address) = &self.address else {
+            return Err(ConfigError::new(
+                key("address"),
+                "must be set when secrets.source = \"vault\"",
+            ));
+        };
+        if !is_https_or_loopback(address) {
+            return Err(ConfigError::new(
+                key("address"),
+                "must be an https URL (plain http only on a loopback host): the token and every secret cross it",
+            ));
+        }
+        if self.kv_mount.is_empty() {
+            return Err(ConfigError::new(key("kv_mount"), "must not be empty"));
+        }
+        let required: &[(&str, bool)] = match self.login {
+            VaultLoginMethod::Jwt => &[("role", self.role.is_some()), ("token_file", self.token_file.is_some())],
+            VaultLoginMethod::AppRole => &[
+                ("role_id_file", self.role_id_file.is_some()),
+                ("secret_id_file", self.secret_id_file.is_some()),
+            ],
+            VaultLoginMethod::Token => &[("token_file", self.token_file.is_some())],
+        };
+        if let Some((name, _)) = required.iter().find(|(_, set)| !set) {
+            let login = match self.login {
+                VaultLoginMethod::Jwt => "jwt",
+                VaultLoginMethod::AppRole => "approle",
+                VaultLoginMethod::Token => "token",
+            };
+            return Err(ConfigError::new(
+                key(name),
+                format!("must be set for login = \"{login}\""),
+            ));
+        }
+        if !(refresh_secs..=86_400).contains(&self.max_stale_secs) {
+            return Err(ConfigError::new(
+                key("max_stale_secs"),
+                "must be at least secrets.refresh_secs and at most a day",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Settings {
     /// Loads settings from the process environment, over the TOML file named by `RAMPART_CONFIG`
     /// (or `file`, when given), then validates them.
@@ -484,6 +617,15 @@ impl Settings {
                 ));
             }
         }
+        if !(1..=3600).contains(&self.secrets.refresh_secs) {
+            return Err(ConfigError::new(
+                "secrets.refresh_secs",
+                "must be between 1 second and an hour",
+            ));
+        }
+        if self.secrets.source == SecretsSource::Vault {
+            self.secrets.vault.validate(self.secrets.refresh_secs)?;
+        }
         tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level)
             .map_err(|e| ConfigError::new("telemetry.log_level", e.to_string()))?;
         if let Some(endpoint) = &self.telemetry.otlp_endpoint
@@ -508,14 +650,14 @@ impl Settings {
         if self.backend != Backend::Aws {
             return hazards;
         }
-        if !https_or_loopback(&self.tokens.issuer) {
+        if !is_https_or_loopback(&self.tokens.issuer) {
             hazards.push(ConfigError::new(
                 "tokens.issuer",
                 "must be an https URL with backend = \"aws\" (plain http only on a loopback host): \
                  relying parties fetch the signing keys from it",
             ));
         }
-        if let Some(origin) = self.http.cors_allowed_origins.iter().find(|o| !https_or_loopback(o)) {
+        if let Some(origin) = self.http.cors_allowed_origins.iter().find(|o| !is_https_or_loopback(o)) {
             hazards.push(ConfigError::new(
                 "http.cors_allowed_origins",
                 format!("{origin:?} must be https with backend = \"aws\": a page served over plain http can be altered in transit"),
@@ -571,7 +713,8 @@ impl Settings {
 }
 
 /// Whether `url` is https, or http to a loopback host (a local emulator or collector).
-fn https_or_loopback(url: &str) -> bool {
+/// Whether `url` is https, or plain http to a loopback host: where a secret may be sent.
+pub fn is_https_or_loopback(url: &str) -> bool {
     if url.starts_with("https://") {
         return true;
     }
@@ -652,6 +795,34 @@ mod tests {
             .merge(figment::providers::Serialized::default("listen.core", "nonsense"));
         let err = Settings::from_figment(figment).expect_err("must fail");
         assert!(err.key.starts_with("listen.core"), "{err}");
+    }
+
+    #[test]
+    fn a_vault_source_needs_an_address_safe_for_secrets_and_its_login_files() {
+        let vault = "[secrets]\nsource = \"vault\"\n[secrets.vault]\n";
+        let error = from_toml(vault).expect_err("no address");
+        assert_eq!(error.key, "secrets.vault.address");
+        let plain = format!("{vault}address = \"http://vault.example:8200\"\n");
+        let error = from_toml(&plain).expect_err("plain http off loopback");
+        assert_eq!(error.key, "secrets.vault.address");
+        let local = format!("{vault}address = \"http://127.0.0.1:8200\"\n");
+        assert_eq!(
+            from_toml(&local).expect_err("jwt without a role").key,
+            "secrets.vault.role"
+        );
+        let approle = format!("{local}login = \"approle\"\nrole_id_file = \"/run/role-id\"\n");
+        let error = from_toml(&approle).expect_err("approle without its secret id");
+        assert_eq!(error.key, "secrets.vault.secret_id_file");
+        assert!(error.message.contains("login = \"approle\""), "{error}");
+        let settings = from_toml(&format!("{approle}secret_id_file = \"/run/secret-id\"\n")).expect("complete");
+        assert_eq!(settings.secrets.vault.login, VaultLoginMethod::AppRole);
+        let stale = format!("{local}login = \"token\"\ntoken_file = \"/run/token\"\nmax_stale_secs = 30\n");
+        assert_eq!(
+            from_toml(&stale).expect_err("stale shorter than refresh").key,
+            "secrets.vault.max_stale_secs"
+        );
+        // The platform's own store needs none of it.
+        from_toml("[secrets.vault]\naddress = \"http://vault.example\"\n").expect("vault settings unused");
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub trait ReadinessProbe: Send + Sync {
     fn name(&self) -> &'static str;
     /// `Err` carries the reason for the logs; callers only see the probe's name.
     async fn check(&self) -> Result<(), String>;
+    /// What a ready `/readyz` says of this dependency beside passing, e.g. that it serves
+    /// values read before its store became unreachable, and for how long still.
+    fn detail(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// How long one probe may take before it counts as failed.
@@ -47,7 +52,11 @@ pub fn version(service: &str) -> serde_json::Value {
 
 async fn readyz(State(probes): State<Arc<Vec<Arc<dyn ReadinessProbe>>>>) -> Response {
     let mut failing = Vec::new();
+    let mut details = serde_json::Map::new();
     for probe in probes.iter() {
+        if let Some(detail) = probe.detail() {
+            details.insert(probe.name().to_owned(), detail);
+        }
         let outcome = tokio::time::timeout(PROBE_TIMEOUT, probe.check()).await;
         let reason = match outcome {
             Ok(Ok(())) => continue,
@@ -57,8 +66,10 @@ async fn readyz(State(probes): State<Arc<Vec<Arc<dyn ReadinessProbe>>>>) -> Resp
         tracing::warn!(probe = probe.name(), %reason, "not ready");
         failing.push(probe.name());
     }
-    if failing.is_empty() {
+    if failing.is_empty() && details.is_empty() {
         axum::Json(json!({ "status": "ready" })).into_response()
+    } else if failing.is_empty() {
+        axum::Json(json!({ "status": "ready", "checks": details })).into_response()
     } else {
         Problem::new(
             ProblemType::ServiceUnavailable,

@@ -48,7 +48,7 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     // core checks every token itself, against the auth API it runs beside.
     let mut core_settings = settings.clone();
     core_settings.core.auth_url = Some(format!("http://{auth_addr}"));
-    let core = rampart_core::Core::connect(&core_settings, aws.as_ref(), store, &*secrets).await?;
+    let core = rampart_core::Core::connect(&core_settings, aws.as_ref(), store, secrets.clone()).await?;
     let core = rampart_core::router(core, &settings, &metrics);
     let proxy_config = match &routes_file {
         Some(path) => ProxyConfig::load(path)?,

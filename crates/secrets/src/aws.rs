@@ -6,7 +6,7 @@ use rampart_kernel::schema::secret_name;
 use secrecy::{ExposeSecret, SecretString};
 use tracing::instrument;
 
-use crate::{SecretError, SecretSink, SecretSource};
+use crate::{Rotated, SecretError, SecretSink, SecretSource};
 
 #[derive(Debug, Clone)]
 pub struct SecretsManagerSource {
@@ -30,32 +30,48 @@ impl SecretsManagerSource {
     pub fn from_sdk_config(aws: &aws_types::SdkConfig, resource_prefix: &str) -> Self {
         Self::new(Client::new(aws), resource_prefix)
     }
+
+    /// The value `name` holds at `stage` (`AWSCURRENT` when `None`); `None` if no version
+    /// carries that stage, or the secret does not exist.
+    async fn at_stage(&self, name: &str, stage: Option<&str>) -> Result<Option<SecretString>, SecretError> {
+        let result = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_name(&self.prefix, name))
+            .set_version_stage(stage.map(str::to_owned))
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.secret_string.map(SecretString::from)),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl SecretSource for SecretsManagerSource {
     #[instrument(name = "secrets.get", skip(self))]
     async fn get(&self, name: &str) -> Result<SecretString, SecretError> {
-        let result = self
-            .client
-            .get_secret_value()
-            .secret_id(secret_name(&self.prefix, name))
-            .send()
-            .await;
-        match result {
-            Ok(output) => output
-                .secret_string
-                .map(SecretString::from)
-                .ok_or_else(|| SecretError::NotFound(name.to_owned())),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Err(SecretError::NotFound(name.to_owned()))
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        self.at_stage(name, None)
+            .await?
+            .ok_or_else(|| SecretError::NotFound(name.to_owned()))
+    }
+
+    /// `AWSCURRENT` and `AWSPREVIOUS`: the version a rotation's `finishSecret` moved
+    /// `AWSCURRENT` from. `AWSPENDING` is never served: it is not the secret until the
+    /// rotation has tested it.
+    #[instrument(name = "secrets.get_with_previous", skip(self))]
+    async fn get_with_previous(&self, name: &str) -> Result<Rotated, SecretError> {
+        let current = self.get(name).await?;
+        let previous = self.at_stage(name, Some("AWSPREVIOUS")).await?;
+        Ok(Rotated { current, previous })
     }
 }
 

@@ -4,10 +4,12 @@
 
 pub mod aws;
 pub mod local;
+mod report;
 pub mod vault;
 
 pub use aws::SecretsManagerSource;
 pub use local::LocalSecretsFile;
+pub use report::{SecretsProbe, register_metrics};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use vault::{VaultLogin, VaultSettings, VaultSource};
 
@@ -29,10 +31,24 @@ pub enum SecretError {
 
 /// A secret's current value and, if the source keeps it, the value it replaced: while a
 /// rotation settles, what was made with either (a MAC, a cursor) must still be accepted.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Rotated {
     pub current: SecretString,
     pub previous: Option<SecretString>,
+}
+
+/// What a source says of itself for `/readyz` and the metrics: a source with no credential
+/// of its own to keep alive and no cache says nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceStatus {
+    /// Until the credential the source reads with (a Vault token) runs out; `None` if it has
+    /// none or it never does.
+    pub credential_expires_in: Option<std::time::Duration>,
+    pub logins: u64,
+    pub renewals: u64,
+    /// Each secret served stale because its store could not be reached, with how long it may
+    /// still be served.
+    pub stale: Vec<(String, std::time::Duration)>,
 }
 
 /// Reads secrets by their logical name (e.g. `auth/cognito-client-secret`).
@@ -60,6 +76,11 @@ pub trait SecretSource: Send + Sync + std::fmt::Debug {
             current: self.get(name).await?,
             previous: None,
         })
+    }
+
+    /// What `/readyz` and the metrics say of this source.
+    fn status(&self) -> SourceStatus {
+        SourceStatus::default()
     }
 }
 
@@ -101,11 +122,24 @@ pub trait SecretSink: Send + Sync {
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretError>;
 }
 
-/// The secret source the settings select: `data_dir/secrets.json`, or Secrets Manager.
-pub fn connect(
+/// The secret source the settings select: Vault (logged in, its token kept alive in the
+/// background), else `data_dir/secrets.json` or Secrets Manager. A Vault that refuses the
+/// login or cannot be reached stops start-up, naming the setting.
+pub async fn connect(
     settings: &rampart_kernel::Settings,
     aws: Option<&aws_types::SdkConfig>,
 ) -> Result<std::sync::Arc<dyn SecretSource>, rampart_kernel::ConfigError> {
+    use rampart_kernel::config::SecretsSource;
+    if settings.secrets.source == SecretsSource::Vault {
+        let vault = std::sync::Arc::new(
+            VaultSource::connect(vault::settings_from(settings)?)
+                .await
+                .map_err(|e| rampart_kernel::ConfigError::new("secrets.vault", e.to_string()))?,
+        );
+        // The task ends when the source is dropped.
+        drop(vault.keep_token_alive());
+        return Ok(vault);
+    }
     match aws {
         Some(config) => Ok(std::sync::Arc::new(SecretsManagerSource::from_sdk_config(
             config,

@@ -57,6 +57,58 @@ impl TestVault {
         }
     }
 
+    /// Writes an ACL policy of `hcl` under a name no other test uses, and returns that name.
+    pub async fn new_policy(&self, hcl: &str) -> String {
+        let name = format!("policy-{}", crate::unique_suffix());
+        let body = serde_json::json!({ "policy": hcl });
+        self.call(reqwest::Method::PUT, &format!("sys/policies/acl/{name}"), Some(body))
+            .await;
+        name
+    }
+
+    /// Enables the auth method `kind` at a path no other test uses, and returns that path.
+    pub async fn new_auth_mount(&self, kind: &str) -> String {
+        let mount = format!("{kind}-{}", crate::unique_suffix());
+        let body = serde_json::json!({ "type": kind });
+        self.call(reqwest::Method::POST, &format!("sys/auth/{mount}"), Some(body))
+            .await;
+        mount
+    }
+
+    /// A new AppRole role holding only `policy`, with tokens that live `ttl` and at most
+    /// `max_ttl` (Vault's duration strings), and a secret id for it.
+    pub async fn new_approle(&self, policy: &str, ttl: &str, max_ttl: &str) -> AppRole {
+        let mount = self.new_auth_mount("approle").await;
+        let role = format!("auth/{mount}/role/service");
+        let body = serde_json::json!({
+            "token_policies": [policy],
+            "token_ttl": ttl,
+            "token_max_ttl": max_ttl,
+            "secret_id_ttl": "10m",
+        });
+        self.call(reqwest::Method::POST, &role, Some(body)).await;
+        let field = |answer: serde_json::Value, name: &str| {
+            answer["data"][name]
+                .as_str()
+                .unwrap_or_else(|| panic!("{role}: no {name} in the answer"))
+                .to_owned()
+        };
+        let role_id = field(
+            self.call(reqwest::Method::GET, &format!("{role}/role-id"), None).await,
+            "role_id",
+        );
+        let secret_id = field(
+            self.call(reqwest::Method::POST, &format!("{role}/secret-id"), None)
+                .await,
+            "secret_id",
+        );
+        AppRole {
+            mount,
+            role_id,
+            secret_id,
+        }
+    }
+
     /// Mounts a KV v2 engine at a path no other test uses, and returns that path.
     pub async fn new_kv_mount(&self) -> String {
         let mount = format!("kv-{}", crate::unique_suffix());
@@ -65,6 +117,14 @@ impl TestVault {
             .await;
         mount
     }
+}
+
+/// An AppRole role's mount and credentials, as a service would be given them.
+#[derive(Debug, Clone)]
+pub struct AppRole {
+    pub mount: String,
+    pub role_id: String,
+    pub secret_id: String,
 }
 
 /// A running `bao server -dev`, in memory, stopped when dropped (or when the thread that started

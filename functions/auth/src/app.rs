@@ -41,7 +41,7 @@ impl Backends {
     /// Connects the adapters the settings select. `aws` is the SDK configuration when
     /// `backend = "aws"`.
     pub async fn connect(settings: &Settings, aws: Option<&aws_types::SdkConfig>) -> Result<Self, StartupError> {
-        let secrets = rampart_secrets::connect(settings, aws)?;
+        let secrets = rampart_secrets::connect(settings, aws).await?;
         let store = rampart_store::connect(settings, aws)?;
         let keys = rampart_tokens::key_source(settings, aws)?;
         let identity = rampart_identity::connect(settings, aws, &*secrets).await?;

@@ -28,6 +28,7 @@ pub mod records;
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -48,7 +49,9 @@ pub struct CoreState {
     pub store: Arc<dyn ItemStore>,
     pub keys: Arc<TenantKeys>,
     pub verifier: Arc<Verifier>,
-    pub cursors: pages::Cursors,
+    pub cursors: Arc<pages::Cursors>,
+    /// Where the cursor key is read; its state is in `/readyz` and the metrics.
+    pub secrets: Arc<dyn rampart_secrets::SecretSource>,
     /// How long an audit record is kept (`audit.retention_days`).
     pub audit_retention_secs: i64,
     /// How long an `Idempotency-Key` stays leased to a request that has not answered: past the
@@ -68,26 +71,33 @@ pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Core {
     /// core on the settings' backends: the tenant keys on `store` (the local key-encryption key
-    /// in `secrets`, the process's one handle on them), the cursor key from `secrets`, and a verifier that follows the issuer
-    /// whose auth API is at `core.auth_url` (default `tokens.issuer`), refreshing in the
-    /// background.
+    /// in `secrets`, the process's one handle on them), the cursor key from `secrets` (read
+    /// again every `secrets.refresh_secs`), and a verifier that follows the issuer whose auth
+    /// API is at `core.auth_url` (default `tokens.issuer`), refreshing in the background.
     pub async fn connect(
         settings: &Settings,
         aws: Option<&aws_types::SdkConfig>,
         store: Arc<dyn ItemStore>,
-        secrets: &dyn rampart_secrets::SecretSource,
+        secrets: Arc<dyn rampart_secrets::SecretSource>,
     ) -> Result<Self, StartupError> {
-        let keys = rampart_envelope::connect(settings, aws, Arc::clone(&store), secrets).await?;
+        let keys = rampart_envelope::connect(settings, aws, Arc::clone(&store), &*secrets).await?;
         let auth = settings.core.auth_url.as_deref().unwrap_or(&settings.tokens.issuer);
         let issuer = IssuerConfig::for_platform(settings, auth)?;
         issuer.check()?;
         let verifier = Arc::new(Verifier::new(&issuer)?);
         verifier.spawn_refreshers();
+        let cursors = Arc::new(pages::Cursors::load(&*secrets).await?);
+        pages::Cursors::keep_fresh(
+            &cursors,
+            Arc::clone(&secrets),
+            Duration::from_secs(settings.secrets.refresh_secs),
+        );
         Ok(Self(Arc::new(CoreState {
             store,
             keys: Arc::new(keys),
             verifier,
-            cursors: pages::Cursors::load(secrets).await?,
+            cursors,
+            secrets,
             audit_retention_secs: i64::from(settings.audit.retention_days) * 86_400,
             idempotency_lease_secs: i64::try_from(settings.http.request_timeout_secs)
                 .unwrap_or(i64::MAX)
@@ -96,11 +106,14 @@ impl Core {
     }
 }
 
-/// core's routes inside the shared edge layers, its requests counted in `metrics`. Ready once
-/// its store answers and the issuer's keys and revocation feed are in.
+/// core's routes inside the shared edge layers, its requests and secret source counted in
+/// `metrics`. Ready once its store answers and the issuer's keys and revocation feed are in,
+/// and while its secret source can read.
 pub fn router(core: Core, settings: &Settings, metrics: &Registry) -> Router {
     let mut probes: Vec<Arc<dyn ReadinessProbe>> = vec![Arc::clone(&core.store) as Arc<dyn ReadinessProbe>];
     probes.extend(rampart_verifier::readiness_probes(&core.verifier));
+    probes.push(Arc::new(rampart_secrets::SecretsProbe(Arc::clone(&core.secrets))));
+    rampart_secrets::register_metrics(metrics, Arc::clone(&core.secrets));
     let orgs = Router::new()
         .route("/v1/orgs", get(orgs::list).post(orgs::create))
         .route("/v1/orgs/{org}", get(orgs::get).patch(orgs::patch).delete(orgs::delete))

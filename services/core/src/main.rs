@@ -13,8 +13,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let _telemetry = rampart_kernel::telemetry::init("rampart-core", &settings.telemetry)?;
     let aws = rampart_kernel::aws::sdk_config_for(&settings).await;
     let store = rampart_store::connect(&settings, aws.as_ref())?;
-    let secrets = rampart_secrets::connect(&settings, aws.as_ref())?;
-    let core = rampart_core::Core::connect(&settings, aws.as_ref(), store, &*secrets).await?;
+    let secrets = rampart_secrets::connect(&settings, aws.as_ref()).await?;
+    let core = rampart_core::Core::connect(&settings, aws.as_ref(), store, secrets).await?;
     let listener = bind(settings.listen.core)
         .await
         .map_err(|e| format!("listen.core {}: {e}", settings.listen.core))?;

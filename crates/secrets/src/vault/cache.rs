@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
-
 /// How long values live and how often an unreachable Vault is asked (from `VaultSettings`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Timings {
@@ -18,22 +16,32 @@ pub(super) struct Timings {
     pub(super) timeout: Duration,
 }
 
-#[derive(Default)]
-pub(super) struct Values {
-    entries: Mutex<Entries>,
+/// What was last read of each secret: a `V` (the service's: the value and the one it replaced).
+pub(super) struct Values<V> {
+    entries: Mutex<Entries<V>>,
 }
 
-#[derive(Default)]
-struct Entries {
-    by_name: HashMap<String, Entry>,
+impl<V> Default for Values<V> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(Entries {
+                by_name: HashMap::new(),
+                changes: 0,
+            }),
+        }
+    }
+}
+
+struct Entries<V> {
+    by_name: HashMap<String, Entry<V>>,
     /// Counts writes and refusals: a read that began before one does not keep its value,
     /// which may be the one just replaced.
     changes: u64,
 }
 
-struct Entry {
+struct Entry<V> {
     /// `None` for a secret no read has yet returned.
-    value: Option<SecretString>,
+    value: Option<V>,
     read: Instant,
     /// Vault could not be reached: not asked again before then.
     retry_at: Option<Instant>,
@@ -42,9 +50,9 @@ struct Entry {
 }
 
 /// What a caller does for a secret.
-pub(super) enum Lookup {
+pub(super) enum Lookup<V> {
     /// Serve this value without asking Vault.
-    Serve(SecretString),
+    Serve(V),
     /// Vault could not be reached moments ago and there is nothing to serve: fail without
     /// asking.
     Unreachable,
@@ -58,12 +66,12 @@ pub(super) struct Ticket {
     changes: u64,
 }
 
-impl Values {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+impl<V: Clone> Values<V> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<V>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn lookup(&self, name: &str, now: Instant, timings: Timings) -> Lookup {
+    pub(super) fn lookup(&self, name: &str, now: Instant, timings: Timings) -> Lookup<V> {
         let mut entries = self.lock();
         let changes = entries.changes;
         let entry = entries.by_name.entry(name.to_owned()).or_insert(Entry {
@@ -91,7 +99,7 @@ impl Values {
     }
 
     /// Vault answered with `value`: kept, unless a write or refusal came in meanwhile.
-    pub(super) fn read(&self, name: &str, value: &SecretString, ticket: &Ticket) {
+    pub(super) fn read(&self, name: &str, value: &V, ticket: &Ticket) {
         let mut entries = self.lock();
         if entries.changes != ticket.changes {
             return;
@@ -109,7 +117,7 @@ impl Values {
 
     /// Vault could not be reached: no new ask before `retry_every` has passed; the last good
     /// value, if it may still be served.
-    pub(super) fn unreachable(&self, name: &str, now: Instant, timings: Timings) -> Option<SecretString> {
+    pub(super) fn unreachable(&self, name: &str, now: Instant, timings: Timings) -> Option<V> {
         let mut entries = self.lock();
         let entry = entries.by_name.get_mut(name)?;
         entry.retry_at = Some(now + timings.retry_every);
@@ -147,9 +155,12 @@ impl Values {
 
 #[cfg(test)]
 mod tests {
-    use secrecy::ExposeSecret;
+    use secrecy::{ExposeSecret, SecretString};
 
     use super::*;
+
+    type Values = super::Values<SecretString>;
+    type Lookup = super::Lookup<SecretString>;
 
     const TIMINGS: Timings = Timings {
         refresh: Duration::from_secs(60),

@@ -16,7 +16,10 @@ use tracing::instrument;
 use vaultrs::client::VaultClient;
 use vaultrs::error::ClientError;
 
-use crate::{Rotated, SecretError, SecretSink, SecretSource};
+use rampart_kernel::ConfigError;
+use rampart_kernel::config::VaultLoginMethod;
+
+use crate::{Rotated, SecretError, SecretSink, SecretSource, SourceStatus};
 
 /// How a service proves who it is to Vault.
 #[derive(Clone)]
@@ -106,6 +109,50 @@ impl VaultSettings {
     }
 }
 
+/// The client settings `secrets.vault` describes, with the credentials read from their files
+/// (an AppRole's once, here; a JWT at each login).
+pub fn settings_from(settings: &rampart_kernel::Settings) -> Result<VaultSettings, ConfigError> {
+    let vault = &settings.secrets.vault;
+    let key = |name: &str| format!("secrets.vault.{name}");
+    let read = |name: &str, path: &Option<PathBuf>| -> Result<String, ConfigError> {
+        let path = path
+            .as_ref()
+            .ok_or_else(|| ConfigError::new(key(name), "must be set"))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new(key(name), format!("{}: {e}", path.display())))?;
+        Ok(text.trim().to_owned())
+    };
+    let mount = |default: &str| vault.auth_mount.clone().unwrap_or_else(|| default.to_owned());
+    let login = match vault.login {
+        VaultLoginMethod::Token => VaultLogin::Token(read("token_file", &vault.token_file)?.into()),
+        VaultLoginMethod::AppRole => VaultLogin::AppRole {
+            mount: mount("approle"),
+            role_id: read("role_id_file", &vault.role_id_file)?,
+            secret_id: read("secret_id_file", &vault.secret_id_file)?.into(),
+        },
+        VaultLoginMethod::Jwt => VaultLogin::Jwt {
+            mount: mount("jwt"),
+            role: vault
+                .role
+                .clone()
+                .ok_or_else(|| ConfigError::new(key("role"), "must be set"))?,
+            token_file: vault
+                .token_file
+                .clone()
+                .ok_or_else(|| ConfigError::new(key("token_file"), "must be set"))?,
+        },
+    };
+    let address = vault
+        .address
+        .clone()
+        .ok_or_else(|| ConfigError::new(key("address"), "must be set"))?;
+    let mut client = VaultSettings::new(address, login, vault.kv_mount.clone(), settings.resource_prefix.clone());
+    client.ca_file.clone_from(&vault.ca_file);
+    client.refresh = Duration::from_secs(settings.secrets.refresh_secs);
+    client.max_stale = Duration::from_secs(vault.max_stale_secs);
+    Ok(client)
+}
+
 /// Secrets in Vault's KV v2 engine.
 pub struct VaultSource {
     settings: VaultSettings,
@@ -113,24 +160,12 @@ pub struct VaultSource {
     /// read never holds the lock across a call to Vault.
     session: RwLock<Arc<Session>>,
     /// The last good value of each secret read, with when it was read.
-    values: Values,
+    values: Values<Rotated>,
     /// Held while the token is renewed or got anew: requests refused together wait for one
     /// login rather than each making their own.
     login_lock: tokio::sync::Mutex<()>,
     logins: AtomicU64,
     renewals: AtomicU64,
-}
-
-/// What a service's `/readyz` and metrics say of its Vault client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VaultStatus {
-    /// Until the token runs out; `None` if it never does.
-    pub token_expires_in: Option<Duration>,
-    pub logins: u64,
-    pub renewals: u64,
-    /// Each secret served stale because Vault could not be reached, with how long it may still
-    /// be served.
-    pub stale: Vec<(String, Duration)>,
 }
 
 impl std::fmt::Debug for VaultSource {
@@ -289,17 +324,6 @@ impl VaultSource {
 
     /// The token's time left, how often it was renewed and got anew, and the secrets being
     /// served stale.
-    pub fn status(&self) -> VaultStatus {
-        let now = Instant::now();
-        let stale = self.values.stale(now, self.timings());
-        VaultStatus {
-            token_expires_in: self.session().expires_at().map(|at| at.saturating_duration_since(now)),
-            logins: self.logins.load(Ordering::Relaxed),
-            renewals: self.renewals.load(Ordering::Relaxed),
-            stale,
-        }
-    }
-
     /// Runs `call` with the current token. Vault answers 403 both for what the policy denies
     /// and for a token it has revoked or let expire; in the second case only, this logs in
     /// again and tries once more.
@@ -333,18 +357,68 @@ impl VaultSource {
         self.login_again().await.map(Some)
     }
 
-    async fn read_value(&self, name: &str, version: Option<u64>) -> Result<SecretString, SecretError> {
+    /// The secret from memory while fresh; else read from Vault, or, while Vault cannot be
+    /// reached, the last good value until `max_stale` after it was read.
+    async fn cached(&self, name: &str) -> Result<Rotated, SecretError> {
+        let timings = self.timings();
+        let ticket = match self.values.lookup(name, Instant::now(), timings) {
+            Lookup::Serve(value) => return Ok(value),
+            Lookup::Unreachable => {
+                return Err(SecretError::Unavailable(format!(
+                    "Vault could not be reached for secret {name} moments ago; asked again within {} s",
+                    timings.retry_every.as_secs()
+                )));
+            }
+            Lookup::Ask(ticket) => ticket,
+        };
+        match self.read_rotated(name).await {
+            Ok(value) => {
+                self.values.read(name, &value, &ticket);
+                Ok(value)
+            }
+            Err(SecretError::Unavailable(why)) => match self.values.unreachable(name, Instant::now(), timings) {
+                Some(value) => {
+                    tracing::warn!(secret = name, error = %why, "Vault unreachable; serving the last good value");
+                    Ok(value)
+                }
+                None => Err(SecretError::Unavailable(why)),
+            },
+            Err(refused) => {
+                self.values.forget(name);
+                Err(refused)
+            }
+        }
+    }
+
+    /// The latest version and the one before it, unless that one is deleted or destroyed.
+    async fn read_rotated(&self, name: &str) -> Result<Rotated, SecretError> {
+        let mount = self.settings.kv_mount.as_str();
+        let path = self.path(name);
+        let metadata = self
+            .with_login(name, |client| {
+                let path = path.clone();
+                async move { vaultrs::kv2::read_metadata(&*client, mount, &path).await }
+            })
+            .await?;
+        let current = self.read_value(name, metadata.current_version).await?;
+        let previous = match metadata.current_version.checked_sub(1).filter(|v| *v > 0) {
+            Some(version) => match self.read_value(name, version).await {
+                Ok(value) => Some(value),
+                Err(SecretError::NotFound(_)) => None,
+                Err(error) => return Err(error),
+            },
+            None => None,
+        };
+        Ok(Rotated { current, previous })
+    }
+
+    async fn read_value(&self, name: &str, version: u64) -> Result<SecretString, SecretError> {
         let mount = self.settings.kv_mount.as_str();
         let path = self.path(name);
         let data: serde_json::Map<String, serde_json::Value> = self
             .with_login(name, |client| {
                 let path = path.clone();
-                async move {
-                    match version {
-                        Some(version) => vaultrs::kv2::read_version(&*client, mount, &path, version).await,
-                        None => vaultrs::kv2::read(&*client, mount, &path).await,
-                    }
-                }
+                async move { vaultrs::kv2::read_version(&*client, mount, &path, version).await }
             })
             .await?;
         value_of(name, data)
@@ -354,18 +428,12 @@ impl VaultSource {
 /// The address must be a URL, and `https://` unless it is on loopback: the token and the
 /// secrets cross that connection.
 fn check_address(address: &str) -> Result<(), SecretError> {
-    let invalid = |why: &str| SecretError::Invalid(format!("the Vault address {address:?} {why}"));
-    let url = url::Url::parse(address).map_err(|_| invalid("is not a URL"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name == "localhost",
-        None => false,
-    };
-    match url.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(invalid("must be https:// (http:// only on loopback)")),
+    if rampart_kernel::config::is_https_or_loopback(address) {
+        Ok(())
+    } else {
+        Err(SecretError::Invalid(format!(
+            "the Vault address {address:?} must be https:// (http:// only on loopback)"
+        )))
     }
 }
 
@@ -388,62 +456,29 @@ fn value_of(name: &str, mut data: serde_json::Map<String, serde_json::Value>) ->
 
 #[async_trait::async_trait]
 impl SecretSource for VaultSource {
-    #[instrument(name = "secrets.get", skip(self))]
     /// Served from memory for `refresh`; while Vault cannot be reached, the last good value is
     /// served for up to `max_stale` after it was read, and Vault asked at most once per
     /// `retry_every`.
+    #[instrument(name = "secrets.get", skip(self))]
     async fn get(&self, name: &str) -> Result<SecretString, SecretError> {
-        let timings = self.timings();
-        let ticket = match self.values.lookup(name, Instant::now(), timings) {
-            Lookup::Serve(value) => return Ok(value),
-            Lookup::Unreachable => {
-                return Err(SecretError::Unavailable(format!(
-                    "Vault could not be reached for secret {name} moments ago; asked again within {} s",
-                    timings.retry_every.as_secs()
-                )));
-            }
-            Lookup::Ask(ticket) => ticket,
-        };
-        match self.read_value(name, None).await {
-            Ok(value) => {
-                self.values.read(name, &value, &ticket);
-                Ok(value)
-            }
-            Err(SecretError::Unavailable(why)) => match self.values.unreachable(name, Instant::now(), timings) {
-                Some(value) => {
-                    tracing::warn!(secret = name, error = %why, "Vault unreachable; serving the last good value");
-                    Ok(value)
-                }
-                None => Err(SecretError::Unavailable(why)),
-            },
-            Err(refused) => {
-                self.values.forget(name);
-                Err(refused)
-            }
+        Ok(self.cached(name).await?.current)
+    }
+
+    fn status(&self) -> SourceStatus {
+        let now = Instant::now();
+        SourceStatus {
+            credential_expires_in: self.session().expires_at().map(|at| at.saturating_duration_since(now)),
+            logins: self.logins.load(Ordering::Relaxed),
+            renewals: self.renewals.load(Ordering::Relaxed),
+            stale: self.values.stale(now, self.timings()),
         }
     }
 
-    /// The latest version and the one before it, unless that one is deleted or destroyed.
+    /// The latest version and the one before it, unless that one is deleted or destroyed;
+    /// from memory, and stale while Vault cannot be reached, as [`VaultSource::get`].
     #[instrument(name = "secrets.get_with_previous", skip(self))]
     async fn get_with_previous(&self, name: &str) -> Result<Rotated, SecretError> {
-        let mount = self.settings.kv_mount.as_str();
-        let path = self.path(name);
-        let metadata = self
-            .with_login(name, |client| {
-                let path = path.clone();
-                async move { vaultrs::kv2::read_metadata(&*client, mount, &path).await }
-            })
-            .await?;
-        let current = self.read_value(name, Some(metadata.current_version)).await?;
-        let previous = match metadata.current_version.checked_sub(1).filter(|v| *v > 0) {
-            Some(version) => match self.read_value(name, Some(version)).await {
-                Ok(value) => Some(value),
-                Err(SecretError::NotFound(_)) => None,
-                Err(error) => return Err(error),
-            },
-            None => None,
-        };
-        Ok(Rotated { current, previous })
+        self.cached(name).await
     }
 }
 
@@ -484,6 +519,8 @@ mod tests {
             "vault.example:8200",
             "not a url",
             "ftp://127.0.0.1",
+            "http://127.0.0.1.vault.example:8200",
+            "http://localhost@vault.example:8200",
         ] {
             assert!(matches!(check_address(bad), Err(SecretError::Invalid(_))), "{bad}");
         }

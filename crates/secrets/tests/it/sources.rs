@@ -56,6 +56,45 @@ async fn secrets_manager_round_trips() {
     round_trips(&SecretsManagerSource::new(client, &aws.prefix)).await;
 }
 
+#[tokio::test]
+async fn secrets_manager_gives_the_version_a_rotation_replaced_but_never_the_pending_one() {
+    let aws = rampart_testkit::aws().await;
+    let client = aws_sdk_secretsmanager::Client::new(&aws.config);
+    let source = SecretsManagerSource::new(client.clone(), &aws.prefix);
+    let name = "core/cursor-key";
+    source
+        .put(name, &SecretString::from("first-value"))
+        .await
+        .expect("create");
+    let fresh = source.get_with_previous(name).await.expect("read");
+    assert_eq!(fresh.current.expose_secret(), "first-value");
+    assert!(
+        fresh.previous.is_none(),
+        "a secret never rotated has no previous version"
+    );
+
+    source
+        .put(name, &SecretString::from("second-value"))
+        .await
+        .expect("rotate");
+    let rotated = source.get_with_previous(name).await.expect("read");
+    assert_eq!(rotated.current.expose_secret(), "second-value");
+    assert_eq!(rotated.previous.expect("previous").expose_secret(), "first-value");
+
+    // A rotation under way: its AWSPENDING version is neither current nor previous.
+    client
+        .put_secret_value()
+        .secret_id(format!("{}/{name}", aws.prefix))
+        .secret_string("pending-value")
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .expect("stage a pending version");
+    let during = source.get_with_previous(name).await.expect("read");
+    assert_eq!(during.current.expose_secret(), "second-value");
+    assert_eq!(during.previous.expect("previous").expose_secret(), "first-value");
+}
+
 fn generated() -> Result<SecretString, SecretError> {
     Ok(SecretString::from("generated-key"))
 }

@@ -6,3 +6,4 @@ mod binary;
 mod faults;
 mod lost_answer;
 mod stack;
+mod vault;

@@ -25,6 +25,8 @@ pub struct Stack {
         reason = "read by the trace test (tests/trace.rs), which shares this stack"
     )]
     pub settings: Settings,
+    /// What core and the auth API count, as their admin listener would serve it.
+    pub metrics: Registry,
     pub dir: tempfile::TempDir,
     shutdown: CancellationToken,
 }
@@ -57,8 +59,21 @@ impl Stack {
 
     /// On the embedded backends, the store seen through `wrap` (to inject its faults).
     pub async fn embedded_with(wrap: impl FnOnce(Arc<dyn ItemStore>) -> Arc<dyn ItemStore>) -> Self {
+        Self::embedded_from(|_| {}, wrap).await
+    }
+
+    /// On the embedded backends, with `adjust` applied to the settings.
+    pub async fn embedded_configured(adjust: impl FnOnce(&mut Settings)) -> Self {
+        Self::embedded_from(adjust, |store| store).await
+    }
+
+    async fn embedded_from(
+        adjust: impl FnOnce(&mut Settings),
+        wrap: impl FnOnce(Arc<dyn ItemStore>) -> Arc<dyn ItemStore>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let settings = rampart_testkit::embedded_settings(dir.path());
+        let mut settings = rampart_testkit::embedded_settings(dir.path());
+        adjust(&mut settings);
         let mut backends = Backends::connect(&settings, None).await.expect("embedded backends");
         backends.store = wrap(backends.store);
         Self::serve(settings, None, backends, dir).await
@@ -107,7 +122,7 @@ impl Stack {
         );
         let mut core_settings = settings.clone();
         core_settings.core.auth_url = Some(auth.clone());
-        let core = Core::connect(&core_settings, aws.as_ref(), Arc::clone(&store), &*secrets)
+        let core = Core::connect(&core_settings, aws.as_ref(), Arc::clone(&store), Arc::clone(&secrets))
             .await
             .expect("core");
         let core_router = rampart_core::router(core, &settings, &metrics);
@@ -127,6 +142,7 @@ impl Stack {
             aws,
             prefix: settings.resource_prefix.clone(),
             settings,
+            metrics,
             dir,
             shutdown,
         };
