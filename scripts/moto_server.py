@@ -14,6 +14,10 @@
    after a lost answer does not fail its own conditions. Here too.
 3. KMS: moto encrypts, decrypts and signs with a disabled key; AWS refuses with
    DisabledException. Here it refuses too, so a test can have KMS refuse a call.
+4. Secrets Manager: when UpdateSecretVersionStage moves AWSCURRENT (a rotation's finishSecret),
+   moto moves the label but GetSecretValue without a stage still answers with the version that
+   had it, which moto tracks apart from the labels. AWS answers with the version labelled
+   AWSCURRENT; here too.
 
 Otherwise moto runs unchanged. Usage is that of `moto_server`.
 """
@@ -168,12 +172,27 @@ def _refuse_disabled_keys() -> None:
     KmsBackend.decrypt = decrypt
 
 
+def _current_follows_its_label() -> None:
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    original = SecretsManagerBackend.update_secret_version_stage
+
+    def update_secret_version_stage(self, secret_id, version_stage, remove_from_version_id, move_to_version_id):
+        result = original(self, secret_id, version_stage, remove_from_version_id, move_to_version_id)
+        if version_stage == "AWSCURRENT" and move_to_version_id:
+            self.secrets[secret_id].default_version_id = move_to_version_id
+        return result
+
+    SecretsManagerBackend.update_secret_version_stage = update_secret_version_stage
+
+
 _track_message_type("sign")
 _track_message_type("verify")
 _patch_rsa()
 _patch_ecdsa()
 _serialize_dynamodb_writes()
 _refuse_disabled_keys()
+_current_follows_its_label()
 
 if __name__ == "__main__":
     from moto.server import main

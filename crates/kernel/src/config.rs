@@ -713,7 +713,6 @@ impl Settings {
 }
 
 /// Whether `url` is https, or http to a loopback host (a local emulator or collector).
-/// Whether `url` is https, or plain http to a loopback host: where a secret may be sent.
 pub fn is_https_or_loopback(url: &str) -> bool {
     if url.starts_with("https://") {
         return true;

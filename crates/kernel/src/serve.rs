@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 
@@ -23,6 +23,40 @@ use crate::config::HttpSettings;
 /// Binds `addr` (port 0 picks a free port; read it back with `local_addr`).
 pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+/// How each accepted TCP connection becomes the stream HTTP is served over: as it is, or
+/// after a TLS handshake that names the peer.
+pub trait Handshake: Clone + Send + Sync + 'static {
+    type Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    /// Who the peer proved to be; put in each of its requests' extensions.
+    type Peer: Clone + Send + Sync + 'static;
+
+    fn handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> impl std::future::Future<Output = io::Result<(Self::Stream, Self::Peer)>> + Send;
+
+    /// Resolves once `peer` is no longer trusted (its CA was removed): its connection is then
+    /// closed, so a trust change reaches kept-alive connections too.
+    fn distrusted(&self, peer: &Self::Peer) -> impl std::future::Future<Output = ()> + Send + 'static;
+}
+
+/// Plain TCP: no handshake, an anonymous peer that is never distrusted.
+#[derive(Debug, Clone, Copy)]
+pub struct PlainTcp;
+
+impl Handshake for PlainTcp {
+    type Stream = TcpStream;
+    type Peer = ();
+
+    async fn handshake(&self, tcp: TcpStream) -> io::Result<(TcpStream, ())> {
+        Ok((tcp, ()))
+    }
+
+    fn distrusted(&self, (): &()) -> impl std::future::Future<Output = ()> + Send + 'static {
+        std::future::pending()
+    }
 }
 
 /// Serves `service` (an axum `Router`, or any service over axum's request and response) on
@@ -36,6 +70,24 @@ pub async fn serve<S>(
     shutdown: CancellationToken,
 ) -> io::Result<()>
 where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    serve_with(listener, PlainTcp, service, settings, shutdown).await
+}
+
+/// [`serve`], each connection through `handshake` first (within `header_read_timeout_secs`);
+/// each request also carries the peer the handshake named, and a connection whose peer stops
+/// being trusted is closed.
+pub async fn serve_with<H, S>(
+    listener: TcpListener,
+    handshake: H,
+    service: S,
+    settings: &HttpSettings,
+    shutdown: CancellationToken,
+) -> io::Result<()>
+where
+    H: Handshake,
     S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
@@ -62,16 +114,36 @@ where
             () = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone().map_request(move |request: http::Request<Incoming>| {
-            let mut request = request.map(Body::new);
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        });
-        let connection = http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        let (service, handshake, http1, watcher) =
+            (service.clone(), handshake.clone(), http1.clone(), graceful.watcher());
+        let handshake_timeout = Duration::from_secs(settings.header_read_timeout_secs);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, %peer, "connection ended with an error");
+            let (stream, identity) = match tokio::time::timeout(handshake_timeout, handshake.handshake(stream)).await {
+                Ok(Ok(done)) => done,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, %peer, "handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "handshake timed out");
+                    return;
+                }
+            };
+            let distrusted = handshake.distrusted(&identity);
+            let service = service.map_request(move |request: http::Request<Incoming>| {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request.extensions_mut().insert(identity.clone());
+                request
+            });
+            let connection =
+                watcher.watch(http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+            tokio::select! {
+                ended = connection => if let Err(error) = ended {
+                    tracing::debug!(%error, %peer, "connection ended with an error");
+                },
+                // Dropping the connection closes it.
+                () = distrusted => tracing::info!(%peer, "closed a connection whose peer is no longer trusted"),
             }
         });
     }

@@ -1,0 +1,71 @@
+//! SPIFFE IDs: `spiffe://<trust domain>/<service>`, carried as a certificate's URI SAN.
+
+use rustls::pki_types::CertificateDer;
+use x509_cert::Certificate;
+use x509_cert::der::Decode as _;
+use x509_cert::der::oid::AssociatedOid as _;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+
+use crate::PkiError;
+
+/// A service's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SpiffeId {
+    uri: String,
+    service: String,
+}
+
+impl SpiffeId {
+    /// `spiffe://<trust_domain>/<service>`; both parts lower-case letters, digits and `-`.
+    pub fn new(trust_domain: &str, service: &str) -> Result<Self, PkiError> {
+        let well_formed = |part: &str| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        };
+        if !well_formed(trust_domain) || !well_formed(service) {
+            return Err(PkiError::Invalid(format!(
+                "spiffe://{trust_domain}/{service} is not a SPIFFE ID this platform issues"
+            )));
+        }
+        Ok(Self {
+            uri: format!("spiffe://{trust_domain}/{service}"),
+            service: service.to_owned(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.uri
+    }
+
+    /// The service's name: the last part of the ID, and its DNS name in the cluster.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+}
+
+impl std::fmt::Display for SpiffeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.uri)
+    }
+}
+
+/// The one `spiffe://` URI SAN of `certificate`; `None` if it has none, or several.
+pub fn spiffe_id_of(certificate: &CertificateDer<'_>) -> Option<String> {
+    let certificate = Certificate::from_der(certificate.as_ref()).ok()?;
+    let extensions = certificate.tbs_certificate.extensions?;
+    let san = extensions
+        .iter()
+        .find(|extension| extension.extn_id == SubjectAltName::OID)?;
+    let names = SubjectAltName::from_der(san.extn_value.as_bytes()).ok()?;
+    let mut uris = names.0.iter().filter_map(|name| match name {
+        GeneralName::UniformResourceIdentifier(uri) if uri.as_str().starts_with("spiffe://") => {
+            Some(uri.as_str().to_owned())
+        }
+        _ => None,
+    });
+    let first = uris.next()?;
+    uris.next().is_none().then_some(first)
+}

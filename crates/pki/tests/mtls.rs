@@ -1,0 +1,293 @@
+//! Mutual TLS over loopback, as core and the auth-proxy use it: real handshakes through
+//! `rampart_kernel::serve::serve_with`, a hyper client over hyper-rustls, certificates from
+//! the local three-tier CA.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Extension;
+use axum::routing::get;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rampart_kernel::config::HttpSettings;
+use rampart_pki::{CertificateIssuer, LocalCa, MtlsAcceptor, MutualTls, Peer, SpiffeId};
+use tokio_util::sync::CancellationToken;
+
+type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+fn id(service: &str) -> SpiffeId {
+    SpiffeId::new("rampart", service).expect("id")
+}
+
+async fn identity(ca: &LocalCa, own: &str, peer: &str) -> Arc<MutualTls> {
+    let issued = ca.issue(&id(own), Duration::from_secs(3600)).await.expect("issue");
+    MutualTls::new(id(own), id(peer), issued, vec![ca.root()]).expect("identity")
+}
+
+/// core's side: answers with the identity its client proved. Returns its https URL.
+async fn serve(tls: &Arc<MutualTls>, shutdown: &CancellationToken) -> String {
+    let listener = rampart_kernel::serve::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("bind");
+    let url = format!("https://{}/", listener.local_addr().expect("addr"));
+    let router = Router::new().route(
+        "/",
+        get(|Extension(peer): Extension<Peer>| async move { peer.identity.0 }),
+    );
+    let (acceptor, shutdown) = (MtlsAcceptor::new(tls), shutdown.clone());
+    tokio::spawn(async move {
+        rampart_kernel::serve::serve_with(listener, acceptor, router, &HttpSettings::default(), shutdown).await
+    });
+    url
+}
+
+fn client(config: rustls::ClientConfig) -> HttpsClient {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+async fn get_text(client: &HttpsClient, url: &str) -> Result<String, String> {
+    let response = client
+        .get(url.parse().expect("url"))
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if status.is_success() {
+        Ok(text)
+    } else {
+        Err(format!("{status}: {text}"))
+    }
+}
+
+#[tokio::test]
+async fn the_proxy_is_served_and_core_knows_who_called() {
+    let ca = LocalCa::ephemeral().expect("ca");
+    let shutdown = CancellationToken::new();
+    let url = serve(&identity(&ca, "core", "auth-proxy").await, &shutdown).await;
+    let proxy = client(identity(&ca, "auth-proxy", "core").await.client_config());
+    assert_eq!(
+        get_text(&proxy, &url).await.expect("served"),
+        "spiffe://rampart/auth-proxy"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn core_refuses_no_certificate_another_ca_and_another_identity() {
+    let ca = LocalCa::ephemeral().expect("ca");
+    let shutdown = CancellationToken::new();
+    let url = serve(&identity(&ca, "core", "auth-proxy").await, &shutdown).await;
+    let proxy = identity(&ca, "auth-proxy", "core").await;
+
+    // No certificate: the proxy's own checks of core, but nothing to present.
+    let mut anonymous = proxy.client_config();
+    anonymous.client_auth_cert_resolver = Arc::new(NoCertificate);
+    // The proxy's identity, from another CA; it trusts core's, so only its own chain is wrong.
+    let foreign = identity(&LocalCa::ephemeral().expect("other ca"), "auth-proxy", "core").await;
+    foreign.set_trust(vec![ca.root()]).expect("trust");
+    let impostor = identity(&ca, "reports", "core").await;
+    for (who, config) in [
+        ("no certificate", anonymous),
+        ("another CA", foreign.client_config()),
+        ("another identity", impostor.client_config()),
+    ] {
+        let refused = get_text(&client(config), &url).await;
+        assert!(refused.is_err(), "{who} was served: {refused:?}");
+    }
+    assert!(
+        get_text(&client(proxy.client_config()), &url).await.is_ok(),
+        "the proxy still is"
+    );
+    shutdown.cancel();
+}
+
+/// A client with no certificate to present.
+#[derive(Debug)]
+struct NoCertificate;
+
+impl rustls::client::ResolvesClientCert for NoCertificate {
+    fn resolve(&self, _: &[&[u8]], _: &[rustls::SignatureScheme]) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
+
+#[tokio::test]
+async fn the_proxy_refuses_a_server_that_is_not_core() {
+    let ca = LocalCa::ephemeral().expect("ca");
+    let shutdown = CancellationToken::new();
+    let url = serve(&identity(&ca, "reports", "auth-proxy").await, &shutdown).await;
+    let proxy = client(identity(&ca, "auth-proxy", "core").await.client_config());
+    assert!(get_text(&proxy, &url).await.is_err(), "a server that is not core");
+    shutdown.cancel();
+}
+
+/// A leaf comes with the intermediate that issued it, carries the service's SPIFFE ID alone,
+/// and lives as long as asked; the CA is kept (keys owner-only) and read back after a restart.
+#[tokio::test]
+async fn leaves_chain_through_the_intermediate_and_live_as_long_as_asked() {
+    let ca = LocalCa::ephemeral().expect("ca");
+    let issued = ca.issue(&id("core"), Duration::from_secs(3600)).await.expect("issue");
+    assert_eq!(issued.chain.len(), 2, "the leaf and the intermediate");
+    let left = issued
+        .not_after
+        .duration_since(std::time::SystemTime::now())
+        .expect("future");
+    assert!((3590..=3600).contains(&left.as_secs()), "{left:?}");
+    assert_eq!(
+        rampart_pki::spiffe_id_of(&issued.chain[0]).as_deref(),
+        Some("spiffe://rampart/core")
+    );
+    assert_eq!(
+        rampart_pki::spiffe_id_of(&issued.chain[1]),
+        None,
+        "the intermediate is no service"
+    );
+    assert_eq!(ca.trust_anchors().await.expect("roots"), vec![ca.root()]);
+
+    let dir = tempfile::tempdir().expect("dir");
+    let kept = LocalCa::open(&dir.path().join("pki")).expect("made");
+    let again = LocalCa::open(&dir.path().join("pki")).expect("read back");
+    assert_eq!(kept.root(), again.root(), "the same CA after a restart");
+    use std::os::unix::fs::PermissionsExt;
+    for key in ["root.key", "intermediate.key"] {
+        let mode = std::fs::metadata(dir.path().join("pki").join(key))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+}
+
+#[tokio::test]
+async fn certificates_renewed_under_load_fail_no_request_and_no_handshake() {
+    let ca = Arc::new(LocalCa::ephemeral().expect("ca"));
+    let shutdown = CancellationToken::new();
+    // Both sides renew on their own schedule: 2 s certificates, renewed at about half that.
+    let ttl = Duration::from_secs(2);
+    let core = MutualTls::start(ca.clone(), id("core"), id("auth-proxy"), ttl)
+        .await
+        .expect("core");
+    let proxy = MutualTls::start(ca.clone(), id("auth-proxy"), id("core"), ttl)
+        .await
+        .expect("proxy");
+    let url = serve(&core, &shutdown).await;
+    let (done, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut workers = Vec::new();
+    for worker in 0..8 {
+        // Half the workers keep their connections; half make a new one (a handshake) each time.
+        let fresh = worker % 2 == 0;
+        let (proxy, url, done, failed) = (proxy.clone(), url.clone(), done.clone(), failed.clone());
+        workers.push(tokio::spawn(async move {
+            let mut kept = client(proxy.client_config());
+            while Instant::now() < deadline {
+                if fresh {
+                    kept = client(proxy.client_config());
+                }
+                match get_text(&kept, &url).await {
+                    Ok(_) => done.fetch_add(1, Ordering::Relaxed),
+                    Err(error) => {
+                        eprintln!("failed: {error}");
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no request failed");
+    assert!(done.load(Ordering::Relaxed) > 100, "load ran: {done:?}");
+    assert!(
+        core.renewals() >= 3 && proxy.renewals() >= 3,
+        "renewed {} and {} times",
+        core.renewals(),
+        proxy.renewals()
+    );
+    // And what a new handshake meets is the latest certificate, still valid.
+    assert!(core.expires_in() > Duration::ZERO && proxy.expires_in() > Duration::ZERO);
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_root_removed_from_trust_is_refused_within_a_second_kept_and_resumed_sessions_included() {
+    let ca = LocalCa::ephemeral().expect("ca");
+    let shutdown = CancellationToken::new();
+    let core = identity(&ca, "core", "auth-proxy").await;
+    let url = serve(&core, &shutdown).await;
+    let proxy = identity(&ca, "auth-proxy", "core").await;
+    // One client keeps its connection alive; another makes a new connection each time and
+    // would resume its TLS session if core offered one (rustls' client cache is on for it, and
+    // shared by every connection made from that configuration).
+    let kept = client(proxy.client_config());
+    let mut resuming = proxy.client_config();
+    resuming.resumption = rustls::client::Resumption::default();
+    assert!(get_text(&kept, &url).await.is_ok());
+    assert!(get_text(&client(resuming.clone()), &url).await.is_ok());
+
+    let other = LocalCa::ephemeral().expect("other");
+    let removed_at = Instant::now();
+    core.set_trust(vec![other.root()]).expect("trust only the other root");
+    // When each client is first refused, if within 5 s.
+    let refused = |client: Box<dyn Fn() -> HttpsClient + Send>, url: String| async move {
+        let first = async {
+            loop {
+                if get_text(&client(), &url).await.is_err() {
+                    return Instant::now();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), first).await.ok()
+    };
+    let (kept_at, resumed_at) = tokio::join!(
+        refused(Box::new(move || kept.clone()), url.clone()),
+        refused(Box::new(move || client(resuming.clone())), url.clone())
+    );
+    for (who, at) in [("kept-alive", kept_at), ("resuming", resumed_at)] {
+        let after = at.map(|at| at - removed_at);
+        assert!(
+            after.is_some_and(|after| after < Duration::from_secs(1)),
+            "{who} client refused after {after:?}"
+        );
+    }
+    assert!(
+        get_text(&client(proxy.client_config()), &url).await.is_err(),
+        "and new ones"
+    );
+    shutdown.cancel();
+}
+
+#[test]
+fn spiffe_ids_are_checked_for_shape() {
+    assert_eq!(id("auth-proxy").as_str(), "spiffe://rampart/auth-proxy");
+    for (domain, service) in [
+        ("rampart", ""),
+        ("", "core"),
+        ("rampart", "core/admin"),
+        ("Rampart", "core"),
+    ] {
+        assert!(SpiffeId::new(domain, service).is_err(), "{domain}/{service}");
+    }
+}
