@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -468,17 +469,16 @@ def check_transit(vault: Vault, tokens: dict) -> None:
     claims = {"iss": "rampart-check", "sub": "user", "exp": int(time.time()) + 300}
     payload = base64.urlsafe_b64encode(json.dumps(claims).encode())
     signing_input = header.rstrip(b"=") + b"." + payload.rstrip(b"=")
-    status, answer = vault.call(
-        "POST",
-        f"transit/sign/{TRANSIT_KEY}",
-        {
-            "input": base64.b64encode(signing_input).decode(),
-            "hash_algorithm": "sha2-256",
-            "signature_algorithm": "pkcs1v15",
-        },
-        auth,
-    )
-    expect(status == 200, f"auth: signs with transit/sign/{TRANSIT_KEY}")
+    # As the auth service's Transit signer asks: the SHA-256 digest, version pinned.
+    digest = hashlib.sha256(signing_input).digest()
+    sign = {
+        "input": base64.b64encode(digest).decode(),
+        "prehashed": True,
+        "signature_algorithm": "pkcs1v15",
+        "key_version": 1,
+    }
+    status, answer = vault.call("POST", f"transit/sign/{TRANSIT_KEY}/sha2-256", sign, auth)
+    expect(status == 200, f"auth: signs with transit/sign/{TRANSIT_KEY}/sha2-256")
     signature = base64.b64decode(answer["data"]["signature"].split(":", 2)[2])
     status, answer = vault.call("GET", f"transit/keys/{TRANSIT_KEY}", token=auth)
     expect(status == 200, f"auth: reads transit/keys/{TRANSIT_KEY} (its public keys)")
@@ -486,6 +486,8 @@ def check_transit(vault: Vault, tokens: dict) -> None:
     token = (signing_input + b"." + base64.urlsafe_b64encode(signature).rstrip(b"=")).decode()
     decoded = jwt.decode(token, public_pem, algorithms=["RS256"], options={"verify_aud": False})
     expect(decoded == claims, "the signature verifies as an RS256 JWT with the published key")
+    status, _ = vault.call("POST", f"transit/sign/{TRANSIT_KEY}/sha2-512", sign, auth)
+    expect(status == 403, "auth: 403 on signing with another hash")
     status, _ = vault.call("POST", f"transit/keys/{TRANSIT_KEY}/rotate", {}, auth)
     expect(status == 403, "auth: 403 on rotating the key")
     status, _ = vault.call(
@@ -493,13 +495,8 @@ def check_transit(vault: Vault, tokens: dict) -> None:
     )
     expect(status == 403, "auth: 403 on changing the key's configuration")
     for service in ("core", "auth-proxy"):
-        status, _ = vault.call(
-            "POST",
-            f"transit/sign/{TRANSIT_KEY}",
-            {"input": base64.b64encode(b"x").decode()},
-            tokens[service],
-        )
-        expect(status == 403, f"{service}: 403 on transit/sign/{TRANSIT_KEY}")
+        status, _ = vault.call("POST", f"transit/sign/{TRANSIT_KEY}/sha2-256", sign, tokens[service])
+        expect(status == 403, f"{service}: 403 on transit/sign/{TRANSIT_KEY}/sha2-256")
 
 
 def service_account_jwt(key, subject: str, audience: str = "vault") -> str:

@@ -68,6 +68,7 @@ pub struct Settings {
     pub authorizer: AuthorizerSettings,
     pub aws: AwsSettings,
     pub secrets: SecretsSettings,
+    pub mtls: MtlsSettings,
 }
 
 impl Default for Settings {
@@ -87,6 +88,7 @@ impl Default for Settings {
             authorizer: AuthorizerSettings::default(),
             aws: AwsSettings::default(),
             secrets: SecretsSettings::default(),
+            mtls: MtlsSettings::default(),
         }
     }
 }
@@ -210,10 +212,61 @@ pub struct TokenSettings {
     /// `aud` of every access token.
     pub audience: String,
     pub access_token_ttl_secs: u64,
-    /// Algorithm of the local signing key. A KMS key's own type decides for the AWS backend.
+    /// Algorithm of the local signing key. A KMS or Transit key's own type decides for those.
     pub algorithm: SigningAlgorithm,
     /// Tolerated clock difference when checking `exp` and `nbf`.
     pub leeway_secs: u64,
+    /// Where access tokens are signed.
+    pub signer: TokenSigner,
+    /// Read when `signer = "transit"`.
+    pub transit: TransitSettings,
+}
+
+/// Where the access-token signing keys live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenSigner {
+    /// The backend's own: key files under `data_dir/keys` (embedded) or KMS (aws).
+    #[default]
+    Platform,
+    /// Vault's Transit engine, reached with the `secrets.vault` connection and login.
+    Transit,
+}
+
+/// The Transit key access tokens are signed with: each of its versions is one key of the ring.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransitSettings {
+    /// Where the Transit engine is mounted.
+    pub mount: String,
+    /// The key's name: `rsa-2048` (or larger) signs RS256, `ecdsa-p256` ES256.
+    pub key: String,
+}
+
+impl Default for TransitSettings {
+    fn default() -> Self {
+        Self {
+            mount: "transit".into(),
+            key: "rampart-access-token".into(),
+        }
+    }
+}
+
+/// A Transit key name as Vault takes it: ASCII letters, digits and `_`, with `-` and `.` inside.
+pub fn is_transit_key_name(name: &str) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = name.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(&first), Some(&last)) => {
+            bytes.len() <= 128 && word(first) && word(last) && bytes.iter().all(|&b| word(b) || b == b'-' || b == b'.')
+        }
+        _ => false,
+    }
+}
+
+/// A mount path: one or more segments of [`is_transit_key_name`] form joined by `/`.
+fn is_mount_path(path: &str) -> bool {
+    path.len() <= 256 && path.split('/').all(is_transit_key_name)
 }
 
 impl Default for TokenSettings {
@@ -224,6 +277,8 @@ impl Default for TokenSettings {
             access_token_ttl_secs: MAX_ACCESS_TOKEN_TTL_SECS,
             algorithm: SigningAlgorithm::RS256,
             leeway_secs: 30,
+            signer: TokenSigner::Platform,
+            transit: TransitSettings::default(),
         }
     }
 }
@@ -277,6 +332,30 @@ impl Default for CoreSettings {
             data_key_cache_secs: 300,
             data_key_cache_entries: 10_000,
             auth_url: None,
+        }
+    }
+}
+
+/// Mutual TLS between the auth-proxy and core: core listens with TLS and serves only the
+/// proxy's certificate; the proxy presents it and checks core's. Certificates come from the
+/// three-tier CA under `data_dir/pki`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MtlsSettings {
+    pub enabled: bool,
+    /// The SPIFFE trust domain: identities are `spiffe://<trust_domain>/<service>`.
+    pub trust_domain: String,
+    /// How long a service certificate lives; it is renewed at about half that.
+    pub certificate_ttl_secs: u64,
+}
+
+impl Default for MtlsSettings {
+    fn default() -> Self {
+        // An hour, as SPIRE's SVIDs: a stolen key is useful for an hour at most.
+        Self {
+            enabled: true,
+            trust_domain: "rampart".into(),
+            certificate_ttl_secs: 3600,
         }
     }
 }
@@ -428,7 +507,7 @@ impl VaultClientSettings {
         let Some(address) = &self.address else {
             return Err(ConfigError::new(
                 key("address"),
-                "must be set when secrets.source = \"vault\"",
+                "must be set when secrets.source = \"vault\" or tokens.signer = \"transit\"",
             ));
         };
         if !is_https_or_loopback(address) {
@@ -617,14 +696,35 @@ impl Settings {
                 ));
             }
         }
+        if !(1..=86_400).contains(&self.mtls.certificate_ttl_secs) {
+            return Err(ConfigError::new(
+                "mtls.certificate_ttl_secs",
+                "must be between 1 second and a day",
+            ));
+        }
         if !(1..=3600).contains(&self.secrets.refresh_secs) {
             return Err(ConfigError::new(
                 "secrets.refresh_secs",
                 "must be between 1 second and an hour",
             ));
         }
-        if self.secrets.source == SecretsSource::Vault {
+        if self.secrets.source == SecretsSource::Vault || self.tokens.signer == TokenSigner::Transit {
             self.secrets.vault.validate(self.secrets.refresh_secs)?;
+        }
+        if self.tokens.signer == TokenSigner::Transit {
+            let transit = &self.tokens.transit;
+            if !is_mount_path(&transit.mount) {
+                return Err(ConfigError::new(
+                    "tokens.transit.mount",
+                    "must be a Vault mount path: letters, digits, `_`, `-` and `.` in segments joined by `/`",
+                ));
+            }
+            if !is_transit_key_name(&transit.key) {
+                return Err(ConfigError::new(
+                    "tokens.transit.key",
+                    "must be a Transit key name: letters, digits and `_`, with `-` and `.` inside",
+                ));
+            }
         }
         tracing_subscriber::EnvFilter::try_new(&self.telemetry.log_level)
             .map_err(|e| ConfigError::new("telemetry.log_level", e.to_string()))?;
@@ -822,6 +922,47 @@ mod tests {
         );
         // The platform's own store needs none of it.
         from_toml("[secrets.vault]\naddress = \"http://vault.example\"\n").expect("vault settings unused");
+    }
+
+    #[test]
+    fn a_transit_signer_needs_the_vault_connection_and_a_plain_mount_and_key() {
+        let defaults = from_toml("").expect("defaults");
+        assert_eq!(defaults.tokens.signer, TokenSigner::Platform);
+        assert_eq!(defaults.tokens.transit.mount, "transit");
+        assert_eq!(defaults.tokens.transit.key, "rampart-access-token");
+        let transit = "[tokens]\nsigner = \"transit\"\n";
+        assert_eq!(
+            from_toml(transit).expect_err("no Vault address").key,
+            "secrets.vault.address"
+        );
+        let vault =
+            "[secrets.vault]\naddress = \"http://127.0.0.1:8200\"\nlogin = \"token\"\ntoken_file = \"/run/t\"\n";
+        let settings = from_toml(&format!("{transit}{vault}")).expect("complete, with the defaults");
+        assert_eq!(settings.tokens.signer, TokenSigner::Transit);
+        assert_eq!(
+            settings.secrets.source,
+            SecretsSource::Platform,
+            "secrets may stay elsewhere"
+        );
+        for (key, bad) in [
+            ("mount", "../sys"),
+            ("mount", "/transit"),
+            ("mount", "transit/"),
+            ("mount", ""),
+            ("key", "a/b"),
+            ("key", "-key"),
+            ("key", "key:v1"),
+            ("key", ""),
+        ] {
+            let toml = format!("{transit}transit.{key} = \"{bad}\"\n{vault}");
+            assert_eq!(
+                from_toml(&toml).expect_err(bad).key,
+                format!("tokens.transit.{key}"),
+                "{bad}"
+            );
+        }
+        let toml = format!("{transit}transit.mount = \"team-a/transit\"\ntransit.key = \"tokens.v2\"\n{vault}");
+        from_toml(&toml).expect("nested mount, dotted key name");
     }
 
     #[test]

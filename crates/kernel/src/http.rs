@@ -2,6 +2,8 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -165,6 +167,22 @@ where
             return Box::pin(async move { Ok(Problem::new(ProblemType::MalformedRequest, reason).into_response()) });
         }
         let size = request.body().size_hint();
+        // A body the handling may leave unread: watched, so that the connection is closed
+        // after the answer if it does (see `UNREAD_BODY_CLOSES`).
+        let has_body = size.upper() != Some(0);
+        let read_through = has_body.then(|| Arc::new(AtomicBool::new(false)));
+        let request = match &read_through {
+            Some(flag) => {
+                let flag = Arc::clone(flag);
+                request.map(|body| {
+                    Body::new(Watched {
+                        inner: body,
+                        read_through: flag,
+                    })
+                })
+            }
+            None => request,
+        };
         let handling = if size.lower() > self.body_limit as u64 {
             // Declared too large: refused before any of it is read.
             None
@@ -181,7 +199,7 @@ where
         };
         let timeout = self.timeout;
         Box::pin(async move {
-            let response = match (handling, timeout) {
+            let mut response = match (handling, timeout) {
                 (None, _) => Problem::of(ProblemType::PayloadTooLarge).into_response(),
                 (Some(handling), None) => handling.await.unwrap_or_else(|never| match never {}),
                 (Some(handling), Some(timeout)) => match tokio::time::timeout(timeout, handling).await {
@@ -189,8 +207,47 @@ where
                     Err(_) => Problem::of(ProblemType::ServiceUnavailable).into_response(),
                 },
             };
+            if read_through.is_some_and(|flag| !flag.load(Ordering::Acquire)) {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             Ok(problem_for_bare_errors(response))
         })
+    }
+}
+
+/// `UNREAD_BODY_CLOSES`: an answer given before its request's body was read to the end (a
+/// refusal on a header, a body declared too large) says `Connection: close`. hyper then closes
+/// the connection, as it must (the rest of the body is still on it), and a client that keeps
+/// connections (the auth-proxy's pool) does not reuse it: without the header the client pools
+/// a connection the server is closing, and its next request there fails with a broken pipe.
+struct Watched {
+    inner: Body,
+    read_through: Arc<AtomicBool>,
+}
+
+impl http_body::Body for Watched {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read_through.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -341,6 +398,36 @@ mod tests {
     async fn json(response: Response) -> serde_json::Value {
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
         serde_json::from_slice(&bytes).expect("problem json")
+    }
+
+    /// A body left unread closes the connection after the answer; one read through does not.
+    #[tokio::test]
+    async fn an_answer_before_the_body_is_read_closes_the_connection() {
+        let router = Router::new()
+            .route("/ignores", post(|| async { "refused on the headers" }))
+            .route(
+                "/reads",
+                post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+            );
+        let app = with_edge_layers(router, &HttpSettings::default());
+        let post = |path: &str, body: &'static str| {
+            Request::post(path)
+                .header("content-length", body.len())
+                .body(Body::from(body))
+                .expect("request")
+        };
+        let ignored = app.clone().oneshot(post("/ignores", "unread")).await.expect("response");
+        assert_eq!(ignored.headers()["connection"], "close");
+        let read = app.clone().oneshot(post("/reads", "read")).await.expect("response");
+        assert!(read.headers().get("connection").is_none(), "{:?}", read.headers());
+        let empty = app
+            .oneshot(Request::get("/ignores").body(Body::empty()).expect("get"))
+            .await
+            .expect("405");
+        assert!(
+            empty.headers().get("connection").is_none(),
+            "no body, nothing to close for"
+        );
     }
 
     #[tokio::test]

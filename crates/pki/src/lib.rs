@@ -20,7 +20,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub use identity::{SpiffeId, spiffe_id_of};
 pub use local::LocalCa;
-pub use tls::{MtlsAcceptor, MutualTls, Peer, PeerIdentity};
+pub use tls::{MtlsAcceptor, MutualTls, Peer, PeerIdentity, register_metrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -58,4 +58,30 @@ pub trait CertificateIssuer: Send + Sync {
 
     /// The roots a peer's chain must end at.
     async fn trust_anchors(&self) -> Result<Vec<CertificateDer<'static>>, PkiError>;
+}
+
+/// This service's mutual-TLS identity as `mtls` in `settings` asks, towards `peer`: `None`
+/// when mTLS is off. Certificates come from the three-tier CA under `data_dir/pki`, made there
+/// on first use, and are renewed in the background.
+pub async fn connect(
+    settings: &rampart_kernel::Settings,
+    own: &str,
+    peer: &str,
+) -> Result<Option<std::sync::Arc<MutualTls>>, rampart_kernel::ConfigError> {
+    let mtls = &settings.mtls;
+    if !mtls.enabled {
+        return Ok(None);
+    }
+    let failed = |e: PkiError| rampart_kernel::ConfigError::new("mtls", e.to_string());
+    let domain = |e: PkiError| rampart_kernel::ConfigError::new("mtls.trust_domain", e.to_string());
+    let ca = LocalCa::open(&settings.data_file("pki")?).map_err(failed)?;
+    let tls = MutualTls::start(
+        std::sync::Arc::new(ca),
+        SpiffeId::new(&mtls.trust_domain, own).map_err(domain)?,
+        SpiffeId::new(&mtls.trust_domain, peer).map_err(domain)?,
+        Duration::from_secs(mtls.certificate_ttl_secs),
+    )
+    .await
+    .map_err(failed)?;
+    Ok(Some(tls))
 }

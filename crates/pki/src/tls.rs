@@ -443,3 +443,42 @@ impl rampart_kernel::serve::Handshake for MtlsAcceptor {
         }
     }
 }
+
+/// Adds `tls`'s certificate to `registry`: time left and renewals, read when scraped.
+pub fn register_metrics(registry: &rampart_kernel::metrics::Registry, tls: &Arc<MutualTls>) {
+    registry.register_collector(CertificateMetrics(Arc::clone(tls)));
+}
+
+#[derive(Debug)]
+struct CertificateMetrics(Arc<MutualTls>);
+
+impl prometheus_client::collector::Collector for CertificateMetrics {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>) -> std::fmt::Result {
+        use prometheus_client::encoding::EncodeMetric as _;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let service = [("service", self.0.own.service())];
+        let left = ConstGauge::new(i64::try_from(self.0.expires_in().as_secs()).unwrap_or(i64::MAX));
+        left.encode(
+            encoder
+                .encode_descriptor(
+                    "rampart_mtls_certificate_expires_in_seconds",
+                    "Until the service's mTLS certificate runs out",
+                    None,
+                    left.metric_type(),
+                )?
+                .encode_family(&service)?,
+        )?;
+        let renewals = ConstCounter::new(self.0.renewals());
+        renewals.encode(
+            encoder
+                .encode_descriptor(
+                    "rampart_mtls_certificate_renewals",
+                    "mTLS certificates installed since start",
+                    None,
+                    renewals.metric_type(),
+                )?
+                .encode_family(&service)?,
+        )
+    }
+}

@@ -9,16 +9,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::Extension;
 use axum::routing::get;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rampart_kernel::config::HttpSettings;
 use rampart_pki::{CertificateIssuer, LocalCa, MtlsAcceptor, MutualTls, Peer, SpiffeId};
+use rampart_testkit::{HttpsClient, https_client as client, https_get as get_text};
 use tokio_util::sync::CancellationToken;
-
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 fn id(service: &str) -> SpiffeId {
     SpiffeId::new("rampart", service).expect("id")
@@ -44,35 +38,6 @@ async fn serve(tls: &Arc<MutualTls>, shutdown: &CancellationToken) -> String {
         rampart_kernel::serve::serve_with(listener, acceptor, router, &HttpSettings::default(), shutdown).await
     });
     url
-}
-
-fn client(config: rustls::ClientConfig) -> HttpsClient {
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http1()
-        .build();
-    Client::builder(TokioExecutor::new()).build(connector)
-}
-
-async fn get_text(client: &HttpsClient, url: &str) -> Result<String, String> {
-    let response = client
-        .get(url.parse().expect("url"))
-        .await
-        .map_err(|e| format!("{e:?}"))?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    let text = String::from_utf8_lossy(&body).into_owned();
-    if status.is_success() {
-        Ok(text)
-    } else {
-        Err(format!("{status}: {text}"))
-    }
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use crate::Error;
 pub async fn rotate(settings: &Settings) -> Result<(), Error> {
     let aws = rampart_kernel::aws::sdk_config_for(settings).await;
     let store = rampart_store::connect(settings, aws.as_ref())?;
-    let source = rampart_tokens::key_source(settings, aws.as_ref())?;
+    let source = rampart_tokens::key_source(settings, aws.as_ref()).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs()

@@ -7,8 +7,9 @@ use rampart_auth_function::Backends;
 use rampart_auth_proxy::{AuthProxy, ProxyConfig};
 use rampart_kernel::forwarded::TrustedProxies;
 use rampart_kernel::metrics::Registry;
-use rampart_kernel::serve::{bind, serve, shutdown_signal};
+use rampart_kernel::serve::{bind, serve, serve_with, shutdown_signal};
 use rampart_kernel::{Backend, Settings};
+use rampart_pki::{MtlsAcceptor, MutualTls};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
@@ -50,11 +51,18 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     core_settings.core.auth_url = Some(format!("http://{auth_addr}"));
     let core = rampart_core::Core::connect(&core_settings, aws.as_ref(), store, secrets.clone()).await?;
     let core = rampart_core::router(core, &settings, &metrics);
+    // The proxy-to-core hop is mutually authenticated unless mtls.enabled = false.
+    let core_tls = rampart_pki::connect(&settings, "core", "auth-proxy").await?;
+    let proxy_tls = rampart_pki::connect(&settings, "auth-proxy", "core").await?;
+    for tls in core_tls.iter().chain(&proxy_tls) {
+        rampart_pki::register_metrics(&metrics, tls);
+    }
+    let core_scheme = if core_tls.is_some() { "https" } else { "http" };
     let proxy_config = match &routes_file {
         Some(path) => ProxyConfig::load(path)?,
         None => rampart_auth_proxy::platform_config(
             &format!("http://{auth_addr}").parse()?,
-            &format!("http://{core_addr}").parse()?,
+            &format!("{core_scheme}://{core_addr}").parse()?,
             &settings,
         )?,
     };
@@ -64,7 +72,12 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
         .http
         .body_limit_bytes
         .max(rampart_core::documents::REQUEST_LIMIT_BYTES);
-    let proxy = AuthProxy::start(proxy_config, &proxy_settings, &metrics)?;
+    let proxy = AuthProxy::start(
+        proxy_config,
+        &proxy_settings,
+        &metrics,
+        proxy_tls.as_ref().map(MutualTls::client_config),
+    )?;
     if let Some(path) = routes_file {
         proxy.reload_on_sighup(path)?;
     }
@@ -78,7 +91,10 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     println!("rampart {} — local platform ({backend})", env!("CARGO_PKG_VERSION"));
     println!("proxy http://{proxy_addr}  <- send requests here");
     println!("auth  http://{auth_addr}");
-    println!("core  http://{core_addr}");
+    match &core_tls {
+        Some(_) => println!("core  https://{core_addr}  (mutual TLS: the proxy's certificate only)"),
+        None => println!("core  http://{core_addr}"),
+    }
     println!("admin http://{admin_addr}/metrics  <- metrics of all three");
     println!("Ctrl-C stops (in-flight requests finish first)");
 
@@ -93,10 +109,16 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
         let edge = edge.clone();
         tokio::spawn(async move { proxy.serve(proxy_listener, admin_listener, edge).await })
     };
-    let service_servers = [
-        spawn(auth_listener, auth, &services),
-        spawn(core_listener, core, &services),
-    ];
+    let core_server = {
+        let (http, token) = (settings.http.clone(), services.clone());
+        tokio::spawn(async move {
+            match core_tls {
+                Some(tls) => serve_with(core_listener, MtlsAcceptor::new(&tls), core, &http, token).await,
+                None => serve(core_listener, core, &http, token).await,
+            }
+        })
+    };
+    let service_servers = [spawn(auth_listener, auth, &services), core_server];
     stop.await;
     tracing::info!("shutting down");
     edge.cancel();

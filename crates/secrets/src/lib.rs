@@ -122,6 +122,22 @@ pub trait SecretSink: Send + Sync {
     async fn put(&self, name: &str, value: &SecretString) -> Result<(), SecretError>;
 }
 
+/// Vault as `secrets.vault` describes it: logged in, its token kept alive in the background
+/// (until the source is dropped). A Vault that refuses the login or cannot be reached is a
+/// configuration error naming `secrets.vault`.
+pub async fn connect_vault(
+    settings: &rampart_kernel::Settings,
+) -> Result<std::sync::Arc<VaultSource>, rampart_kernel::ConfigError> {
+    let vault = std::sync::Arc::new(
+        VaultSource::connect(vault::settings_from(settings)?)
+            .await
+            .map_err(|e| rampart_kernel::ConfigError::new("secrets.vault", e.to_string()))?,
+    );
+    // The task ends when the source is dropped.
+    drop(vault.keep_token_alive());
+    Ok(vault)
+}
+
 /// The secret source the settings select: Vault (logged in, its token kept alive in the
 /// background), else `data_dir/secrets.json` or Secrets Manager. A Vault that refuses the
 /// login or cannot be reached stops start-up, naming the setting.
@@ -131,14 +147,7 @@ pub async fn connect(
 ) -> Result<std::sync::Arc<dyn SecretSource>, rampart_kernel::ConfigError> {
     use rampart_kernel::config::SecretsSource;
     if settings.secrets.source == SecretsSource::Vault {
-        let vault = std::sync::Arc::new(
-            VaultSource::connect(vault::settings_from(settings)?)
-                .await
-                .map_err(|e| rampart_kernel::ConfigError::new("secrets.vault", e.to_string()))?,
-        );
-        // The task ends when the source is dropped.
-        drop(vault.keep_token_alive());
-        return Ok(vault);
+        return Ok(connect_vault(settings).await?);
     }
     match aws {
         Some(config) => Ok(std::sync::Arc::new(SecretsManagerSource::from_sdk_config(

@@ -1,7 +1,8 @@
 //! Signing keys for Rampart access tokens.
 //!
 //! The [`Signer`] port signs JWS signing input with a private key that the caller never sees:
-//! in KMS ([`KmsSigner`]: the key never leaves KMS, we send the SHA-256 digest) or in a local key
+//! in KMS ([`KmsSigner`]: the key never leaves KMS, we send the SHA-256 digest), in Vault's
+//! Transit engine ([`TransitSigner`], likewise, one signer per key version) or in a local key
 //! file ([`LocalKeySigner`], owner-only permissions, for the embedded platform). Each key is
 //! published as a [`Jwk`] whose `kid` is its RFC 7638 thumbprint, so it is stable for the life of
 //! the key and identical wherever it is computed.
@@ -12,11 +13,13 @@ pub mod jwt;
 pub mod kms;
 pub mod local;
 pub mod ring;
+pub mod transit;
 
 pub use jwk::{Jwk, verify_signature};
 pub use kms::KmsSigner;
 pub use local::LocalKeySigner;
 pub use ring::{KeySource, KmsKeys, LocalKeys, RingEntry, RingState};
+pub use transit::{TransitKeys, TransitSigner};
 
 /// JWS algorithms Rampart signs with (the `tokens.algorithm` setting).
 pub use rampart_kernel::config::SigningAlgorithm as Algorithm;
@@ -27,6 +30,10 @@ pub enum SignerError {
     Unavailable(String),
     #[error("the signing key is unusable: {0}")]
     InvalidKey(String),
+    /// The key store refused this service what it asked (a Vault policy): a configuration
+    /// error that waiting does not mend.
+    #[error("the key store refused: {0}")]
+    Denied(String),
 }
 
 /// Signs with a private key it does not reveal.
@@ -44,12 +51,23 @@ pub async fn provision(aws: &aws_types::SdkConfig, prefix: &str) -> Result<Vec<(
     kms::provision_keys(&aws_sdk_kms::Client::new(aws), prefix).await
 }
 
-/// The key source the settings select: key files under `data_dir/keys`, or KMS keys (the
-/// first being `alias/<resource_prefix>-token-signing`).
-pub fn key_source(
+/// The key source the settings select: the versions of a Transit key when `tokens.signer =
+/// "transit"` (logged in to Vault as `secrets.vault` says: a refused login stops start-up), else
+/// key files under `data_dir/keys`, or KMS keys (the first being
+/// `alias/<resource_prefix>-token-signing`).
+pub async fn key_source(
     settings: &rampart_kernel::Settings,
     aws: Option<&aws_types::SdkConfig>,
 ) -> Result<std::sync::Arc<dyn KeySource>, rampart_kernel::ConfigError> {
+    if settings.tokens.signer == rampart_kernel::config::TokenSigner::Transit {
+        let transit = &settings.tokens.transit;
+        let vault = rampart_secrets::connect_vault(settings).await?;
+        return Ok(std::sync::Arc::new(TransitKeys::new(
+            vault,
+            &transit.mount,
+            &transit.key,
+        )));
+    }
     match aws {
         Some(config) => Ok(std::sync::Arc::new(KmsKeys::new(
             aws_sdk_kms::Client::new(config),

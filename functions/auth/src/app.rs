@@ -43,7 +43,7 @@ impl Backends {
     pub async fn connect(settings: &Settings, aws: Option<&aws_types::SdkConfig>) -> Result<Self, StartupError> {
         let secrets = rampart_secrets::connect(settings, aws).await?;
         let store = rampart_store::connect(settings, aws)?;
-        let keys = rampart_tokens::key_source(settings, aws)?;
+        let keys = rampart_tokens::key_source(settings, aws).await?;
         let identity = rampart_identity::connect(settings, aws, &*secrets).await?;
         let sealer = rampart_seal::connect(settings, aws, &*secrets).await?;
         let mailer = rampart_mailer::connect(settings, aws)?;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::Request;
 use axum::response::Response;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -46,13 +47,22 @@ pub(crate) struct Inner {
     /// The rate limiter's clock: nanoseconds since start, monotonic.
     pub(crate) started: Instant,
     pub(crate) settings: Settings,
+    /// What the proxy presents to `https://` upstreams and accepts from them (mutual TLS);
+    /// without it, only plain `http://` upstreams are reached.
+    pub(crate) upstream_tls: Option<rustls::ClientConfig>,
 }
 
 impl AuthProxy {
     /// Starts fetching the issuer's keys and polling its revocation feed. The proxy is ready
     /// (`/readyz`) once both have answered; protected routes answer 503 until then. Its
-    /// metrics go into `registry`, which its admin listener renders.
-    pub fn start(config: ProxyConfig, settings: &Settings, registry: &Registry) -> std::io::Result<Self> {
+    /// metrics go into `registry`, which its admin listener renders. `upstream_tls` is its
+    /// mutual-TLS identity towards `https://` upstreams (core).
+    pub fn start(
+        config: ProxyConfig,
+        settings: &Settings,
+        registry: &Registry,
+        upstream_tls: Option<rustls::ClientConfig>,
+    ) -> std::io::Result<Self> {
         let verifier = Arc::new(Verifier::new(&config.issuer)?);
         verifier.spawn_refreshers();
         let breakers = Arc::new(Breakers::default());
@@ -65,6 +75,7 @@ impl AuthProxy {
             registry: registry.clone(),
             started: Instant::now(),
             settings: settings.clone(),
+            upstream_tls,
         })))
     }
 
@@ -84,17 +95,36 @@ impl AuthProxy {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
+        // https:// upstreams are dialled here too; the TLS layer wraps the connection.
+        connector.enforce_http(false);
         let probes = rampart_verifier::readiness_probes(&self.0.verifier);
         let gateway = Gateway {
             // One Arc, so that handing it to each request is a single count increment.
             forwarder: Arc::new(Forwarder {
                 proxy: self.clone(),
-                client: Client::builder(TokioExecutor::new()).build(connector),
+                client: Client::builder(TokioExecutor::new()).build(self.with_tls(connector)),
             }),
             health: health::router("auth-proxy", probes),
         };
         // Every route is timed by the proxy itself, which says which bound was hit (504).
         EdgeLayer::new(&self.0.settings.http).timed_by_service().layer(gateway)
+    }
+
+    /// `connector`, taking `https://` upstreams through the proxy's mutual-TLS identity when it
+    /// has one; without one, an `https://` upstream fails its handshake (no roots are trusted).
+    fn with_tls(&self, connector: HttpConnector) -> HttpsConnector<HttpConnector> {
+        let tls = self.0.upstream_tls.clone().unwrap_or_else(|| {
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap_or_else(|_| unreachable!("the aws-lc-rs provider supports the default versions"))
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth()
+        });
+        hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector)
     }
 
     /// The admin listener's routes: `GET /metrics` (the process's registry, OpenMetrics text),

@@ -54,7 +54,18 @@ async fn run(cli: Cli) -> Result<(), Error> {
     let admin = bind(settings.listen.admin)
         .await
         .map_err(|e| format!("listen.admin {}: {e}", settings.listen.admin))?;
-    let proxy = AuthProxy::start(config, &settings, &Registry::default())?;
+    // Its certificate towards https:// upstreams (core), from the CA under data_dir/pki.
+    let tls = rampart_pki::connect(&settings, "auth-proxy", "core").await?;
+    let metrics = Registry::default();
+    if let Some(tls) = &tls {
+        rampart_pki::register_metrics(&metrics, tls);
+    }
+    let proxy = AuthProxy::start(
+        config,
+        &settings,
+        &metrics,
+        tls.as_ref().map(rampart_pki::MutualTls::client_config),
+    )?;
     proxy.reload_on_sighup(cli.routes)?;
     tracing::info!(
         proxy = %listener.local_addr()?,

@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Uri};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use rampart_kernel::health;
@@ -38,7 +39,7 @@ use crate::lifecycle::AuthProxy;
 use crate::ratelimit::Decision;
 use crate::upstream::{UpstreamBody, call_upstream};
 
-pub(crate) type HttpClient = Client<HttpConnector, Body>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// What one proxy service forwards with: the shared proxy, and its own upstream connection pool.
 #[derive(Debug)]

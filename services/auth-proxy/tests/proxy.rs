@@ -204,7 +204,7 @@ rate_limit = "tight"
             audience = settings.tokens.audience,
         );
         let proxy =
-            AuthProxy::start(ProxyConfig::parse(&config).expect("config"), &settings, &registry).expect("proxy");
+            AuthProxy::start(ProxyConfig::parse(&config).expect("config"), &settings, &registry, None).expect("proxy");
         let base = format!("http://{}", start(proxy.service(), &settings.http, &shutdown).await);
         let metrics = format!(
             "http://{}/metrics",

@@ -4,7 +4,7 @@
 use rampart_kernel::Settings;
 use rampart_kernel::http::with_edge_layers;
 use rampart_kernel::metrics::Registry;
-use rampart_kernel::serve::{bind, serve, shutdown_signal};
+use rampart_kernel::serve::{bind, serve, serve_with, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -31,13 +31,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
     });
     let metrics = Registry::default();
+    // With mtls.enabled, only the auth-proxy's certificate is served (CA under data_dir/pki).
+    let tls = rampart_pki::connect(&settings, "core", "auth-proxy").await?;
+    let api = rampart_core::router(core, &settings, &metrics);
+    let api_shutdown = shutdown.clone();
+    let api = async {
+        let shutdown = api_shutdown;
+        match &tls {
+            Some(tls) => {
+                rampart_pki::register_metrics(&metrics, tls);
+                let acceptor = rampart_pki::MtlsAcceptor::new(tls);
+                serve_with(listener, acceptor, api, &settings.http, shutdown.clone()).await
+            }
+            None => serve(listener, api, &settings.http, shutdown.clone()).await,
+        }
+    };
     tokio::try_join!(
-        serve(
-            listener,
-            rampart_core::router(core, &settings, &metrics),
-            &settings.http,
-            shutdown.clone(),
-        ),
+        api,
         serve(
             admin,
             with_edge_layers(metrics.router(), &settings.http),

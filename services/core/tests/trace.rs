@@ -147,7 +147,8 @@ async fn one_request_through_proxy_core_dynamodb_and_kms_is_one_trace() {
         &stack.settings,
     )
     .expect("proxy config");
-    let proxy = rampart_auth_proxy::AuthProxy::start(config, &stack.settings, &Registry::default()).expect("proxy");
+    let proxy =
+        rampart_auth_proxy::AuthProxy::start(config, &stack.settings, &Registry::default(), None).expect("proxy");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let proxy_url = format!("http://{}", listener.local_addr().expect("addr"));

@@ -153,7 +153,8 @@ pub fn settings_from(settings: &rampart_kernel::Settings) -> Result<VaultSetting
     Ok(client)
 }
 
-/// Secrets in Vault's KV v2 engine.
+/// Secrets in Vault's KV v2 engine, and the logged-in client through which the rest of Rampart
+/// reaches Vault (Transit signing, [`VaultSource::call`]), so login and renewal live here once.
 pub struct VaultSource {
     settings: VaultSettings,
     /// The current token's session; replaced, not mutated, by a renewal or a new login, so a
@@ -180,7 +181,7 @@ impl std::fmt::Debug for VaultSource {
 /// The HTTP status Vault answered with, if it answered: vaultrs reports an answer with an
 /// `errors` list as `APIError`, and one without (a deleted KV version: 404 with `data: null`)
 /// as rustify's `ServerResponseError`.
-fn status(error: &ClientError) -> Option<u16> {
+pub fn status(error: &ClientError) -> Option<u16> {
     match error {
         ClientError::APIError { code, .. }
         | ClientError::RestClientError {
@@ -322,12 +323,12 @@ impl VaultSource {
         })
     }
 
-    /// The token's time left, how often it was renewed and got anew, and the secrets being
-    /// served stale.
-    /// Runs `call` with the current token. Vault answers 403 both for what the policy denies
-    /// and for a token it has revoked or let expire; in the second case only, this logs in
-    /// again and tries once more.
-    async fn with_login<T, F, Fut>(&self, name: &str, call: F) -> Result<T, SecretError>
+    /// Runs `call` with the client holding the current token: how other Vault engines than
+    /// KV v2 (Transit signing) use this source's login. Vault answers 403 both for what the
+    /// policy denies and for a token it has revoked or let expire; in the second case only,
+    /// this logs in again and tries once more. The outer error is a login that failed; the
+    /// inner one is Vault's answer to `call`, for the caller to read ([`status`]).
+    pub async fn call<T, F, Fut>(&self, call: F) -> Result<Result<T, ClientError>, SecretError>
     where
         F: Fn(Arc<VaultClient>) -> Fut,
         Fut: std::future::Future<Output = Result<T, ClientError>>,
@@ -335,11 +336,20 @@ impl VaultSource {
         let used = self.session();
         match call(Arc::clone(&used.client)).await {
             Err(error) if status(&error) == Some(403) => match self.login_after_refusal(&used).await? {
-                Some(client) => call(client).await.map_err(|error| classify(name, &error)),
-                None => Err(classify(name, &error)),
+                Some(client) => Ok(call(client).await),
+                None => Ok(Err(error)),
             },
-            answered => answered.map_err(|error| classify(name, &error)),
+            answered => Ok(answered),
         }
+    }
+
+    /// [`VaultSource::call`] for the secret `name`, Vault's refusals told as [`SecretError`]s.
+    async fn with_login<T, F, Fut>(&self, name: &str, call: F) -> Result<T, SecretError>
+    where
+        F: Fn(Arc<VaultClient>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        self.call(call).await?.map_err(|error| classify(name, &error))
     }
 
     /// After a 403 answered to the session `used`: the client to try again with, or `None`

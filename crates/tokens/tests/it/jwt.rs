@@ -8,9 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rampart_tokens::jwt::{AccessClaims, KeySet, Rejection, Validation, issue, verify};
 use rampart_tokens::{Algorithm, KmsSigner, LocalKeySigner, Signer};
 
-const NOW: i64 = 1_800_000_000;
+pub(crate) const NOW: i64 = 1_800_000_000;
 
-fn claims() -> AccessClaims {
+pub(crate) fn claims() -> AccessClaims {
     AccessClaims {
         iss: "https://auth.example.com".into(),
         sub: "user-1".into(),
@@ -26,7 +26,7 @@ fn claims() -> AccessClaims {
     }
 }
 
-fn validation() -> Validation {
+pub(crate) fn validation() -> Validation {
     Validation {
         issuer: "https://auth.example.com".into(),
         audience: "rampart".into(),
@@ -192,7 +192,7 @@ async fn every_attack_is_refused_with_its_reason() {
 }
 
 /// Verifies `token` with PyJWT from the JWKS JSON alone; returns the decoded `sub`.
-fn pyjwt_verify(jwks: &serde_json::Value, token: &str) -> String {
+pub(crate) fn pyjwt_verify(jwks: &serde_json::Value, token: &str) -> String {
     let script = r#"
 import json, sys, jwt
 jwks, token = json.loads(sys.argv[1]), sys.argv[2]

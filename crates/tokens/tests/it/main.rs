@@ -1,5 +1,6 @@
-//! The tokens crate's integration tests, in one binary: both signers against their published
-//! keys, and access tokens issued, verified and attacked.
+//! The tokens crate's integration tests, in one binary: the signers against their published
+//! keys, access tokens issued, verified and attacked, and the Transit signer on a real Vault.
 
 mod jwt;
 mod signers;
+mod transit;

@@ -5,7 +5,7 @@ use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use rampart_tokens::kms::provision_keys;
 use rampart_tokens::{Algorithm, KmsSigner, LocalKeySigner, Signer, verify_signature};
 
-async fn signs_verifiably(signer: &dyn Signer, algorithm: Algorithm) {
+pub(crate) async fn signs_verifiably(signer: &dyn Signer, algorithm: Algorithm) {
     let message = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhZGEifQ";
     let signature = signer.sign(message).await.expect("sign");
     let jwk = signer.public_key();

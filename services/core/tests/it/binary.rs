@@ -1,11 +1,30 @@
 //! core as EKS runs it: `rampart-core` with its listeners from the environment, following an
-//! auth API's keys and revocation feed, becomes ready, serves its API,
-//! counts each request by matched route on its admin listener (inside the shared edge), and on
-//! SIGTERM drains and exits 0.
+//! auth API's keys and revocation feed, becomes ready, serves its API to the auth-proxy alone
+//! over mutual TLS (nothing in plaintext), counts each request by matched route on its admin
+//! listener (inside the shared edge), and on SIGTERM drains and exits 0.
 
 use std::time::{Duration, Instant};
 
+use std::path::Path;
+use std::sync::Arc;
+
+use rampart_pki::{CertificateIssuer, LocalCa, MutualTls, SpiffeId};
 use rampart_testkit::{free_loopback_addr, signal};
+
+/// The auth-proxy's mTLS identity from the CA in `dir`, once the binary has made it.
+async fn proxy_identity(dir: &Path) -> Option<Arc<MutualTls>> {
+    // Opened only once there (opening makes one where there is none).
+    if !dir.join("intermediate.key").exists() {
+        return None;
+    }
+    let ca = LocalCa::open(dir).ok()?;
+    let (proxy, core) = (
+        SpiffeId::new("rampart", "auth-proxy").ok()?,
+        SpiffeId::new("rampart", "core").ok()?,
+    );
+    let issued = ca.issue(&proxy, Duration::from_secs(600)).await.ok()?;
+    MutualTls::new(proxy, core, issued, vec![ca.root()]).ok()
+}
 
 #[tokio::test]
 async fn the_binary_serves_counts_its_requests_on_the_admin_listener_and_exits_cleanly() {
@@ -34,20 +53,32 @@ async fn the_binary_serves_counts_its_requests_on_the_admin_listener_and_exits_c
         .spawn()
         .expect("start rampart-core");
     let http = reqwest::Client::new();
+    // The auth-proxy's identity, from the CA the binary made under its data directory.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !matches!(http.get(format!("http://{api}/readyz")).send().await, Ok(r) if r.status() == 200) {
+    let proxy = loop {
+        if let Some(proxy) = proxy_identity(&data.path().join("pki")).await {
+            break rampart_testkit::https_client(proxy.client_config());
+        }
+        assert!(child.try_wait().expect("wait").is_none(), "the binary exited at start");
+        assert!(Instant::now() < deadline, "the binary made no CA");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    while rampart_testkit::https_get(&proxy, &format!("https://{api}/readyz"))
+        .await
+        .is_err()
+    {
         assert!(child.try_wait().expect("wait").is_none(), "the binary exited at start");
         assert!(Instant::now() < deadline, "the binary did not become ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for _ in 0..2 {
-        let version = http
-            .get(format!("http://{api}/v1/version"))
-            .send()
-            .await
-            .expect("version");
-        assert_eq!(version.status(), 200);
+        let version = rampart_testkit::https_get(&proxy, &format!("https://{api}/v1/version")).await;
+        assert!(version.is_ok(), "{version:?}");
     }
+    assert!(
+        http.get(format!("http://{api}/v1/version")).send().await.is_err(),
+        "nothing is served in plaintext"
+    );
 
     let metrics = http
         .get(format!("http://{admin}/metrics"))
