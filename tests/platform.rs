@@ -306,3 +306,65 @@ async fn bootstrap_then_up_serves_from_aws_adapters() {
     signal(platform.child.id(), "TERM");
     assert!(wait_exit(&mut platform).success());
 }
+
+/// The proxy-to-core hop under load while both sides renew 2 s certificates: every request is
+/// answered by core, none fails. Refused POSTs (415: core answers before reading their body, so
+/// the connection closes) keep the proxy opening new connections, so handshakes happen all
+/// along the renewals, not only at the start.
+#[tokio::test]
+async fn requests_through_the_proxy_to_core_survive_certificate_renewals() {
+    let platform = start(&[("RAMPART_MTLS__CERTIFICATE_TTL_SECS", "2")]);
+    let http = reqwest::Client::new();
+    let tokens = rampart_testkit::sign_in(&http, &platform.auth, &platform.data.path().join("outbox.log")).await;
+    let token = tokens["access_token"].as_str().expect("token").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let mut workers = Vec::new();
+    for worker in 0..8 {
+        let (http, token, orgs) = (http.clone(), token.clone(), format!("{}/v1/orgs", platform.proxy));
+        workers.push(tokio::spawn(async move {
+            let (mut answered, mut failed) = (0u32, Vec::new());
+            while Instant::now() < deadline {
+                let (request, expected) = if worker % 4 == 0 {
+                    let wrong_type = http
+                        .post(&orgs)
+                        .header("content-type", "text/plain")
+                        .body("x".repeat(64));
+                    (wrong_type, 415)
+                } else {
+                    (http.get(&orgs), 200)
+                };
+                match request.bearer_auth(&token).send().await {
+                    Ok(response) if response.status() == expected => answered += 1,
+                    Ok(response) => failed.push(format!("{}: {:?}", response.status(), response.text().await)),
+                    Err(error) => failed.push(error.to_string()),
+                }
+            }
+            (answered, failed)
+        }));
+    }
+    let mut answered = 0;
+    for worker in workers {
+        let (done, failed) = worker.await.expect("worker");
+        assert!(failed.is_empty(), "failed requests: {failed:?}");
+        answered += done;
+    }
+    assert!(answered > 200, "the load ran: {answered} requests");
+    let metrics = reqwest::get(&platform.metrics)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for service in ["core", "auth-proxy"] {
+        let renewals = metrics
+            .lines()
+            .find(|line| {
+                line.starts_with(&format!(
+                    "rampart_mtls_certificate_renewals_total{{service=\"{service}\"}}"
+                ))
+            })
+            .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no renewal count for {service} in\n{metrics}"));
+        assert!(renewals >= 3, "{service} renewed {renewals} times");
+    }
+}

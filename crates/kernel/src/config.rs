@@ -337,12 +337,18 @@ impl Default for CoreSettings {
 }
 
 /// Mutual TLS between the auth-proxy and core: core listens with TLS and serves only the
-/// proxy's certificate; the proxy presents it and checks core's. Certificates come from the
-/// three-tier CA under `data_dir/pki`.
+/// proxy's certificate; the proxy presents it and checks core's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MtlsSettings {
     pub enabled: bool,
+    /// Where certificates come from: `local` (the three-tier CA under `data_dir/pki`, made on
+    /// first use) or `vault` (the PKI engine, reached as `secrets.vault` says).
+    pub issuer: CertificateIssuerKind,
+    /// `issuer = "vault"`: the intermediate's mount, whose role `<service>` issues.
+    pub vault_intermediate_mount: String,
+    /// `issuer = "vault"`: the root's mount, whose issuer is the one root trusted.
+    pub vault_root_mount: String,
     /// The SPIFFE trust domain: identities are `spiffe://<trust_domain>/<service>`.
     pub trust_domain: String,
     /// How long a service certificate lives; it is renewed at about half that.
@@ -354,10 +360,20 @@ impl Default for MtlsSettings {
         // An hour, as SPIRE's SVIDs: a stolen key is useful for an hour at most.
         Self {
             enabled: true,
+            issuer: CertificateIssuerKind::Local,
+            vault_intermediate_mount: "pki_int".into(),
+            vault_root_mount: "pki".into(),
             trust_domain: "rampart".into(),
             certificate_ttl_secs: 3600,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertificateIssuerKind {
+    Local,
+    Vault,
 }
 
 /// The security audit log.
@@ -507,7 +523,7 @@ impl VaultClientSettings {
         let Some(address) = &self.address else {
             return Err(ConfigError::new(
                 key("address"),
-                "must be set when secrets.source = \"vault\" or tokens.signer = \"transit\"",
+                "must be set when secrets.source = \"vault\", tokens.signer = \"transit\" or mtls.issuer = \"vault\"",
             ));
         };
         if !is_https_or_loopback(address) {
@@ -708,7 +724,8 @@ impl Settings {
                 "must be between 1 second and an hour",
             ));
         }
-        if self.secrets.source == SecretsSource::Vault || self.tokens.signer == TokenSigner::Transit {
+        let vault_issues = self.mtls.enabled && self.mtls.issuer == CertificateIssuerKind::Vault;
+        if self.secrets.source == SecretsSource::Vault || self.tokens.signer == TokenSigner::Transit || vault_issues {
             self.secrets.vault.validate(self.secrets.refresh_secs)?;
         }
         if self.tokens.signer == TokenSigner::Transit {

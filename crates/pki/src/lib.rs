@@ -13,6 +13,7 @@
 mod identity;
 mod local;
 mod tls;
+mod vault;
 
 use std::time::{Duration, SystemTime};
 
@@ -21,6 +22,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 pub use identity::{SpiffeId, spiffe_id_of};
 pub use local::LocalCa;
 pub use tls::{MtlsAcceptor, MutualTls, Peer, PeerIdentity, register_metrics};
+pub use vault::VaultPki;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -61,8 +63,8 @@ pub trait CertificateIssuer: Send + Sync {
 }
 
 /// This service's mutual-TLS identity as `mtls` in `settings` asks, towards `peer`: `None`
-/// when mTLS is off. Certificates come from the three-tier CA under `data_dir/pki`, made there
-/// on first use, and are renewed in the background.
+/// when mTLS is off. Certificates come from the three-tier CA under `data_dir/pki` (made there
+/// on first use) or from Vault's PKI, and are renewed in the background.
 pub async fn connect(
     settings: &rampart_kernel::Settings,
     own: &str,
@@ -74,9 +76,18 @@ pub async fn connect(
     }
     let failed = |e: PkiError| rampart_kernel::ConfigError::new("mtls", e.to_string());
     let domain = |e: PkiError| rampart_kernel::ConfigError::new("mtls.trust_domain", e.to_string());
-    let ca = LocalCa::open(&settings.data_file("pki")?).map_err(failed)?;
+    let issuer: std::sync::Arc<dyn CertificateIssuer> = match mtls.issuer {
+        rampart_kernel::config::CertificateIssuerKind::Local => {
+            std::sync::Arc::new(LocalCa::open(&settings.data_file("pki")?).map_err(failed)?)
+        }
+        rampart_kernel::config::CertificateIssuerKind::Vault => std::sync::Arc::new(VaultPki::new(
+            rampart_secrets::connect_vault(settings).await?,
+            &mtls.vault_intermediate_mount,
+            &mtls.vault_root_mount,
+        )),
+    };
     let tls = MutualTls::start(
-        std::sync::Arc::new(ca),
+        issuer,
         SpiffeId::new(&mtls.trust_domain, own).map_err(domain)?,
         SpiffeId::new(&mtls.trust_domain, peer).map_err(domain)?,
         Duration::from_secs(mtls.certificate_ttl_secs),
