@@ -206,6 +206,41 @@ fn malformed_setting_stops_start_up_naming_the_key() {
     assert!(stderr.contains("RAMPART_LISTEN__PROXY"), "{stderr}");
 }
 
+/// With mTLS on (the default), a routes file sending core's route over plain HTTP could never
+/// be answered: start-up stops and names the route.
+#[test]
+fn a_routes_file_reaching_core_in_plaintext_stops_start_up() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let core = rampart_testkit::free_loopback_addr();
+    let routes = data.path().join("routes.toml");
+    std::fs::write(
+        &routes,
+        format!(
+            "[issuer]\nissuer = \"http://127.0.0.1:8080\"\naudience = \"rampart\"\n\
+             jwks_url = \"http://127.0.0.1:8081/.well-known/jwks.json\"\n\
+             revocations_url = \"http://127.0.0.1:8081/v1/auth/revocations\"\n\
+             [[route]]\nprefix = \"/v1/\"\nupstream = \"http://{core}\"\n"
+        ),
+    )
+    .expect("routes file");
+    let output = rampart()
+        .args(["up", "--routes"])
+        .arg(&routes)
+        .env("RAMPART_DATA_DIR", data.path())
+        .env("RAMPART_LISTEN__PROXY", "127.0.0.1:0")
+        .env("RAMPART_LISTEN__ADMIN", "127.0.0.1:0")
+        .env("RAMPART_LISTEN__AUTH", "127.0.0.1:0")
+        .env("RAMPART_LISTEN__CORE", core.to_string())
+        .output()
+        .expect("run rampart");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("route /v1/") && stderr.contains(&format!("https://{core}")),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn malformed_setting_in_the_config_file_names_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");

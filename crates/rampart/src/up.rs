@@ -14,6 +14,26 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 
+/// With mTLS on, core speaks only TLS: a route to it over `http://` could never be answered,
+/// so it stops start-up, naming the route.
+fn refuse_plain_routes_to_core(config: &ProxyConfig, core: std::net::SocketAddr, mtls: bool) -> Result<(), Error> {
+    let plain_to_core = config.routes.iter().find(|route| {
+        route.upstream.scheme_str() == Some("http")
+            && route
+                .upstream
+                .authority()
+                .is_some_and(|authority| authority.as_str() == core.to_string())
+    });
+    match plain_to_core {
+        Some(route) if mtls => Err(format!(
+            "route {}: core at {core} takes only mutual TLS (mtls.enabled), so its upstream must be https://{core}",
+            route.prefix
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(), Error> {
     let _telemetry = rampart_kernel::telemetry::init("rampart", &settings.telemetry)?;
     let aws = rampart_kernel::aws::sdk_config_for(&settings).await;
@@ -59,7 +79,11 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     }
     let core_scheme = if core_tls.is_some() { "https" } else { "http" };
     let proxy_config = match &routes_file {
-        Some(path) => ProxyConfig::load(path)?,
+        Some(path) => {
+            let config = ProxyConfig::load(path)?;
+            refuse_plain_routes_to_core(&config, core_addr, core_tls.is_some())?;
+            config
+        }
         None => rampart_auth_proxy::platform_config(
             &format!("http://{auth_addr}").parse()?,
             &format!("{core_scheme}://{core_addr}").parse()?,
