@@ -163,13 +163,14 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if let Some(reason) = crate::path::ambiguity(request.uri().path()) {
-            return Box::pin(async move { Ok(Problem::new(ProblemType::MalformedRequest, reason).into_response()) });
-        }
         let size = request.body().size_hint();
         // A body the handling may leave unread: watched, so that the connection is closed
         // after the answer if it does (see `UNREAD_BODY_CLOSES`).
         let has_body = size.upper() != Some(0);
+        if let Some(reason) = crate::path::ambiguity(request.uri().path()) {
+            let refused = Problem::new(ProblemType::MalformedRequest, reason).into_response();
+            return Box::pin(async move { Ok(close_if(has_body, refused)) });
+        }
         let read_through = has_body.then(|| Arc::new(AtomicBool::new(false)));
         let request = match &read_through {
             Some(flag) => {
@@ -199,7 +200,7 @@ where
         };
         let timeout = self.timeout;
         Box::pin(async move {
-            let mut response = match (handling, timeout) {
+            let response = match (handling, timeout) {
                 (None, _) => Problem::of(ProblemType::PayloadTooLarge).into_response(),
                 (Some(handling), None) => handling.await.unwrap_or_else(|never| match never {}),
                 (Some(handling), Some(timeout)) => match tokio::time::timeout(timeout, handling).await {
@@ -207,12 +208,8 @@ where
                     Err(_) => Problem::of(ProblemType::ServiceUnavailable).into_response(),
                 },
             };
-            if read_through.is_some_and(|flag| !flag.load(Ordering::Acquire)) {
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            Ok(problem_for_bare_errors(response))
+            let unread = read_through.is_some_and(|flag| !flag.load(Ordering::Acquire));
+            Ok(close_if(unread, problem_for_bare_errors(response)))
         })
     }
 }
@@ -249,6 +246,16 @@ impl http_body::Body for Watched {
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// `response`, saying `Connection: close` if `unread` (see `UNREAD_BODY_CLOSES`).
+fn close_if(unread: bool, mut response: Response) -> Response {
+    if unread {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// API responses are not for framing, sniffing or caching, nor for reaching over plain HTTP.
@@ -420,6 +427,12 @@ mod tests {
         assert_eq!(ignored.headers()["connection"], "close");
         let read = app.clone().oneshot(post("/reads", "read")).await.expect("response");
         assert!(read.headers().get("connection").is_none(), "{:?}", read.headers());
+        // Answers the edge rebuilds as problem+json keep it: an unknown route, a refused path.
+        for path in ["/nowhere", "/a/../ignores"] {
+            let refused = app.clone().oneshot(post(path, "unread")).await.expect("response");
+            assert!(refused.status().is_client_error());
+            assert_eq!(refused.headers()["connection"], "close", "{path}");
+        }
         let empty = app
             .oneshot(Request::get("/ignores").body(Body::empty()).expect("get"))
             .await

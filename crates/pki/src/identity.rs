@@ -21,6 +21,7 @@ impl SpiffeId {
     pub fn new(trust_domain: &str, service: &str) -> Result<Self, PkiError> {
         let well_formed = |part: &str| {
             !part.is_empty()
+                && !part.starts_with('.')
                 && part
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
@@ -52,7 +53,14 @@ impl std::fmt::Display for SpiffeId {
     }
 }
 
-/// The one `spiffe://` URI SAN of `certificate`; `None` if it has none, or several.
+/// When `certificate` stops being valid.
+pub(crate) fn not_after(certificate: &CertificateDer<'_>) -> Result<std::time::SystemTime, PkiError> {
+    let parsed = Certificate::from_der(certificate.as_ref()).map_err(|e| PkiError::Invalid(e.to_string()))?;
+    Ok(std::time::SystemTime::UNIX_EPOCH + parsed.tbs_certificate.validity.not_after.to_unix_duration())
+}
+
+/// The `spiffe://` URI SAN of `certificate`; `None` unless it is its one URI SAN (as the SPIFFE
+/// X.509 profile requires).
 pub fn spiffe_id_of(certificate: &CertificateDer<'_>) -> Option<String> {
     let certificate = Certificate::from_der(certificate.as_ref()).ok()?;
     let extensions = certificate.tbs_certificate.extensions?;
@@ -61,11 +69,9 @@ pub fn spiffe_id_of(certificate: &CertificateDer<'_>) -> Option<String> {
         .find(|extension| extension.extn_id == SubjectAltName::OID)?;
     let names = SubjectAltName::from_der(san.extn_value.as_bytes()).ok()?;
     let mut uris = names.0.iter().filter_map(|name| match name {
-        GeneralName::UniformResourceIdentifier(uri) if uri.as_str().starts_with("spiffe://") => {
-            Some(uri.as_str().to_owned())
-        }
+        GeneralName::UniformResourceIdentifier(uri) => Some(uri.as_str()),
         _ => None,
     });
-    let first = uris.next()?;
-    uris.next().is_none().then_some(first)
+    let first = uris.next().filter(|uri| uri.starts_with("spiffe://"))?;
+    uris.next().is_none().then(|| first.to_owned())
 }

@@ -65,6 +65,20 @@ pub trait CertificateIssuer: Send + Sync {
 /// This service's mutual-TLS identity as `mtls` in `settings` asks, towards `peer`: `None`
 /// when mTLS is off. Certificates come from the three-tier CA under `data_dir/pki` (made there
 /// on first use) or from Vault's PKI, and are renewed in the background.
+/// Refuses a local CA for a service run on its own with `backend = "aws"`: each host would make
+/// a CA of its own, which the others do not trust. There, certificates come from Vault.
+pub fn check_issuer_for_standalone(settings: &rampart_kernel::Settings) -> Result<(), rampart_kernel::ConfigError> {
+    use rampart_kernel::config::CertificateIssuerKind;
+    let mtls = &settings.mtls;
+    if settings.backend == rampart_kernel::Backend::Aws && mtls.enabled && mtls.issuer == CertificateIssuerKind::Local {
+        return Err(rampart_kernel::ConfigError::new(
+            "mtls.issuer",
+            "must be \"vault\" for a service run on its own with backend = \"aws\": a local CA is made per host, and services on other hosts would not trust it",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn connect(
     settings: &rampart_kernel::Settings,
     own: &str,

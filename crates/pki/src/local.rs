@@ -1,5 +1,11 @@
-//! The embedded platform's CA: a root and an intermediate made once under a directory (keys
-//! 0600), leaf certificates issued in memory and never written down.
+//! The embedded platform's CA: a root and an intermediate made once under a directory (the
+//! intermediate's key 0600), leaf certificates issued in memory and never written down.
+//!
+//! The root's key signs the intermediate and is then dropped, never written: nothing can make
+//! another intermediate under this root. So the intermediate lives as long as the root (ten
+//! years; a new CA after that). Both keys of a local CA would sit on the same disk anyway: the
+//! tiers are kept for the shape a real PKI has (and Vault's, which `VaultPki` uses, renews its
+//! intermediate apart).
 
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
@@ -17,13 +23,12 @@ use time::OffsetDateTime;
 use crate::{CertificateIssuer, Issued, PkiError, SpiffeId};
 
 const ROOT_CERT: &str = "root.pem";
-const ROOT_KEY: &str = "root.key";
 const INTERMEDIATE_CERT: &str = "intermediate.pem";
 const INTERMEDIATE_KEY: &str = "intermediate.key";
 
 /// How long the local root and intermediate live.
 const ROOT_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
-const INTERMEDIATE_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
+const INTERMEDIATE_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400 - 86_400);
 /// Leaves are valid from a minute back, so a peer whose clock is a little behind takes them.
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
@@ -38,6 +43,7 @@ fn ca_error(error: impl std::fmt::Display) -> PkiError {
 pub struct LocalCa {
     root: CertificateDer<'static>,
     intermediate: CertificateDer<'static>,
+    intermediate_expires: OffsetDateTime,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -86,9 +92,14 @@ impl LocalCa {
                 .mode(0o700)
                 .create(parent)
                 .map_err(ca_error)?;
-            let staging = parent.join(format!(".pki-{}", std::process::id()));
+            // A name no other process (another container's PID 1 too) picks, removed only by us.
+            let staging = parent.join(format!(".pki-{}", random_suffix()?));
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&staging)
+                .map_err(ca_error)?;
             let made = Self::make(&staging).and_then(|()| match std::fs::rename(&staging, dir) {
-                Ok(()) => Ok(()),
+                Ok(()) => sync_dir(parent),
                 // Another process moved its CA into place first.
                 Err(_) if dir.join(INTERMEDIATE_KEY).exists() => Ok(()),
                 Err(error) => Err(ca_error(format!("{}: {error}", dir.display()))),
@@ -98,9 +109,11 @@ impl LocalCa {
         }
         let read = |file: &str| std::fs::read_to_string(dir.join(file)).map_err(|e| ca_error(format!("{file}: {e}")));
         let key = KeyPair::from_pem(&read(INTERMEDIATE_KEY)?).map_err(ca_error)?;
+        let intermediate = certificate_from_pem(&read(INTERMEDIATE_CERT)?)?;
         Ok(Self {
             root: certificate_from_pem(&read(ROOT_CERT)?)?,
-            intermediate: certificate_from_pem(&read(INTERMEDIATE_CERT)?)?,
+            intermediate_expires: not_after(&intermediate)?,
+            intermediate,
             issuer: Issuer::new(intermediate_params()?, key),
         })
     }
@@ -111,7 +124,7 @@ impl LocalCa {
     }
 
     /// A new root and intermediate, with the PEM files that keep them.
-    fn generate() -> Result<(Self, [CaFile; 4]), PkiError> {
+    fn generate() -> Result<(Self, [CaFile; 3]), PkiError> {
         let root_key = KeyPair::generate().map_err(ca_error)?;
         let root_params = root_params()?;
         let root = root_params.self_signed(&root_key).map_err(ca_error)?;
@@ -121,26 +134,26 @@ impl LocalCa {
             .map_err(ca_error)?;
         let files = [
             (ROOT_CERT, root.pem(), 0o644),
-            (ROOT_KEY, root_key.serialize_pem(), 0o600),
             (INTERMEDIATE_CERT, intermediate.pem(), 0o644),
             (INTERMEDIATE_KEY, intermediate_key.serialize_pem(), 0o600),
         ];
         let ca = Self {
             root: root.der().clone(),
+            intermediate_expires: not_after(intermediate.der())?,
             intermediate: intermediate.der().clone(),
             issuer: Issuer::new(intermediate_params()?, intermediate_key),
         };
         Ok((ca, files))
     }
 
-    /// Makes a root and an intermediate in the new directory `dir`.
+    /// Makes a root and an intermediate in the empty directory `dir`, each file on disk
+    /// before the directory is moved into place.
     fn make(dir: &Path) -> Result<(), PkiError> {
-        std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(ca_error)?;
         let (_, files) = Self::generate()?;
         for (name, text, mode) in files {
             write_file(&dir.join(name), &text, mode)?;
         }
-        Ok(())
+        sync_dir(dir)
     }
 
     /// The root, as a peer's trust anchor.
@@ -163,7 +176,8 @@ impl LocalCa {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         let now = OffsetDateTime::now_utc();
         params.not_before = now - CLOCK_SKEW;
-        params.not_after = now + ttl;
+        // No leaf outlives the intermediate that vouches for it.
+        params.not_after = (now + ttl).min(self.intermediate_expires);
         let key = KeyPair::generate().map_err(ca_error)?;
         let leaf = params.signed_by(&key, &self.issuer).map_err(ca_error)?;
         Ok(Issued {
@@ -197,5 +211,26 @@ fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), PkiError> {
         .mode(mode)
         .open(path)
         .map_err(|e| ca_error(format!("{}: {e}", path.display())))?;
-    file.write_all(text.as_bytes()).map_err(ca_error)
+    file.write_all(text.as_bytes()).map_err(ca_error)?;
+    file.sync_all().map_err(ca_error)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), PkiError> {
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(ca_error)
+}
+
+fn random_suffix() -> Result<u64, PkiError> {
+    let mut bytes = [0u8; 8];
+    rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| ca_error("the random source failed"))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+/// When `certificate` stops being valid.
+fn not_after(certificate: &CertificateDer<'_>) -> Result<OffsetDateTime, PkiError> {
+    crate::identity::not_after(certificate).map(OffsetDateTime::from)
 }

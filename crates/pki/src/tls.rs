@@ -366,7 +366,8 @@ impl ServerCertVerifier for ServerCheck {
     }
 }
 
-/// The peer a server's connection proved to be: its SPIFFE ID, in each request's extensions.
+/// The SPIFFE ID a server's connection proved its peer to be (in [`Peer`], which each of its
+/// requests carries as an extension).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerIdentity(pub String);
 
@@ -430,16 +431,22 @@ impl rampart_kernel::serve::Handshake for MtlsAcceptor {
         ))
     }
 
+    /// Resolves when a trust change leaves the peer's chain without a trusted root (checked
+    /// once at the start too, so a change made during the handshake is not missed). A
+    /// kept-alive connection outlives its peer's certificate, as with most TLS servers: the
+    /// peer's next connection presents the renewed one.
     fn distrusted(&self, peer: &Peer) -> impl std::future::Future<Output = ()> + Send + 'static {
         let (tls, chain) = (Arc::clone(&self.tls), Arc::clone(&peer.chain));
         let mut changes = tls.trust_changed.subscribe();
         async move {
-            while changes.changed().await.is_ok() {
+            loop {
                 if tls.is_peer(&chain, UnixTime::now(), true).is_err() {
                     return;
                 }
+                if changes.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
             }
-            std::future::pending().await
         }
     }
 }

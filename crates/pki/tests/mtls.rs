@@ -134,13 +134,22 @@ async fn leaves_chain_through_the_intermediate_and_live_as_long_as_asked() {
     let again = LocalCa::open(&dir.path().join("pki")).expect("read back");
     assert_eq!(kept.root(), again.root(), "the same CA after a restart");
     use std::os::unix::fs::PermissionsExt;
-    for key in ["root.key", "intermediate.key"] {
-        let mode = std::fs::metadata(dir.path().join("pki").join(key))
-            .expect("key")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600, "{key}");
-    }
+    let key = dir.path().join("pki/intermediate.key");
+    assert_eq!(std::fs::metadata(key).expect("key").permissions().mode() & 0o777, 0o600);
+    assert!(
+        !dir.path().join("pki/root.key").exists(),
+        "the root's key is never written"
+    );
+    // No leaf outlives its intermediate, however long it is asked to live.
+    let long = kept
+        .issue(&id("core"), Duration::from_secs(20 * 365 * 86_400))
+        .await
+        .expect("issue");
+    let left = long
+        .not_after
+        .duration_since(std::time::SystemTime::now())
+        .expect("future");
+    assert!(left < Duration::from_secs(10 * 365 * 86_400), "{left:?}");
 }
 
 #[tokio::test]
@@ -252,6 +261,8 @@ fn spiffe_ids_are_checked_for_shape() {
         ("", "core"),
         ("rampart", "core/admin"),
         ("Rampart", "core"),
+        ("rampart", ".."),
+        ("rampart", "."),
     ] {
         assert!(SpiffeId::new(domain, service).is_err(), "{domain}/{service}");
     }

@@ -84,7 +84,7 @@ async fn pki(vault: &TestVault) -> (String, String) {
 
 async fn issuer(vault: &TestVault) -> Arc<VaultPki> {
     let (intermediate, root) = pki(vault).await;
-    let login = VaultLogin::Token(SecretString::from(vault.root_token.clone()));
+    let login = VaultLogin::Token(SecretString::from(vault.root_token.clone()).into());
     let settings = VaultSettings::new(vault.address.clone(), login, "unused".into(), "rampart-test".into());
     let source = VaultSource::connect(settings).await.expect("Vault");
     Arc::new(VaultPki::new(Arc::new(source), &intermediate, &root))

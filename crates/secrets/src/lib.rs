@@ -11,7 +11,7 @@ pub use aws::SecretsManagerSource;
 pub use local::LocalSecretsFile;
 pub use report::{SecretsProbe, register_metrics};
 pub use secrecy::{ExposeSecret, SecretString};
-pub use vault::{VaultLogin, VaultSettings, VaultSource};
+pub use vault::{Credential, VaultLogin, VaultSettings, VaultSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {

@@ -13,8 +13,9 @@ use serde_json::json;
 
 use crate::{SecretSource, SourceStatus};
 
-/// `/readyz`'s `secrets` check: failing once the credential has run out with no new login (no
-/// secret can be read, only the last good values served); when ready, says what it serves stale.
+/// `/readyz`'s `secrets` check: failing once the credential has run out with no new login and
+/// no last good value is left to serve (a Vault outage shorter than `max_stale` takes no
+/// replica out); when ready, says what it serves stale and for how long still.
 #[derive(Debug)]
 pub struct SecretsProbe(pub Arc<dyn SecretSource>);
 
@@ -25,8 +26,11 @@ impl ReadinessProbe for SecretsProbe {
     }
 
     async fn check(&self) -> Result<(), String> {
-        match self.0.status().credential_expires_in {
-            Some(left) if left.is_zero() => Err("the credential secrets are read with has run out".into()),
+        let status = self.0.status();
+        match status.credential_expires_in {
+            Some(left) if left.is_zero() && status.stale.is_empty() => {
+                Err("the credential secrets are read with has run out, and no value is left to serve".into())
+            }
             _ => Ok(()),
         }
     }

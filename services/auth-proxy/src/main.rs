@@ -55,6 +55,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         .await
         .map_err(|e| format!("listen.admin {}: {e}", settings.listen.admin))?;
     // Its certificate towards https:// upstreams (core), from the CA under data_dir/pki.
+    rampart_pki::check_issuer_for_standalone(&settings)?;
     let tls = rampart_pki::connect(&settings, "auth-proxy", "core").await?;
     let metrics = Registry::default();
     if let Some(tls) = &tls {

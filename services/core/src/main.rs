@@ -32,6 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     });
     let metrics = Registry::default();
     // With mtls.enabled, only the auth-proxy's certificate is served (CA under data_dir/pki).
+    rampart_pki::check_issuer_for_standalone(&settings)?;
     let tls = rampart_pki::connect(&settings, "core", "auth-proxy").await?;
     let api = rampart_core::router(core, &settings, &metrics);
     let api_shutdown = shutdown.clone();

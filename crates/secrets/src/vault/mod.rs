@@ -21,17 +21,47 @@ use rampart_kernel::config::VaultLoginMethod;
 
 use crate::{Rotated, SecretError, SecretSink, SecretSource, SourceStatus};
 
+/// A secret a login presents: given as is, or read from its file at each login, so one that
+/// is rewritten (a Vault Agent's token sink, a secret id replaced before it expires) is
+/// picked up without a restart.
+#[derive(Debug, Clone)] // SecretString's Debug shows no value.
+pub enum Credential {
+    Value(SecretString),
+    File(PathBuf),
+}
+
+impl From<SecretString> for Credential {
+    fn from(value: SecretString) -> Self {
+        Self::Value(value)
+    }
+}
+
+impl Credential {
+    /// The value now: the one given, or the file's content, trimmed.
+    pub(super) fn read(&self) -> Result<SecretString, SecretError> {
+        match self {
+            Self::Value(value) => Ok(value.clone()),
+            Self::File(path) => {
+                let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                    SecretError::Unavailable(format!("cannot read the credential in {}: {e}", path.display()))
+                })?);
+                Ok(SecretString::from(text.trim()))
+            }
+        }
+    }
+}
+
 /// How a service proves who it is to Vault.
 #[derive(Clone)]
 pub enum VaultLogin {
-    /// A token used as given (a Vault Agent's sink, an operator's token). Logging in again
-    /// cannot mend it once it is revoked or expired.
-    Token(SecretString),
+    /// A token used as given, or read from its file at each login (a Vault Agent's sink).
+    /// Logging in again mends a revoked or expired token only if the file has a new one.
+    Token(Credential),
     /// AppRole: a role id and a secret id, under the `approle` auth method mounted at `mount`.
     AppRole {
         mount: String,
         role_id: String,
-        secret_id: SecretString,
+        secret_id: Credential,
     },
     /// JWT: the token in `token_file`, read anew at each login (on EKS, the projected
     /// service-account token the kubelet keeps fresh), for `role` of the `jwt` auth method
@@ -109,8 +139,8 @@ impl VaultSettings {
     }
 }
 
-/// The client settings `secrets.vault` describes, with the credentials read from their files
-/// (an AppRole's once, here; a JWT at each login).
+/// The client settings `secrets.vault` describes: the role id read here, every other
+/// credential from its file at each login.
 pub fn settings_from(settings: &rampart_kernel::Settings) -> Result<VaultSettings, ConfigError> {
     let vault = &settings.secrets.vault;
     let key = |name: &str| format!("secrets.vault.{name}");
@@ -122,13 +152,15 @@ pub fn settings_from(settings: &rampart_kernel::Settings) -> Result<VaultSetting
             .map_err(|e| ConfigError::new(key(name), format!("{}: {e}", path.display())))?;
         Ok(text.trim().to_owned())
     };
+    let file =
+        |name: &str, path: &Option<PathBuf>| path.clone().ok_or_else(|| ConfigError::new(key(name), "must be set"));
     let mount = |default: &str| vault.auth_mount.clone().unwrap_or_else(|| default.to_owned());
     let login = match vault.login {
-        VaultLoginMethod::Token => VaultLogin::Token(read("token_file", &vault.token_file)?.into()),
+        VaultLoginMethod::Token => VaultLogin::Token(Credential::File(file("token_file", &vault.token_file)?)),
         VaultLoginMethod::AppRole => VaultLogin::AppRole {
             mount: mount("approle"),
             role_id: read("role_id_file", &vault.role_id_file)?,
-            secret_id: read("secret_id_file", &vault.secret_id_file)?.into(),
+            secret_id: Credential::File(file("secret_id_file", &vault.secret_id_file)?),
         },
         VaultLoginMethod::Jwt => VaultLogin::Jwt {
             mount: mount("jwt"),
@@ -531,6 +563,8 @@ mod tests {
             "ftp://127.0.0.1",
             "http://127.0.0.1.vault.example:8200",
             "http://localhost@vault.example:8200",
+            // The url crate ends the host at the backslash: the client would dial vault.example.
+            "http://vault.example\\@127.0.0.1:8200",
         ] {
             assert!(matches!(check_address(bad), Err(SecretError::Invalid(_))), "{bad}");
         }

@@ -28,7 +28,7 @@ impl Session {
         let mut client = client_with(settings, "")?;
         let (ttl, renewable) = match &settings.login {
             VaultLogin::Token(token) => {
-                client.set_token(token.expose_secret());
+                client.set_token(token.read()?.expose_secret());
                 let looked_up = vaultrs::token::lookup_self(&client).await.map_err(refused)?;
                 (looked_up.ttl, looked_up.renewable.unwrap_or(false))
             }
@@ -37,7 +37,7 @@ impl Session {
                 role_id,
                 secret_id,
             } => {
-                let auth = vaultrs::auth::approle::login(&client, mount, role_id, secret_id.expose_secret())
+                let auth = vaultrs::auth::approle::login(&client, mount, role_id, secret_id.read()?.expose_secret())
                     .await
                     .map_err(refused)?;
                 client.set_token(&auth.client_token);

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use rampart_secrets::{
-    ExposeSecret, SecretError, SecretSink, SecretSource, SecretString, VaultLogin, VaultSettings, VaultSource,
+    Credential, ExposeSecret, SecretError, SecretSink, SecretSource, SecretString, VaultLogin, VaultSettings,
+    VaultSource,
 };
 use rampart_testkit::TestVault;
 use reqwest::Method;
@@ -22,7 +23,7 @@ fn settings(vault: &TestVault, kv_mount: &str, login: VaultLogin) -> VaultSettin
 }
 
 async fn root_source(vault: &TestVault, kv_mount: &str) -> VaultSource {
-    let login = VaultLogin::Token(SecretString::from(vault.root_token.clone()));
+    let login = VaultLogin::Token(SecretString::from(vault.root_token.clone()).into());
     VaultSource::connect(settings(vault, kv_mount, login))
         .await
         .expect("connect")
@@ -61,7 +62,7 @@ async fn approle_with_ttl(vault: &TestVault, policy: &str, ttl: &str, max_ttl: &
     VaultLogin::AppRole {
         mount: role.mount,
         role_id: role.role_id,
-        secret_id: SecretString::from(role.secret_id),
+        secret_id: SecretString::from(role.secret_id).into(),
     }
 }
 
@@ -168,7 +169,7 @@ async fn approle_login_reads_only_what_its_policy_allows() {
     let wrong = VaultLogin::AppRole {
         mount: auth_mount,
         role_id,
-        secret_id: SecretString::from("not-the-secret-id"),
+        secret_id: SecretString::from("not-the-secret-id").into(),
     };
     let refused = VaultSource::connect(settings(&vault, &mount, wrong))
         .await
@@ -212,6 +213,43 @@ async fn a_revoked_token_is_replaced_by_a_new_login() {
         2,
         "ten reads refused together make one login between them"
     );
+}
+
+/// The secret id is read from its file at each login: one rewritten there (the one the service
+/// started with destroyed, as when it expires) is what the next login presents.
+#[tokio::test]
+async fn a_secret_id_rewritten_in_its_file_is_used_at_the_next_login() {
+    let vault = rampart_testkit::vault();
+    let (mount, policy) = core_secret_and_policy(&vault).await;
+    let role = vault.new_approle(&policy, "1h", "24h").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("secret-id");
+    std::fs::write(&file, &role.secret_id).expect("secret id file");
+    let login = VaultLogin::AppRole {
+        mount: role.mount.clone(),
+        role_id: role.role_id.clone(),
+        secret_id: Credential::File(file.clone()),
+    };
+    let mut settings = settings(&vault, &mount, login);
+    settings.refresh = Duration::ZERO;
+    let core = VaultSource::connect(settings).await.expect("login");
+
+    let secret_ids = format!("auth/{}/role/service/secret-id", role.mount);
+    let fresh = vault.call(Method::POST, &secret_ids, None).await["data"]["secret_id"]
+        .as_str()
+        .expect("secret id")
+        .to_owned();
+    std::fs::write(&file, fresh).expect("rewrite");
+    let destroy = json!({"secret_id": role.secret_id});
+    vault
+        .call(Method::POST, &format!("{secret_ids}/destroy"), Some(destroy))
+        .await;
+    let revoke_all = format!("sys/leases/revoke-prefix/auth/{}/login", role.mount);
+    vault.call(Method::PUT, &revoke_all, None).await;
+
+    let value = core.get("core/cursor-key").await.expect("read after a new login");
+    assert_eq!(value.expose_secret(), "value");
+    assert_eq!(core.status().logins, 2, "logged in again, with the new secret id");
 }
 
 /// An ES256 key pair: the test signs service-account tokens with it, and Vault's `jwt` auth
@@ -370,7 +408,7 @@ async fn vault_stopped_mid_run_serves_the_last_good_value_then_recovers() {
     root.put("core/cursor-key", &SecretString::from("before"))
         .await
         .expect("seed");
-    let login = VaultLogin::Token(SecretString::from(vault.root_token.clone()));
+    let login = VaultLogin::Token(SecretString::from(vault.root_token.clone()).into());
     let mut settings = settings(&vault, &mount, login);
     settings.timeout = Duration::from_millis(500);
     settings.refresh = Duration::ZERO;

@@ -71,8 +71,10 @@ impl Transit {
     }
 
     async fn root_keys(&self) -> TransitKeys {
-        self.keys_as(VaultLogin::Token(SecretString::from(self.vault.root_token.clone())))
-            .await
+        self.keys_as(VaultLogin::Token(
+            SecretString::from(self.vault.root_token.clone()).into(),
+        ))
+        .await
     }
 }
 
@@ -195,7 +197,7 @@ path "{mount}/keys/{KEY}" {{ capabilities = ["read"] }}"#
         .keys_as(VaultLogin::AppRole {
             mount: role.mount,
             role_id: role.role_id,
-            secret_id: SecretString::from(role.secret_id),
+            secret_id: SecretString::from(role.secret_id).into(),
         })
         .await;
 
