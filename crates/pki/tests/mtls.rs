@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::Extension;
-use axum::routing::get;
-use rampart_kernel::config::HttpSettings;
-use rampart_pki::{CertificateIssuer, LocalCa, MtlsAcceptor, MutualTls, Peer, SpiffeId};
+mod common;
+
+use common::serve;
+use rampart_pki::{CertificateIssuer, LocalCa, MutualTls, SpiffeId};
 use rampart_testkit::{HttpsClient, https_client as client, https_get as get_text};
 use tokio_util::sync::CancellationToken;
 
@@ -21,23 +20,6 @@ fn id(service: &str) -> SpiffeId {
 async fn identity(ca: &LocalCa, own: &str, peer: &str) -> Arc<MutualTls> {
     let issued = ca.issue(&id(own), Duration::from_secs(3600)).await.expect("issue");
     MutualTls::new(id(own), id(peer), issued, vec![ca.root()]).expect("identity")
-}
-
-/// core's side: answers with the identity its client proved. Returns its https URL.
-async fn serve(tls: &Arc<MutualTls>, shutdown: &CancellationToken) -> String {
-    let listener = rampart_kernel::serve::bind(([127, 0, 0, 1], 0).into())
-        .await
-        .expect("bind");
-    let url = format!("https://{}/", listener.local_addr().expect("addr"));
-    let router = Router::new().route(
-        "/",
-        get(|Extension(peer): Extension<Peer>| async move { peer.identity.0 }),
-    );
-    let (acceptor, shutdown) = (MtlsAcceptor::new(tls), shutdown.clone());
-    tokio::spawn(async move {
-        rampart_kernel::serve::serve_with(listener, acceptor, router, &HttpSettings::default(), shutdown).await
-    });
-    url
 }
 
 #[tokio::test]

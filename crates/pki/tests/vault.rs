@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
-use axum::extract::Extension;
-use axum::routing::get;
-use rampart_kernel::config::HttpSettings;
-use rampart_pki::{CertificateIssuer, MtlsAcceptor, MutualTls, Peer, SpiffeId, VaultPki, spiffe_id_of};
+mod common;
+
+use common::serve;
+use rampart_pki::{CertificateIssuer, MutualTls, SpiffeId, VaultPki, spiffe_id_of};
 use rampart_secrets::{SecretString, VaultLogin, VaultSettings, VaultSource};
 use rampart_testkit::{TestVault, https_client, https_get};
 use reqwest::Method;
@@ -122,19 +121,8 @@ async fn services_holding_vault_certificates_talk_over_mutual_tls_through_renewa
     let proxy = MutualTls::start(pki, id("rampart", "auth-proxy"), id("rampart", "core"), ttl)
         .await
         .expect("proxy");
-    let listener = rampart_kernel::serve::bind(([127, 0, 0, 1], 0).into())
-        .await
-        .expect("bind");
-    let url = format!("https://{}/", listener.local_addr().expect("addr"));
-    let router = Router::new().route(
-        "/",
-        get(|Extension(peer): Extension<Peer>| async move { peer.identity.0 }),
-    );
     let shutdown = CancellationToken::new();
-    let (acceptor, stop) = (MtlsAcceptor::new(&core), shutdown.clone());
-    tokio::spawn(async move {
-        rampart_kernel::serve::serve_with(listener, acceptor, router, &HttpSettings::default(), stop).await
-    });
+    let url = serve(&core, &shutdown).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(4);
     while std::time::Instant::now() < deadline {
         // A new connection, so a handshake, each time.

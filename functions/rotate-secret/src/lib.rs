@@ -309,13 +309,7 @@ impl Rotator {
             return Ok(());
         };
         if matches!(error, RotationError::Malformed { .. }) {
-            (self.client.update_secret_version_stage())
-                .secret_id(&secret.arn)
-                .version_stage(PENDING)
-                .remove_from_version_id(token)
-                .send()
-                .await
-                .map_err(aws("UpdateSecretVersionStage"))?;
+            self.remove_pending(secret, token).await?;
             tracing::warn!("pending value failed its test; the version is abandoned");
         }
         Err(error)
@@ -336,6 +330,13 @@ impl Rotator {
             .send()
             .await
             .map_err(aws("UpdateSecretVersionStage"))?;
+        self.remove_pending(secret, token).await?;
+        tracing::info!("version is now current");
+        Ok(())
+    }
+
+    /// Takes `AWSPENDING` off the version `token`.
+    async fn remove_pending(&self, secret: &Secret, token: &str) -> Result<(), RotationError> {
         (self.client.update_secret_version_stage())
             .secret_id(&secret.arn)
             .version_stage(PENDING)
@@ -343,7 +344,6 @@ impl Rotator {
             .send()
             .await
             .map_err(aws("UpdateSecretVersionStage"))?;
-        tracing::info!("version is now current");
         Ok(())
     }
 }
