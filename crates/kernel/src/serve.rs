@@ -37,9 +37,15 @@ pub trait Handshake: Clone + Send + Sync + 'static {
         tcp: TcpStream,
     ) -> impl std::future::Future<Output = io::Result<(Self::Stream, Self::Peer)>> + Send;
 
-    /// Resolves once `peer` is no longer trusted (its CA was removed): its connection is then
-    /// closed, so a trust change reaches kept-alive connections too.
+    /// Resolves once `peer` is no longer trusted (its CA was removed, or its certificate ran
+    /// out): its connection is then closed, so a trust change reaches kept-alive connections too.
     fn distrusted(&self, peer: &Self::Peer) -> impl std::future::Future<Output = ()> + Send + 'static;
+
+    /// Whether `peer`'s connection should end after its current response (`Connection:
+    /// close`): a fresh handshake would present newer certificates, or the peer's has run out.
+    /// A renewed certificate so comes into use on kept-alive connections without dropping a
+    /// request.
+    fn stale(&self, peer: &Self::Peer) -> bool;
 }
 
 /// Plain TCP: no handshake, an anonymous peer that is never distrusted.
@@ -56,6 +62,10 @@ impl Handshake for PlainTcp {
 
     fn distrusted(&self, (): &()) -> impl std::future::Future<Output = ()> + Send + 'static {
         std::future::pending()
+    }
+
+    fn stale(&self, (): &()) -> bool {
+        false
     }
 }
 
@@ -77,8 +87,9 @@ where
 }
 
 /// [`serve`], each connection through `handshake` first (within `header_read_timeout_secs`);
-/// each request also carries the peer the handshake named, and a connection whose peer stops
-/// being trusted is closed.
+/// each request also carries the peer the handshake named, a connection whose peer stops
+/// being trusted is closed, and one whose certificates are [`Handshake::stale`] ends after its
+/// current response.
 pub async fn serve_with<H, S>(
     listener: TcpListener,
     handshake: H,
@@ -130,12 +141,22 @@ where
                 }
             };
             let distrusted = handshake.distrusted(&identity);
-            let service = service.map_request(move |request: http::Request<Incoming>| {
-                let mut request = request.map(Body::new);
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request.extensions_mut().insert(identity.clone());
-                request
-            });
+            let named = identity.clone();
+            let service = service
+                .map_request(move |request: http::Request<Incoming>| {
+                    let mut request = request.map(Body::new);
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request.extensions_mut().insert(named.clone());
+                    request
+                })
+                .map_response(move |mut response: Response| {
+                    if handshake.stale(&identity) {
+                        response
+                            .headers_mut()
+                            .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                    }
+                    response
+                });
             let connection =
                 watcher.watch(http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
             tokio::select! {

@@ -53,10 +53,14 @@ impl std::fmt::Display for SpiffeId {
     }
 }
 
-/// When `certificate` stops being valid.
-pub(crate) fn not_after(certificate: &CertificateDer<'_>) -> Result<std::time::SystemTime, PkiError> {
+/// When `certificate` starts and stops being valid.
+pub(crate) fn validity(
+    certificate: &CertificateDer<'_>,
+) -> Result<(std::time::SystemTime, std::time::SystemTime), PkiError> {
     let parsed = Certificate::from_der(certificate.as_ref()).map_err(|e| PkiError::Invalid(e.to_string()))?;
-    Ok(std::time::SystemTime::UNIX_EPOCH + parsed.tbs_certificate.validity.not_after.to_unix_duration())
+    let validity = parsed.tbs_certificate.validity;
+    let at = |time: x509_cert::time::Time| std::time::SystemTime::UNIX_EPOCH + time.to_unix_duration();
+    Ok((at(validity.not_before), at(validity.not_after)))
 }
 
 /// The `spiffe://` URI SAN of `certificate`; `None` unless it is its one URI SAN (as the SPIFFE

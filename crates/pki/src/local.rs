@@ -29,7 +29,9 @@ const INTERMEDIATE_KEY: &str = "intermediate.key";
 /// How long the local root and intermediate live.
 const ROOT_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
 const INTERMEDIATE_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400 - 86_400);
-/// Leaves are valid from a minute back, so a peer whose clock is a little behind takes them.
+/// Certificates are valid from a minute back, so a peer whose clock is a little behind takes
+/// them; a leaf from at most a tenth of its life back, so that its validity still tells a peer
+/// when its holder renews it.
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// A file of the CA: its name, its PEM text and its mode.
@@ -175,7 +177,7 @@ impl LocalCa {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         let now = OffsetDateTime::now_utc();
-        params.not_before = now - CLOCK_SKEW;
+        params.not_before = now - CLOCK_SKEW.min(ttl / 10);
         // No leaf outlives the intermediate that vouches for it.
         params.not_after = (now + ttl).min(self.intermediate_expires);
         let key = KeyPair::generate().map_err(ca_error)?;
@@ -232,5 +234,5 @@ fn random_suffix() -> Result<u64, PkiError> {
 
 /// When `certificate` stops being valid.
 fn not_after(certificate: &CertificateDer<'_>) -> Result<OffsetDateTime, PkiError> {
-    crate::identity::not_after(certificate).map(OffsetDateTime::from)
+    crate::identity::validity(certificate).map(|(_, not_after)| OffsetDateTime::from(not_after))
 }

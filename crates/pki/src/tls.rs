@@ -101,7 +101,8 @@ impl MutualTls {
     pub fn install(&self, issued: Issued) -> Result<(), PkiError> {
         let current = current(&self.provider, issued)?;
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(current);
-        self.renewals.fetch_add(1, Ordering::Relaxed);
+        // Release/Acquire: a handshake that reads the new count also reads the new certificate.
+        self.renewals.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
@@ -123,7 +124,7 @@ impl MutualTls {
 
     /// Certificates installed since the first.
     pub fn renewals(&self) -> u64 {
-        self.renewals.load(Ordering::Relaxed)
+        self.renewals.load(Ordering::Acquire)
     }
 
     fn current(&self) -> Arc<Current> {
@@ -397,18 +398,34 @@ impl MtlsAcceptor {
     }
 }
 
-/// A connection's peer: its identity and the chain it presented, checked again on trust changes.
+/// A connection's peer: its identity and the chain it presented, checked again on trust changes,
+/// and what tells when a fresh handshake would use newer certificates.
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub identity: PeerIdentity,
     chain: Arc<Vec<CertificateDer<'static>>>,
+    /// Our renewals before the handshake began (so one racing it counts as after).
+    renewals: u64,
+    established: SystemTime,
+    /// When the peer has surely renewed the certificate it presented.
+    peer_renewed_by: SystemTime,
+    peer_expires: SystemTime,
 }
+
+/// Share of a certificate's validity still left when its holder has surely renewed it:
+/// [`MutualTls::start`] renews with 45 % of its life left at the least, issuers backdate
+/// validity by at most a tenth of that life (the local CA; Vault's default 30 s, for
+/// certificates of 5 minutes or more), so at least 41 % of the validity is left then, minus
+/// up to a second (X.509 times have whole-second resolution). With shorter Vault
+/// certificates a connection may end before its peer renewed, costing one reconnection.
+const LEFT_WHEN_RENEWED: f64 = 0.35;
 
 impl rampart_kernel::serve::Handshake for MtlsAcceptor {
     type Stream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
     type Peer = Peer;
 
     async fn handshake(&self, tcp: tokio::net::TcpStream) -> std::io::Result<(Self::Stream, Peer)> {
+        let renewals = self.tls.renewals();
         let stream = self.acceptor.accept(tcp).await?;
         let chain: Vec<_> = stream
             .get_ref()
@@ -418,33 +435,59 @@ impl rampart_kernel::serve::Handshake for MtlsAcceptor {
             .iter()
             .map(|cert| cert.clone().into_owned())
             .collect();
-        let identity = chain
+        let end_entity = chain
             .first()
-            .and_then(spiffe_id_of)
-            .ok_or_else(|| std::io::Error::other("the peer presented no SPIFFE ID"))?;
+            .ok_or_else(|| std::io::Error::other("the peer presented no certificate"))?;
+        let identity =
+            spiffe_id_of(end_entity).ok_or_else(|| std::io::Error::other("the peer presented no SPIFFE ID"))?;
+        let (not_before, not_after) = crate::identity::validity(end_entity).map_err(std::io::Error::other)?;
+        let life = not_after.duration_since(not_before).unwrap_or_default();
         Ok((
             stream,
             Peer {
                 identity: PeerIdentity(identity),
                 chain: Arc::new(chain),
+                renewals,
+                established: SystemTime::now(),
+                peer_renewed_by: not_after - life.mul_f64(LEFT_WHEN_RENEWED),
+                peer_expires: not_after,
             },
         ))
     }
 
+    /// Stale once we have renewed since the handshake, once the peer has surely renewed (each
+    /// connection once, so a peer whose renewal fails is not made to reconnect at every
+    /// request), and once the peer's certificate has run out.
+    fn stale(&self, peer: &Peer) -> bool {
+        let now = SystemTime::now();
+        self.tls.renewals() != peer.renewals
+            || (peer.established < peer.peer_renewed_by && now >= peer.peer_renewed_by)
+            || now > peer.peer_expires
+    }
+
     /// Resolves when a trust change leaves the peer's chain without a trusted root (checked
-    /// once at the start too, so a change made during the handshake is not missed). A
-    /// kept-alive connection outlives its peer's certificate, as with most TLS servers: the
-    /// peer's next connection presents the renewed one.
+    /// once at the start too, so a change made during the handshake is not missed), or when
+    /// the peer's certificate runs out.
     fn distrusted(&self, peer: &Peer) -> impl std::future::Future<Output = ()> + Send + 'static {
         let (tls, chain) = (Arc::clone(&self.tls), Arc::clone(&peer.chain));
         let mut changes = tls.trust_changed.subscribe();
+        // X.509 counts whole seconds: a second past its notAfter, the chain no longer verifies.
+        let until_expired =
+            peer.peer_expires.duration_since(SystemTime::now()).unwrap_or_default() + Duration::from_secs(1);
         async move {
+            let expired = tokio::time::sleep(until_expired);
+            tokio::pin!(expired);
             loop {
                 if tls.is_peer(&chain, UnixTime::now(), true).is_err() {
                     return;
                 }
-                if changes.changed().await.is_err() {
-                    return std::future::pending().await;
+                tokio::select! {
+                    () = &mut expired => return,
+                    changed = changes.changed() => if changed.is_err() {
+                        // No more trust changes: only the expiry is left to wait for.
+                        expired.as_mut().await;
+                        return;
+                    },
                 }
             }
         }

@@ -24,7 +24,7 @@ use axum::response::Response;
 pub use moto::Moto;
 use rampart_kernel::Settings;
 use rampart_kernel::config::HttpSettings;
-pub use tls::{HttpsClient, https_client, https_get};
+pub use tls::{HttpsClient, KeptConnection, https_client, https_get};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 pub use vault::{OPENBAO_VERSION, OpenBao, TestVault, vault};
