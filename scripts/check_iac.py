@@ -9,17 +9,18 @@ module, which checkov's pinned bc-python-hcl2 provides.
    versions.tf; versions.tf pins Terraform and the AWS provider (~> 5.x or 6.x);
    every variable has a type and a description; every output has a description;
    every module is used by an environment and every module source exists.
-3. Only environments read the schema (jsondecode(file(".../schema/platform.json")));
+3. Only root configurations (terraform/platform, terraform/delivery) read the schema (jsondecode(file(".../schema/platform.json")));
    modules take its sections as typed variables, so a module works outside this
    tree. Every table, KMS key and secret in the schema is materialised by a
    Terraform resource: a for_each over the schema section (in a module, over the
    variable an environment passes the section in), or a resource naming it. The
    user pool and app client read every schema user_pool field. Names the
-   environments look up in module outputs (e.g. a secret ARN by schema name)
+   roots look up in module outputs (e.g. a secret ARN by schema name)
    exist in the schema. Every resource_prefix variable is validated with the
    schema's resource_prefix.pattern, the one Rust checks.
 4. Every RAMPART_* variable an environment outputs is named in the schema's
-   "environment", and each environment outputs the ones in REQUIRED_ENV.
+   "environment", and each root outputs every one the Rust code requires on the AWS backend
+   (`Settings::require_aws` keys, and tokens.issuer).
 5. The LocalStack provisioning script reads the schema instead of repeating it.
 
 Exits 1 with one line per problem.
@@ -59,7 +60,28 @@ OUTPUT_SECTIONS = {
 }
 USER_POOL_RESOURCES = ("aws_cognito_user_pool", "aws_cognito_user_pool_client")
 # Variables every environment must output (the deployed functions cannot start without them).
-REQUIRED_ENV = ("RAMPART_AWS__USER_POOL_ID", "RAMPART_AWS__USER_POOL_CLIENT_ID", "RAMPART_MAIL__SENDER")
+# Settings the deployed code cannot start without on the AWS backend, beyond those the Rust code
+# asks for with `Settings::require_aws(.., "<key>")` (found in the sources): tokens.issuer has a
+# loopback default that the AWS backend refuses.
+ALSO_REQUIRED_ON_AWS = ("tokens.issuer",)
+REQUIRE_AWS_CALL = re.compile(r'require_aws\(\s*&[\w.]+\s*,\s*"([a-z0-9_.]+)"\s*\)')
+
+
+def env_name(key: str) -> str:
+    """The environment variable of a settings key (kernel::config: RAMPART_ prefix, `__` nesting)."""
+    return "RAMPART_" + key.replace(".", "__").upper()
+
+
+def required_env() -> set[str]:
+    """Variables the deployed functions need: every require_aws key in non-test Rust source."""
+    keys = set(ALSO_REQUIRED_ON_AWS)
+    for directory in ("crates", "functions", "services"):
+        for path in (ROOT / directory).rglob("*.rs"):
+            if "tests" in path.relative_to(ROOT).parts:
+                continue
+            source = path.read_text(encoding="utf-8").split("#[cfg(test)]")[0]
+            keys |= set(REQUIRE_AWS_CALL.findall(source))
+    return {env_name(key) for key in keys}
 
 SCHEMA_LOAD = re.compile(r"""^\$\{jsondecode\(file\("\$\{path\.module\}/([^"]+)"\)\)\}$""")
 ENV_NAME = re.compile(r"RAMPART_[A-Z0-9_]+")
@@ -192,6 +214,43 @@ def check_resource_prefix_rule(units: dict[Path, Unit], schema: dict) -> None:
                     fail(f"{unit.name}/{fname}: variable resource_prefix is not validated with {wanted} (schema resource_prefix.pattern)")
 
 
+def is_root(unit: Unit) -> bool:
+    """A root configuration (one state per environment), as opposed to a module."""
+    return unit.path.parent == TERRAFORM
+
+
+def check_environment_values(units: dict[Path, Unit]) -> None:
+    """Environments differ only in their values: each terraform/environments/<env> sets
+    the same variables of terraform/platform, every one it requires, and names itself."""
+    platform = units.get(TERRAFORM / "platform")
+    if platform is None:
+        fail("terraform/platform: missing")
+        return
+    declared = {name: body for doc in platform.docs.values() for name, body in blocks(doc, "variable")}
+    required = {name for name, body in declared.items() if "default" not in body}
+    seen: dict[str, set[str]] = {}
+    for env_dir in sorted(p for p in (TERRAFORM / "environments").iterdir() if p.is_dir()):
+        example = env_dir / "terraform.tfvars.example"
+        if not example.is_file():
+            fail(f"{rel(env_dir)}: missing terraform.tfvars.example")
+            continue
+        with example.open(encoding="utf-8") as handle:
+            values = hcl2.load(handle)
+        names = set(values)
+        seen[env_dir.name] = names
+        for name in sorted(names - set(declared)):
+            fail(f"{rel(example)}: sets {name!r}, which terraform/platform does not declare")
+        for name in sorted(required - names):
+            fail(f"{rel(example)}: does not set {name!r}, which terraform/platform requires")
+        environment = first(values, "environment")
+        if environment != env_dir.name:
+            fail(f"{rel(example)}: environment is {environment!r}, not {env_dir.name!r}")
+    if set(seen) != {"dev", "staging", "prod"}:
+        fail(f"terraform/environments: expected dev, staging and prod, found {sorted(seen)}")
+    if len({frozenset(names) for names in seen.values()}) > 1:
+        fail(f"terraform/environments: the environments set different variables: {seen}")
+
+
 def module_calls(unit: Unit) -> list[tuple[str, Path]]:
     calls = []
     for doc in unit.docs.values():
@@ -208,12 +267,11 @@ def check_module_usage(units: dict[Path, Unit]) -> None:
             if source not in units:
                 fail(f"{unit.name}: module {mname!r} source {rel(source) if source.is_relative_to(ROOT) else source} has no .tf files")
             used.add(source)
-    environments = [u for u in units.values() if u.path.parent.name == "environments"]
-    if not environments:
-        fail("terraform/environments: no environment")
+    if not [u for u in units.values() if is_root(u)]:
+        fail("terraform: no root configuration")
     for unit in units.values():
         if unit.path.parent.name == "modules" and unit.path not in used:
-            fail(f"{unit.name}: module is not used by any environment")
+            fail(f"{unit.name}: module is not used by any root configuration")
 
 
 def find_schema_locals(units: dict[Path, Unit]) -> None:
@@ -339,7 +397,7 @@ def env_names_in(value: object) -> set[str]:
 def check_environment_outputs(units: dict[Path, Unit], schema: dict) -> None:
     declared = {k for k in schema.get("environment", {}) if not k.startswith("$")}
     for unit in units.values():
-        if unit.path.parent.name != "environments":
+        if not (is_root(unit) and unit.schema_locals):
             continue
         exported: set[str] = set()
         for fname, doc in unit.docs.items():
@@ -353,7 +411,7 @@ def check_environment_outputs(units: dict[Path, Unit], schema: dict) -> None:
                         exported |= env_names_in(unit.locals.get(ref))
         for name in sorted(exported - declared):
             fail(f"{unit.name}: outputs {name}, which schema/platform.json \"environment\" does not name")
-        for name in REQUIRED_ENV:
+        for name in sorted(required_env()):
             if name not in exported:
                 fail(f"{unit.name}: does not output {name}")
 
@@ -392,6 +450,7 @@ def main() -> int:
     check_sections(units, schema)
     check_lookups(units, schema)
     check_environment_outputs(units, schema)
+    check_environment_values(units)
     check_localstack(schema)
     if errors:
         print(f"check_iac: {len(errors)} problem(s):", file=sys.stderr)

@@ -11,10 +11,15 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::forwarded::TrustedProxies;
+use crate::forwarded::{ClientAddressHeader, TrustedProxies};
 
 /// Environment variable naming an optional TOML file read beneath the environment.
 pub const CONFIG_FILE_ENV: &str = "RAMPART_CONFIG";
+/// Environment variable naming the auth-proxy's routes file (`rampart-auth-proxy --routes`).
+pub const PROXY_ROUTES_ENV: &str = "RAMPART_PROXY_ROUTES";
+/// `RAMPART_*` variables that are not settings keys but a binary's own arguments: the loader
+/// skips them rather than refusing them as unknown keys. Every other unknown one is refused.
+pub const NOT_SETTINGS_ENV: &[&str] = &[CONFIG_FILE_ENV, PROXY_ROUTES_ENV];
 /// Prefix of every Rampart environment variable.
 pub const ENV_PREFIX: &str = "RAMPART_";
 /// Separator of nested keys in environment variable names.
@@ -135,6 +140,11 @@ pub struct HttpSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Peers (addresses or CIDRs) whose `X-Forwarded-For` names the client; empty trusts none.
     pub trusted_proxies: TrustedProxies,
+    /// A header in which an edge we trust names the client (`address:port`, e.g.
+    /// `cloudfront-viewer-address`); unset reads none. On Lambda it is believed as API Gateway
+    /// passes it on (the stage's web ACL admits only requests through CloudFront); served
+    /// directly, only from `trusted_proxies`, and then before their `X-Forwarded-For`.
+    pub client_address_header: Option<ClientAddressHeader>,
 }
 
 impl Default for HttpSettings {
@@ -148,6 +158,7 @@ impl Default for HttpSettings {
             drain_timeout_secs: 20,
             cors_allowed_origins: Vec::new(),
             trusted_proxies: TrustedProxies::default(),
+            client_address_header: None,
         }
     }
 }
@@ -580,8 +591,16 @@ impl Settings {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["CONFIG"]).split(ENV_NESTING));
-        Self::from_figment(figment)
+        Self::from_figment(figment.merge(Self::environment()))
+    }
+
+    /// The `RAMPART_*` environment as settings, without [`NOT_SETTINGS_ENV`].
+    fn environment() -> Env {
+        let skipped: Vec<&str> = NOT_SETTINGS_ENV
+            .iter()
+            .filter_map(|name| name.strip_prefix(ENV_PREFIX))
+            .collect();
+        Env::prefixed(ENV_PREFIX).ignore(&skipped).split(ENV_NESTING)
     }
 
     /// Extracts and validates settings from any figment (tests build theirs from strings).
@@ -903,14 +922,47 @@ mod tests {
     }
 
     #[test]
+    // The closure's type is figment's: `Jail` takes one returning its large `figment::Error`.
+    #[allow(clippy::result_large_err)]
+    fn a_client_address_header_must_be_a_header_name() {
+        let settings = from_toml("http.client_address_header = \"CloudFront-Viewer-Address\"").expect("valid");
+        let header = settings.http.client_address_header.expect("set");
+        assert_eq!(header.name().as_str(), "cloudfront-viewer-address");
+        assert!(from_toml("").expect("defaults").http.client_address_header.is_none());
+        for bad in ["cloudfront viewer address", "", "viewer:address"] {
+            let error = from_toml(&format!("http.client_address_header = {bad:?}")).expect_err(bad);
+            assert!(error.key.starts_with("http.client_address_header"), "{error}");
+            assert!(error.message.contains("is not an HTTP header name"), "{error}");
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("RAMPART_HTTP__CLIENT_ADDRESS_HEADER", "cloudfront viewer address");
+            let error = Settings::from_figment(Figment::new().merge(Settings::environment())).expect_err("refused");
+            assert_eq!(
+                error.key,
+                "http.client_address_header (from RAMPART_HTTP__CLIENT_ADDRESS_HEADER)"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    // The closure's type is figment's: `Jail` takes one returning its large `figment::Error`.
+    #[allow(clippy::result_large_err)]
     fn malformed_value_names_the_key() {
         let err = from_toml("[listen]\nproxy = \"not-an-address\"").expect_err("must fail");
         assert!(err.key.starts_with("listen.proxy"), "{err}");
-        let figment = Figment::new()
-            .merge(Env::prefixed(ENV_PREFIX).split(ENV_NESTING))
-            .merge(figment::providers::Serialized::default("listen.core", "nonsense"));
-        let err = Settings::from_figment(figment).expect_err("must fail");
-        assert!(err.key.starts_with("listen.core"), "{err}");
+        // Reads the process environment, so inside a Jail: its lock keeps other tests' variables
+        // out, and the cleared environment keeps the caller's out.
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            let figment = Figment::new()
+                .merge(Settings::environment())
+                .merge(figment::providers::Serialized::default("listen.core", "nonsense"));
+            let err = Settings::from_figment(figment).expect_err("must fail");
+            assert!(err.key.starts_with("listen.core"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]
@@ -986,6 +1038,29 @@ mod tests {
     fn unknown_key_is_rejected_by_name() {
         let err = from_toml("[listen]\nproxi = \"127.0.0.1:1\"").expect_err("must fail");
         assert!(err.to_string().contains("proxi"), "{err}");
+    }
+
+    /// A binary's own arguments from the environment (`RAMPART_PROXY_ROUTES`, `RAMPART_CONFIG`)
+    /// are not settings and do not stop loading; any other unknown `RAMPART_*` variable does.
+    #[test]
+    // The closure's type is figment's: `Jail` takes one returning its large `figment::Error`.
+    #[allow(clippy::result_large_err)]
+    fn the_environment_loads_past_binary_arguments_but_not_unknown_variables() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file("settings.toml", "resource_prefix = \"rampart-test\"")?;
+            jail.set_env(CONFIG_FILE_ENV, "settings.toml");
+            jail.set_env(PROXY_ROUTES_ENV, "/etc/rampart/routes/routes.toml");
+            jail.set_env("RAMPART_LISTEN__CORE", "127.0.0.1:8443");
+            let settings = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(settings.resource_prefix, "rampart-test");
+            assert_eq!(settings.listen.core.port(), 8443);
+
+            jail.set_env("RAMPART_PROXY_ROUTE", "/etc/rampart/routes/routes.toml");
+            let error = Settings::load(None).expect_err("a misspelt variable is refused");
+            assert!(error.to_string().contains("proxy_route"), "{error}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub async fn run(settings: Settings, routes_file: Option<PathBuf>) -> Result<(),
     // The proxy in front reaches auth over loopback, so auth believes its X-Forwarded-For.
     let mut auth_settings = settings.clone();
     auth_settings.http.trusted_proxies = settings.http.trusted_proxies.clone().with(&TrustedProxies::loopback());
+    // The proxy strips any client address header and names the client in X-Forwarded-For.
+    auth_settings.http.client_address_header = None;
     // One process, one registry: the admin listener shows the proxy's, auth's and core's metrics.
     let metrics = Registry::default();
     let auth = rampart_auth_function::router(backends, &auth_settings, &metrics);

@@ -13,6 +13,10 @@ pub mod sqlite;
 pub use dynamodb::DynamoDbStore;
 pub use sqlite::SqliteStore;
 
+use std::sync::Arc;
+
+use rampart_kernel::health::ReadinessProbe;
+
 /// The logical tables of `schema/platform.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {
@@ -252,21 +256,45 @@ fn check_transaction(writes: &[Write]) -> Result<()> {
     Ok(())
 }
 
-/// Every capability; adapters implement the five traits and get this for free.
-pub trait ItemStore:
-    ItemGet + ItemPut + ItemQuery + ItemDelete + ItemTransact + rampart_kernel::health::ReadinessProbe + std::fmt::Debug
+/// Whether the store answers for one table.
+#[async_trait::async_trait]
+pub trait TableHealth: Send + Sync {
+    /// `Err` carries the reason for the logs.
+    async fn check_table(&self, table: Table) -> std::result::Result<(), String>;
+}
+
+/// Every capability; adapters implement the six traits and get this for free.
+pub trait ItemStore: ItemGet + ItemPut + ItemQuery + ItemDelete + ItemTransact + TableHealth + std::fmt::Debug {}
+
+impl<T> ItemStore for T where
+    T: ItemGet + ItemPut + ItemQuery + ItemDelete + ItemTransact + TableHealth + std::fmt::Debug
 {
 }
 
-impl<T> ItemStore for T where
-    T: ItemGet
-        + ItemPut
-        + ItemQuery
-        + ItemDelete
-        + ItemTransact
-        + rampart_kernel::health::ReadinessProbe
-        + std::fmt::Debug
-{
+/// `/readyz`'s `store` check on `table`, the one its component uses (core: `Core`, the auth API:
+/// `Auth`): on DynamoDB it describes that table, so each role needs `DescribeTable` on its own
+/// table only.
+pub fn readiness_probe(store: &Arc<dyn ItemStore>, table: Table) -> Arc<dyn ReadinessProbe> {
+    Arc::new(StoreProbe {
+        store: Arc::clone(store),
+        table,
+    })
+}
+
+struct StoreProbe {
+    store: Arc<dyn ItemStore>,
+    table: Table,
+}
+
+#[async_trait::async_trait]
+impl ReadinessProbe for StoreProbe {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+
+    async fn check(&self) -> std::result::Result<(), String> {
+        self.store.check_table(self.table).await
+    }
 }
 
 pub(crate) use rampart_kernel::now_unix;

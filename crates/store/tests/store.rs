@@ -474,6 +474,49 @@ async fn dynamodb_adapter_passes_the_contract() {
     contract(Arc::new(DynamoDbStore::new(client, &aws.prefix))).await;
 }
 
+/// `/readyz`'s store check asks about the table its component uses, and that table alone (core's
+/// role may describe only its own): with the auth table gone, core's probe passes and the auth
+/// API's fails.
+async fn the_readiness_probe_checks_its_own_table(store: Arc<dyn ItemStore>, drop_auth: impl AsyncFnOnce()) {
+    let core = rampart_store::readiness_probe(&store, Table::Core);
+    let auth = rampart_store::readiness_probe(&store, Table::Auth);
+    assert_eq!(core.name(), "store");
+    assert_eq!(core.check().await, Ok(()));
+    assert_eq!(auth.check().await, Ok(()));
+    drop_auth().await;
+    assert_eq!(core.check().await, Ok(()), "core's probe does not touch the auth table");
+    assert!(auth.check().await.is_err(), "the auth API's probe sees its table gone");
+}
+
+#[tokio::test]
+async fn the_sqlite_readiness_probe_checks_its_own_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store.sqlite");
+    let store = Arc::new(SqliteStore::open(&path).expect("open"));
+    the_readiness_probe_checks_its_own_table(store, async || {
+        let connection = rusqlite::Connection::open(&path).expect("open");
+        connection.execute_batch("DROP TABLE items_auth").expect("drop");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_dynamodb_readiness_probe_describes_its_own_table() {
+    let aws = rampart_testkit::aws().await;
+    let client = aws_sdk_dynamodb::Client::new(&aws.config);
+    provision_tables(&client, &aws.prefix).await.expect("provision");
+    let store = Arc::new(DynamoDbStore::new(client.clone(), &aws.prefix));
+    the_readiness_probe_checks_its_own_table(store, async || {
+        client
+            .delete_table()
+            .table_name(rampart_kernel::schema::resource_name(&aws.prefix, "auth"))
+            .send()
+            .await
+            .expect("delete the auth table");
+    })
+    .await;
+}
+
 /// A store file written by an earlier release (each table `WITHOUT ROWID`) opens with every item
 /// kept, readable and writable, its tables now rowid tables; a second open changes nothing.
 #[tokio::test]

@@ -111,6 +111,8 @@ pub struct AppState {
     pub keys: KeyRing,
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: rampart_kernel::forwarded::TrustedProxies,
+    /// The header an edge we trust names the client in (`http.client_address_header`).
+    pub client_address_header: Option<rampart_kernel::forwarded::ClientAddressHeader>,
     /// The least time an answer that may have mailed someone takes (`mail.answer_floor_ms`).
     pub mail_answer_floor: std::time::Duration,
 }
@@ -143,6 +145,7 @@ impl App {
             },
             keys: KeyRing::new(Arc::clone(&backends.store), Arc::clone(&backends.keys), settings),
             trusted_proxies: settings.http.trusted_proxies.clone(),
+            client_address_header: settings.http.client_address_header.clone(),
             mail_answer_floor: std::time::Duration::from_millis(settings.mail.answer_floor_ms),
             backends,
         }))

@@ -1,14 +1,12 @@
 //! Who is calling: the client's address and agent, and the signed-in user behind a bearer token.
 
-use std::net::IpAddr;
-
 use axum::extract::{ConnectInfo, FromRequestParts};
 use http::header;
 use http::request::Parts;
 use lambda_http::RequestExt;
 use lambda_http::request::RequestContext;
 use rampart_identity::{ProviderSession, User, UserStatus};
-use rampart_kernel::forwarded::TrustedProxies;
+use rampart_kernel::forwarded::{self, Client};
 use rampart_kernel::{BearerRefusal, now_unix, now_unix_ms};
 use rampart_store::StoreError;
 use rampart_tokens::jwt::{self, AccessClaims};
@@ -23,15 +21,20 @@ const MAX_USER_AGENT_CHARS: usize = 256;
 /// The caller's network address and user agent, for throttling, sessions and the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
+    /// The full address, for the audit log and the session list; none when unattributed.
     pub ip: Option<String>,
     pub user_agent: Option<String>,
 }
 
 impl ClientInfo {
-    /// The address throttles count by; a request with none (never seen on the routes served)
-    /// shares one counter with every other such request.
-    pub fn ip_or_unknown(&self) -> &str {
-        self.ip.as_deref().unwrap_or("unknown")
+    /// The key throttles count by ([`forwarded::rate_limit_key`]: IPv6 by its /64); a request
+    /// with no address (the configured client address header absent, repeated or unreadable)
+    /// shares one counter, [`forwarded::UNATTRIBUTED`], with every other such request.
+    pub fn rate_key(&self) -> String {
+        self.ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .map_or_else(|| forwarded::UNATTRIBUTED.to_string(), forwarded::rate_limit_key)
     }
 
     /// An audit event of `kind` about the signed-in user's own session, from this client.
@@ -63,33 +66,43 @@ impl FromRequestParts<App> for ClientInfo {
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
         Ok(Self {
-            ip: client_ip(parts, &app.trusted_proxies).map(|ip| ip.to_string()),
+            ip: client(parts, app)
+                .and_then(|client| client.ip())
+                .map(|ip| ip.to_string()),
             user_agent,
         })
     }
 }
 
-/// On Lambda, the address API Gateway saw (`requestContext`; API Gateway itself builds
-/// `X-Forwarded-For` from what the client sent, so that header is never read there). Served
-/// directly, the peer, unless the peer is one of `http.trusted_proxies`, whose
-/// `X-Forwarded-For` is then walked past every trusted hop.
-fn client_ip(parts: &Parts, trusted: &TrustedProxies) -> Option<IpAddr> {
+/// On Lambda, the address in `http.client_address_header` when it is set (CloudFront's
+/// `CloudFront-Viewer-Address`: behind CloudFront, the address API Gateway saw is an edge's
+/// origin-facing address, which changes from one connection to the next; the stage's web ACL
+/// admits only requests that came through CloudFront, which writes the header): when it is
+/// absent, repeated or unreadable, the client is unattributed, never `sourceIp`, so a forger
+/// lands on one shared key rather than on rotating ones. Without the setting, the address API
+/// Gateway saw (`requestContext`; API Gateway builds `X-Forwarded-For` from what the client
+/// sent, so that header is never read there). Served directly, the peer, unless the peer is
+/// one of `http.trusted_proxies`: then as [`forwarded::TrustedProxies::client_from`] says.
+fn client(parts: &Parts, app: &App) -> Option<Client> {
+    let header = app.client_address_header.as_ref();
     if let Some(context) = parts.extensions.request_context_ref() {
+        if let Some(header) = header {
+            let client = header.client(&parts.headers);
+            if let Client::Unattributed(problem) = client {
+                app.metrics.unattributed(problem.as_str());
+            }
+            return Some(client);
+        }
         let source = match context {
             RequestContext::ApiGatewayV1(context) => context.identity.source_ip.as_deref(),
             RequestContext::ApiGatewayV2(context) => context.http.source_ip.as_deref(),
             // Other event sources are not wired to this function.
             _ => None,
         };
-        return source.and_then(|ip| ip.parse().ok());
+        return source.and_then(|ip| ip.parse().ok()).map(Client::Address);
     }
     let peer = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>()?.0.ip();
-    let forwarded_for = parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    Some(trusted.client_ip(peer, forwarded_for))
+    Some(app.trusted_proxies.client_from(peer, &parts.headers, header))
 }
 
 /// A request carrying a valid access token of a live session.

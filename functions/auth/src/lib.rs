@@ -25,20 +25,22 @@ pub mod signin;
 pub mod signup;
 pub mod throttle;
 
-use std::sync::Arc;
-
 pub use app::{App, AppState, Backends, StartupError};
 use axum::Router;
 use axum::routing::{delete, get, post};
 pub use openapi::ApiDoc;
 use rampart_kernel::Settings;
-use rampart_kernel::health::{self, ReadinessProbe};
+use rampart_kernel::health;
 use rampart_kernel::metrics::Registry;
 
 /// The auth API's routes inside the shared edge layers; its requests and security events are
 /// counted in `metrics`.
 pub fn router(backends: Backends, settings: &Settings, metrics: &Registry) -> Router {
-    let probes: Vec<Arc<dyn ReadinessProbe>> = vec![Arc::clone(&backends.store) as Arc<dyn ReadinessProbe>];
+    // Ready once its sessions' table answers: the one table its role may describe.
+    let probes = vec![rampart_store::readiness_probe(
+        &backends.store,
+        rampart_store::Table::Auth,
+    )];
     let app = App::new(backends, settings, metrics);
     let api = Router::new()
         .route(
@@ -79,6 +81,23 @@ pub fn router(backends: Backends, settings: &Settings, metrics: &Registry) -> Ro
         .with_state(app)
         .merge(health::router("auth", probes));
     rampart_kernel::http::with_edge_layers(api, &settings.http).layer(metrics.http_layer("auth"))
+}
+
+/// Keeps every line of a repeated header in a REST API (payload v1) event: API Gateway lists
+/// them all in `multiValueHeaders` and only the last in `headers`, and lambda_http lets
+/// `headers` replace `multiValueHeaders`, which would hide that a client sent its own line
+/// before the edge's. With `headers` dropped for the names `multiValueHeaders` lists, the
+/// request carries every line, as the proxy sees them, and the one rule (more than one value
+/// is ambiguous) holds at both entry points. `main` applies it to each event before lambda_http
+/// builds the request.
+pub fn with_repeated_headers(mut event: lambda_http::request::LambdaRequest) -> lambda_http::request::LambdaRequest {
+    if let lambda_http::request::LambdaRequest::ApiGatewayV1(request) = &mut event {
+        let listed: Vec<http::HeaderName> = request.multi_value_headers.keys().cloned().collect();
+        for name in listed {
+            request.headers.remove(name);
+        }
+    }
+    event
 }
 
 /// Prepares a request from API Gateway for the router; wrap the router with it:

@@ -5,7 +5,9 @@
 //!   (`kind="refresh_token_reuse"`) and revocations (`logout`, `logout_all`, `session_revoke`,
 //!   `user_disable`) each have their series;
 //! - `rampart_auth_codes_sent_total{purpose}`: one-time codes mailed;
-//! - `rampart_auth_audit_write_failures_total`: audit records the store refused.
+//! - `rampart_auth_audit_write_failures_total`: audit records the store refused;
+//! - `rampart_auth_unattributed_clients_total{reason}`: requests whose configured client
+//!   address header was absent, repeated or unreadable (EMF `UnattributedClients`).
 //!
 //! Every label value comes from the code (event kinds, outcomes, reasons, purposes), never from
 //! a request. On Lambda each count is also printed as an Embedded Metric Format line.
@@ -27,10 +29,16 @@ struct PurposeLabels {
     purpose: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
 #[derive(Debug, Clone)]
 pub struct SecurityMetrics {
     events: Family<EventLabels, Counter>,
     codes_sent: Family<PurposeLabels, Counter>,
+    unattributed: Family<ReasonLabels, Counter>,
     /// Where the counts go as EMF lines on Lambda.
     registry: Registry,
 }
@@ -52,6 +60,11 @@ impl SecurityMetrics {
             codes_sent: registry.add(
                 "rampart_auth_codes_sent",
                 "One-time codes mailed, by purpose",
+                Family::default(),
+            ),
+            unattributed: registry.add(
+                "rampart_auth_unattributed_clients",
+                "Requests whose client address header was absent, repeated or unreadable, by reason",
                 Family::default(),
             ),
             registry: registry.clone(),
@@ -80,6 +93,18 @@ impl SecurityMetrics {
             .inc();
         self.registry
             .count_emf("auth", "CodesSent", &[("Purpose", purpose.label())], at_ms);
+    }
+
+    /// Counts a request throttled under the unattributed key, by why (`absent`, `repeated`,
+    /// `unreadable`): behind CloudFront a steady count means a misconfigured edge.
+    pub fn unattributed(&self, reason: &'static str) {
+        self.unattributed.get_or_create(&ReasonLabels { reason }).inc();
+        self.registry.count_emf(
+            "auth",
+            "UnattributedClients",
+            &[("Reason", reason)],
+            rampart_kernel::now_unix_ms(),
+        );
     }
 
     /// Reports an audit write that failed (the audit log has counted it), so a gap in the log

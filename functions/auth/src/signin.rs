@@ -273,7 +273,7 @@ async fn begin_sign_in(
     let counters = match &device {
         Some(device) => vec![Counter::device(&device.id)],
         None => {
-            let ip = client.ip_or_unknown();
+            let ip = &client.rate_key();
             vec![
                 Counter::account_client(email.as_str(), ip),
                 Counter::account(email.as_str()),

@@ -73,7 +73,7 @@ fn accepted(detail: &'static str) -> Response {
 /// Charges an unauthenticated request to its client address's counter first (so a throttled
 /// address spends nothing of an account's budget), then to `account`'s; a refusal is audited.
 async fn admit(app: &App, client: &ClientInfo, event: &Event, account: Option<Counter>) -> Result<(), ApiError> {
-    let mut counters = vec![Counter::requests(client.ip_or_unknown())];
+    let mut counters = vec![Counter::requests(&client.rate_key())];
     counters.extend(account);
     if let Err(error) = app.throttle.begin_attempt(&counters, now_unix_ms()).await {
         app.record(event.clone().failed(Outcome::Throttled, "throttled")).await;

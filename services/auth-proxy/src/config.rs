@@ -20,6 +20,7 @@
 //!
 //! [forwarded]
 //! trusted_proxies = ["10.0.0.0/8"]   # whose X-Forwarded-For is believed
+//! client_address_header = "cloudfront-viewer-address"  # believed from those peers instead
 //!
 //! [breaker]                # per upstream; these are the defaults
 //! failure_ratio = 0.5
@@ -47,7 +48,7 @@ use std::time::Duration;
 
 use http::Uri;
 pub use rampart_kernel::ConfigError;
-use rampart_kernel::forwarded::TrustedProxies;
+use rampart_kernel::forwarded::{ClientAddressHeader, TrustedProxies};
 use rampart_verifier::IssuerConfig;
 use serde::Deserialize;
 
@@ -62,6 +63,9 @@ pub struct ProxyConfig {
     pub routes: Vec<Route>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
+    /// The header an edge behind `trusted_proxies` names the client in, believed from those
+    /// peers instead of their `X-Forwarded-For`; read with them so a reload changes both.
+    pub client_address_header: Option<ClientAddressHeader>,
     pub breaker: BreakerConfig,
 }
 
@@ -153,6 +157,7 @@ impl Default for BreakerFile {
 struct ForwardedFile {
     #[serde(default)]
     trusted_proxies: Vec<String>,
+    client_address_header: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +199,20 @@ impl ProxyConfig {
         let breaker = check_breaker(&file.breaker)?;
         let trusted_proxies = TrustedProxies::parse(&file.forwarded.trusted_proxies)
             .map_err(|(index, message)| error(format!("forwarded.trusted_proxies[{index}]"), message))?;
+        let client_address_header = file
+            .forwarded
+            .client_address_header
+            .as_deref()
+            .map(ClientAddressHeader::parse)
+            .transpose()
+            .map_err(|message| error("forwarded.client_address_header", message))?;
+        if client_address_header.is_some() && trusted_proxies == TrustedProxies::default() {
+            // Believed only from trusted peers: without any, the setting would do nothing.
+            return Err(error(
+                "forwarded.client_address_header",
+                "needs forwarded.trusted_proxies: the header is believed only from them",
+            ));
+        }
         if file.routes.is_empty() {
             return Err(error("route", "at least one [[route]] is needed"));
         }
@@ -213,6 +232,7 @@ impl ProxyConfig {
             issuer,
             routes,
             trusted_proxies,
+            client_address_header,
             breaker,
         })
     }
@@ -513,6 +533,38 @@ rate_limit = "api""#,
         )
         .expect_err("bad CIDR");
         assert_eq!(bad.key, "forwarded.trusted_proxies[0]");
+    }
+
+    #[test]
+    fn the_client_address_header_is_read_with_the_trusted_proxies() {
+        let route = "[[route]]\nprefix = \"/\"\nupstream = \"http://core\"";
+        let config = with_routes(&format!(
+            "[forwarded]\ntrusted_proxies = [\"10.0.0.0/8\"]\nclient_address_header = \"CloudFront-Viewer-Address\"\n{route}"
+        ))
+        .expect("valid");
+        assert_eq!(
+            config.client_address_header.expect("set").name().as_str(),
+            "cloudfront-viewer-address"
+        );
+        for bad in [
+            "x-forwarded-for",
+            "Forwarded",
+            "host",
+            "connection",
+            "transfer-encoding",
+            "not a name",
+        ] {
+            let error = with_routes(&format!(
+                "[forwarded]\ntrusted_proxies = [\"10.0.0.0/8\"]\nclient_address_header = {bad:?}\n{route}"
+            ))
+            .expect_err(bad);
+            assert_eq!(error.key, "forwarded.client_address_header", "{bad}");
+        }
+        let untrusted = with_routes(&format!(
+            "[forwarded]\nclient_address_header = \"cloudfront-viewer-address\"\n{route}"
+        ))
+        .expect_err("no trusted proxies");
+        assert_eq!(untrusted.key, "forwarded.client_address_header");
     }
 
     proptest::proptest! {

@@ -59,6 +59,7 @@ pub fn platform_config(auth: &Uri, core: &Uri, settings: &Settings) -> Result<Pr
             route("/v1/", core, false),
         ],
         trusted_proxies: Default::default(),
+        client_address_header: None,
         breaker: breaker::BreakerConfig::default(),
     })
 }

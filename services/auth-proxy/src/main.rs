@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 )]
 struct Cli {
     /// The routes file (TOML: [issuer], [[routes]], see docs/auth-proxy.md), reloaded on SIGHUP.
-    #[arg(long, env = "RAMPART_PROXY_ROUTES")]
+    /// The settings loader skips its variable (`NOT_SETTINGS_ENV`).
+    #[arg(long, env = rampart_kernel::config::PROXY_ROUTES_ENV)]
     routes: PathBuf,
     /// TOML settings read beneath the RAMPART_* environment (default: $RAMPART_CONFIG).
     #[arg(long)]

@@ -56,6 +56,7 @@ pub struct Metrics {
     denials: Family<ReasonLabels, Counter>,
     rate_limited: Family<ClassLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
+    unattributed: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -89,6 +90,11 @@ impl Metrics {
                 "Reloads of the routes file on SIGHUP, by result (applied or refused)",
                 Family::default(),
             ),
+            unattributed: registry.add(
+                "rampart_proxy_unattributed_clients",
+                "Requests from trusted peers whose client address header was absent, repeated or unreadable, by reason",
+                Family::default(),
+            ),
         }
     }
 
@@ -114,6 +120,12 @@ impl Metrics {
                 class: class.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts one request rate-limited under the unattributed key, by why (`absent`,
+    /// `repeated`, `unreadable`): behind CloudFront a steady count means a misconfigured edge.
+    pub fn unattributed(&self, reason: &'static str) {
+        self.unattributed.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// Counts one SIGHUP reload of the routes file: `applied`, or `refused` (the running routes

@@ -4,7 +4,7 @@
 //!    rate limit for this caller.
 //! 2. [`upstream_request_filter`]: what the upstream receives: the upstream's URI, no
 //!    hop-by-hop or client-sent identity headers, the verified identity, the client address
-//!    the proxy believes, the trace, and this hop in `Via`.
+//!    the proxy believes (in `X-Forwarded-For` only), the trace, and this hop in `Via`.
 //! 3. the call itself (`upstream::call_upstream`): breaker, retry, timeouts.
 //! 4. [`response_filter`]: what the client receives: no hop-by-hop headers, the rate-limit
 //!    headers, the upstream's 4xx body as sent, an answer cut off if the upstream falls silent.
@@ -26,6 +26,10 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use rampart_kernel::forwarded::{Client as Caller, ClientAddressHeader};
+
+/// CloudFront's client address header, never forwarded whatever is configured.
+const CLOUDFRONT_VIEWER_ADDRESS: &str = "cloudfront-viewer-address";
 use rampart_kernel::health;
 use rampart_kernel::http::ResponseFuture;
 use rampart_kernel::now_unix;
@@ -104,7 +108,7 @@ async fn proxy_request(
     };
     let admitted = request_filter(&forwarder.proxy, config, route, peer, request.headers()).await?;
     let (mut parts, body) = request.into_parts();
-    upstream_request_filter(&mut parts, route, &admitted)?;
+    upstream_request_filter(&mut parts, route, &admitted, config.client_address_header.as_ref())?;
     let response = call_upstream(forwarder, config, route, parts, body).await?;
     Ok(response_filter(response, route, admitted.rate))
 }
@@ -113,8 +117,9 @@ async fn proxy_request(
 struct Admitted {
     /// The verified token's claims; `None` on a public route.
     claims: Option<Arc<AccessClaims>>,
-    /// The client's address, past trusted proxies only.
-    client_ip: IpAddr,
+    /// The client's address, past trusted proxies only; none when the configured client
+    /// address header was not one readable value.
+    client_ip: Option<IpAddr>,
     rate: Option<Decision>,
 }
 
@@ -140,17 +145,21 @@ async fn request_filter(
             }
         }
     };
-    let forwarded_for = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let client_ip = config.trusted_proxies.client_ip(peer.ip(), forwarded_for);
+    // `[forwarded] client_address_header` (CloudFront's viewer address, carried through API
+    // Gateway and the load balancer) is believed as X-Forwarded-For is: from trusted peers only.
+    let client = config
+        .trusted_proxies
+        .client_from(peer.ip(), headers, config.client_address_header.as_ref());
+    if let Caller::Unattributed(problem) = client {
+        proxy.0.metrics.unattributed(problem.as_str());
+    }
     let rate = match &route.rate_limit {
         Some((class, limit)) => {
             // Signed-in callers are limited as themselves wherever they connect from.
             let key = match &claims {
                 Some(claims) => format!("{class}|sub|{}", claims.sub),
-                None => format!("{class}|ip|{client_ip}"),
+                // IPv6 by its /64, and every unattributed request under one key.
+                None => format!("{class}|ip|{}", client.rate_key()),
             };
             let now = u64::try_from(proxy.0.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let decision = proxy.0.limiter.check(&key, *limit, now);
@@ -165,7 +174,7 @@ async fn request_filter(
     };
     Ok(Admitted {
         claims,
-        client_ip,
+        client_ip: client.ip(),
         rate,
     })
 }
@@ -175,6 +184,7 @@ fn upstream_request_filter(
     parts: &mut http::request::Parts,
     route: &Route,
     admitted: &Admitted,
+    client_address_header: Option<&ClientAddressHeader>,
 ) -> Result<(), ProxyError> {
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = Uri::builder()
@@ -194,8 +204,19 @@ fn upstream_request_filter(
         add_identity(headers, claims).map_err(ProxyError::Denied)?;
     }
     headers.remove(header::HOST);
-    // Only the client address the proxy believes goes on: the upstream trusts this hop alone.
-    if let Ok(value) = HeaderValue::from_str(&admitted.client_ip.to_string()) {
+    // Only the client address the proxy believes goes on: the upstream trusts this hop alone,
+    // and an upstream reading a client address header must not find a client's own. CloudFront's
+    // is stripped even when not configured, in case an upstream believes it.
+    if let Some(header) = client_address_header {
+        headers.remove(header.name());
+    }
+    headers.remove(CLOUDFRONT_VIEWER_ADDRESS);
+    headers.remove("x-forwarded-for");
+    // Unattributed: no address goes on, rather than one the proxy does not believe.
+    if let Some(value) = admitted
+        .client_ip
+        .and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok())
+    {
         headers.insert("x-forwarded-for", value);
     }
     rampart_kernel::telemetry::inject_current_context(headers);

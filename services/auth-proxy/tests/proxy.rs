@@ -142,11 +142,17 @@ impl Stack {
     /// The auth API (embedded) and an echo upstream behind the proxy, configured from a TOML
     /// file. `closed`: the issuer answers 503 until opened.
     async fn with(algorithm: SigningAlgorithm, closed: bool) -> Self {
+        Self::with_settings(algorithm, closed, |_| ()).await
+    }
+
+    /// As [`Self::with`], with settings `edit` changes.
+    async fn with_settings(algorithm: SigningAlgorithm, closed: bool, edit: impl FnOnce(&mut Settings)) -> Self {
         telemetry();
         let shutdown = CancellationToken::new();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut settings = rampart_testkit::embedded_settings(dir.path());
         settings.tokens.algorithm = algorithm;
+        edit(&mut settings);
         settings.http.cors_allowed_origins = vec![ALLOWED_ORIGIN.into()];
         let backends = Backends::connect(&settings, None).await.expect("backends");
         let issuer = Issuer::default();
@@ -695,9 +701,11 @@ async fn routes_reload_on_sighup_and_a_bad_file_keeps_the_running_ones() {
     );
 }
 
-/// The proxy as its own process, as EKS runs it: `rampart-auth-proxy --routes FILE` with its
-/// listeners from the environment proxies in front of the auth API and an upstream, serves its
-/// metrics inside the shared edge, takes a new route on SIGHUP, and on SIGTERM drains and exits 0.
+/// The proxy as its own process, as EKS runs it: `rampart-auth-proxy` with its routes file
+/// (`RAMPART_PROXY_ROUTES`, the environment form of `--routes`, which the settings loader must
+/// not refuse as an unknown key) and listeners from the environment proxies in front of the auth
+/// API and an upstream, serves its metrics inside the shared edge, takes a new route on SIGHUP,
+/// and on SIGTERM drains and exits 0.
 #[tokio::test]
 async fn the_binary_proxies_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
     let stack = Stack::new(SigningAlgorithm::RS256).await;
@@ -709,8 +717,7 @@ async fn the_binary_proxies_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
         command.env_remove(name);
     }
     let mut child = command
-        .arg("--routes")
-        .arg(&routes)
+        .env("RAMPART_PROXY_ROUTES", &routes)
         .env("RAMPART_LISTEN__PROXY", proxy.to_string())
         .env("RAMPART_LISTEN__ADMIN", admin.to_string())
         .env("RAMPART_DATA_DIR", stack.dir.path())
@@ -903,6 +910,197 @@ async fn rate_limits_apply_per_subject_or_per_client_address_with_headers() {
     // Prepending a forged address does not buy a new budget: the rightmost untrusted hop counts.
     assert_eq!(anonymous("203.0.113.66, 198.51.100.1").await.0, 429);
     assert_eq!(anonymous("198.51.100.2").await.0, 200);
+}
+
+/// The routes file's `[forwarded]` section with the header named: the edge's
+/// `CloudFront-Viewer-Address` believed from `trusted` peers.
+fn forwarded_section(trusted: &str) -> String {
+    format!("trusted_proxies = [\"{trusted}\"]\nclient_address_header = \"CloudFront-Viewer-Address\"")
+}
+
+impl Stack {
+    /// Reloads the configuration with `forwarded` as the `[forwarded]` section's keys.
+    fn reload_forwarded(&self, forwarded: &str) {
+        let config = self.config.replace("trusted_proxies = [\"127.0.0.1\"]", forwarded);
+        self.proxy
+            .reload(ProxyConfig::parse(&config).expect("config"))
+            .expect("reload");
+    }
+
+    /// A request to the anonymous rate-limited route as API Gateway's load balancer forwards
+    /// it: every viewer through the same CloudFront edge and API Gateway hop, with
+    /// `viewer_addresses` as `CloudFront-Viewer-Address` lines.
+    fn through_the_edge(&self, viewer_addresses: &[&str]) -> reqwest::RequestBuilder {
+        let mut request = self
+            .http
+            .get(format!("{}/v1/public-limited", self.base))
+            .header("x-forwarded-for", "130.176.88.4, 10.10.3.7");
+        for viewer in viewer_addresses {
+            request = request.header("cloudfront-viewer-address", (*viewer).to_owned());
+        }
+        request
+    }
+}
+
+/// Behind API Gateway and its load balancer, the proxy's peer and the last `X-Forwarded-For`
+/// hop are AWS's, and the viewer's address is in CloudFront's `CloudFront-Viewer-Address`
+/// (`[forwarded] client_address_header` in the routes file). From a trusted peer that header is
+/// the address rate-limited and forwarded, ahead of `X-Forwarded-For`; it never reaches the
+/// upstream itself.
+#[tokio::test]
+async fn from_a_trusted_peer_the_viewer_address_header_is_the_rate_limited_address() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    stack.reload_forwarded(&forwarded_section("127.0.0.1"));
+    let through_the_edge = |viewer: &str| stack.through_the_edge(&[viewer]);
+    for _ in 0..2 {
+        let (status, _, body) = stack.send(through_the_edge("198.51.100.1:50123")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["headers"]["x-forwarded-for"], "198.51.100.1");
+        assert!(body["headers"].get("cloudfront-viewer-address").is_none(), "{body}");
+    }
+    assert_eq!(stack.send(through_the_edge("198.51.100.1:50124")).await.0, 429);
+    // Another viewer of the same edge has its own budget, IPv6 (CloudFront's: no brackets) too.
+    let (status, _, body) = stack.send(through_the_edge("2001:db8::1:443")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["headers"]["x-forwarded-for"], "2001:db8::1");
+    assert_eq!(stack.send(through_the_edge("198.51.100.2:443")).await.0, 200);
+
+    // From a peer that is not a trusted proxy the header is the client's own word: ignored, and
+    // not passed on. The peer (loopback) is the client, whatever address the header names.
+    stack.reload_forwarded(&forwarded_section("10.0.0.0/8"));
+    for viewer in ["203.0.113.10:1", "203.0.113.11:1"] {
+        let (status, _, body) = stack.send(through_the_edge(viewer)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["headers"]["x-forwarded-for"], "127.0.0.1");
+        assert!(body["headers"].get("cloudfront-viewer-address").is_none(), "{body}");
+    }
+    assert_eq!(
+        stack.send(through_the_edge("203.0.113.12:1")).await.0,
+        429,
+        "a new address in the header buys no new budget"
+    );
+}
+
+/// Not named in the routes file, the header is nobody's word, and it is still stripped: an
+/// upstream might believe it. A reload that names it makes the proxy believe it at once.
+#[tokio::test]
+async fn the_viewer_address_header_is_read_from_the_routes_file_and_always_stripped() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    let (status, _, body) = stack.send(stack.through_the_edge(&["198.51.100.1:443"])).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["headers"]["x-forwarded-for"], "10.10.3.7",
+        "the walk stops at the first untrusted hop"
+    );
+    assert!(body["headers"].get("cloudfront-viewer-address").is_none(), "{body}");
+    stack.reload_forwarded(&forwarded_section("127.0.0.1"));
+    let (status, _, body) = stack.send(stack.through_the_edge(&["198.51.100.1:443"])).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["headers"]["x-forwarded-for"], "198.51.100.1");
+}
+
+/// With the header named and the peer trusted, a request whose header is absent, repeated or
+/// unreadable is unattributed: all such requests share one budget, whatever X-Forwarded-For
+/// says (behind CloudFront, origin-facing addresses that change per connection), the upstream
+/// is told no address, and each is counted.
+#[tokio::test]
+async fn without_one_readable_viewer_address_a_trusted_peers_request_is_unattributed() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    stack.reload_forwarded(&forwarded_section("127.0.0.1"));
+    let from_edge = |edge: &str, viewers: &[&str]| {
+        let mut request = stack
+            .http
+            .get(format!("{}/v1/public-limited", stack.base))
+            .header("x-forwarded-for", edge.to_owned());
+        for viewer in viewers {
+            request = request.header("cloudfront-viewer-address", (*viewer).to_owned());
+        }
+        request
+    };
+    let (status, _, body) = stack.send(from_edge("130.176.88.10", &[])).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["headers"].get("x-forwarded-for").is_none(),
+        "no address is vouched for: {body}"
+    );
+    assert_eq!(stack.send(from_edge("130.176.88.11", &["garbage"])).await.0, 200);
+    // A new edge address, or a forged line before the edge's, buys no new budget.
+    assert_eq!(
+        stack
+            .send(from_edge("130.176.88.12", &["203.0.113.66:1", "198.51.100.9:443"]))
+            .await
+            .0,
+        429
+    );
+    assert_eq!(stack.send(from_edge("130.176.88.13", &[])).await.0, 429);
+    // A viewer the edge named keeps its own budget.
+    assert_eq!(
+        stack.send(from_edge("130.176.88.14", &["198.51.100.9:443"])).await.0,
+        200
+    );
+    assert_eq!(
+        stack
+            .metric("rampart_proxy_unattributed_clients_total{reason=\"absent\"} ")
+            .await
+            .as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        stack
+            .metric("rampart_proxy_unattributed_clients_total{reason=\"repeated\"} ")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+}
+
+/// An IPv6 client is limited by its /64, wherever its address comes from: another address in
+/// the /64 shares the budget, another /64 has its own.
+#[tokio::test]
+async fn ipv6_clients_are_rate_limited_by_their_64() {
+    let stack = Stack::new(SigningAlgorithm::RS256).await;
+    // From X-Forwarded-For (a trusted peer, no client address header).
+    let forwarded_for = |address: &str| {
+        stack
+            .http
+            .get(format!("{}/v1/public-limited", stack.base))
+            .header("x-forwarded-for", address.to_owned())
+    };
+    for _ in 0..2 {
+        assert_eq!(stack.send(forwarded_for("2001:db8:9:9::1")).await.0, 200);
+    }
+    let (status, _, body) = stack.send(forwarded_for("2001:db8:9:9:ffff::2")).await;
+    assert_eq!(status, 429, "the same /64 shares the budget: {body}");
+    assert_eq!(stack.send(forwarded_for("2001:db8:9:a::1")).await.0, 200);
+    // From the viewer address header; the full address still goes to the upstream.
+    stack.reload_forwarded(&forwarded_section("127.0.0.1"));
+    for _ in 0..2 {
+        let (status, _, body) = stack.send(stack.through_the_edge(&["2001:db8:1:2::1:443"])).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["headers"]["x-forwarded-for"], "2001:db8:1:2::1");
+    }
+    assert_eq!(
+        stack
+            .send(stack.through_the_edge(&["2001:db8:1:2:aaaa::7:443"]))
+            .await
+            .0,
+        429
+    );
+    assert_eq!(
+        stack.send(stack.through_the_edge(&["2001:db8:1:3::1:443"])).await.0,
+        200
+    );
+    // An IPv4-mapped address is its IPv4 address.
+    for _ in 0..2 {
+        assert_eq!(stack.send(stack.through_the_edge(&["198.51.100.77:443"])).await.0, 200);
+    }
+    assert_eq!(
+        stack
+            .send(stack.through_the_edge(&["::ffff:198.51.100.77:443"]))
+            .await
+            .0,
+        429
+    );
 }
 
 /// An upstream that answers 503 while `failing`, or for the next `fail_next` requests, and

@@ -106,13 +106,21 @@ impl Core {
     }
 }
 
-/// core's routes inside the shared edge layers, its requests and secret source counted in
-/// `metrics`. Ready once its store answers and the issuer's keys and revocation feed are in,
+/// core's `/healthz`, `/readyz` and `/version`: on its API port ([`router`]) and on its plain
+/// admin listener, where the kubelet probes it (the API port takes only the auth-proxy's client
+/// certificate). Ready once its table answers and the issuer's keys and revocation feed are in,
 /// and while its secret source can read.
-pub fn router(core: Core, settings: &Settings, metrics: &Registry) -> Router {
-    let mut probes: Vec<Arc<dyn ReadinessProbe>> = vec![Arc::clone(&core.store) as Arc<dyn ReadinessProbe>];
+pub fn health_router(core: &Core) -> Router {
+    let mut probes = vec![rampart_store::readiness_probe(&core.store, rampart_store::Table::Core)];
     probes.extend(rampart_verifier::readiness_probes(&core.verifier));
-    probes.push(Arc::new(rampart_secrets::SecretsProbe(Arc::clone(&core.secrets))));
+    probes.push(Arc::new(rampart_secrets::SecretsProbe(Arc::clone(&core.secrets))) as Arc<dyn ReadinessProbe>);
+    health::router("core", probes)
+}
+
+/// core's routes and [`health_router`] inside the shared edge layers, its requests and secret
+/// source counted in `metrics`.
+pub fn router(core: Core, settings: &Settings, metrics: &Registry) -> Router {
+    let health = health_router(&core);
     rampart_secrets::register_metrics(metrics, Arc::clone(&core.secrets));
     let orgs = Router::new()
         .route("/v1/orgs", get(orgs::list).post(orgs::create))
@@ -150,7 +158,7 @@ pub fn router(core: Core, settings: &Settings, metrics: &Registry) -> Router {
         .route("/v1/version", get(|| async { axum::Json(health::version("core")) }))
         .route("/v1/openapi.json", get(openapi::openapi))
         .merge(orgs.merge(documents).route_layer(idempotent).route_layer(guard));
-    let api = api.with_state(core).merge(health::router("core", probes));
+    let api = api.with_state(core).merge(health);
     // The edge admits the largest body a route takes; each route holds its own limit.
     let mut http = settings.http.clone();
     http.body_limit_bytes = http.body_limit_bytes.max(documents::REQUEST_LIMIT_BYTES);

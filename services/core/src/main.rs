@@ -1,5 +1,6 @@
-//! core as its own process (EKS): the API on `listen.core`, its metrics on `listen.admin`;
-//! SIGTERM or Ctrl-C drains both and exits.
+//! core as its own process (EKS): the API on `listen.core`; its metrics, `/healthz` and `/readyz`
+//! on `listen.admin`, the plain listener the kubelet probes; SIGTERM or Ctrl-C drains both and
+//! exits.
 
 use rampart_kernel::Settings;
 use rampart_kernel::http::with_edge_layers;
@@ -34,6 +35,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // With mtls.enabled, only the auth-proxy's certificate is served (CA under data_dir/pki).
     rampart_pki::check_issuer_for_standalone(&settings)?;
     let tls = rampart_pki::connect(&settings, "core", "auth-proxy").await?;
+    // The kubelet cannot present the auth-proxy's certificate: it probes the admin listener.
+    let admin_routes = metrics.router().merge(rampart_core::health_router(&core));
     let api = rampart_core::router(core, &settings, &metrics);
     let api_shutdown = shutdown.clone();
     let api = async {
@@ -51,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         api,
         serve(
             admin,
-            with_edge_layers(metrics.router(), &settings.http),
+            with_edge_layers(admin_routes, &settings.http),
             &settings.http,
             shutdown
         ),

@@ -22,19 +22,41 @@ locals {
     Resource  = "*"
   }
 
+  # The cryptographic operations of each key usage: a key with users denies them to
+  # every other principal, the account root and administrators included, so only
+  # (say) the auth function's role can sign tokens, whatever IAM policies say.
+  crypto_actions = {
+    SIGN_VERIFY     = ["kms:Sign", "kms:Verify"]
+    ENCRYPT_DECRYPT = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+  }
+
+  # Users are matched by aws:PrincipalArn rather than named as principals: KMS refuses
+  # a policy naming a role that does not exist yet, and the roles are created after
+  # the keys (their policies name the keys).
   key_policies = {
     for name, key in var.kms_keys : name => jsonencode({
       Version = "2012-10-17"
-      # Both arguments are tuples, so the two statement shapes need not unify.
+      # Both arguments are tuples, so the statement shapes need not unify.
       Statement = concat(
         [local.root_statement],
-        [for arns in [lookup(var.key_users, name, [])] : {
-          Sid       = "KeyUsers"
-          Effect    = "Allow"
-          Principal = { AWS = sort(arns) }
-          Action    = local.usage_actions[key.key_usage]
-          Resource  = "*"
-        } if length(arns) > 0],
+        flatten([for arns in [lookup(var.key_users, name, [])] : [
+          {
+            Sid       = "KeyUsers"
+            Effect    = "Allow"
+            Principal = { AWS = local.account_root }
+            Action    = local.usage_actions[key.key_usage]
+            Resource  = "*"
+            Condition = { ArnEquals = { "aws:PrincipalArn" = sort(arns) } }
+          },
+          {
+            Sid       = "NoOtherUsers"
+            Effect    = "Deny"
+            Principal = { AWS = "*" }
+            Action    = local.crypto_actions[key.key_usage]
+            Resource  = "*"
+            Condition = { ArnNotEquals = { "aws:PrincipalArn" = sort(arns) } }
+          },
+        ] if length(arns) > 0]),
       )
     })
   }
@@ -43,6 +65,8 @@ locals {
 data "aws_caller_identity" "current" {}
 
 data "aws_partition" "current" {}
+
+data "aws_region" "current" {}
 
 resource "aws_kms_key" "this" {
   for_each = var.kms_keys
@@ -90,8 +114,8 @@ resource "aws_kms_key" "storage" {
 
   lifecycle {
     precondition {
-      condition     = !contains(keys(var.kms_keys), "storage")
-      error_message = "var.kms_keys names a key \"storage\", which would collide with this module's storage key alias."
+      condition     = length(setintersection(keys(var.kms_keys), ["storage", "logs"])) == 0
+      error_message = "var.kms_keys names a key \"storage\" or \"logs\", which would collide with this module's own key aliases."
     }
   }
 }
@@ -99,4 +123,40 @@ resource "aws_kms_key" "storage" {
 resource "aws_kms_alias" "storage" {
   name          = "alias/${var.resource_prefix}-storage"
   target_key_id = aws_kms_key.storage.key_id
+}
+
+# Encrypts this platform's CloudWatch log groups (functions, API access logs, flow
+# logs, EKS control plane) and the functions' dead-letter queues. CloudWatch Logs
+# may use it only for log groups of this account and region.
+resource "aws_kms_key" "logs" {
+  description             = "${var.resource_prefix}-logs: encrypts CloudWatch log groups and dead-letter queues"
+  key_usage               = "ENCRYPT_DECRYPT"
+  deletion_window_in_days = var.deletion_window_in_days
+  enable_key_rotation     = true
+  rotation_period_in_days = var.rotation_period_in_days
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      local.root_statement,
+      {
+        Sid       = "CloudWatchLogsOfThisAccount"
+        Effect    = "Allow"
+        Principal = { Service = "logs.${data.aws_region.current.region}.amazonaws.com" }
+        Action    = ["kms:Decrypt*", "kms:Describe*", "kms:Encrypt*", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
+        Resource  = "*"
+        Condition = {
+          ArnLike = {
+            "kms:EncryptionContext:aws:logs:arn" = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:*"
+          }
+        }
+      },
+    ]
+  })
+
+  tags = merge(var.tags, { Name = "${var.resource_prefix}-logs" })
+}
+
+resource "aws_kms_alias" "logs" {
+  name          = "alias/${var.resource_prefix}-logs"
+  target_key_id = aws_kms_key.logs.key_id
 }

@@ -27,3 +27,8 @@ output "storage_kms_alias_name" {
   description = "Alias of the storage key."
   value       = aws_kms_alias.storage.name
 }
+
+output "logs_kms_key_arn" {
+  description = "ARN of the key that encrypts CloudWatch log groups and dead-letter queues."
+  value       = aws_kms_key.logs.arn
+}

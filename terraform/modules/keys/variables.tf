@@ -23,9 +23,14 @@ variable "kms_keys" {
 }
 
 variable "key_users" {
-  description = "IAM principal ARNs allowed to use each schema key, keyed by key name (e.g. { \"token-signing\" = [\"arn:aws:iam::123456789012:role/auth\"] }). Users get only the usage actions for the key's usage (sign/verify or encrypt/decrypt)."
+  description = "IAM principal ARNs allowed to use each schema key, keyed by key name (e.g. { \"token-signing\" = [\"arn:aws:iam::123456789012:role/auth\"] }). Users get only the usage actions for the key's usage (sign/verify or encrypt/decrypt), and a key with users denies its cryptographic operations to every other principal. The roles need not exist yet (they are matched by aws:PrincipalArn)."
   type        = map(list(string))
   default     = {}
+
+  validation {
+    condition     = alltrue([for arns in values(var.key_users) : alltrue([for arn in arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", arn))])])
+    error_message = "key_users must hold IAM role ARNs (no wildcard, no account root)."
+  }
 }
 
 variable "deletion_window_in_days" {

@@ -383,15 +383,11 @@ impl ItemDelete for DynamoDbStore {
 }
 
 #[async_trait::async_trait]
-impl rampart_kernel::health::ReadinessProbe for DynamoDbStore {
-    fn name(&self) -> &'static str {
-        "store"
-    }
-
-    async fn check(&self) -> Result<(), String> {
+impl crate::TableHealth for DynamoDbStore {
+    async fn check_table(&self, table: Table) -> Result<(), String> {
         self.client
             .describe_table()
-            .table_name(self.table_name(Table::Auth))
+            .table_name(self.table_name(table))
             .send()
             .await
             .map(|_| ())

@@ -525,13 +525,16 @@ impl ItemDelete for SqliteStore {
 }
 
 #[async_trait::async_trait]
-impl rampart_kernel::health::ReadinessProbe for SqliteStore {
-    fn name(&self) -> &'static str {
-        "store"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        self.read(|connection| connection.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
-            .map_err(|e| e.to_string())
+impl crate::TableHealth for SqliteStore {
+    async fn check_table(&self, table: Table) -> Result<(), String> {
+        let sql = format!("SELECT 1 FROM items_{} LIMIT 1", table.logical());
+        self.read(|connection| {
+            connection
+                .prepare_cached(&sql)
+                .and_then(|mut statement| statement.exists([]))
+                .map(|_| ())
+                .map_err(unavailable)
+        })
+        .map_err(|e| e.to_string())
     }
 }

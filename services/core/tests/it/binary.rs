@@ -1,7 +1,8 @@
 //! core as EKS runs it: `rampart-core` with its listeners from the environment, following an
 //! auth API's keys and revocation feed, becomes ready, serves its API to the auth-proxy alone
 //! over mutual TLS (nothing in plaintext), counts each request by matched route on its admin
-//! listener (inside the shared edge), and on SIGTERM drains and exits 0.
+//! listener (inside the shared edge), answers the kubelet's probes there too, and on SIGTERM
+//! drains and exits 0.
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ async fn proxy_identity(dir: &Path) -> Option<Arc<MutualTls>> {
 }
 
 #[tokio::test]
-async fn the_binary_serves_counts_its_requests_on_the_admin_listener_and_exits_cleanly() {
+async fn the_binary_serves_counts_its_requests_and_is_probed_on_the_admin_listener_and_exits_cleanly() {
     // The issuer core follows: an auth API of its own on loopback.
     let issuer = tempfile::tempdir().expect("tempdir");
     let settings = rampart_testkit::embedded_settings(issuer.path());
@@ -105,15 +106,36 @@ async fn the_binary_serves_counts_its_requests_on_the_admin_listener_and_exits_c
         ),
         "{text}"
     );
-    // The admin listener is not the API: nothing else is served there, and errors are problems.
-    let missing = http
-        .get(format!("http://{admin}/v1/version"))
+    // The kubelet's probes, which cannot present the proxy's certificate: the same health
+    // routes as the API port's, answered the same, in plaintext on the admin listener.
+    for path in ["/healthz", "/readyz"] {
+        let probed = http.get(format!("http://{admin}{path}")).send().await.expect("probe");
+        assert_eq!(probed.status(), 200, "{path}");
+        assert!(probed.headers().contains_key("x-request-id"), "{path}");
+        let probed: serde_json::Value = probed.json().await.expect("json");
+        let api_answer = rampart_testkit::https_get(&proxy, &format!("https://{api}{path}"))
+            .await
+            .expect("the API port answers it too");
+        let api_answer: serde_json::Value = serde_json::from_str(&api_answer).expect("json");
+        assert_eq!(probed, api_answer, "{path}");
+    }
+    let ready: serde_json::Value = http
+        .get(format!("http://{admin}/readyz"))
         .send()
         .await
-        .expect("404");
-    assert_eq!(missing.status(), 404);
-    assert!(missing.headers().contains_key("x-request-id"));
-    assert_eq!(missing.headers()["content-type"], "application/problem+json");
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["status"], "ready");
+    // The admin listener is not the API: no business route is served there, and errors are
+    // problems.
+    for path in ["/v1/version", "/v1/orgs", "/v1/openapi.json"] {
+        let missing = http.get(format!("http://{admin}{path}")).send().await.expect("404");
+        assert_eq!(missing.status(), 404, "{path}");
+        assert!(missing.headers().contains_key("x-request-id"));
+        assert_eq!(missing.headers()["content-type"], "application/problem+json");
+    }
 
     signal(child.id().expect("pid"), "TERM");
     let exit = tokio::time::timeout(Duration::from_secs(15), child.wait())

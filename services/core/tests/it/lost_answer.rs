@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rampart_store::{Item, ItemDelete, ItemGet, ItemPut, ItemQuery, ItemStore, ItemTransact, Key, Lookup, SortRange};
-use rampart_store::{Result, StoreError, Table, Write};
+use rampart_store::{Result, StoreError, Table, TableHealth, Write};
 use serde_json::json;
 
 use crate::stack::{Stack, User};
@@ -70,13 +70,9 @@ impl ItemDelete for LosesAnAnswer {
 }
 
 #[async_trait::async_trait]
-impl rampart_kernel::health::ReadinessProbe for LosesAnAnswer {
-    fn name(&self) -> &'static str {
-        self.store.name()
-    }
-
-    async fn check(&self) -> std::result::Result<(), String> {
-        self.store.check().await
+impl TableHealth for LosesAnAnswer {
+    async fn check_table(&self, table: Table) -> std::result::Result<(), String> {
+        self.store.check_table(table).await
     }
 }
 

@@ -1,0 +1,1022 @@
+# The delivery pipeline: one CodePipeline (V2) for the account promotes each push
+# to the branch through every environment.
+#
+#   Source          GitHub, through a CodeConnections connection
+#   Build           buildspec.yml: tests and checks, Lambda zips, images pushed to ECR
+#   Deploy-dev      Plan, then Apply (terraform apply of the saved plan, then
+#                   ansible-playbook deploy.yml)
+#   Deploy-staging  Plan, manual approval of that plan, Apply
+#   Deploy-prod     Plan, manual approval of that plan, Apply
+#
+# Security decisions:
+# - The build project runs third-party code (crate build scripts, tests), so it
+#   gets no credentials for any environment: it can push images and write the
+#   build artifact, nothing else. Plans are therefore made by the deploy projects.
+# - Each environment has its own deploy project and service role, which may only
+#   assume that environment's deploy role (var.deploy_role_arns). The broad
+#   Terraform permissions live in that role, owned by the environment (and its
+#   account), not here: a compromised dev deploy cannot reach prod.
+# - Staging and prod are planned inside their stage, right before the approval,
+#   and the approved saved plan is what is applied. A stage runs one execution at
+#   a time, so nothing can change that environment between plan and apply.
+# - One KMS key encrypts the artifacts, images, build logs and approval topic;
+#   the artifact bucket is private, TLS-only and versioned; image tags are
+#   immutable, so a tag always names the image that was tested.
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+data "aws_region" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.region
+
+  pipeline_name      = "${var.resource_prefix}-pipeline"
+  build_project_name = "${var.resource_prefix}-build"
+  deploy_project_names = {
+    for env in local.environments : env => "${var.resource_prefix}-deploy-${env}"
+  }
+
+  # Promotion order; the ones listed in `approved` wait for a person.
+  environments = ["dev", "staging", "prod"]
+  approved     = ["staging", "prod"]
+
+  log_group_name = "/aws/codebuild/${var.resource_prefix}"
+  # Built rather than read from the log group, which depends on the key whose
+  # policy names it.
+  log_group_arn = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${local.log_group_name}"
+
+  ecr_registry = "${local.account_id}.dkr.ecr.${local.region}.${data.aws_partition.current.dns_suffix}"
+
+  codebuild_project_arn = "arn:${local.partition}:codebuild:${local.region}:${local.account_id}:project"
+  pipeline_arn          = "arn:${local.partition}:codepipeline:${local.region}:${local.account_id}:${local.pipeline_name}"
+
+  # Variables of the source action (namespace SourceVariables) every build gets.
+  commit_variable = { name = "COMMIT_ID", value = "#{SourceVariables.CommitId}", type = "PLAINTEXT" }
+}
+
+# --- Source -------------------------------------------------------------------
+
+# Terraform creates the connection in the PENDING state: the GitHub side (the AWS
+# Connector for GitHub app, installed on the repository's owner) can only be
+# authorised by a person. Once, after the first apply, an administrator opens
+# Developer Tools > Settings > Connections, chooses this connection, "Update
+# pending connection", and installs or picks the app. Until then the Source
+# action fails and no push starts the pipeline.
+resource "aws_codestarconnections_connection" "github" {
+  name          = "${var.resource_prefix}-github"
+  provider_type = "GitHub"
+
+  tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = length("${var.resource_prefix}-github") <= 32
+      error_message = "Connection names are at most 32 characters: resource_prefix must be at most 25 characters here."
+    }
+  }
+}
+
+# --- Encryption ---------------------------------------------------------------
+
+resource "aws_kms_key" "pipeline" {
+  description             = "${var.resource_prefix}-pipeline: encrypts pipeline artifacts, images, build logs and approval notifications"
+  key_usage               = "ENCRYPT_DECRYPT"
+  enable_key_rotation     = true
+  rotation_period_in_days = 365
+  deletion_window_in_days = var.kms_deletion_window_in_days
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # As in modules/keys: the account administers the key, and the roles
+        # below are granted its use by their IAM policies.
+        Sid       = "AccountRootAdministersKey"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        # CloudWatch Logs encrypts the build log group, and only that one.
+        Sid       = "CloudWatchLogsEncryptsBuildLogs"
+        Effect    = "Allow"
+        Principal = { Service = "logs.${local.region}.${data.aws_partition.current.dns_suffix}" }
+        Action    = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+        Resource  = "*"
+        Condition = { ArnEquals = { "kms:EncryptionContext:aws:logs:arn" = local.log_group_arn } }
+      },
+    ]
+  })
+
+  tags = merge(var.tags, { Name = "${var.resource_prefix}-pipeline" })
+}
+
+resource "aws_kms_alias" "pipeline" {
+  name          = "alias/${var.resource_prefix}-pipeline"
+  target_key_id = aws_kms_key.pipeline.key_id
+}
+
+# --- Artifact bucket ----------------------------------------------------------
+
+resource "aws_s3_bucket" "artifacts" {
+  #checkov:skip=CKV_AWS_144:Artifacts are rebuilt from the repository by any pipeline run; a cross-Region replica would add cost without recovering anything.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes events of this bucket; CodePipeline tracks its own artifacts.
+  bucket = "${var.resource_prefix}-artifacts-${local.account_id}"
+
+  tags = merge(var.tags, { Name = "${var.resource_prefix}-artifacts" })
+}
+
+resource "aws_s3_bucket_ownership_controls" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+
+  rule {
+    # No ACLs: access is only what the bucket and IAM policies grant.
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.pipeline.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+
+  rule {
+    # Saved plans hold secrets of the environments (e.g. the CloudFront origin
+    # secret): keep them no longer than an execution can wait for approval.
+    id     = "expire-artifacts"
+    status = "Enabled"
+
+    filter {}
+
+    expiration {
+      days = var.artifact_retention_in_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 7
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.artifacts]
+}
+
+resource "aws_s3_bucket_logging" "artifacts" {
+  bucket        = aws_s3_bucket.artifacts.id
+  target_bucket = aws_s3_bucket.access_logs.id
+  target_prefix = "artifacts/"
+}
+
+resource "aws_s3_bucket_policy" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "s3:*"
+        Resource  = [aws_s3_bucket.artifacts.arn, "${aws_s3_bucket.artifacts.arn}/*"]
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      },
+      {
+        Sid       = "DenyOutdatedTls"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "s3:*"
+        Resource  = [aws_s3_bucket.artifacts.arn, "${aws_s3_bucket.artifacts.arn}/*"]
+        Condition = { NumericLessThan = { "s3:TlsVersion" = "1.2" } }
+      },
+    ]
+  })
+
+  depends_on = [aws_s3_bucket_public_access_block.artifacts]
+}
+
+# Server access logs of the artifact bucket: who read or wrote which artifact.
+resource "aws_s3_bucket" "access_logs" {
+  #checkov:skip=CKV_AWS_145:S3 server access log delivery supports only SSE-S3 on the target bucket, not SSE-KMS.
+  #checkov:skip=CKV_AWS_144:Access logs are kept for audit in this Region; a cross-Region replica is not required of them.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes events of the access-log bucket.
+  bucket = "${var.resource_prefix}-s3-logs-${local.account_id}"
+
+  tags = merge(var.tags, { Name = "${var.resource_prefix}-s3-logs" })
+}
+
+resource "aws_s3_bucket_ownership_controls" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+
+  rule {
+    id     = "expire-access-logs"
+    status = "Enabled"
+
+    filter {}
+
+    expiration {
+      days = var.access_log_retention_in_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 7
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.access_logs]
+}
+
+resource "aws_s3_bucket_policy" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # The S3 logging service writes the artifact bucket's logs, and only those.
+        Sid       = "S3ServerAccessLogs"
+        Effect    = "Allow"
+        Principal = { Service = "logging.s3.amazonaws.com" }
+        Action    = "s3:PutObject"
+        Resource  = "${aws_s3_bucket.access_logs.arn}/artifacts/*"
+        Condition = {
+          ArnLike      = { "aws:SourceArn" = aws_s3_bucket.artifacts.arn }
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+        }
+      },
+      {
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "s3:*"
+        Resource  = [aws_s3_bucket.access_logs.arn, "${aws_s3_bucket.access_logs.arn}/*"]
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      },
+    ]
+  })
+
+  depends_on = [aws_s3_bucket_public_access_block.access_logs]
+}
+
+# --- Images -------------------------------------------------------------------
+
+resource "aws_ecr_repository" "this" {
+  for_each = toset(var.ecr_repository_names)
+
+  name = "${var.resource_prefix}-${each.key}"
+  # A tag (the commit) always names the image that was built and tested from it.
+  image_tag_mutability = "IMMUTABLE"
+  force_delete         = false
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = "KMS"
+    kms_key         = aws_kms_key.pipeline.arn
+  }
+
+  tags = merge(var.tags, { Name = "${var.resource_prefix}-${each.key}" })
+}
+
+resource "aws_ecr_lifecycle_policy" "this" {
+  for_each = aws_ecr_repository.this
+
+  repository = each.value.name
+  policy = jsonencode({
+    rules = [
+      {
+        rulePriority = 1
+        description  = "Untagged images (layers of replaced or failed pushes) go after 7 days"
+        selection    = { tagStatus = "untagged", countType = "sinceImagePushed", countUnit = "days", countNumber = 7 }
+        action       = { type = "expire" }
+      },
+      {
+        rulePriority = 2
+        description  = "Keep the newest ${var.ecr_image_retention_count} images"
+        selection    = { tagStatus = "any", countType = "imageCountMoreThan", countNumber = var.ecr_image_retention_count }
+        action       = { type = "expire" }
+      },
+    ]
+  })
+}
+
+# Clusters in other accounts pull; nobody outside them does, and nobody but the
+# build project pushes.
+resource "aws_ecr_repository_policy" "this" {
+  for_each = { for name, repository in aws_ecr_repository.this : name => repository if length(var.image_pull_principal_arns) > 0 }
+
+  repository = each.value.name
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "ClustersPull"
+      Effect    = "Allow"
+      Principal = { AWS = sort(var.image_pull_principal_arns) }
+      Action    = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    }]
+  })
+}
+
+# --- Build logs and approvals ---------------------------------------------------
+
+resource "aws_cloudwatch_log_group" "codebuild" {
+  name              = local.log_group_name
+  retention_in_days = var.log_retention_in_days
+  kms_key_id        = aws_kms_key.pipeline.arn
+
+  tags = var.tags
+}
+
+resource "aws_sns_topic" "approvals" {
+  name              = "${var.resource_prefix}-approvals"
+  kms_master_key_id = aws_kms_key.pipeline.arn
+
+  tags = var.tags
+}
+
+resource "aws_sns_topic_policy" "approvals" {
+  arn = aws_sns_topic.approvals.arn
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      # Publishing is granted by the pipeline role's IAM policy; this only refuses plain HTTP.
+      Sid       = "DenyInsecureTransport"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "sns:Publish"
+      Resource  = aws_sns_topic.approvals.arn
+      Condition = { Bool = { "aws:SecureTransport" = "false" } }
+    }]
+  })
+}
+
+resource "aws_sns_topic_subscription" "approvals_email" {
+  count = var.approval_email == null ? 0 : 1
+
+  topic_arn = aws_sns_topic.approvals.arn
+  protocol  = "email"
+  endpoint  = var.approval_email
+}
+
+# --- IAM ----------------------------------------------------------------------
+
+# What every CodeBuild project does with the artifacts and its logs.
+data "aws_iam_policy_document" "codebuild_common" {
+  statement {
+    sid       = "WriteBuildLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${local.log_group_arn}:log-stream:*"]
+  }
+
+  statement {
+    # Input artifacts in; output artifacts (build output, saved plans) out.
+    sid       = "ReadWriteArtifacts"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+  }
+
+  statement {
+    sid       = "LocateArtifactBucket"
+    actions   = ["s3:GetBucketAcl", "s3:GetBucketLocation"]
+    resources = [aws_s3_bucket.artifacts.arn]
+  }
+
+  statement {
+    sid       = "UsePipelineKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.pipeline.arn]
+  }
+}
+
+data "aws_iam_policy_document" "pipeline_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["codepipeline.amazonaws.com"]
+    }
+
+    # Only this pipeline, not any pipeline that names the role.
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [local.pipeline_arn]
+    }
+  }
+}
+
+resource "aws_iam_role" "pipeline" {
+  name               = "${var.resource_prefix}-pipeline"
+  assume_role_policy = data.aws_iam_policy_document.pipeline_trust.json
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "pipeline" {
+  statement {
+    # CodeStar Connections is now named CodeConnections; which prefix IAM
+    # checks depends on the service name in the connection's ARN.
+    sid       = "UseGitHubConnection"
+    actions   = ["codestar-connections:UseConnection", "codeconnections:UseConnection"]
+    resources = [aws_codestarconnections_connection.github.arn]
+  }
+
+  statement {
+    sid       = "StoreArtifacts"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+  }
+
+  statement {
+    sid       = "LocateArtifactBucket"
+    actions   = ["s3:GetBucketLocation", "s3:GetBucketVersioning"]
+    resources = [aws_s3_bucket.artifacts.arn]
+  }
+
+  statement {
+    sid       = "UsePipelineKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.pipeline.arn]
+  }
+
+  statement {
+    sid     = "RunBuilds"
+    actions = ["codebuild:BatchGetBuilds", "codebuild:StartBuild"]
+    resources = concat(
+      [aws_codebuild_project.build.arn],
+      [for project in aws_codebuild_project.deploy : project.arn],
+    )
+  }
+
+  statement {
+    sid       = "NotifyApprovers"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.approvals.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "pipeline" {
+  name   = "pipeline"
+  role   = aws_iam_role.pipeline.id
+  policy = data.aws_iam_policy_document.pipeline.json
+}
+
+data "aws_iam_policy_document" "codebuild_trust" {
+  for_each = merge({ build = local.build_project_name }, local.deploy_project_names)
+
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["codebuild.amazonaws.com"]
+    }
+
+    # Only the one project this role serves.
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = ["${local.codebuild_project_arn}/${each.value}"]
+    }
+  }
+}
+
+resource "aws_iam_role" "build" {
+  name               = local.build_project_name
+  assume_role_policy = data.aws_iam_policy_document.codebuild_trust["build"].json
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "build" {
+  source_policy_documents = [data.aws_iam_policy_document.codebuild_common.json]
+
+  statement {
+    # docker login to the registry: an account-level call without a resource.
+    sid       = "LogInToRegistry"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    # Push, read back the digest, and wait for the scan on push.
+    sid = "PushImages"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:CompleteLayerUpload",
+      "ecr:DescribeImageScanFindings",
+      "ecr:DescribeImages",
+      "ecr:GetDownloadUrlForLayer",
+      "ecr:InitiateLayerUpload",
+      "ecr:PutImage",
+      "ecr:UploadLayerPart",
+    ]
+    resources = [for repository in aws_ecr_repository.this : repository.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "build" {
+  name   = "build"
+  role   = aws_iam_role.build.id
+  policy = data.aws_iam_policy_document.build.json
+}
+
+resource "aws_iam_role" "deploy" {
+  for_each = local.deploy_project_names
+
+  name               = each.value
+  assume_role_policy = data.aws_iam_policy_document.codebuild_trust[each.key].json
+
+  tags = var.tags
+}
+
+data "aws_iam_policy_document" "deploy" {
+  for_each = local.deploy_project_names
+
+  source_policy_documents = [data.aws_iam_policy_document.codebuild_common.json]
+
+  statement {
+    # The only way into the environment: its own deploy role.
+    sid       = "AssumeEnvironmentDeployRole"
+    actions   = ["sts:AssumeRole"]
+    resources = [var.deploy_role_arns[each.key]]
+  }
+
+  # A project in a VPC: CodeBuild attaches a network interface in the
+  # environment's subnets (to reach the private EKS endpoint) with this role.
+  dynamic "statement" {
+    for_each = contains(keys(var.deploy_vpc_configs), each.key) ? [var.deploy_vpc_configs[each.key]] : []
+
+    content {
+      sid = "AttachToDeploySubnets"
+      # Interface ids are unknown until CodeBuild makes them; the subnets and
+      # the security group pin where.
+      actions = ["ec2:CreateNetworkInterface"]
+      resources = concat(
+        ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"],
+        [for subnet in statement.value.subnet_ids : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/${subnet}"],
+        [aws_security_group.deploy[each.key].arn],
+      )
+    }
+  }
+
+  dynamic "statement" {
+    for_each = contains(keys(var.deploy_vpc_configs), each.key) ? [var.deploy_vpc_configs[each.key]] : []
+
+    content {
+      sid       = "LetCodeBuildUseTheInterface"
+      actions   = ["ec2:CreateNetworkInterfacePermission"]
+      resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"]
+
+      condition {
+        test     = "StringEquals"
+        variable = "ec2:AuthorizedService"
+        values   = ["codebuild.amazonaws.com"]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "ec2:Subnet"
+        values   = [for subnet in statement.value.subnet_ids : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/${subnet}"]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = contains(keys(var.deploy_vpc_configs), each.key) ? [var.deploy_vpc_configs[each.key]] : []
+
+    content {
+      # CodeBuild removes the interfaces it attached once the build ends.
+      sid       = "DetachFromDeploySubnets"
+      actions   = ["ec2:DeleteNetworkInterface"]
+      resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = contains(keys(var.deploy_vpc_configs), each.key) ? [var.deploy_vpc_configs[each.key]] : []
+
+    content {
+      # EC2 Describe calls cannot be scoped to a resource.
+      sid       = "DescribeNetwork"
+      actions   = ["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs"]
+      resources = ["*"]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "deploy" {
+  for_each = aws_iam_role.deploy
+
+  name   = "deploy"
+  role   = each.value.id
+  policy = data.aws_iam_policy_document.deploy[each.key].json
+}
+
+# Deploy projects in a VPC reach AWS APIs, the EKS endpoint, GitHub and the
+# Terraform and Python registries over HTTPS only; nothing may connect to them.
+resource "aws_security_group" "deploy" {
+  for_each = var.deploy_vpc_configs
+
+  name        = local.deploy_project_names[each.key]
+  description = "CodeBuild deploy project of ${each.key}: HTTPS out only"
+  vpc_id      = each.value.vpc_id
+
+  egress {
+    description = "HTTPS to AWS APIs, the EKS API endpoint and the tool registries"
+    protocol    = "tcp"
+    from_port   = 443
+    to_port     = 443
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  tags = merge(var.tags, { Name = local.deploy_project_names[each.key] })
+}
+
+# --- CodeBuild ----------------------------------------------------------------
+
+resource "aws_codebuild_project" "build" {
+  #checkov:skip=CKV_AWS_316:buildspec.yml builds the core and auth-proxy images with docker build, which needs the Docker daemon and so privileged mode. This project holds no environment credentials (see the header comment).
+  name           = local.build_project_name
+  description    = "Tests, checks and builds ${var.repository_id}: Lambda zips and images (${var.build_buildspec})"
+  service_role   = aws_iam_role.build.arn
+  encryption_key = aws_kms_key.pipeline.arn
+  build_timeout  = var.build_timeout_in_minutes
+  queued_timeout = 480
+
+  source {
+    type      = "CODEPIPELINE"
+    buildspec = var.build_buildspec
+  }
+
+  artifacts {
+    type = "CODEPIPELINE"
+  }
+
+  cache {
+    type  = "LOCAL"
+    modes = ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_CUSTOM_CACHE"]
+  }
+
+  environment {
+    type                        = var.build_environment_type
+    compute_type                = var.build_compute_type
+    image                       = var.build_image
+    image_pull_credentials_type = "CODEBUILD"
+    privileged_mode             = true
+
+    environment_variable {
+      name  = "ECR_REGISTRY"
+      value = local.ecr_registry
+    }
+
+    dynamic "environment_variable" {
+      for_each = aws_ecr_repository.this
+
+      content {
+        name  = "ECR_REPOSITORY_URL_${upper(replace(environment_variable.key, "-", "_"))}"
+        value = environment_variable.value.repository_url
+      }
+    }
+  }
+
+  logs_config {
+    cloudwatch_logs {
+      group_name  = aws_cloudwatch_log_group.codebuild.name
+      stream_name = "build"
+    }
+
+    s3_logs {
+      status = "DISABLED"
+    }
+  }
+
+  tags = var.tags
+
+  # CodeBuild checks the role's permissions when the project is created.
+  depends_on = [aws_iam_role_policy.build]
+}
+
+resource "aws_codebuild_project" "deploy" {
+  for_each = toset(local.environments)
+
+  name           = local.deploy_project_names[each.key]
+  description    = "Plans or applies terraform/platform with the ${each.key} values, then runs ansible-playbook deploy.yml for ${each.key} (${var.deploy_buildspec})"
+  service_role   = aws_iam_role.deploy[each.key].arn
+  encryption_key = aws_kms_key.pipeline.arn
+  build_timeout  = var.deploy_timeout_in_minutes
+  queued_timeout = 480
+  # Never two plans or applies of one environment at once (the state lock would
+  # refuse the second; this keeps it from starting).
+  concurrent_build_limit = 1
+
+  source {
+    type      = "CODEPIPELINE"
+    buildspec = var.deploy_buildspec
+  }
+
+  artifacts {
+    type = "CODEPIPELINE"
+  }
+
+  environment {
+    type                        = "LINUX_CONTAINER"
+    compute_type                = var.deploy_compute_type
+    image                       = var.deploy_image
+    image_pull_credentials_type = "CODEBUILD"
+    privileged_mode             = false
+
+    environment_variable {
+      name  = "DEPLOY_ENVIRONMENT"
+      value = each.key
+    }
+
+    environment_variable {
+      name  = "DEPLOY_ROLE_ARN"
+      value = var.deploy_role_arns[each.key]
+    }
+
+    environment_variable {
+      name  = "TF_STATE_BUCKET"
+      value = var.terraform_backends[each.key].bucket
+    }
+
+    environment_variable {
+      name  = "TF_STATE_KEY"
+      value = var.terraform_backends[each.key].key
+    }
+
+    environment_variable {
+      name  = "TF_STATE_REGION"
+      value = var.terraform_backends[each.key].region
+    }
+
+    environment_variable {
+      name  = "TF_IN_AUTOMATION"
+      value = "1"
+    }
+
+    environment_variable {
+      name  = "TF_INPUT"
+      value = "0"
+    }
+  }
+
+  dynamic "vpc_config" {
+    for_each = contains(keys(var.deploy_vpc_configs), each.key) ? [var.deploy_vpc_configs[each.key]] : []
+
+    content {
+      vpc_id             = vpc_config.value.vpc_id
+      subnets            = vpc_config.value.subnet_ids
+      security_group_ids = [aws_security_group.deploy[each.key].id]
+    }
+  }
+
+  logs_config {
+    cloudwatch_logs {
+      group_name  = aws_cloudwatch_log_group.codebuild.name
+      stream_name = "deploy-${each.key}"
+    }
+
+    s3_logs {
+      status = "DISABLED"
+    }
+  }
+
+  tags = var.tags
+
+  # CodeBuild checks the role's permissions (the VPC ones included) when the
+  # project is created.
+  depends_on = [aws_iam_role_policy.deploy]
+}
+
+# --- Pipeline -----------------------------------------------------------------
+
+resource "aws_codepipeline" "this" {
+  name          = local.pipeline_name
+  pipeline_type = "V2"
+  role_arn      = aws_iam_role.pipeline.arn
+  # A newer push overtakes older executions still waiting to enter a stage; an
+  # execution inside a stage (between its plan and its apply) is never overtaken.
+  execution_mode = "SUPERSEDED"
+
+  artifact_store {
+    type     = "S3"
+    location = aws_s3_bucket.artifacts.bucket
+
+    encryption_key {
+      type = "KMS"
+      id   = aws_kms_key.pipeline.arn
+    }
+  }
+
+  trigger {
+    provider_type = "CodeStarSourceConnection"
+
+    git_configuration {
+      source_action_name = "Source"
+
+      push {
+        branches {
+          includes = [var.branch_name]
+        }
+      }
+    }
+  }
+
+  stage {
+    name = "Source"
+
+    action {
+      name             = "Source"
+      category         = "Source"
+      owner            = "AWS"
+      provider         = "CodeStarSourceConnection"
+      version          = "1"
+      namespace        = "SourceVariables"
+      output_artifacts = ["source"]
+
+      configuration = {
+        ConnectionArn        = aws_codestarconnections_connection.github.arn
+        FullRepositoryId     = var.repository_id
+        BranchName           = var.branch_name
+        OutputArtifactFormat = "CODE_ZIP"
+      }
+    }
+  }
+
+  stage {
+    name = "Build"
+
+    action {
+      name             = "Build"
+      category         = "Build"
+      owner            = "AWS"
+      provider         = "CodeBuild"
+      version          = "1"
+      input_artifacts  = ["source"]
+      output_artifacts = ["build"]
+
+      configuration = {
+        ProjectName          = aws_codebuild_project.build.name
+        EnvironmentVariables = jsonencode([local.commit_variable])
+      }
+    }
+  }
+
+  dynamic "stage" {
+    for_each = local.environments
+
+    content {
+      name = "Deploy-${stage.value}"
+
+      action {
+        name             = "Plan"
+        category         = "Build"
+        owner            = "AWS"
+        provider         = "CodeBuild"
+        version          = "1"
+        run_order        = 1
+        namespace        = "Plan_${stage.value}"
+        input_artifacts  = ["source", "build"]
+        output_artifacts = ["plan_${stage.value}"]
+
+        configuration = {
+          ProjectName   = aws_codebuild_project.deploy[stage.value].name
+          PrimarySource = "source"
+          EnvironmentVariables = jsonencode([
+            local.commit_variable,
+            { name = "DEPLOY_ACTION", value = "plan", type = "PLAINTEXT" },
+          ])
+        }
+      }
+
+      dynamic "action" {
+        for_each = contains(local.approved, stage.value) ? [stage.value] : []
+
+        content {
+          name      = "Approve"
+          category  = "Approval"
+          owner     = "AWS"
+          provider  = "Manual"
+          version   = "1"
+          run_order = 2
+
+          configuration = {
+            NotificationArn    = aws_sns_topic.approvals.arn
+            CustomData         = "Apply commit #{SourceVariables.CommitId} to ${action.value}: #{Plan_${action.value}.PLAN_SUMMARY} Read the whole plan in the linked Plan build log before approving."
+            ExternalEntityLink = "#{Plan_${action.value}.PLAN_BUILD_URL}"
+          }
+        }
+      }
+
+      action {
+        name            = "Apply"
+        category        = "Build"
+        owner           = "AWS"
+        provider        = "CodeBuild"
+        version         = "1"
+        run_order       = contains(local.approved, stage.value) ? 3 : 2
+        input_artifacts = ["source", "build", "plan_${stage.value}"]
+
+        configuration = {
+          ProjectName   = aws_codebuild_project.deploy[stage.value].name
+          PrimarySource = "source"
+          EnvironmentVariables = jsonencode([
+            local.commit_variable,
+            { name = "DEPLOY_ACTION", value = "apply", type = "PLAINTEXT" },
+          ])
+        }
+      }
+    }
+  }
+
+  tags = var.tags
+}
