@@ -258,19 +258,21 @@ module "mail" {
 module "network" {
   source = "../modules/network"
 
-  resource_prefix       = var.resource_prefix
-  vpc_cidr_block        = var.vpc_cidr_block
-  az_count              = var.az_count
-  single_nat_gateway    = var.single_nat_gateway
-  log_retention_in_days = var.log_retention_in_days
-  log_kms_key_arn       = module.keys.logs_kms_key_arn
+  iam_permissions_boundary_arn = var.iam_permissions_boundary_arn
+  resource_prefix              = var.resource_prefix
+  vpc_cidr_block               = var.vpc_cidr_block
+  az_count                     = var.az_count
+  single_nat_gateway           = var.single_nat_gateway
+  log_retention_in_days        = var.log_retention_in_days
+  log_kms_key_arn              = module.keys.logs_kms_key_arn
 }
 
 module "functions" {
   source = "../modules/functions"
 
-  resource_prefix = var.resource_prefix
-  functions = {
+  iam_permissions_boundary_arn = var.iam_permissions_boundary_arn
+  resource_prefix              = var.resource_prefix
+  functions                    = {
     for name, statements in local.function_policy_statements : name => {
       zip_path                       = "${local.lambda_zip_dir}/rampart-${name}/bootstrap.zip"
       environment                    = local.function_environment
@@ -314,6 +316,7 @@ resource "aws_secretsmanager_secret_rotation" "generated" {
 module "eks" {
   source = "../modules/eks"
 
+  iam_permissions_boundary_arn = var.iam_permissions_boundary_arn
   resource_prefix              = var.resource_prefix
   vpc_id                       = module.network.vpc_id
   private_subnet_ids           = module.network.private_subnet_ids
@@ -335,6 +338,7 @@ module "eks" {
 module "api" {
   source = "../modules/api"
 
+  iam_permissions_boundary_arn       = var.iam_permissions_boundary_arn
   resource_prefix                    = var.resource_prefix
   auth_function_name                 = module.functions.lambda_function_names["auth"]
   auth_function_invoke_arn           = module.functions.lambda_function_invoke_arns["auth"]
@@ -374,15 +378,15 @@ module "edge" {
 module "observability" {
   source = "../modules/observability"
 
-  resource_prefix         = var.resource_prefix
-  alarm_email             = var.alarm_email
-  lambda_function_names   = module.functions.lambda_function_names
-  dead_letter_queue_names = module.functions.dead_letter_queue_names
-  auth_log_group_name     = module.functions.cloudwatch_log_group_names["auth"]
-  api_gateway_name        = module.api.api_gateway_name
-  api_gateway_stage_name  = module.api.api_gateway_stage_name
-  wafv2_web_acl_name      = module.edge.wafv2_web_acl_name
-  dynamodb_table_names    = module.data.dynamodb_table_names
-  eks_cluster_name        = module.eks.eks_cluster_name
+  resource_prefix             = var.resource_prefix
+  alarm_email                 = var.alarm_email
+  lambda_function_names       = module.functions.lambda_function_names
+  dead_letter_queue_names     = module.functions.dead_letter_queue_names
+  auth_log_group_name         = module.functions.cloudwatch_log_group_names["auth"]
+  api_gateway_name            = module.api.api_gateway_name
+  api_gateway_stage_name      = module.api.api_gateway_stage_name
+  wafv2_web_acl_name          = module.edge.wafv2_web_acl_name
+  dynamodb_table_names        = module.data.dynamodb_table_names
+  eks_cluster_name            = module.eks.eks_cluster_name
   cloudfront_certificate_arns = [var.acm_certificate_arn]
 }

@@ -385,9 +385,10 @@ data "aws_iam_policy_document" "cloudwatch_assume" {
 resource "aws_iam_role" "cloudwatch" {
   count = var.manage_api_gateway_account ? 1 : 0
 
-  name               = "${var.resource_prefix}-apigateway-cloudwatch"
-  description        = "API Gateway account-wide CloudWatch Logs role (execution and access logs)"
-  assume_role_policy = data.aws_iam_policy_document.cloudwatch_assume.json
+  name                 = "${var.resource_prefix}-apigateway-cloudwatch"
+  description          = "API Gateway account-wide CloudWatch Logs role (execution and access logs)"
+  permissions_boundary = var.iam_permissions_boundary_arn
+  assume_role_policy   = data.aws_iam_policy_document.cloudwatch_assume.json
 
   tags = var.tags
 }

@@ -68,9 +68,10 @@ data "aws_iam_policy_document" "cluster_assume" {
 }
 
 resource "aws_iam_role" "cluster" {
-  name               = "${local.cluster_name}-cluster"
-  description        = "Role of the ${local.cluster_name} control plane"
-  assume_role_policy = data.aws_iam_policy_document.cluster_assume.json
+  name                 = "${local.cluster_name}-cluster"
+  description          = "Role of the ${local.cluster_name} control plane"
+  permissions_boundary = var.iam_permissions_boundary_arn
+  assume_role_policy   = data.aws_iam_policy_document.cluster_assume.json
 
   tags = merge(var.tags, { Name = "${local.cluster_name}-cluster" })
 }
@@ -240,9 +241,10 @@ data "aws_iam_policy_document" "irsa_assume" {
 resource "aws_iam_role" "irsa" {
   for_each = local.irsa_subjects
 
-  name               = "${var.resource_prefix}-${each.key}-irsa"
-  description        = "IRSA role of ${each.value} on ${local.cluster_name}"
-  assume_role_policy = data.aws_iam_policy_document.irsa_assume[each.key].json
+  name                 = "${var.resource_prefix}-${each.key}-irsa"
+  description          = "IRSA role of ${each.value} on ${local.cluster_name}"
+  permissions_boundary = var.iam_permissions_boundary_arn
+  assume_role_policy   = data.aws_iam_policy_document.irsa_assume[each.key].json
 
   tags = merge(var.tags, { Name = "${var.resource_prefix}-${each.key}-irsa" })
 
@@ -293,9 +295,10 @@ data "aws_iam_policy_document" "node_assume" {
 }
 
 resource "aws_iam_role" "node" {
-  name               = "${local.cluster_name}-node"
-  description        = "Role of the ${local.cluster_name} nodes: join the cluster and pull images, nothing else"
-  assume_role_policy = data.aws_iam_policy_document.node_assume.json
+  name                 = "${local.cluster_name}-node"
+  description          = "Role of the ${local.cluster_name} nodes: join the cluster and pull images, nothing else"
+  permissions_boundary = var.iam_permissions_boundary_arn
+  assume_role_policy   = data.aws_iam_policy_document.node_assume.json
 
   tags = merge(var.tags, { Name = "${local.cluster_name}-node" })
 }

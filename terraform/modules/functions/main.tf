@@ -39,9 +39,10 @@ data "aws_iam_policy_document" "assume" {
 resource "aws_iam_role" "this" {
   for_each = var.functions
 
-  name               = "${local.function_names[each.key]}-function"
-  description        = "Execution role of the ${local.function_names[each.key]} Lambda"
-  assume_role_policy = data.aws_iam_policy_document.assume.json
+  name                 = "${local.function_names[each.key]}-function"
+  description          = "Execution role of the ${local.function_names[each.key]} Lambda"
+  permissions_boundary = var.iam_permissions_boundary_arn
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
 
   tags = merge(var.tags, { Name = "${local.function_names[each.key]}-function" })
 

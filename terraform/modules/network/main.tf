@@ -310,9 +310,10 @@ data "aws_iam_policy_document" "flow_logs_assume" {
 }
 
 resource "aws_iam_role" "flow_logs" {
-  name               = "${var.resource_prefix}-vpc-flow-logs"
-  description        = "Lets VPC Flow Logs write to ${aws_cloudwatch_log_group.flow_logs.name}"
-  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
+  name                 = "${var.resource_prefix}-vpc-flow-logs"
+  description          = "Lets VPC Flow Logs write to ${aws_cloudwatch_log_group.flow_logs.name}"
+  permissions_boundary = var.iam_permissions_boundary_arn
+  assume_role_policy   = data.aws_iam_policy_document.flow_logs_assume.json
 
   tags = var.tags
 }

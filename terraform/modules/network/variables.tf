@@ -73,3 +73,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "iam_permissions_boundary_arn" {
+  description = "Permissions boundary set on every IAM role this module creates (null: none). Lets the deploy role create roles only under that boundary."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.iam_permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/", var.iam_permissions_boundary_arn))
+    error_message = "iam_permissions_boundary_arn must be an IAM policy ARN."
+  }
+}
