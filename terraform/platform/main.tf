@@ -310,7 +310,9 @@ resource "aws_secretsmanager_secret_rotation" "generated" {
     automatically_after_days = var.secret_rotation_days
   }
 
-  depends_on = [aws_lambda_permission.rotate_secret]
+  # After the secret's first value is written (module.secrets), so the first
+  # rotation never races it.
+  depends_on = [aws_lambda_permission.rotate_secret, module.secrets]
 }
 
 module "eks" {

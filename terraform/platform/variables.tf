@@ -172,7 +172,7 @@ variable "node_max_size" {
 variable "manage_api_gateway_account" {
   description = "Whether this environment sets the account's API Gateway CloudWatch role (one per account and region: true in exactly one environment sharing them)."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "enable_shield_advanced" {
@@ -188,12 +188,11 @@ variable "alarm_email" {
 }
 
 variable "iam_permissions_boundary_arn" {
-  description = "Permissions boundary set on every IAM role the platform creates (null: none). Lets the deploy role create roles only under that boundary."
+  description = "Permissions boundary set on every IAM role the platform creates. The deploy role may create roles only under it (docs/deploy.md, step 3), so a compromised deploy cannot mint a role stronger than the boundary."
   type        = string
-  default     = null
 
   validation {
-    condition     = var.iam_permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/", var.iam_permissions_boundary_arn))
+    condition     = can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:policy/", var.iam_permissions_boundary_arn))
     error_message = "iam_permissions_boundary_arn must be an IAM policy ARN."
   }
 }

@@ -466,7 +466,9 @@ resource "aws_wafv2_web_acl" "this" {
     visibility_config {
       cloudwatch_metrics_enabled = true
       metric_name                = "${local.name}-known-bad-inputs"
-      sampled_requests_enabled   = true
+      # Its samples would be CloudFront's requests, origin secret included:
+      # GetSampledRequests returns every header.
+      sampled_requests_enabled = false
     }
   }
 

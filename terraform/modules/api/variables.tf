@@ -240,7 +240,7 @@ variable "log_kms_key_arn" {
 variable "manage_api_gateway_account" {
   description = "Set the region's API Gateway account setting (the CloudWatch Logs role every API of the account and region logs through). It is one setting per account and region: exactly one Terraform root per account and region may set this to true, and logging fails until one has."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "tags" {

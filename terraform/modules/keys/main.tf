@@ -25,6 +25,8 @@ locals {
   # The cryptographic operations of each key usage: a key with users denies them to
   # every other principal, the account root and administrators included, so only
   # (say) the auth function's role can sign tokens, whatever IAM policies say.
+  # (A key administrator can still rewrite this policy: kms:PutKeyPolicy stays
+  # with the account root's statement, so the key can never be locked out.)
   crypto_actions = {
     SIGN_VERIFY     = ["kms:Sign", "kms:Verify"]
     ENCRYPT_DECRYPT = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
