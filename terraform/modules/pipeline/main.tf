@@ -44,6 +44,15 @@ locals {
   environments = ["dev", "staging", "prod"]
   approved     = ["staging", "prod"]
 
+  # Where CodePipeline keeps each artifact in the bucket: the pipeline's name cut
+  # to 20 characters, then the artifact's cut to 10. Each project may read only
+  # what it is given and write only what it makes, so no build can replace a plan
+  # waiting for approval, nor read another environment's plan.
+  artifact_objects = {
+    for artifact in concat(["source", "build"], [for env in local.environments : "plan_${env}"]) :
+    artifact => "${aws_s3_bucket.artifacts.arn}/${substr(local.pipeline_name, 0, 20)}/${substr(artifact, 0, 10)}/*"
+  }
+
   log_group_name = "/aws/codebuild/${var.resource_prefix}"
   # Built rather than read from the log group, which depends on the key whose
   # policy names it.
@@ -433,19 +442,13 @@ resource "aws_sns_topic_subscription" "approvals_email" {
 
 # --- IAM ----------------------------------------------------------------------
 
-# What every CodeBuild project does with the artifacts and its logs.
+# What every CodeBuild project needs: its logs, the bucket's location and the key;
+# each project's own statements say which artifacts it reads and writes.
 data "aws_iam_policy_document" "codebuild_common" {
   statement {
     sid       = "WriteBuildLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${local.log_group_arn}:log-stream:*"]
-  }
-
-  statement {
-    # Input artifacts in; output artifacts (build output, saved plans) out.
-    sid       = "ReadWriteArtifacts"
-    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
   }
 
   statement {
@@ -578,6 +581,18 @@ data "aws_iam_policy_document" "build" {
   source_policy_documents = [data.aws_iam_policy_document.codebuild_common.json]
 
   statement {
+    sid       = "ReadSource"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = [local.artifact_objects["source"]]
+  }
+
+  statement {
+    sid       = "WriteBuildOutput"
+    actions   = ["s3:PutObject"]
+    resources = [local.artifact_objects["build"]]
+  }
+
+  statement {
     # docker login to the registry: an account-level call without a resource.
     sid       = "LogInToRegistry"
     actions   = ["ecr:GetAuthorizationToken"]
@@ -621,6 +636,23 @@ data "aws_iam_policy_document" "deploy" {
   for_each = local.deploy_project_names
 
   source_policy_documents = [data.aws_iam_policy_document.codebuild_common.json]
+
+  statement {
+    # The source, the build output, and this environment's own saved plan.
+    sid     = "ReadInputs"
+    actions = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = [
+      local.artifact_objects["source"],
+      local.artifact_objects["build"],
+      local.artifact_objects["plan_${each.key}"],
+    ]
+  }
+
+  statement {
+    sid       = "WriteOwnPlan"
+    actions   = ["s3:PutObject"]
+    resources = [local.artifact_objects["plan_${each.key}"]]
+  }
 
   statement {
     # The only way into the environment: its own deploy role.
