@@ -21,7 +21,7 @@ and is skipped).
    (a transaction needs the per-item actions; a secret under a customer managed key needs KMS).
 3. What Terraform grants: the environment locals `function_policy_statements` (keys = the
    crates in functions/) and `service_policy_statements` (core, auth-proxy), each a list of
-   {sid, actions, resources}, which the environment passes to modules/functions and modules/eks.
+   {sid, actions, resources[, conditions]}, which the environment passes to modules/functions and modules/eks.
 4. Checks: every action a component calls is granted to it; every granted action is one it
    calls; no `*` or wildcard action; no `*` resource; each resource is a reference to the
    output of the module that owns that service's resources; every crate in functions/ has an
@@ -516,8 +516,10 @@ def check_statements(env: Environment, component: str, statements: list[dict], r
     sids: set[str] = set()
     for statement in statements:
         sid = statement.get("sid")
-        if set(statement) - {"__start_line__", "__end_line__"} != {"sid", "actions", "resources"}:
-            fail(f"{where}: statement {sid!r} must have exactly sid, actions and resources")
+        keys = set(statement) - {"__start_line__", "__end_line__"}
+        # A condition only narrows an Allow, so it may be added freely.
+        if not {"sid", "actions", "resources"} <= keys <= {"sid", "actions", "resources", "conditions"}:
+            fail(f"{where}: statement {sid!r} must have sid, actions and resources (and optionally conditions)")
         if not isinstance(sid, str) or not re.fullmatch(r"[A-Za-z0-9]+", sid) or sid in sids:
             fail(f"{where}: statement sid {sid!r} must be alphanumeric and unique")
         sids.add(str(sid))

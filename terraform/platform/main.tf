@@ -135,10 +135,17 @@ locals {
       },
       {
         # Secrets Manager decrypts that secret under the storage key with the
-        # caller's permissions.
-        sid       = "DecryptSecrets"
-        actions   = ["kms:Decrypt"]
-        resources = [module.keys.storage_kms_key_arn]
+        # caller's permissions: only through Secrets Manager, only that secret
+        # (the storage key also protects the tables and every other secret).
+        sid        = "DecryptSecrets"
+        actions    = ["kms:Decrypt"]
+        resources  = [module.keys.storage_kms_key_arn]
+        conditions = {
+          StringEquals = {
+            "kms:ViaService"                  = ["secretsmanager.${var.aws_region}.amazonaws.com"]
+            "kms:EncryptionContext:SecretARN" = [module.secrets.secretsmanager_secret_arns["auth/cognito-client-secret"]]
+          }
+        }
       },
       {
         # rampart-mailer: codes and security notices, from the sender domain,
@@ -160,10 +167,17 @@ locals {
         resources = [for name, secret in local.schema.secrets : module.secrets.secretsmanager_secret_arns[name] if try(secret.generated, false)]
       },
       {
-        # Reading and writing a version under the storage key.
-        sid       = "SecretsKey"
-        actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-        resources = [module.keys.storage_kms_key_arn]
+        # Reading and writing a version under the storage key: only through
+        # Secrets Manager, only for the secrets it rotates.
+        sid        = "SecretsKey"
+        actions    = ["kms:Decrypt", "kms:GenerateDataKey"]
+        resources  = [module.keys.storage_kms_key_arn]
+        conditions = {
+          StringEquals = {
+            "kms:ViaService"                  = ["secretsmanager.${var.aws_region}.amazonaws.com"]
+            "kms:EncryptionContext:SecretARN" = [for name, secret in local.schema.secrets : module.secrets.secretsmanager_secret_arns[name] if try(secret.generated, false)]
+          }
+        }
       },
     ]
   }
@@ -201,9 +215,16 @@ locals {
         resources = [module.secrets.secretsmanager_secret_arns["core/cursor-key"]]
       },
       {
-        sid       = "DecryptSecrets"
-        actions   = ["kms:Decrypt"]
-        resources = [module.keys.storage_kms_key_arn]
+        # Only through Secrets Manager, only the cursor key.
+        sid        = "DecryptSecrets"
+        actions    = ["kms:Decrypt"]
+        resources  = [module.keys.storage_kms_key_arn]
+        conditions = {
+          StringEquals = {
+            "kms:ViaService"                  = ["secretsmanager.${var.aws_region}.amazonaws.com"]
+            "kms:EncryptionContext:SecretARN" = [module.secrets.secretsmanager_secret_arns["core/cursor-key"]]
+          }
+        }
       },
     ]
 

@@ -266,12 +266,13 @@ resource "aws_iam_role_policy" "service" {
   role = aws_iam_role.irsa[each.key].id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [for s in each.value : {
+    # A Condition only where the statement has one (IAM refuses an empty block).
+    Statement = [for s in each.value : merge({
       Sid      = s.sid
       Effect   = "Allow"
       Action   = s.actions
       Resource = s.resources
-    }]
+    }, { for key, value in { Condition = s.conditions } : key => value if length(value) > 0 })]
   })
 }
 

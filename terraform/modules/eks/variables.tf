@@ -61,6 +61,8 @@ variable "service_policy_statements" {
     sid       = string
     actions   = list(string)
     resources = list(string)
+    # IAM condition block: operator => key => values.
+    conditions = optional(map(map(list(string))), {})
   })))
 
   validation {

@@ -20,6 +20,8 @@ variable "functions" {
       sid       = string
       actions   = list(string)
       resources = list(string)
+      # IAM condition block: operator => key => values.
+      conditions = optional(map(map(list(string))), {})
     }))
   }))
 
