@@ -619,26 +619,32 @@ async fn the_wal_starts_over_under_writes_that_never_pause() {
     let path = dir.path().join("store.sqlite");
     let store = SqliteStore::open(&path).expect("open");
     let _checkpointer = store.checkpoint_every(Duration::from_millis(20));
-    let (writers, each) = (8, 2000);
-    let tasks: Vec<_> = (0..writers)
+    // For long enough that many checkpoints run (one over a large WAL, fsync included, can
+    // take most of a second), however fast the disk takes the writes.
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let tasks: Vec<_> = (0..8)
         .map(|writer| {
             let store = store.clone();
             tokio::spawn(async move {
-                for n in 0..each {
+                let mut writes = 0u64;
+                while std::time::Instant::now() < until {
                     let item = Item::new(
-                        Key::new(format!("busy-{writer}"), format!("{n}")),
+                        Key::new(format!("busy-{writer}"), format!("{writes}")),
                         json!({"text": "x".repeat(2000)}),
                     );
                     store.put(Table::Core, &item).await.expect("put");
+                    writes += 1;
                 }
+                writes
             })
         })
         .collect();
+    let mut writes = 0u64;
     for task in tasks {
-        task.await.expect("writer");
+        writes += task.await.expect("writer");
     }
     // Every write appended at least its own 4 KiB leaf page to the WAL.
-    let appended = writers * each * 4096;
+    let appended = writes * 4096;
     let wal = std::fs::metadata(path.with_extension("sqlite-wal")).expect("wal").len();
     assert!(
         wal < appended / 4,
