@@ -280,7 +280,7 @@ resource "aws_cloudwatch_log_group" "execution" {
 
 resource "aws_api_gateway_stage" "this" {
   #checkov:skip=CKV_AWS_120:Answers are per caller (tokens, sessions, one-time codes) and must never be served from a cache; CloudFront uses CachingDisabled for the same reason.
-  #checkov:skip=CKV2_AWS_51:A client certificate authenticates API Gateway to HTTP backends; the only one is auth-proxy behind the VPC link, reachable from nowhere else, and it authenticates each caller's token itself.
+  #checkov:skip=CKV2_AWS_51:A client certificate authenticates API Gateway to HTTP backends; the only one is auth-proxy behind the VPC link and the internal NLB (reachable from the VPC's nodes and pods too, which the NetworkPolicies of deploy/ limit), and it verifies each caller's token itself, so who connects grants nothing.
   #checkov:skip=CKV2_AWS_77:The stage's ACL has KnownBadInputs (Log4j). AnonymousIpList would judge CloudFront's addresses, the only callers admitted here, as hosting-provider IPs; viewer addresses are filtered by the edge ACL.
   rest_api_id          = aws_api_gateway_rest_api.this.id
   deployment_id        = aws_api_gateway_deployment.this.id
