@@ -33,6 +33,21 @@ pub fn hash(password: &[u8]) -> Result<String, argon2::password_hash::Error> {
     let argon2 = hasher();
     let salt = SaltString::generate(&mut OsRng);
     let output = compute(&argon2, password, salt.as_salt(), Params::DEFAULT_OUTPUT_LEN)?;
+    phc(&argon2, &salt, output)
+}
+
+/// A PHC string at [`hasher`]'s parameters whose hash is random bytes, not the hash of any
+/// password. Verifying against it costs exactly what verifying a real hash costs and matches
+/// no password anyone knows (finding one is a preimage attack on argon2id), yet making it costs
+/// no hashing: a real hash of a random password would add about 20 ms to every cold start.
+pub fn unmatchable() -> Result<String, argon2::password_hash::Error> {
+    use argon2::password_hash::rand_core::RngCore;
+    let mut bytes = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    OsRng.fill_bytes(&mut bytes);
+    phc(&hasher(), &SaltString::generate(&mut OsRng), Output::new(&bytes)?)
+}
+
+fn phc(argon2: &Argon2<'_>, salt: &SaltString, output: Output) -> Result<String, argon2::password_hash::Error> {
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
@@ -195,6 +210,27 @@ mod tests {
         assert!(!verify(b"another password", &older).expect("verify"));
         // ... and the pool's buffer, resized for them, still serves the default parameters.
         assert!(verify(PASSWORD, &hash(PASSWORD).expect("hash")).expect("verify"));
+    }
+
+    #[test]
+    fn the_unmatchable_hash_looks_and_verifies_like_a_real_one_but_matches_nothing() {
+        let real = hash(PASSWORD).expect("hash");
+        let real = PasswordHash::new(&real).expect("phc");
+        let dummy = unmatchable().expect("unmatchable");
+        let parsed = PasswordHash::new(&dummy).expect("phc");
+        assert_eq!(parsed.algorithm, real.algorithm);
+        assert_eq!(parsed.version, real.version);
+        assert_eq!(parsed.params, real.params);
+        assert_eq!(parsed.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
+        for password in [PASSWORD, b"", b"password"] {
+            // A full verification that says no, never an error that would return early.
+            assert_eq!(verify(password, &dummy), Ok(false));
+        }
+        assert_ne!(
+            unmatchable().expect("unmatchable"),
+            dummy,
+            "fresh salt and bytes each time"
+        );
     }
 
     #[test]

@@ -15,7 +15,6 @@ mod users;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aws_lc_rs::rand;
 pub use mfa::{MAX_ATTEMPTS, MFA_CHALLENGE_TTL_SECS};
 use rusqlite::Connection;
 
@@ -38,15 +37,11 @@ impl From<rusqlite::Error> for IdentityError {
     }
 }
 
-/// A hash of a random password at the same parameters, verified against when the email is
+/// A hash at the same parameters that no password matches, verified against when the email is
 /// unknown so that an unknown email costs as much as a wrong password.
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        let mut password = [0u8; 32];
-        let _ = rand::fill(&mut password);
-        argon::hash(&password).unwrap_or_default()
-    })
+    DUMMY.get_or_init(|| argon::unmatchable().unwrap_or_default())
 }
 
 impl EmbeddedIdentity {
@@ -58,8 +53,6 @@ impl EmbeddedIdentity {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(unavailable)?;
         }
         schema::create(&connection)?;
-        // Computed now so the first sign-in with an unknown email is not the slow one.
-        let _ = dummy_hash();
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
         })
