@@ -1,7 +1,7 @@
 //! `/healthz` (the process is alive) and `/readyz` (its dependencies answer).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
@@ -28,6 +28,11 @@ pub trait ReadinessProbe: Send + Sync {
 /// How long one probe may take before it counts as failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a round of checks answers `/readyz`. Whoever can reach the port (the kubelet, a
+/// load balancer, or a flood) then costs the dependencies at most one round a second, and
+/// callers during a round wait for it rather than starting their own.
+const VERDICT_LIFETIME: Duration = Duration::from_secs(1);
+
 const HEALTHZ: &str = "/healthz";
 const READYZ: &str = "/readyz";
 const VERSION: &str = "/version";
@@ -36,7 +41,13 @@ const VERSION: &str = "/version";
 pub fn router(service: &'static str, probes: Vec<Arc<dyn ReadinessProbe>>) -> Router {
     Router::new()
         .route(HEALTHZ, get(|| async { axum::Json(json!({ "status": "ok" })) }))
-        .route(READYZ, get(readyz).with_state(Arc::new(probes)))
+        .route(
+            READYZ,
+            get(readyz).with_state(Arc::new(Readiness {
+                probes,
+                verdict: tokio::sync::Mutex::new(None),
+            })),
+        )
         .route(VERSION, get(move || async move { axum::Json(version(service)) }))
 }
 
@@ -50,22 +61,44 @@ pub fn version(service: &str) -> serde_json::Value {
     json!({ "service": service, "version": env!("CARGO_PKG_VERSION") })
 }
 
-async fn readyz(State(probes): State<Arc<Vec<Arc<dyn ReadinessProbe>>>>) -> Response {
-    let mut failing = Vec::new();
-    let mut details = serde_json::Map::new();
-    for probe in probes.iter() {
-        if let Some(detail) = probe.detail() {
-            details.insert(probe.name().to_owned(), detail);
+struct Readiness {
+    probes: Vec<Arc<dyn ReadinessProbe>>,
+    /// When the last round of checks ended, and which probes failed in it.
+    verdict: tokio::sync::Mutex<Option<(Instant, Vec<&'static str>)>>,
+}
+
+impl Readiness {
+    /// The failing probes, from a round of checks at most [`VERDICT_LIFETIME`] old.
+    async fn failing(&self) -> Vec<&'static str> {
+        let mut verdict = self.verdict.lock().await;
+        if let Some((at, failing)) = verdict.as_ref()
+            && at.elapsed() < VERDICT_LIFETIME
+        {
+            return failing.clone();
         }
-        let outcome = tokio::time::timeout(PROBE_TIMEOUT, probe.check()).await;
-        let reason = match outcome {
-            Ok(Ok(())) => continue,
-            Ok(Err(reason)) => reason,
-            Err(_) => "timed out".to_string(),
-        };
-        tracing::warn!(probe = probe.name(), %reason, "not ready");
-        failing.push(probe.name());
+        let mut failing = Vec::new();
+        for probe in &self.probes {
+            let reason = match tokio::time::timeout(PROBE_TIMEOUT, probe.check()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(reason)) => reason,
+                Err(_) => "timed out".to_string(),
+            };
+            tracing::warn!(probe = probe.name(), %reason, "not ready");
+            failing.push(probe.name());
+        }
+        *verdict = Some((Instant::now(), failing.clone()));
+        failing
     }
+}
+
+async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
+    let failing = readiness.failing().await;
+    // Details are local state, read afresh each time.
+    let details: serde_json::Map<_, _> = readiness
+        .probes
+        .iter()
+        .filter_map(|probe| Some((probe.name().to_owned(), probe.detail()?)))
+        .collect();
     if failing.is_empty() && details.is_empty() {
         axum::Json(json!({ "status": "ready" })).into_response()
     } else if failing.is_empty() {
@@ -105,6 +138,60 @@ mod tests {
             .expect("response")
             .status()
             .as_u16()
+    }
+
+    /// Passes, and counts its checks.
+    #[derive(Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl ReadinessProbe for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        async fn check(&self) -> Result<(), String> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_readiness_requests_costs_the_dependencies_one_check_a_second() {
+        let probe = Arc::new(Counting::default());
+        let app = router("test", vec![Arc::clone(&probe) as Arc<dyn ReadinessProbe>]);
+        let ask = || {
+            let app = app.clone();
+            async move {
+                let response = app
+                    .oneshot(Request::get("/readyz").body(Body::empty()).expect("request"))
+                    .await
+                    .expect("response");
+                assert_eq!(response.status(), 200);
+            }
+        };
+        let flood: Vec<_> = (0..50).map(|_| tokio::spawn(ask())).collect();
+        for request in flood {
+            request.await.expect("request task");
+        }
+        assert_eq!(
+            probe.0.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "concurrent requests share one round"
+        );
+        ask().await;
+        assert_eq!(
+            probe.0.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "a fresh verdict is reused"
+        );
+        tokio::time::sleep(VERDICT_LIFETIME).await;
+        ask().await;
+        assert_eq!(
+            probe.0.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "an old verdict is not"
+        );
     }
 
     #[tokio::test]
