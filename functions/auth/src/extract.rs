@@ -21,20 +21,24 @@ const MAX_USER_AGENT_CHARS: usize = 256;
 /// The caller's network address and user agent, for throttling, sessions and the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
-    /// The full address, for the audit log and the session list; none when unattributed.
-    pub ip: Option<String>,
+    /// None when the request reached us with no address at all (an event source not wired to
+    /// this function).
+    client: Option<Client>,
     pub user_agent: Option<String>,
 }
 
 impl ClientInfo {
-    /// The key throttles count by ([`forwarded::rate_limit_key`]: IPv6 by its /64); a request
-    /// with no address (the configured client address header absent, repeated or unreadable)
-    /// shares one counter, [`forwarded::UNATTRIBUTED`], with every other such request.
+    /// The full address, for the audit log and the session list; none when unattributed.
+    pub fn ip(&self) -> Option<String> {
+        self.client.and_then(|client| client.ip()).map(|ip| ip.to_string())
+    }
+
+    /// The key throttles count by ([`Client::rate_key`]: IPv6 by its /64); a request with no
+    /// address (the configured client address header absent, repeated or unreadable) shares
+    /// one counter, [`forwarded::UNATTRIBUTED`], with every other such request.
     pub fn rate_key(&self) -> String {
-        self.ip
-            .as_deref()
-            .and_then(|ip| ip.parse().ok())
-            .map_or_else(|| forwarded::UNATTRIBUTED.to_string(), forwarded::rate_limit_key)
+        self.client
+            .map_or_else(|| forwarded::UNATTRIBUTED.to_string(), |client| client.rate_key())
     }
 
     /// An audit event of `kind` about the signed-in user's own session, from this client.
@@ -49,7 +53,7 @@ impl ClientInfo {
     pub fn event(&self, kind: audit::EventKind, outcome: audit::Outcome) -> audit::Event {
         let at_ms = now_unix_ms();
         audit::Event {
-            client_ip: self.ip.clone(),
+            client_ip: self.ip(),
             user_agent: self.user_agent.clone(),
             ..audit::Event::new(kind, outcome, at_ms)
         }
@@ -66,9 +70,7 @@ impl FromRequestParts<App> for ClientInfo {
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
         Ok(Self {
-            ip: client(parts, app)
-                .and_then(|client| client.ip())
-                .map(|ip| ip.to_string()),
+            client: client(parts, app),
             user_agent,
         })
     }

@@ -341,7 +341,7 @@ async fn start_session(
         user_id: provider.user.id,
         email: email.clone(),
         amr: amr.iter().map(|m| (*m).to_string()).collect(),
-        client_ip: client.ip.clone(),
+        client_ip: client.ip(),
         user_agent: client.user_agent.clone(),
         provider_credential: provider.credential,
     };

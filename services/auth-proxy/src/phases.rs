@@ -27,9 +27,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use rampart_kernel::forwarded::{Client as Caller, ClientAddressHeader};
-
-/// CloudFront's client address header, never forwarded whatever is configured.
-const CLOUDFRONT_VIEWER_ADDRESS: &str = "cloudfront-viewer-address";
 use rampart_kernel::health;
 use rampart_kernel::http::ResponseFuture;
 use rampart_kernel::now_unix;
@@ -42,6 +39,9 @@ use crate::hygiene::{add_identity, is_identity_header, strip_hop_by_hop, via};
 use crate::lifecycle::AuthProxy;
 use crate::ratelimit::Decision;
 use crate::upstream::{UpstreamBody, call_upstream};
+
+/// CloudFront's client address header, never forwarded whatever is configured.
+const CLOUDFRONT_VIEWER_ADDRESS: &str = "cloudfront-viewer-address";
 
 pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
 
