@@ -74,6 +74,10 @@ EXCLUSIONS: list[tuple[str, str, str | tuple[str, ...], str]] = [
         "provision_keys: `rampart bootstrap` only",
     ),
     (
+        "crates/tokens/src/kms.rs", "enable_key_rotation", ALL,
+        "provision_keys: `rampart bootstrap` only",
+    ),
+    (
         "crates/tokens/src/kms.rs", "create_key", ALL,
         "KmsKeys::create, called only by KeyRing::rotate from the operator command `rampart keys rotate`",
     ),

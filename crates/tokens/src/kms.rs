@@ -136,6 +136,15 @@ pub async fn provision_keys(client: &Client, prefix: &str) -> Result<Vec<(String
                     .send()
                     .await
                     .map_err(unavailable)?;
+                // As Terraform's keys module does: KMS rotates symmetric keys only.
+                if definition.key_spec == "SYMMETRIC_DEFAULT" {
+                    client
+                        .enable_key_rotation()
+                        .key_id(&key_id)
+                        .send()
+                        .await
+                        .map_err(unavailable)?;
+                }
                 key_id
             }
             Err(error) => return Err(unavailable(error)),

@@ -4,8 +4,8 @@
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::types::{
     AccountRecoverySettingType, ExplicitAuthFlowsType, PasswordPolicyType, PreventUserExistenceErrorTypes,
-    RecoveryOptionNameType, RecoveryOptionType, SoftwareTokenMfaConfigType, UserPoolMfaType, UserPoolPolicyType,
-    UsernameAttributeType,
+    RecoveryOptionNameType, RecoveryOptionType, SoftwareTokenMfaConfigType, TimeUnitsType, TokenValidityUnitsType,
+    UserPoolMfaType, UserPoolPolicyType, UsernameAttributeType, UsernameConfigurationType,
 };
 use rampart_kernel::schema::{resource_name, schema};
 use secrecy::SecretString;
@@ -60,12 +60,19 @@ pub async fn provision_user_pool(client: &Client, prefix: &str) -> Result<Provis
                 .require_uppercase(false)
                 .require_numbers(false)
                 .require_symbols(false)
+                .temporary_password_validity_days(3)
                 .build();
             let created = client
                 .create_user_pool()
                 .pool_name(&pool_name)
                 .policies(UserPoolPolicyType::builder().password_policy(policy).build())
                 .username_attributes(UsernameAttributeType::Email)
+                .username_configuration(
+                    UsernameConfigurationType::builder()
+                        .case_sensitive(false)
+                        .build()
+                        .map_err(unavailable)?,
+                )
                 // Cognito sends no codes of its own: see the module docs.
                 .account_recovery_setting(
                     AccountRecoverySettingType::builder()
@@ -127,6 +134,19 @@ pub async fn provision_user_pool(client: &Client, prefix: &str) -> Result<Provis
                 .generate_secret(definition.generate_client_secret)
                 .set_explicit_auth_flows(Some(flows))
                 .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
+                .enable_token_revocation(true)
+                // Terraform's identity module defaults: 15-minute access and ID tokens,
+                // a one-hour refresh token.
+                .access_token_validity(15)
+                .id_token_validity(15)
+                .refresh_token_validity(60)
+                .token_validity_units(
+                    TokenValidityUnitsType::builder()
+                        .access_token(TimeUnitsType::Minutes)
+                        .id_token(TimeUnitsType::Minutes)
+                        .refresh_token(TimeUnitsType::Minutes)
+                        .build(),
+                )
                 .send()
                 .await
                 .map_err(unavailable)?;

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""LocalStack's provisioning script makes what `rampart bootstrap` makes, and the two agree.
+
+Usage: check_localstack.py RAMPART_BINARY        (AWS_ENDPOINT_URL: the moto server of the run)
+
+localstack/init/ready.d/provision.sh is what LocalStack runs at start; it cannot be run inside
+LocalStack here (no Docker), so it runs against the test command's moto server, which answers
+the same AWS APIs, Cognito included (as LocalStack Pro does). With the AWS CLI (`python -m
+awscli`, pinned in scripts/requirements-dev.txt) in place of `awslocal`:
+
+1. provision.sh under one fresh prefix, twice: the second run must create nothing.
+2. `rampart bootstrap` under a second fresh prefix.
+3. Both prefixes are described through the AWS APIs and must match, names aside: each table's
+   keys, attributes, indexes, stream and TTL; each key's spec, usage and rotation; the secret
+   names and which hold a value; the user pool's sign-in, password, MFA and recovery settings
+   and its app client's flows, secret and token lifetimes. Only the differences provision.sh's
+   header states are allowed (no table encryption or deletion protection locally).
+4. `rampart bootstrap` under the script's prefix must find, not duplicate, what it made: the same
+   user pool and client, one pool of that name, one key per alias.
+
+Exits 1 with every difference found.
+"""
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "localstack" / "init" / "ready.d" / "provision.sh"
+SCHEMA = ROOT / "schema" / "platform.json"
+REGION = "us-east-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+
+
+def fail(message: str) -> None:
+    print(f"check_localstack: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def run(command: list[str], env: dict[str, str]) -> str:
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        fail(f"`{' '.join(command[:3])}` exited with {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def provision_script(endpoint: str, prefix: str) -> str:
+    env = dict(os.environ, **CREDENTIALS, RAMPART_SCHEMA=str(SCHEMA), RAMPART_RESOURCE_PREFIX=prefix,
+               AWSLOCAL=f"{sys.executable} -m awscli --endpoint-url {endpoint} --region {REGION}")
+    return run(["bash", str(SCRIPT)], env)
+
+
+def bootstrap(binary: str, endpoint: str, prefix: str) -> str:
+    env = dict(os.environ, **CREDENTIALS, AWS_ENDPOINT_URL=endpoint, AWS_REGION=REGION,
+               RAMPART_BACKEND="aws", RAMPART_RESOURCE_PREFIX=prefix)
+    return run([binary, "bootstrap"], env)
+
+
+def printed(output: str, name: str) -> str:
+    match = re.search(rf"{name}=(\S+)", output)
+    if not match:
+        fail(f"no {name} in:\n{output}")
+    return match.group(1)
+
+
+def describe(clients: dict, prefix: str) -> dict:
+    """Everything both provisioners set under `prefix`, with the prefix replaced by `<p>`."""
+    schema = json.loads(SCHEMA.read_text())
+    dynamodb, kms, secretsmanager, cognito = (clients[n] for n in ("dynamodb", "kms", "secretsmanager", "cognito-idp"))
+    found: dict = {"tables": {}, "keys": {}, "secrets": {}}
+
+    for name in schema["tables"]:
+        table = dynamodb.describe_table(TableName=f"{prefix}-{name}")["Table"]
+        ttl = dynamodb.describe_time_to_live(TableName=f"{prefix}-{name}")["TimeToLiveDescription"]
+        found["tables"][name] = {
+            "keys": table["KeySchema"],
+            "attributes": sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]),
+            "billing": table.get("BillingModeSummary", {}).get("BillingMode"),
+            "indexes": sorted(
+                ({"name": i["IndexName"], "keys": i["KeySchema"], "projection": i["Projection"]}
+                 for i in table.get("GlobalSecondaryIndexes", [])),
+                key=lambda i: i["name"],
+            ),
+            "stream": table.get("StreamSpecification"),
+            "ttl": (ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")),
+        }
+
+    aliases = kms.list_aliases()["Aliases"]
+    for name in schema["kms_keys"]:
+        alias = f"alias/{prefix}-{name}"
+        targets = [a["TargetKeyId"] for a in aliases if a["AliasName"] == alias]
+        if len(targets) != 1:
+            fail(f"{len(targets)} keys behind {alias}")
+        key = kms.describe_key(KeyId=targets[0])["KeyMetadata"]
+        rotation = (kms.get_key_rotation_status(KeyId=targets[0])["KeyRotationEnabled"]
+                    if key["KeySpec"] == "SYMMETRIC_DEFAULT" else None)
+        found["keys"][name] = {"spec": key["KeySpec"], "usage": key["KeyUsage"], "rotation": rotation}
+
+    for name in schema["secrets"]:
+        secret_id = f"{prefix}/{name}"
+        versions = secretsmanager.list_secret_version_ids(SecretId=secret_id)["Versions"]
+        found["secrets"][name] = {"has_value": any("AWSCURRENT" in v.get("VersionStages", []) for v in versions)}
+
+    pool_name = f"{prefix}-{schema['user_pool']['name']}"
+    pools = [p for p in cognito.list_user_pools(MaxResults=60)["UserPools"] if p["Name"] == pool_name]
+    if len(pools) != 1:
+        fail(f"{len(pools)} user pools named {pool_name}")
+    pool = cognito.describe_user_pool(UserPoolId=pools[0]["Id"])["UserPool"]
+    mfa = cognito.get_user_pool_mfa_config(UserPoolId=pool["Id"])
+    client_name = f"{prefix}-{schema['user_pool']['client_name']}"
+    listed = cognito.list_user_pool_clients(UserPoolId=pool["Id"], MaxResults=60)["UserPoolClients"]
+    clients_named = [c for c in listed if c["ClientName"] == client_name]
+    if len(clients_named) != 1:
+        fail(f"{len(clients_named)} app clients named {client_name}")
+    client = cognito.describe_user_pool_client(UserPoolId=pool["Id"], ClientId=clients_named[0]["ClientId"])["UserPoolClient"]
+    found["pool"] = {
+        "id": pool["Id"],
+        "username_attributes": pool.get("UsernameAttributes"),
+        "auto_verified": pool.get("AutoVerifiedAttributes"),
+        "case_sensitive": pool.get("UsernameConfiguration", {}).get("CaseSensitive"),
+        "password_policy": pool["Policies"]["PasswordPolicy"],
+        "mfa": mfa.get("MfaConfiguration"),
+        "totp": mfa.get("SoftwareTokenMfaConfiguration"),
+        "recovery": pool.get("AccountRecoverySetting"),
+    }
+    found["client"] = {
+        "id": client["ClientId"],
+        "flows": sorted(client.get("ExplicitAuthFlows", [])),
+        "has_secret": bool(client.get("ClientSecret")),
+        "prevent_user_existence_errors": client.get("PreventUserExistenceErrors"),
+        "token_revocation": client.get("EnableTokenRevocation"),
+        "validity": (client.get("AccessTokenValidity"), client.get("IdTokenValidity"),
+                     client.get("RefreshTokenValidity"), client.get("TokenValidityUnits")),
+    }
+    return found
+
+
+def differences(left: object, right: object, path: str = "") -> list[str]:
+    if isinstance(left, dict) and isinstance(right, dict):
+        return [d for key in sorted(set(left) | set(right))
+                for d in differences(left.get(key), right.get(key), f"{path}.{key}" if path else key)]
+    return [] if left == right else [f"{path}: provision.sh {left!r}, rampart bootstrap {right!r}"]
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        fail("usage: check_localstack.py RAMPART_BINARY")
+    binary = sys.argv[1]
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        fail("AWS_ENDPOINT_URL is not set: run by scripts/test, or point it at a moto server")
+    clients = {name: boto3.client(name, endpoint_url=endpoint, region_name=REGION,
+                                  aws_access_key_id="testing", aws_secret_access_key="testing")
+               for name in ("dynamodb", "kms", "secretsmanager", "cognito-idp")}
+    by_script, by_bootstrap = f"ls{secrets.token_hex(4)}", f"bs{secrets.token_hex(4)}"
+
+    first = provision_script(endpoint, by_script)
+    again = provision_script(endpoint, by_script)
+    created_again = [line for line in again.splitlines() if " created" in line or " set to " in line]
+    if created_again:
+        fail("provision.sh run again changed things:\n" + "\n".join(created_again))
+    print(f"provision.sh under {by_script}: made everything, and a second run changed nothing")
+
+    bootstrap(binary, endpoint, by_bootstrap)
+    script_made, bootstrap_made = describe(clients, by_script), describe(clients, by_bootstrap)
+    ids = {part: (script_made[part].pop("id"), bootstrap_made[part].pop("id")) for part in ("pool", "client")}
+    found = differences(script_made, bootstrap_made)
+    if found:
+        fail("provision.sh and rampart bootstrap disagree:\n  " + "\n  ".join(found))
+    print(f"rampart bootstrap under {by_bootstrap}: the same tables, keys, secrets, user pool and client")
+
+    # bootstrap over the script's resources finds them; describe() fails on any duplicate.
+    found_again = bootstrap(binary, endpoint, by_script)
+    pool_id, client_id = ids["pool"][0], ids["client"][0]
+    for name, expected in (("RAMPART_AWS__USER_POOL_ID", pool_id), ("RAMPART_AWS__USER_POOL_CLIENT_ID", client_id)):
+        if printed(first, name) != expected or printed(found_again, name) != expected:
+            fail(f"{name}: provision.sh made {printed(first, name)}, bootstrap then used {printed(found_again, name)}")
+    describe(clients, by_script)
+    print(f"rampart bootstrap under {by_script}: used the pool {pool_id} and client {client_id} provision.sh made, "
+          "created no second pool, client or key")
+
+
+if __name__ == "__main__":
+    main()
