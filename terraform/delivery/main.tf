@@ -5,10 +5,12 @@
 # Before the first run of the pipeline:
 # 1. Complete the GitHub connection in the console (output
 #    codestarconnections_connection_arn stays PENDING until then).
-# 2. Give each environment a deploy role (var.deploy_role_arns) that trusts its
-#    deploy project's service role (output deploy_iam_role_arns), may apply that
+# 2. Give each environment (var.environment_roles) a deploy role that trusts its
+#    Apply project's service role (output deploy_iam_role_arns), may apply that
 #    environment's Terraform and read and write its state, and is an access
-#    entry of its EKS cluster (eks module cluster_admin_principal_arns).
+#    entry of its EKS cluster (eks module cluster_admin_principal_arns); and a
+#    plan role that trusts its Plan project's service role (output
+#    plan_iam_role_arns) and may only read (docs/deploy.md, step 3).
 
 provider "aws" {
   region = var.aws_region
@@ -28,7 +30,7 @@ module "pipeline" {
   resource_prefix           = var.resource_prefix
   repository_id             = var.repository_id
   branch_name               = var.branch_name
-  deploy_role_arns          = var.deploy_role_arns
+  environment_roles         = var.environment_roles
   terraform_backends        = var.terraform_backends
   deploy_vpc_configs        = var.deploy_vpc_configs
   image_pull_principal_arns = var.image_pull_principal_arns

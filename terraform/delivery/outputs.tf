@@ -24,12 +24,17 @@ output "s3_bucket_artifacts_name" {
 }
 
 output "deploy_iam_role_arns" {
-  description = "Service role of each environment's deploy project: the principal each environment's deploy role must trust."
+  description = "Service role of each environment's Apply project: the only principal each environment's deploy role may trust."
   value       = module.pipeline.deploy_iam_role_arns
 }
 
+output "plan_iam_role_arns" {
+  description = "Service role of each environment's Plan project: the only principal each environment's plan role may trust."
+  value       = module.pipeline.plan_iam_role_arns
+}
+
 output "deploy_security_group_ids" {
-  description = "Security group of each deploy project that runs in a VPC: its EKS cluster security group must admit HTTPS from it."
+  description = "Security group of each Apply project that runs in a VPC: its EKS cluster security group must admit HTTPS from it."
   value       = module.pipeline.deploy_security_group_ids
 }
 

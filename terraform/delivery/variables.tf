@@ -26,9 +26,12 @@ variable "branch_name" {
   default     = "main"
 }
 
-variable "deploy_role_arns" {
-  description = "Deploy role of each environment (dev, staging, prod), assumed by that environment's deploy project only."
-  type        = map(string)
+variable "environment_roles" {
+  description = "Each environment's plan role (read-only, assumed by its Plan project before the approval) and deploy role (assumed by its Apply project after it), keyed dev, staging and prod."
+  type = map(object({
+    plan   = string
+    deploy = string
+  }))
 }
 
 variable "terraform_backends" {
@@ -41,7 +44,7 @@ variable "terraform_backends" {
 }
 
 variable "deploy_vpc_configs" {
-  description = "VPC and private subnets each deploy project runs in to reach its private EKS endpoint, keyed by environment (this account's subnets, or subnets shared to it with AWS RAM). Filled once the environment's network exists."
+  description = "VPC and private subnets each Apply project runs in to reach its private EKS endpoint, keyed by environment (this account's subnets, or subnets shared to it with AWS RAM). Filled once the environment's network exists."
   type = map(object({
     vpc_id     = string
     subnet_ids = list(string)

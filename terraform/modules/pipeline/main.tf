@@ -11,11 +11,15 @@
 # Security decisions:
 # - The build project runs third-party code (crate build scripts, tests), so it
 #   gets no credentials for any environment: it can push images and write the
-#   build artifact, nothing else. Plans are therefore made by the deploy projects.
-# - Each environment has its own deploy project and service role, which may only
-#   assume that environment's deploy role (var.deploy_role_arns). The broad
-#   Terraform permissions live in that role, owned by the environment (and its
-#   account), not here: a compromised dev deploy cannot reach prod.
+#   build artifact, nothing else. Plans are therefore made by each environment's Plan project.
+# - Each environment has two projects with a service role each. Plan runs the
+#   commit's code (Terraform, its providers, data sources) before anyone has
+#   approved it, so its role may only assume the environment's plan role
+#   (var.environment_roles[env].plan), which can read but not change the
+#   environment. Apply runs the approved plan, and only its role may assume the
+#   deploy role (var.environment_roles[env].deploy). The broad Terraform permissions live in that role,
+#   owned by the environment (and its account), not here: a compromised dev
+#   deploy cannot reach prod, and an unapproved commit cannot change anything.
 # - Staging and prod are planned inside their stage, right before the approval,
 #   and the approved saved plan is what is applied. A stage runs one execution at
 #   a time, so nothing can change that environment between plan and apply.
@@ -36,9 +40,14 @@ locals {
 
   pipeline_name      = "${var.resource_prefix}-pipeline"
   build_project_name = "${var.resource_prefix}-build"
-  deploy_project_names = {
-    for env in local.environments : env => "${var.resource_prefix}-deploy-${env}"
-  }
+  # The Plan and Apply projects of each environment, keyed <env>-plan and
+  # <env>-apply, with the environment role each may assume.
+  deploy_projects = merge([
+    for env in local.environments : {
+      "${env}-plan"  = { environment = env, action = "plan", name = "${var.resource_prefix}-plan-${env}", role_arn = var.environment_roles[env].plan }
+      "${env}-apply" = { environment = env, action = "apply", name = "${var.resource_prefix}-deploy-${env}", role_arn = var.environment_roles[env].deploy }
+    }
+  ]...)
 
   # Promotion order; the ones listed in `approved` wait for a person.
   environments = ["dev", "staging", "prod"]
@@ -65,6 +74,12 @@ locals {
 
   # Variables of the source action (namespace SourceVariables) every build gets.
   commit_variable = { name = "COMMIT_ID", value = "#{SourceVariables.CommitId}", type = "PLAINTEXT" }
+
+  # Only Apply runs deploy.yml, so only Apply needs the private EKS endpoint.
+  in_vpc = {
+    for key, project in local.deploy_projects :
+    key => project.action == "apply" && contains(keys(var.deploy_vpc_configs), project.environment)
+  }
 }
 
 # --- Source -------------------------------------------------------------------
@@ -545,7 +560,7 @@ resource "aws_iam_role_policy" "pipeline" {
 }
 
 data "aws_iam_policy_document" "codebuild_trust" {
-  for_each = merge({ build = local.build_project_name }, local.deploy_project_names)
+  for_each = merge({ build = local.build_project_name }, { for key, project in local.deploy_projects : key => project.name })
 
   statement {
     actions = ["sts:AssumeRole"]
@@ -624,47 +639,52 @@ resource "aws_iam_role_policy" "build" {
 }
 
 resource "aws_iam_role" "deploy" {
-  for_each = local.deploy_project_names
+  for_each = local.deploy_projects
 
-  name               = each.value
+  name               = each.value.name
   assume_role_policy = data.aws_iam_policy_document.codebuild_trust[each.key].json
 
   tags = var.tags
 }
 
 data "aws_iam_policy_document" "deploy" {
-  for_each = local.deploy_project_names
+  for_each = local.deploy_projects
 
   source_policy_documents = [data.aws_iam_policy_document.codebuild_common.json]
 
   statement {
-    # The source, the build output, and this environment's own saved plan.
+    # The source and the build output; Apply also reads its environment's
+    # saved plan, which only that environment's Plan may write.
     sid     = "ReadInputs"
     actions = ["s3:GetObject", "s3:GetObjectVersion"]
-    resources = [
-      local.artifact_objects["source"],
-      local.artifact_objects["build"],
-      local.artifact_objects["plan_${each.key}"],
-    ]
+    resources = concat(
+      [local.artifact_objects["source"], local.artifact_objects["build"]],
+      each.value.action == "apply" ? [local.artifact_objects["plan_${each.value.environment}"]] : [],
+    )
+  }
+
+  dynamic "statement" {
+    for_each = each.value.action == "plan" ? [each.value.environment] : []
+
+    content {
+      sid       = "WriteOwnPlan"
+      actions   = ["s3:PutObject"]
+      resources = [local.artifact_objects["plan_${statement.value}"]]
+    }
   }
 
   statement {
-    sid       = "WriteOwnPlan"
-    actions   = ["s3:PutObject"]
-    resources = [local.artifact_objects["plan_${each.key}"]]
-  }
-
-  statement {
-    # The only way into the environment: its own deploy role.
-    sid       = "AssumeEnvironmentDeployRole"
+    # The only way into the environment: its plan role (read-only) for Plan,
+    # its deploy role for Apply.
+    sid       = "AssumeEnvironmentRole"
     actions   = ["sts:AssumeRole"]
-    resources = [var.deploy_role_arns[each.key]]
+    resources = [each.value.role_arn]
   }
 
   # A project in a VPC: CodeBuild attaches a network interface in the
   # environment's subnets (to reach the private EKS endpoint) with this role.
   dynamic "statement" {
-    for_each = contains(keys(var.deploy_vpc_configs), each.key) ? [var.deploy_vpc_configs[each.key]] : []
+    for_each = local.in_vpc[each.key] ? [var.deploy_vpc_configs[each.value.environment]] : []
 
     content {
       sid = "AttachToDeploySubnets"
@@ -674,13 +694,13 @@ data "aws_iam_policy_document" "deploy" {
       resources = concat(
         ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"],
         [for subnet in statement.value.subnet_ids : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/${subnet}"],
-        [aws_security_group.deploy[each.key].arn],
+        [aws_security_group.deploy[each.value.environment].arn],
       )
     }
   }
 
   dynamic "statement" {
-    for_each = contains(keys(var.deploy_vpc_configs), each.key) ? [var.deploy_vpc_configs[each.key]] : []
+    for_each = local.in_vpc[each.key] ? [var.deploy_vpc_configs[each.value.environment]] : []
 
     content {
       sid       = "LetCodeBuildUseTheInterface"
@@ -702,7 +722,7 @@ data "aws_iam_policy_document" "deploy" {
   }
 
   dynamic "statement" {
-    for_each = contains(keys(var.deploy_vpc_configs), each.key) ? [var.deploy_vpc_configs[each.key]] : []
+    for_each = local.in_vpc[each.key] ? [var.deploy_vpc_configs[each.value.environment]] : []
 
     content {
       # CodeBuild removes the interfaces it attached once the build ends.
@@ -713,7 +733,7 @@ data "aws_iam_policy_document" "deploy" {
   }
 
   dynamic "statement" {
-    for_each = contains(keys(var.deploy_vpc_configs), each.key) ? [var.deploy_vpc_configs[each.key]] : []
+    for_each = local.in_vpc[each.key] ? [var.deploy_vpc_configs[each.value.environment]] : []
 
     content {
       # EC2 Describe calls cannot be scoped to a resource.
@@ -737,8 +757,8 @@ resource "aws_iam_role_policy" "deploy" {
 resource "aws_security_group" "deploy" {
   for_each = var.deploy_vpc_configs
 
-  name        = local.deploy_project_names[each.key]
-  description = "CodeBuild deploy project of ${each.key}: HTTPS out only"
+  name        = local.deploy_projects["${each.key}-apply"].name
+  description = "CodeBuild Apply project of ${each.key}: HTTPS out only"
   vpc_id      = each.value.vpc_id
 
   egress {
@@ -749,7 +769,7 @@ resource "aws_security_group" "deploy" {
     cidr_blocks = ["0.0.0.0/0"]
   }
 
-  tags = merge(var.tags, { Name = local.deploy_project_names[each.key] })
+  tags = merge(var.tags, { Name = local.deploy_projects["${each.key}-apply"].name })
 }
 
 # --- CodeBuild ----------------------------------------------------------------
@@ -817,16 +837,19 @@ resource "aws_codebuild_project" "build" {
 }
 
 resource "aws_codebuild_project" "deploy" {
-  for_each = toset(local.environments)
+  for_each = local.deploy_projects
 
-  name           = local.deploy_project_names[each.key]
-  description    = "Plans or applies terraform/platform with the ${each.key} values, then runs ansible-playbook deploy.yml for ${each.key} (${var.deploy_buildspec})"
+  name = each.value.name
+  description = (each.value.action == "plan"
+    ? "Plans terraform/platform with the ${each.value.environment} values, as the environment's read-only plan role (${var.deploy_buildspec})"
+    : "Applies the approved plan of ${each.value.environment}, then runs ansible-playbook deploy.yml for ${each.value.environment} (${var.deploy_buildspec})"
+  )
   service_role   = aws_iam_role.deploy[each.key].arn
   encryption_key = aws_kms_key.pipeline.arn
   build_timeout  = var.deploy_timeout_in_minutes
   queued_timeout = 480
-  # Never two plans or applies of one environment at once (the state lock would
-  # refuse the second; this keeps it from starting).
+  # Never two plans or two applies of one environment at once (the state lock
+  # would refuse the second; this keeps it from starting).
   concurrent_build_limit = 1
 
   source {
@@ -847,27 +870,34 @@ resource "aws_codebuild_project" "deploy" {
 
     environment_variable {
       name  = "DEPLOY_ENVIRONMENT"
-      value = each.key
+      value = each.value.environment
+    }
+
+    # Set on the project, not by the pipeline action: what a project may do
+    # follows from its role, and the two must not disagree.
+    environment_variable {
+      name  = "DEPLOY_ACTION"
+      value = each.value.action
     }
 
     environment_variable {
-      name  = "DEPLOY_ROLE_ARN"
-      value = var.deploy_role_arns[each.key]
+      name  = "ENVIRONMENT_ROLE_ARN"
+      value = each.value.role_arn
     }
 
     environment_variable {
       name  = "TF_STATE_BUCKET"
-      value = var.terraform_backends[each.key].bucket
+      value = var.terraform_backends[each.value.environment].bucket
     }
 
     environment_variable {
       name  = "TF_STATE_KEY"
-      value = var.terraform_backends[each.key].key
+      value = var.terraform_backends[each.value.environment].key
     }
 
     environment_variable {
       name  = "TF_STATE_REGION"
-      value = var.terraform_backends[each.key].region
+      value = var.terraform_backends[each.value.environment].region
     }
 
     environment_variable {
@@ -882,19 +912,19 @@ resource "aws_codebuild_project" "deploy" {
   }
 
   dynamic "vpc_config" {
-    for_each = contains(keys(var.deploy_vpc_configs), each.key) ? [var.deploy_vpc_configs[each.key]] : []
+    for_each = local.in_vpc[each.key] ? [var.deploy_vpc_configs[each.value.environment]] : []
 
     content {
       vpc_id             = vpc_config.value.vpc_id
       subnets            = vpc_config.value.subnet_ids
-      security_group_ids = [aws_security_group.deploy[each.key].id]
+      security_group_ids = [aws_security_group.deploy[each.value.environment].id]
     }
   }
 
   logs_config {
     cloudwatch_logs {
       group_name  = aws_cloudwatch_log_group.codebuild.name
-      stream_name = "deploy-${each.key}"
+      stream_name = "${each.value.action}-${each.value.environment}"
     }
 
     s3_logs {
@@ -1001,12 +1031,9 @@ resource "aws_codepipeline" "this" {
         output_artifacts = ["plan_${stage.value}"]
 
         configuration = {
-          ProjectName   = aws_codebuild_project.deploy[stage.value].name
-          PrimarySource = "source"
-          EnvironmentVariables = jsonencode([
-            local.commit_variable,
-            { name = "DEPLOY_ACTION", value = "plan", type = "PLAINTEXT" },
-          ])
+          ProjectName          = aws_codebuild_project.deploy["${stage.value}-plan"].name
+          PrimarySource        = "source"
+          EnvironmentVariables = jsonencode([local.commit_variable])
         }
       }
 
@@ -1039,12 +1066,9 @@ resource "aws_codepipeline" "this" {
         input_artifacts = ["source", "build", "plan_${stage.value}"]
 
         configuration = {
-          ProjectName   = aws_codebuild_project.deploy[stage.value].name
-          PrimarySource = "source"
-          EnvironmentVariables = jsonencode([
-            local.commit_variable,
-            { name = "DEPLOY_ACTION", value = "apply", type = "PLAINTEXT" },
-          ])
+          ProjectName          = aws_codebuild_project.deploy["${stage.value}-apply"].name
+          PrimarySource        = "source"
+          EnvironmentVariables = jsonencode([local.commit_variable])
         }
       }
     }

@@ -39,20 +39,25 @@ output "kms_key_arn" {
 }
 
 output "codebuild_project_names" {
-  description = "CodeBuild project names: build, and deploy-<environment> for dev, staging and prod."
+  description = "CodeBuild project names: build, and <environment>-plan and <environment>-apply for dev, staging and prod."
   value = merge(
     { build = aws_codebuild_project.build.name },
-    { for env, project in aws_codebuild_project.deploy : "deploy-${env}" => project.name },
+    { for key, project in aws_codebuild_project.deploy : key => project.name },
   )
 }
 
+output "plan_iam_role_arns" {
+  description = "Service role of each environment's Plan project, keyed dev, staging and prod: the only principal each environment's plan role (var.environment_roles) may trust."
+  value       = { for env in local.environments : env => aws_iam_role.deploy["${env}-plan"].arn }
+}
+
 output "deploy_iam_role_arns" {
-  description = "Service role of each environment's deploy project, keyed dev, staging and prod: the principal each deploy role in var.deploy_role_arns must trust (and the EKS access entry ansible-playbook uses is the deploy role's, not this one)."
-  value       = { for env, role in aws_iam_role.deploy : env => role.arn }
+  description = "Service role of each environment's Apply project, keyed dev, staging and prod: the only principal each environment's deploy role (var.environment_roles) may trust (and the EKS access entry ansible-playbook uses is the deploy role's, not this one)."
+  value       = { for env in local.environments : env => aws_iam_role.deploy["${env}-apply"].arn }
 }
 
 output "deploy_security_group_ids" {
-  description = "Security group of each deploy project that runs in a VPC, keyed by environment: the EKS cluster security group must admit HTTPS from it."
+  description = "Security group of each Apply project that runs in a VPC, keyed by environment: the EKS cluster security group must admit HTTPS from it."
   value       = { for env, group in aws_security_group.deploy : env => group.id }
 }
 

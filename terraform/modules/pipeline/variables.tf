@@ -29,23 +29,31 @@ variable "branch_name" {
   }
 }
 
-variable "deploy_role_arns" {
-  description = "IAM role each environment's deploy project assumes to run terraform apply and ansible-playbook, keyed dev, staging and prod. The role (created per environment, in its own account if they differ) holds the broad Terraform permissions; this module grants each deploy project only sts:AssumeRole on its own environment's role."
-  type        = map(string)
+variable "environment_roles" {
+  description = "The two IAM roles of each environment, keyed dev, staging and prod, created per environment (in its own account if they differ): `plan`, which the environment's Plan project assumes to run terraform plan before anyone has approved the commit, so it must be able to read the environment's configuration and state (and take the state lock) but change nothing (docs/deploy.md, step 3); and `deploy`, which only the Apply project assumes, after the approval, to run terraform apply and ansible-playbook, and which holds the broad Terraform permissions. This module grants each project only sts:AssumeRole on its own role."
+  type = map(object({
+    plan   = string
+    deploy = string
+  }))
 
   validation {
-    condition     = toset(keys(var.deploy_role_arns)) == toset(["dev", "staging", "prod"])
-    error_message = "deploy_role_arns must have exactly the keys dev, staging and prod."
+    condition     = toset(keys(var.environment_roles)) == toset(["dev", "staging", "prod"])
+    error_message = "environment_roles must have exactly the keys dev, staging and prod."
   }
 
   validation {
-    condition     = alltrue([for arn in values(var.deploy_role_arns) : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", arn))])
-    error_message = "deploy_role_arns values must be IAM role ARNs."
+    condition     = alltrue([for roles in values(var.environment_roles) : alltrue([for arn in [roles.plan, roles.deploy] : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", arn))])])
+    error_message = "environment_roles values must be IAM role ARNs."
+  }
+
+  validation {
+    condition     = alltrue([for roles in values(var.environment_roles) : roles.plan != roles.deploy])
+    error_message = "An environment's plan role must not be its deploy role: the Plan project would be able to change the environment before the approval."
   }
 }
 
 variable "terraform_backends" {
-  description = "S3 backend of each environment's state (bucket, key, region), keyed dev, staging and prod; passed to the deploy project as TF_STATE_BUCKET, TF_STATE_KEY and TF_STATE_REGION."
+  description = "S3 backend of each environment's state (bucket, key, region), keyed dev, staging and prod; passed to its Plan and Apply projects as TF_STATE_BUCKET, TF_STATE_KEY and TF_STATE_REGION."
   type = map(object({
     bucket = string
     key    = string
@@ -59,7 +67,7 @@ variable "terraform_backends" {
 }
 
 variable "deploy_vpc_configs" {
-  description = "VPC and private subnets (with a route to the internet through NAT) each deploy project runs in, keyed by environment. Needed to reach an EKS API endpoint that is private; the subnets must be in this account (the environment's own, or shared to it with AWS RAM). An environment without an entry runs outside any VPC."
+  description = "VPC and private subnets (with a route to the internet through NAT) each environment's Apply project runs in, keyed by environment (Plan needs no VPC: it does not reach the cluster). Needed to reach an EKS API endpoint that is private; the subnets must be in this account (the environment's own, or shared to it with AWS RAM). An environment without an entry runs outside any VPC."
   type = map(object({
     vpc_id     = string
     subnet_ids = list(string)
