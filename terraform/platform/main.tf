@@ -240,6 +240,8 @@ module "keys" {
   resource_prefix = var.resource_prefix
   kms_keys        = local.schema.kms_keys
   key_users       = local.key_users
+  # The environment's administrators: its deploy role and the break-glass role.
+  policy_admin_arns = var.cluster_admin_principal_arns
 }
 
 module "data" {
@@ -345,9 +347,9 @@ module "eks" {
   private_subnet_ids           = module.network.private_subnet_ids
   kubernetes_version           = var.kubernetes_version
   cluster_admin_principal_arns = var.cluster_admin_principal_arns
-  # The private API endpoint is reached from inside the VPC only (the pipeline's
-  # deploy projects run there).
-  endpoint_ingress_cidr_blocks = [module.network.vpc_cidr_block]
+  # The private API endpoint is reached from the private subnets only, where the
+  # pipeline's Apply projects run; not from the public ones (NAT gateways).
+  endpoint_ingress_cidr_blocks = module.network.private_subnet_cidr_blocks
   service_policy_statements    = local.service_policy_statements
   node_instance_types          = var.node_instance_types
   node_ami_type                = var.node_ami_type

@@ -135,7 +135,7 @@ variable "kubernetes_version" {
 }
 
 variable "cluster_admin_principal_arns" {
-  description = "IAM roles given EKS cluster-admin access entries: the pipeline's deploy role of this environment and the operators' break-glass role."
+  description = "The environment's administrators, the pipeline's deploy role of this environment and the operators' break-glass role: they get EKS cluster-admin access entries, and only they may change the KMS key policies or schedule a key's deletion."
   type        = list(string)
 }
 

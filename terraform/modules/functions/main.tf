@@ -24,6 +24,11 @@ data "aws_caller_identity" "current" {}
 
 # --- Roles ------------------------------------------------------------------
 
+# No aws:SourceAccount condition: Lambda assumes an execution role only for a
+# function it was given with iam:PassRole, which cannot pass a role to another
+# account, so the cross-account confused deputy that condition guards against
+# has no way in (unlike the service roles of API Gateway and flow logs, which
+# carry it).
 data "aws_iam_policy_document" "assume" {
   statement {
     sid     = "LambdaAssumesRole"

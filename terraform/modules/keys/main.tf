@@ -22,11 +22,21 @@ locals {
     Resource  = "*"
   }
 
+  # Only the listed administrators may rewrite a key's policy (which would undo
+  # every statement below) or schedule its deletion (which would destroy every
+  # token key or data key under it), whatever IAM policies say.
+  admin_statement = {
+    Sid       = "OnlyPolicyAdministratorsChangeOrDeleteKey"
+    Effect    = "Deny"
+    Principal = { AWS = "*" }
+    Action    = ["kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"]
+    Resource  = "*"
+    Condition = { ArnNotEquals = { "aws:PrincipalArn" = sort(var.policy_admin_arns) } }
+  }
+
   # The cryptographic operations of each key usage: a key with users denies them to
   # every other principal, the account root and administrators included, so only
   # (say) the auth function's role can sign tokens, whatever IAM policies say.
-  # (A key administrator can still rewrite this policy: kms:PutKeyPolicy stays
-  # with the account root's statement, so the key can never be locked out.)
   crypto_actions = {
     SIGN_VERIFY     = ["kms:Sign", "kms:Verify"]
     ENCRYPT_DECRYPT = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
@@ -40,7 +50,7 @@ locals {
       Version = "2012-10-17"
       # Both arguments are tuples, so the statement shapes need not unify.
       Statement = concat(
-        [local.root_statement],
+        [local.root_statement, local.admin_statement],
         flatten([for arns in [lookup(var.key_users, name, [])] : [
           {
             Sid       = "KeyUsers"
@@ -109,7 +119,7 @@ resource "aws_kms_key" "storage" {
   rotation_period_in_days = var.rotation_period_in_days
   policy = jsonencode({
     Version   = "2012-10-17"
-    Statement = [local.root_statement]
+    Statement = [local.root_statement, local.admin_statement]
   })
 
   tags = merge(var.tags, { Name = "${var.resource_prefix}-storage" })
@@ -140,6 +150,7 @@ resource "aws_kms_key" "logs" {
     Version = "2012-10-17"
     Statement = [
       local.root_statement,
+      local.admin_statement,
       {
         Sid       = "CloudWatchLogsOfThisAccount"
         Effect    = "Allow"

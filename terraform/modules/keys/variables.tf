@@ -22,6 +22,16 @@ variable "kms_keys" {
   }
 }
 
+variable "policy_admin_arns" {
+  description = "The only IAM roles that may change these keys' policies or schedule their deletion (the environment's deploy role, which applies this module, and a break-glass role); every other principal is denied kms:PutKeyPolicy and kms:ScheduleKeyDeletion, account administrators included. KMS refuses a key policy that would lock out the principal applying it, so applying as a role not listed fails rather than locking the keys."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.policy_admin_arns) > 0 && alltrue([for arn in var.policy_admin_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/", arn))])
+    error_message = "policy_admin_arns must list at least one IAM role ARN."
+  }
+}
+
 variable "key_users" {
   description = "IAM principal ARNs allowed to use each schema key, keyed by key name (e.g. { \"token-signing\" = [\"arn:aws:iam::123456789012:role/auth\"] }). Users get only the usage actions for the key's usage (sign/verify or encrypt/decrypt), and a key with users denies its cryptographic operations to every other principal. The roles need not exist yet (they are matched by aws:PrincipalArn)."
   type        = map(list(string))

@@ -13,6 +13,11 @@ output "private_subnet_ids" {
   value       = aws_subnet.private[*].id
 }
 
+output "private_subnet_cidr_blocks" {
+  description = "IPv4 CIDRs of the private subnets, in zone order."
+  value       = aws_subnet.private[*].cidr_block
+}
+
 output "public_subnet_ids" {
   description = "Public subnets, one per Availability Zone in zone order; they hold only the NAT gateways."
   value       = aws_subnet.public[*].id

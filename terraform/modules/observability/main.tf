@@ -304,39 +304,43 @@ resource "aws_cloudwatch_metric_alarm" "api_latency_p99" {
 
 # --- Lambda -------------------------------------------------------------------
 
-resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
-  for_each = var.lambda_function_names
-
-  alarm_name          = "${var.resource_prefix}-lambda-${each.key}-errors"
-  alarm_description   = "The ${each.key} function failed ${var.thresholds.lambda_errors} or more invocations in 5 minutes (crashes and timeouts, not 4xx answers)."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = each.value }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
-  threshold           = var.thresholds.lambda_errors
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = local.alarm_actions
-  ok_actions          = local.alarm_actions
-
-  tags = var.tags
+# Per function: failed invocations (crashes and timeouts, not 4xx answers), and
+# throttles (reserved concurrency or the account limit reached: callers got 429
+# or 5xx).
+locals {
+  lambda_alarms = merge([
+    for function, name in var.lambda_function_names : {
+      "${function}-errors" = {
+        function    = function
+        name        = name
+        metric      = "Errors"
+        threshold   = var.thresholds.lambda_errors
+        description = "The ${function} function failed ${var.thresholds.lambda_errors} or more invocations in 5 minutes (crashes and timeouts, not 4xx answers)."
+      }
+      "${function}-throttles" = {
+        function    = function
+        name        = name
+        metric      = "Throttles"
+        threshold   = var.thresholds.lambda_throttles
+        description = "The ${function} function was throttled ${var.thresholds.lambda_throttles} or more times in 5 minutes (reserved concurrency or the account limit reached): callers got 429 or 5xx."
+      }
+    }
+  ]...)
 }
 
-resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
-  for_each = var.lambda_function_names
+resource "aws_cloudwatch_metric_alarm" "lambda" {
+  for_each = local.lambda_alarms
 
-  alarm_name          = "${var.resource_prefix}-lambda-${each.key}-throttles"
-  alarm_description   = "The ${each.key} function was throttled (reserved concurrency or the account limit reached): callers got 429 or 5xx."
+  alarm_name          = "${var.resource_prefix}-lambda-${each.key}"
+  alarm_description   = each.value.description
   namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = { FunctionName = each.value }
+  metric_name         = each.value.metric
+  dimensions          = { FunctionName = each.value.name }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
   comparison_operator = "GreaterThanOrEqualToThreshold"
-  threshold           = var.thresholds.lambda_throttles
+  threshold           = each.value.threshold
   treat_missing_data  = "notBreaching"
   alarm_actions       = local.alarm_actions
   ok_actions          = local.alarm_actions
@@ -579,8 +583,7 @@ locals {
   main_alarm_arns = concat(
     [aws_cloudwatch_metric_alarm.api_5xx_rate.arn, aws_cloudwatch_metric_alarm.api_latency_p99.arn],
     [for alarm in aws_cloudwatch_metric_alarm.auth : alarm.arn],
-    [for alarm in aws_cloudwatch_metric_alarm.lambda_errors : alarm.arn],
-    [for alarm in aws_cloudwatch_metric_alarm.lambda_throttles : alarm.arn],
+    [for alarm in aws_cloudwatch_metric_alarm.lambda : alarm.arn],
     [for alarm in aws_cloudwatch_metric_alarm.dead_letter_queue : alarm.arn],
     [for alarm in aws_cloudwatch_metric_alarm.dynamodb_throttles : alarm.arn],
     [for alarm in aws_cloudwatch_metric_alarm.kms_quota : alarm.arn],

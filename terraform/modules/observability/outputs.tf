@@ -18,8 +18,7 @@ output "cloudwatch_metric_alarm_names" {
   value = sort(concat(
     [aws_cloudwatch_metric_alarm.api_5xx_rate.alarm_name, aws_cloudwatch_metric_alarm.api_latency_p99.alarm_name],
     [aws_cloudwatch_metric_alarm.waf_blocked_requests.alarm_name, aws_cloudwatch_metric_alarm.vault_token.alarm_name, aws_cloudwatch_metric_alarm.secrets_served_stale.alarm_name],
-    [for alarm in aws_cloudwatch_metric_alarm.lambda_errors : alarm.alarm_name],
-    [for alarm in aws_cloudwatch_metric_alarm.lambda_throttles : alarm.alarm_name],
+    [for alarm in aws_cloudwatch_metric_alarm.lambda : alarm.alarm_name],
     [for alarm in aws_cloudwatch_metric_alarm.dead_letter_queue : alarm.alarm_name],
     [for alarm in aws_cloudwatch_metric_alarm.cloudfront_certificate : alarm.alarm_name],
     [for alarm in aws_cloudwatch_metric_alarm.dynamodb_throttles : alarm.alarm_name],
