@@ -421,7 +421,9 @@ def check_localstack(schema: dict) -> None:
     if not script.is_file():
         fail(f"{rel(script)}: missing")
         return
-    body = script.read_text(encoding="utf-8")
+    # A line may say why a word that is also a schema name is not one there.
+    body = "\n".join(line for line in script.read_text(encoding="utf-8").splitlines()
+                     if not line.rstrip().endswith("not a schema name"))
     if "platform.json" not in body:
         fail(f"{rel(script)}: does not read schema/platform.json")
     # Secrets are not checked: the schema does not say which secret holds the app

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""LocalStack's provisioning script makes what `rampart bootstrap` makes, and the two agree.
+"""LocalStack's provisioning script makes what `rampart bootstrap` and Terraform make.
 
-Usage: check_localstack.py RAMPART_BINARY        (AWS_ENDPOINT_URL: the moto server of the run)
+Usage: check_localstack.py RAMPART_BINARY LAMBDA_DIR   (AWS_ENDPOINT_URL: the run's moto server;
+                                                        LAMBDA_DIR: scripts/build-lambdas' zips)
 
 localstack/init/ready.d/provision.sh is what LocalStack runs at start; it cannot be run inside
 LocalStack here (no Docker), so it runs against the test command's moto server, which answers
@@ -17,24 +18,36 @@ awscli`, pinned in scripts/requirements-dev.txt) in place of `awslocal`:
    header states are allowed (no table encryption or deletion protection locally).
 4. `rampart bootstrap` under the script's prefix must find, not duplicate, what it made: the same
    user pool and client, one pool of that name, one key per alias.
+5. The functions the script deployed from LAMBDA_DIR are terraform/platform's: one per crate under
+   functions/, named <prefix>-<crate>, on provided.al2023 with handler `bootstrap` and the zip's
+   architecture and bytes, with the environment terraform/platform gives them (its
+   function_environment; the SES configuration set and CloudFront's client address header have no
+   local counterpart) naming the pool and client the script made; and the REST API sends the
+   root and every path to the auth function, deployed.
 
 Exits 1 with every difference found.
 """
 
+import base64
+import hashlib
 import json
 import os
 import re
 import secrets
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import boto3
+import hcl2
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "localstack" / "init" / "ready.d" / "provision.sh"
 SCHEMA = ROOT / "schema" / "platform.json"
 REGION = "us-east-1"
+# terraform/platform's function environment that has no local counterpart.
+NOT_LOCAL = {"RAMPART_MAIL__CONFIGURATION_SET", "RAMPART_HTTP__CLIENT_ADDRESS_HEADER"}
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
 
 
@@ -50,8 +63,9 @@ def run(command: list[str], env: dict[str, str]) -> str:
     return result.stdout
 
 
-def provision_script(endpoint: str, prefix: str) -> str:
+def provision_script(endpoint: str, prefix: str, lambda_dir: Path) -> str:
     env = dict(os.environ, **CREDENTIALS, RAMPART_SCHEMA=str(SCHEMA), RAMPART_RESOURCE_PREFIX=prefix,
+               RAMPART_LAMBDA_DIR=str(lambda_dir),
                AWSLOCAL=f"{sys.executable} -m awscli --endpoint-url {endpoint} --region {REGION}")
     return run(["bash", str(SCRIPT)], env)
 
@@ -141,6 +155,73 @@ def describe(clients: dict, prefix: str) -> dict:
     return found
 
 
+def terraform_function_environment() -> set[str]:
+    with open(ROOT / "terraform" / "platform" / "main.tf", encoding="utf-8") as handle:
+        platform = hcl2.load(handle)
+    for block in platform["locals"]:
+        if "function_environment" in block:
+            environment = block["function_environment"]
+            return set((environment[0] if isinstance(environment, list) else environment).keys())
+    fail("terraform/platform/main.tf has no local function_environment")
+
+
+def check_functions(clients: dict, prefix: str, lambda_dir: Path, pool_id: str, client_id: str,
+                    api_url: str) -> list[str]:
+    """What is wrong with the functions and the REST API provision.sh deployed under `prefix`."""
+    crates = sorted(path.name for path in (ROOT / "functions").iterdir() if (path / "Cargo.toml").is_file())
+    wanted_keys = terraform_function_environment() - NOT_LOCAL
+    problems = []
+    arns = {}
+    for crate in crates:
+        zip_path = lambda_dir / f"rampart-{crate}" / "bootstrap.zip"
+        try:
+            function = clients["lambda"].get_function(FunctionName=f"{prefix}-{crate}")["Configuration"]
+        except clients["lambda"].exceptions.ResourceNotFoundException:
+            problems.append(f"no function {prefix}-{crate}")
+            continue
+        arns[crate] = function["FunctionArn"]
+        with zipfile.ZipFile(zip_path) as packed:
+            machine = int.from_bytes(packed.read("bootstrap")[18:20], "little")
+        expected = {
+            "runtime": "provided.al2023",
+            "handler": "bootstrap",
+            "architectures": [{0x3E: "x86_64", 0xB7: "arm64"}[machine]],
+            "code": base64.b64encode(hashlib.sha256(zip_path.read_bytes()).digest()).decode(),
+        }
+        found = {
+            "runtime": function.get("Runtime"),
+            "handler": function.get("Handler"),
+            "architectures": function.get("Architectures"),
+            "code": function.get("CodeSha256"),
+        }
+        problems += [f"{prefix}-{crate} {d}" for d in differences(expected, found)]
+        environment = function.get("Environment", {}).get("Variables", {})
+        if set(environment) != wanted_keys:
+            problems.append(f"{prefix}-{crate} environment {sorted(environment)}, Terraform's {sorted(wanted_keys)}")
+        for key, value in (("RAMPART_BACKEND", "aws"), ("RAMPART_RESOURCE_PREFIX", prefix),
+                           ("RAMPART_AWS__USER_POOL_ID", pool_id), ("RAMPART_AWS__USER_POOL_CLIENT_ID", client_id),
+                           ("RAMPART_TOKENS__ISSUER", api_url)):
+            if environment.get(key) != value:
+                problems.append(f"{prefix}-{crate} {key}={environment.get(key)!r}, not {value!r}")
+
+    apigateway = clients["apigateway"]
+    apis = [a for a in apigateway.get_rest_apis(limit=500)["items"] if a["name"] == f"{prefix}-api"]
+    if len(apis) != 1:
+        return problems + [f"{len(apis)} REST APIs named {prefix}-api"]
+    api_id = apis[0]["id"]
+    resources = {r["path"]: r["id"] for r in apigateway.get_resources(restApiId=api_id, limit=500)["items"]}
+    for path in ("/", "/{proxy+}"):
+        if path not in resources:
+            problems.append(f"{prefix}-api has no resource {path}")
+            continue
+        integration = apigateway.get_integration(restApiId=api_id, resourceId=resources[path], httpMethod="ANY")
+        if integration.get("type") != "AWS_PROXY" or arns.get("auth", "-") not in integration.get("uri", ""):
+            problems.append(f"{prefix}-api ANY {path} is not a Lambda proxy integration of {prefix}-auth: {integration}")
+    if not any(s["stageName"] == "local" for s in apigateway.get_stages(restApiId=api_id)["item"]):
+        problems.append(f"{prefix}-api has no stage `local`")
+    return problems
+
+
 def differences(left: object, right: object, path: str = "") -> list[str]:
     if isinstance(left, dict) and isinstance(right, dict):
         return [d for key in sorted(set(left) | set(right))
@@ -149,20 +230,21 @@ def differences(left: object, right: object, path: str = "") -> list[str]:
 
 
 def main() -> None:
-    if len(sys.argv) != 2:
-        fail("usage: check_localstack.py RAMPART_BINARY")
-    binary = sys.argv[1]
+    if len(sys.argv) != 3:
+        fail("usage: check_localstack.py RAMPART_BINARY LAMBDA_DIR")
+    binary, lambda_dir = sys.argv[1], Path(sys.argv[2]).resolve()
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint:
         fail("AWS_ENDPOINT_URL is not set: run by scripts/test, or point it at a moto server")
     clients = {name: boto3.client(name, endpoint_url=endpoint, region_name=REGION,
                                   aws_access_key_id="testing", aws_secret_access_key="testing")
-               for name in ("dynamodb", "kms", "secretsmanager", "cognito-idp")}
+               for name in ("dynamodb", "kms", "secretsmanager", "cognito-idp", "lambda", "apigateway")}
     by_script, by_bootstrap = f"ls{secrets.token_hex(4)}", f"bs{secrets.token_hex(4)}"
 
-    first = provision_script(endpoint, by_script)
-    again = provision_script(endpoint, by_script)
-    created_again = [line for line in again.splitlines() if " created" in line or " set to " in line]
+    first = provision_script(endpoint, by_script, lambda_dir)
+    again = provision_script(endpoint, by_script, lambda_dir)
+    created_again = [line for line in again.splitlines()
+                     if any(word in line for word in (" created", " set to ", " updated"))]
     if created_again:
         fail("provision.sh run again changed things:\n" + "\n".join(created_again))
     print(f"provision.sh under {by_script}: made everything, and a second run changed nothing")
@@ -184,6 +266,13 @@ def main() -> None:
     describe(clients, by_script)
     print(f"rampart bootstrap under {by_script}: used the pool {pool_id} and client {client_id} provision.sh made, "
           "created no second pool, client or key")
+
+    problems = check_functions(clients, by_script, lambda_dir, pool_id, client_id, printed(first, "RAMPART_API_URL"))
+    if problems:
+        fail("the functions or the REST API provision.sh deployed are not terraform/platform's:\n  "
+             + "\n  ".join(problems))
+    print(f"provision.sh under {by_script}: every function of functions/ deployed as terraform/platform deploys it, "
+          "and the REST API sends every path to the auth function")
 
 
 if __name__ == "__main__":

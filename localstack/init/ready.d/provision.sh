@@ -11,9 +11,19 @@
 # stored in the schema's secret as well. Tests that need no Docker use moto
 # instead: `rampart bootstrap` against moto_server.
 #
+# With the pool, and the Lambda zips of scripts/build-lambdas mounted, it also
+# deploys the functions as terraform/platform does (<prefix>-<crate>, the
+# provided.al2023 runtime, the same environment) and a REST API whose every
+# path goes to the auth function; the authorizer is deployed but guards
+# nothing, since the routes it guards lead to the auth-proxy on EKS.
+#
 # Environment:
 #   RAMPART_SCHEMA           schema path (default /etc/rampart/platform.json)
 #   RAMPART_RESOURCE_PREFIX  prefix of every physical name (default rampart-dev)
+#   RAMPART_LAMBDA_DIR       the zips, <dir>/rampart-<crate>/bootstrap.zip
+#                            (default /etc/rampart/lambda)
+#   RAMPART_MAIL_SENDER      the functions' RAMPART_MAIL__SENDER (default
+#                            no-reply@example.com)
 #   AWSLOCAL                 AWS CLI command (default awslocal; for use outside
 #                            the container, e.g. "aws --endpoint-url http://localhost:4566")
 set -euo pipefail
@@ -25,12 +35,15 @@ export AWSLOCAL="${AWSLOCAL:-awslocal}"
 # python3 ships in the LocalStack image (jq does not); only the standard library is used.
 exec python3 - <<'PY'
 import base64
+import glob
+import hashlib
 import json
 import os
 import secrets
 import shlex
 import subprocess
 import sys
+import zipfile
 
 schema_path = os.environ["RAMPART_SCHEMA"]
 prefix = os.environ["RAMPART_RESOURCE_PREFIX"]
@@ -204,4 +217,117 @@ else:
 
 print(f"RAMPART_AWS__USER_POOL_ID={pool_id}")
 print(f"RAMPART_AWS__USER_POOL_CLIENT_ID={client_id}")
+
+
+# Lambda functions and the REST API in front of the auth function.
+API_FUNCTION = "auth"  # the crate functions/auth, not a schema name
+lambda_dir = os.environ.get("RAMPART_LAMBDA_DIR", "/etc/rampart/lambda")
+zips = {os.path.basename(os.path.dirname(path)).removeprefix("rampart-"): path
+        for path in sorted(glob.glob(os.path.join(lambda_dir, "rampart-*", "bootstrap.zip")))}
+if API_FUNCTION not in zips:
+    log(f"no rampart-{API_FUNCTION}/bootstrap.zip under {lambda_dir}: functions not deployed "
+        "(run scripts/build-lambdas and mount target/lambda/<arch> there)")
+    raise SystemExit(0)
+
+region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+account = aws("sts", "get-caller-identity")["Account"]
+
+api_name = f"{prefix}-api"
+stage = "local"
+apis = [a for a in aws("apigateway", "get-rest-apis", "--limit", "500")["items"] if a["name"] == api_name]
+if apis:
+    api_id = apis[0]["id"]
+    log(f"REST API {api_name} exists ({api_id})")
+else:
+    api_id = aws("apigateway", "create-rest-api", "--name", api_name,
+                 "--endpoint-configuration", "types=REGIONAL")["id"]
+    log(f"REST API {api_name} created ({api_id})")
+# The public address the tokens name as their issuer, as the domain name does on AWS.
+issuer = os.environ.get("RAMPART_ISSUER") or f"http://{api_id}.execute-api.localhost.localstack.cloud:4566/{stage}"
+
+role_name = f"{prefix}-lambda"
+role = aws("iam", "get-role", "--role-name", role_name, missing="NoSuchEntity")
+if role:
+    log(f"role {role_name} exists")
+else:
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    role = aws("iam", "create-role", "--role-name", role_name, "--assume-role-policy-document", json.dumps(trust))
+    log(f"role {role_name} created (LocalStack does not enforce IAM unless asked to)")
+role_arn = role["Role"]["Arn"]
+
+# terraform/platform's function_environment, with the emulator's values.
+environment = {
+    "RAMPART_BACKEND": "aws",
+    "RAMPART_RESOURCE_PREFIX": prefix,
+    "RAMPART_AWS__USER_POOL_ID": pool_id,
+    "RAMPART_AWS__USER_POOL_CLIENT_ID": client_id,
+    "RAMPART_MAIL__SENDER": os.environ.get("RAMPART_MAIL_SENDER", "no-reply@example.com"),
+    "RAMPART_TELEMETRY__LOG_FORMAT": "json",
+    "RAMPART_TOKENS__ISSUER": issuer,
+}
+unknown = set(environment) - set(schema["environment"])
+if unknown:
+    raise SystemExit(f"[rampart provision] not in the schema's environment: {sorted(unknown)}")
+
+ELF_ARCHITECTURES = {0x3E: "x86_64", 0xB7: "arm64"}
+function_arns = {}
+for crate, path in zips.items():
+    name = f"{prefix}-{crate}"
+    with zipfile.ZipFile(path) as packed:
+        machine = int.from_bytes(packed.read("bootstrap")[18:20], "little")
+    architecture = ELF_ARCHITECTURES.get(machine)
+    if not architecture:
+        raise SystemExit(f"[rampart provision] {path}: bootstrap is not an x86_64 or arm64 ELF binary")
+    code_sha = base64.b64encode(hashlib.sha256(open(path, "rb").read()).digest()).decode()
+    settings = ["--environment", json.dumps({"Variables": environment})]
+    existing = aws("lambda", "get-function", "--function-name", name, missing="ResourceNotFoundException")
+    if not existing:
+        created = aws("lambda", "create-function", "--function-name", name, "--runtime", "provided.al2023",
+                      "--handler", "bootstrap", "--architectures", architecture, "--role", role_arn,
+                      "--zip-file", f"fileb://{path}", "--timeout", "10", "--memory-size", "256", *settings)
+        function_arns[crate] = created["FunctionArn"]
+        log(f"function {name} created ({architecture})")
+        continue
+    configuration = existing["Configuration"]
+    function_arns[crate] = configuration["FunctionArn"]
+    current = configuration["CodeSha256"] == code_sha
+    configured = configuration.get("Environment", {}).get("Variables") == environment
+    if not current:
+        aws("lambda", "wait", "function-updated-v2", "--function-name", name)
+        aws("lambda", "update-function-code", "--function-name", name, "--zip-file", f"fileb://{path}")
+        log(f"function {name} code updated")
+    if not configured:
+        aws("lambda", "wait", "function-updated-v2", "--function-name", name)
+        aws("lambda", "update-function-configuration", "--function-name", name, *settings)
+        log(f"function {name} environment updated")
+    if current and configured:
+        log(f"function {name} exists")
+
+# Every path, and the root, to the auth function (Lambda proxy integration).
+auth_uri = f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arns[API_FUNCTION]}/invocations"
+resources = aws("apigateway", "get-resources", "--rest-api-id", api_id, "--limit", "500")["items"]
+root_id = next(r["id"] for r in resources if r["path"] == "/")
+proxy = next((r for r in resources if r["path"] == "/{proxy+}"), None)
+proxy_id = proxy["id"] if proxy else aws("apigateway", "create-resource", "--rest-api-id", api_id,
+                                         "--parent-id", root_id, "--path-part", "{proxy+}")["id"]
+routed = False
+root = next(r for r in resources if r["path"] == "/")
+for resource_id, resource in ((root_id, root), (proxy_id, proxy or {})):
+    if "ANY" in resource.get("resourceMethods", {}):
+        continue
+    aws("apigateway", "put-method", "--rest-api-id", api_id, "--resource-id", resource_id,
+        "--http-method", "ANY", "--authorization-type", "NONE")
+    aws("apigateway", "put-integration", "--rest-api-id", api_id, "--resource-id", resource_id,
+        "--http-method", "ANY", "--type", "AWS_PROXY", "--integration-http-method", "POST", "--uri", auth_uri)
+    routed = True
+if routed:
+    aws("lambda", "add-permission", "--function-name", f"{prefix}-{API_FUNCTION}", "--statement-id", "RestApiInvokes",
+        "--action", "lambda:InvokeFunction", "--principal", "apigateway.amazonaws.com",
+        "--source-arn", f"arn:aws:execute-api:{region}:{account}:{api_id}/*/*/*")
+    aws("apigateway", "create-deployment", "--rest-api-id", api_id, "--stage-name", stage)
+    log(f"REST API {api_name}: every path to {prefix}-{API_FUNCTION}, stage {stage} created")
+else:
+    log(f"REST API {api_name}: routes exist")
+print(f"RAMPART_API_URL={issuer}")
 PY
