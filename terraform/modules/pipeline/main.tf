@@ -608,6 +608,18 @@ data "aws_iam_policy_document" "build" {
   }
 
   statement {
+    # buildspec.yml's `reports`: the test results, in this project's report groups only.
+    sid = "PublishTestReports"
+    actions = [
+      "codebuild:BatchPutTestCases",
+      "codebuild:CreateReport",
+      "codebuild:CreateReportGroup",
+      "codebuild:UpdateReport",
+    ]
+    resources = ["arn:${local.partition}:codebuild:${local.region}:${local.account_id}:report-group/${local.build_project_name}-*"]
+  }
+
+  statement {
     # docker login to the registry: an account-level call without a resource.
     sid       = "LogInToRegistry"
     actions   = ["ecr:GetAuthorizationToken"]
