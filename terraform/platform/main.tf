@@ -288,6 +288,7 @@ module "network" {
   single_nat_gateway           = var.single_nat_gateway
   log_retention_in_days        = var.log_retention_in_days
   log_kms_key_arn              = module.keys.logs_kms_key_arn
+  endpoint_principal_accounts  = compact([var.delivery_account_id])
 }
 
 module "functions" {

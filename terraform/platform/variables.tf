@@ -76,6 +76,17 @@ variable "az_count" {
   default     = 2
 }
 
+variable "delivery_account_id" {
+  description = "The pipeline's account, when it is not this one and its Apply project runs in this VPC's private subnets (shared with AWS RAM, docs/deploy.md): the VPC endpoints then admit its principals too. null: the pipeline is in this account, or outside the VPC."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.delivery_account_id == null || can(regex("^[0-9]{12}$", var.delivery_account_id))
+    error_message = "delivery_account_id must be a 12-digit AWS account id."
+  }
+}
+
 variable "single_nat_gateway" {
   description = "One NAT gateway for all zones (cheaper, not zone-resilient) instead of one per zone."
   type        = bool

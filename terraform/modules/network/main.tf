@@ -209,8 +209,9 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints_https" {
 }
 
 # Endpoint policy for the data-plane services: usable only by principals of this
-# account, so the endpoint cannot carry calls made with foreign credentials
-# (data exfiltration to another account's key, table or log group).
+# account (and of var.endpoint_principal_accounts), so the endpoint cannot carry
+# calls made with foreign credentials (data exfiltration to another account's
+# key, table or log group).
 data "aws_iam_policy_document" "endpoint" {
   for_each = local.endpoint_action_prefix
 
@@ -228,7 +229,7 @@ data "aws_iam_policy_document" "endpoint" {
     condition {
       test     = "StringEquals"
       variable = "aws:PrincipalAccount"
-      values   = [local.account_id]
+      values   = concat([local.account_id], var.endpoint_principal_accounts)
     }
   }
 }

@@ -84,3 +84,14 @@ variable "iam_permissions_boundary_arn" {
     error_message = "iam_permissions_boundary_arn must be an IAM policy ARN."
   }
 }
+
+variable "endpoint_principal_accounts" {
+  description = "Other AWS accounts whose principals may use the VPC endpoints that are confined to this account's: the delivery account, when its Apply project runs in these subnets (shared to it with AWS RAM) and reaches its own key and logs through them."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for account in var.endpoint_principal_accounts : can(regex("^[0-9]{12}$", account))])
+    error_message = "endpoint_principal_accounts must be 12-digit AWS account ids."
+  }
+}

@@ -75,6 +75,14 @@ locals {
   # Variables of the source action (namespace SourceVariables) every build gets.
   commit_variable = { name = "COMMIT_ID", value = "#{SourceVariables.CommitId}", type = "PLAINTEXT" }
 
+  # The deploy subnets, in whichever account owns them: an environment's own
+  # subnets shared to this account with AWS RAM keep their owner's account in
+  # their ARN. Subnet ids are unique, so the id alone pins the subnet.
+  deploy_subnet_arns = {
+    for env, config in var.deploy_vpc_configs :
+    env => [for subnet in config.subnet_ids : "arn:${local.partition}:ec2:${local.region}:*:subnet/${subnet}"]
+  }
+
   # Only Apply runs deploy.yml, so only Apply needs the private EKS endpoint.
   in_vpc = {
     for key, project in local.deploy_projects :
@@ -705,7 +713,7 @@ data "aws_iam_policy_document" "deploy" {
       actions = ["ec2:CreateNetworkInterface"]
       resources = concat(
         ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*"],
-        [for subnet in statement.value.subnet_ids : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/${subnet}"],
+        local.deploy_subnet_arns[each.value.environment],
         [aws_security_group.deploy[each.value.environment].arn],
       )
     }
@@ -726,9 +734,9 @@ data "aws_iam_policy_document" "deploy" {
       }
 
       condition {
-        test     = "StringEquals"
+        test     = "ArnLike"
         variable = "ec2:Subnet"
-        values   = [for subnet in statement.value.subnet_ids : "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/${subnet}"]
+        values   = local.deploy_subnet_arns[each.value.environment]
       }
     }
   }
