@@ -20,6 +20,11 @@ locals {
   waf_log_group     = "aws-waf-logs-${local.name}"
   waf_log_group_arn = "arn:${local.partition}:logs:us-east-1:${local.account_id}:log-group:${local.waf_log_group}"
 
+  # CloudFront's access logs: where in the bucket, and who may deliver them
+  # (this account's CloudWatch Logs delivery sources, in us-east-1).
+  access_log_prefix    = "cloudfront"
+  delivery_sources_arn = "arn:${local.partition}:logs:us-east-1:${local.account_id}:delivery-source:*"
+
   # The auth API's paths (functions/auth/src/lib.rs) that the stricter rate rules
   # watch, matched after URL-decoding, path normalisation and lower-casing so
   # /v1/auth//LOGIN or /v1/auth/log%69n count too.
@@ -70,14 +75,18 @@ resource "aws_kms_key" "this" {
         Condition = { ArnEquals = { "kms:EncryptionContext:aws:logs:arn" = local.waf_log_group_arn } }
       },
       {
-        # CloudFront's log delivery writes into the SSE-KMS bucket under this
-        # principal (as the CloudFront developer guide prescribes); it carries no
-        # source context to condition on, and only the bucket below uses the key.
+        # CloudWatch Logs' delivery of CloudFront's access logs (standard
+        # logging v2) writes into the SSE-KMS bucket under this principal, for
+        # this account's delivery sources only.
         Sid       = "CloudFrontLogDelivery"
         Effect    = "Allow"
         Principal = { Service = "delivery.logs.amazonaws.com" }
-        Action    = "kms:GenerateDataKey*"
+        Action    = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"]
         Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account_id }
+          ArnLike      = { "aws:SourceArn" = local.delivery_sources_arn }
+        }
       },
     ]
   })
@@ -340,17 +349,15 @@ resource "aws_s3_bucket" "logs" {
   tags = var.tags
 }
 
-# CloudFront's standard logs are delivered through an ACL grant to its
-# log-delivery account, which CloudFront adds itself when the distribution is
-# configured; that needs ACLs enabled. Objects still belong to this account.
+# CloudFront's access logs arrive through CloudWatch Logs' delivery (standard
+# logging v2), which the bucket policy admits: no ACLs.
 resource "aws_s3_bucket_ownership_controls" "logs" {
-  #checkov:skip=CKV2_AWS_65:CloudFront standard logging writes through an ACL grant, so ACLs cannot be disabled on its bucket.
   provider = aws.us_east_1
 
   bucket = aws_s3_bucket.logs.id
 
   rule {
-    object_ownership = "BucketOwnerPreferred"
+    object_ownership = "BucketOwnerEnforced"
   }
 }
 
@@ -417,6 +424,36 @@ resource "aws_s3_bucket_lifecycle_configuration" "logs" {
 }
 
 data "aws_iam_policy_document" "logs_bucket" {
+  statement {
+    sid       = "CloudFrontAccessLogDelivery"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.logs.arn}/${local.access_log_prefix}/*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["delivery.logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "s3:x-amz-acl"
+      values   = ["bucket-owner-full-control"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = [local.delivery_sources_arn]
+    }
+  }
+
   statement {
     sid       = "DenyInsecureTransport"
     effect    = "Deny"
@@ -513,6 +550,7 @@ resource "aws_cloudfront_distribution" "this" {
   #checkov:skip=CKV_AWS_305:The origin is an API, not a bucket of pages: there is no root object to serve.
   #checkov:skip=CKV_AWS_310:One origin exists (the regional API); failing over needs a second region's deployment, which this platform does not run.
   #checkov:skip=CKV2_AWS_46:The origin is API Gateway, not S3; the bucket this check sees is the access-log target.
+  #checkov:skip=CKV_AWS_86:Access logs are on, through standard logging v2 (aws_cloudwatch_log_delivery.access_logs below), which this check does not look for; it knows only the legacy logging_config.
   #checkov:skip=CKV2_AWS_47:The web ACL has KnownBadInputs (Log4j). AnonymousIpList, which this check also demands, would refuse VPN users and every server-side OAuth client hosted in a cloud.
   #checkov:skip=CKV_AWS_374:A public authentication API serves every country by default; geo_restriction_type restricts it where a stage must.
   enabled         = true
@@ -556,12 +594,6 @@ resource "aws_cloudfront_distribution" "this" {
     compress                   = true
   }
 
-  logging_config {
-    bucket          = aws_s3_bucket.logs.bucket_domain_name
-    prefix          = "cloudfront/"
-    include_cookies = false
-  }
-
   restrictions {
     geo_restriction {
       restriction_type = var.geo_restriction_type
@@ -590,11 +622,45 @@ resource "aws_cloudfront_distribution" "this" {
     }
   }
 
-  depends_on = [
-    aws_s3_bucket_ownership_controls.logs,
-    aws_s3_bucket_policy.logs,
-    aws_wafv2_web_acl_logging_configuration.this,
-  ]
+  depends_on = [aws_wafv2_web_acl_logging_configuration.this]
+}
+
+# Access logs (standard logging v2: CloudWatch Logs delivers them; made in
+# us-east-1, as CloudFront's must be), as JSON under access_log_prefix. Cookies
+# are not among the fields.
+resource "aws_cloudwatch_log_delivery_source" "access_logs" {
+  provider = aws.us_east_1
+
+  name         = "${local.name}-access-logs"
+  log_type     = "ACCESS_LOGS"
+  resource_arn = aws_cloudfront_distribution.this.arn
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_log_delivery_destination" "access_logs" {
+  provider = aws.us_east_1
+
+  name          = "${local.name}-access-logs"
+  output_format = "json"
+
+  delivery_destination_configuration {
+    destination_resource_arn = "${aws_s3_bucket.logs.arn}/${local.access_log_prefix}"
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_log_delivery" "access_logs" {
+  provider = aws.us_east_1
+
+  delivery_source_name     = aws_cloudwatch_log_delivery_source.access_logs.name
+  delivery_destination_arn = aws_cloudwatch_log_delivery_destination.access_logs.arn
+
+  tags = var.tags
+
+  # CreateDelivery checks that it may write to the bucket.
+  depends_on = [aws_s3_bucket_policy.logs, aws_s3_bucket_ownership_controls.logs]
 }
 
 # Shield Advanced: DDoS response team access, cost protection and L7 metrics for

@@ -34,7 +34,7 @@ output "cloudwatch_log_group_name" {
 }
 
 output "s3_bucket_name" {
-  description = "Bucket the CloudFront access logs are written to (in us-east-1), under cloudfront/."
+  description = "Bucket the CloudFront access logs are delivered to (in us-east-1, standard logging v2, JSON), under cloudfront/."
   value       = aws_s3_bucket.logs.id
 }
 
