@@ -9,6 +9,12 @@ module, which checkov's pinned bc-python-hcl2 provides.
    versions.tf; versions.tf pins Terraform and the AWS provider (~> 5.x or 6.x);
    every variable has a type and a description; every output has a description;
    every module is used by an environment and every module source exists.
+   Every reference resolves within its directory, as `terraform validate` would
+   check (there is no terraform binary here): var.X to a variable, local.X to a
+   local, module.M.O to a module call whose source has output O, data.T.N and
+   T.N (aws_*, random_*) to a data source or resource of that directory; and
+   every module call passes only variables its module declares, and every one
+   it declares without a default.
 3. Only root configurations (terraform/platform, terraform/delivery) read the schema (jsondecode(file(".../schema/platform.json")));
    modules take its sections as typed variables, so a module works outside this
    tree. Every table, KMS key and secret in the schema is materialised by a
@@ -274,6 +280,72 @@ def check_module_usage(units: dict[Path, Unit]) -> None:
             fail(f"{unit.name}: module is not used by any root configuration")
 
 
+# What an expression can name, in the JSON text of the parsed files (comments are gone).
+REFERENCES = {
+    "var": re.compile(r"(?<![\w.])var\.([A-Za-z_][\w-]*)"),
+    "local": re.compile(r"(?<![\w.])local\.([A-Za-z_][\w-]*)"),
+    "module": re.compile(r"(?<![\w.])module\.([A-Za-z_][\w-]*)\.([A-Za-z_][\w-]*)"),
+    "data": re.compile(r"(?<![\w.])data\.([a-z0-9_]+)\.([A-Za-z_][\w-]*)"),
+    "resource": re.compile(r"(?<![\w.])((?:aws|random)_[a-z0-9_]+)\.([A-Za-z_][\w-]*)"),
+}
+
+
+def check_references(units: dict[Path, Unit]) -> None:
+    for unit in units.values():
+        declared = {
+            "var": {name for doc in unit.docs.values() for name, _ in blocks(doc, "variable")},
+            "local": set(unit.locals),
+            "data": {(t, n) for doc in unit.docs.values() for entry in doc.get("data", [])
+                     for t, named in entry.items() for n in named},
+            "resource": {(t, n) for t, n, _ in unit.resources},
+        }
+        outputs = {
+            mname: {name for doc in units[source].docs.values() for name, _ in blocks(doc, "output")}
+            for mname, source in module_calls(unit) if source in units
+        }
+        body = unit.all_text()
+        missing = set()
+        for name in REFERENCES["var"].findall(body):
+            if name not in declared["var"]:
+                missing.add(f"var.{name}")
+        for name in REFERENCES["local"].findall(body):
+            if name not in declared["local"]:
+                missing.add(f"local.{name}")
+        for mname, output in REFERENCES["module"].findall(body):
+            if mname not in outputs:
+                missing.add(f"module.{mname}")
+            elif output not in outputs[mname]:
+                missing.add(f"module.{mname}.{output}")
+        for rtype, name in REFERENCES["data"].findall(body):
+            if (rtype, name) not in declared["data"]:
+                missing.add(f"data.{rtype}.{name}")
+        for rtype, name in REFERENCES["resource"].findall(body):
+            if (rtype, name) not in declared["resource"]:
+                missing.add(f"{rtype}.{name}")
+        for reference in sorted(missing):
+            fail(f"{unit.name}: {reference} is referenced but not declared there")
+        check_module_arguments(unit, units)
+
+
+# Arguments of a module block that are Terraform's, not the module's variables.
+META_ARGUMENTS = {"source", "version", "providers", "depends_on", "count", "for_each"}
+
+
+def check_module_arguments(unit: Unit, units: dict[Path, Unit]) -> None:
+    for doc in unit.docs.values():
+        for mname, body in blocks(doc, "module"):
+            source = (unit.path / str(first(body, "source", ""))).resolve()
+            if source not in units:
+                continue
+            variables = {name: spec for child in units[source].docs.values() for name, spec in blocks(child, "variable")}
+            passed = {key for key in body if key not in META_ARGUMENTS and not key.startswith("__")}
+            for name in sorted(passed - set(variables)):
+                fail(f"{unit.name}: module {mname!r} passes {name}, which {rel(source)} does not declare")
+            for name in sorted(set(variables) - passed):
+                if "default" not in variables[name]:
+                    fail(f"{unit.name}: module {mname!r} does not pass {name}, which {rel(source)} requires")
+
+
 def find_schema_locals(units: dict[Path, Unit]) -> None:
     for unit in units.values():
         for key, value in unit.locals.items():
@@ -446,6 +518,7 @@ def main() -> int:
     units = parse_files()
     check_conventions(units)
     check_module_usage(units)
+    check_references(units)
     find_schema_locals(units)
     find_section_inputs(units, schema)
     check_resource_prefix_rule(units, schema)
