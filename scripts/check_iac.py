@@ -14,7 +14,7 @@ module, which checkov's pinned bc-python-hcl2 provides.
    local, module.M.O to a module call whose source has output O, data.T.N and
    T.N (aws_*, random_*) to a data source or resource of that directory; and
    every module call passes only variables its module declares, and every one
-   it declares without a default.
+   it declares without a default; every `moved` block moves to a declared resource.
 3. Only root configurations (terraform/platform, terraform/delivery) read the schema (jsondecode(file(".../schema/platform.json")));
    modules take its sections as typed variables, so a module works outside this
    tree. Every table, KMS key and secret in the schema is materialised by a
@@ -303,7 +303,8 @@ def check_references(units: dict[Path, Unit]) -> None:
             mname: {name for doc in units[source].docs.values() for name, _ in blocks(doc, "output")}
             for mname, source in module_calls(unit) if source in units
         }
-        body = unit.all_text()
+        # `moved` blocks name addresses, old and new, not values.
+        body = "\n".join(text({k: v for k, v in doc.items() if k != "moved"}) for doc in unit.docs.values())
         missing = set()
         for name in REFERENCES["var"].findall(body):
             if name not in declared["var"]:
@@ -325,6 +326,30 @@ def check_references(units: dict[Path, Unit]) -> None:
         for reference in sorted(missing):
             fail(f"{unit.name}: {reference} is referenced but not declared there")
         check_module_arguments(unit, units)
+        check_moved(unit, units, declared["resource"])
+
+
+MOVED_TO = re.compile(r"^\$\{(?:module\.([A-Za-z_][\w-]*)\.)?([a-z0-9_]+)\.([A-Za-z_][\w-]*)(?:\[[^]]*\])?\}$")
+
+
+def check_moved(unit: Unit, units: dict[Path, Unit], resources: set[tuple[str, str]]) -> None:
+    """Each `moved` block's `to` is a resource this directory, or the module it names, declares."""
+    sources = dict(module_calls(unit))
+    for doc in unit.docs.values():
+        for block in doc.get("moved", []):
+            target = str(first(block, "to", ""))
+            match = MOVED_TO.match(target)
+            if not match:
+                fail(f"{unit.name}: moved to {target!r}, not a resource address")
+                continue
+            mname, rtype, rname = match.groups()
+            if mname is None:
+                known = (rtype, rname) in resources
+            else:
+                source = sources.get(mname)
+                known = source in units and any((t, n) == (rtype, rname) for t, n, _ in units[source].resources)
+            if not known:
+                fail(f"{unit.name}: moved to {target!r}, which is not declared")
 
 
 # Arguments of a module block that are Terraform's, not the module's variables.

@@ -335,151 +335,65 @@ resource "aws_wafv2_web_acl_logging_configuration" "this" {
 # Access-log bucket (us-east-1)
 # ---------------------------------------------------------------------------
 
-resource "aws_s3_bucket" "logs" {
-  #checkov:skip=CKV_AWS_18:This is the log bucket; logging its own access would write logs about logs into itself.
-  #checkov:skip=CKV_AWS_144:Access logs are kept for investigation, not as primary data; a second-region copy is not worth its cost here.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes new-object events for access logs.
-  provider = aws.us_east_1
+module "logs_bucket" {
+  source = "../bucket"
+  providers = {
+    aws = aws.us_east_1
+  }
 
   # Bucket names are global: the account ID keeps this one unique (at most 63
   # characters with a 40-character prefix).
-  bucket        = "${local.name}-logs-${local.account_id}"
-  force_destroy = var.access_log_bucket_force_destroy
+  name                               = "${local.name}-logs-${local.account_id}"
+  kms_key_arn                        = aws_kms_key.this.arn
+  expiration_days                    = var.log_retention_in_days
+  noncurrent_version_expiration_days = 30
+  abort_incomplete_upload_days       = 7
+  force_destroy                      = var.access_log_bucket_force_destroy
+  # CloudFront's access logs arrive through CloudWatch Logs' delivery (standard
+  # logging v2), from this account's delivery sources only.
+  log_writers = [{
+    service            = "delivery.logs.amazonaws.com"
+    prefix             = local.access_log_prefix
+    source_arn         = local.delivery_sources_arn
+    owner_full_control = true
+  }]
 
   tags = var.tags
 }
 
-# CloudFront's access logs arrive through CloudWatch Logs' delivery (standard
-# logging v2), which the bucket policy admits: no ACLs.
-resource "aws_s3_bucket_ownership_controls" "logs" {
-  provider = aws.us_east_1
-
-  bucket = aws_s3_bucket.logs.id
-
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
+moved {
+  from = aws_s3_bucket.logs
+  to   = module.logs_bucket.aws_s3_bucket.this
 }
 
-resource "aws_s3_bucket_public_access_block" "logs" {
-  provider = aws.us_east_1
-
-  bucket                  = aws_s3_bucket.logs.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
+moved {
+  from = aws_s3_bucket_ownership_controls.logs
+  to   = module.logs_bucket.aws_s3_bucket_ownership_controls.this
 }
 
-resource "aws_s3_bucket_versioning" "logs" {
-  provider = aws.us_east_1
-
-  bucket = aws_s3_bucket.logs.id
-
-  versioning_configuration {
-    status = "Enabled"
-  }
+moved {
+  from = aws_s3_bucket_public_access_block.logs
+  to   = module.logs_bucket.aws_s3_bucket_public_access_block.this
 }
 
-resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
-  provider = aws.us_east_1
-
-  bucket = aws_s3_bucket.logs.id
-
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.this.arn
-    }
-    # One data key per bucket rather than per object: fewer KMS calls.
-    bucket_key_enabled = true
-  }
+moved {
+  from = aws_s3_bucket_versioning.logs
+  to   = module.logs_bucket.aws_s3_bucket_versioning.this
 }
 
-resource "aws_s3_bucket_lifecycle_configuration" "logs" {
-  provider = aws.us_east_1
-
-  bucket = aws_s3_bucket.logs.id
-
-  rule {
-    id     = "expire-access-logs"
-    status = "Enabled"
-
-    filter {}
-
-    expiration {
-      days = var.log_retention_in_days
-    }
-
-    noncurrent_version_expiration {
-      noncurrent_days = 30
-    }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
-
-  depends_on = [aws_s3_bucket_versioning.logs]
+moved {
+  from = aws_s3_bucket_server_side_encryption_configuration.logs
+  to   = module.logs_bucket.aws_s3_bucket_server_side_encryption_configuration.this
 }
 
-data "aws_iam_policy_document" "logs_bucket" {
-  statement {
-    sid       = "CloudFrontAccessLogDelivery"
-    effect    = "Allow"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.logs.arn}/${local.access_log_prefix}/*"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["delivery.logs.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "s3:x-amz-acl"
-      values   = ["bucket-owner-full-control"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-
-    condition {
-      test     = "ArnLike"
-      variable = "aws:SourceArn"
-      values   = [local.delivery_sources_arn]
-    }
-  }
-
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.logs.arn, "${aws_s3_bucket.logs.arn}/*"]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
+moved {
+  from = aws_s3_bucket_lifecycle_configuration.logs
+  to   = module.logs_bucket.aws_s3_bucket_lifecycle_configuration.this
 }
 
-resource "aws_s3_bucket_policy" "logs" {
-  provider = aws.us_east_1
-
-  bucket = aws_s3_bucket.logs.id
-  policy = data.aws_iam_policy_document.logs_bucket.json
-
-  depends_on = [aws_s3_bucket_public_access_block.logs]
+moved {
+  from = aws_s3_bucket_policy.logs
+  to   = module.logs_bucket.aws_s3_bucket_policy.this
 }
 
 # ---------------------------------------------------------------------------
@@ -645,7 +559,7 @@ resource "aws_cloudwatch_log_delivery_destination" "access_logs" {
   output_format = "json"
 
   delivery_destination_configuration {
-    destination_resource_arn = "${aws_s3_bucket.logs.arn}/${local.access_log_prefix}"
+    destination_resource_arn = "${module.logs_bucket.arn}/${local.access_log_prefix}"
   }
 
   tags = var.tags
@@ -660,7 +574,7 @@ resource "aws_cloudwatch_log_delivery" "access_logs" {
   tags = var.tags
 
   # CreateDelivery checks that it may write to the bucket.
-  depends_on = [aws_s3_bucket_policy.logs, aws_s3_bucket_ownership_controls.logs]
+  depends_on = [module.logs_bucket]
 }
 
 # Shield Advanced: DDoS response team access, cost protection and L7 metrics for

@@ -35,7 +35,7 @@ output "cloudwatch_log_group_name" {
 
 output "s3_bucket_name" {
   description = "Bucket the CloudFront access logs are delivered to (in us-east-1, standard logging v2, JSON), under cloudfront/."
-  value       = aws_s3_bucket.logs.id
+  value       = module.logs_bucket.id
 }
 
 output "kms_key_arn" {

@@ -39,6 +39,8 @@ locals {
   region     = data.aws_region.current.region
 
   pipeline_name      = "${var.resource_prefix}-pipeline"
+  # Bucket names are global: the account id keeps this one unique.
+  artifacts_bucket_name = "${var.resource_prefix}-artifacts-${local.account_id}"
   build_project_name = "${var.resource_prefix}-build"
   # The Plan and Apply projects of each environment, keyed <env>-plan and
   # <env>-apply, with the environment role each may assume.
@@ -59,7 +61,7 @@ locals {
   # waiting for approval, nor read another environment's plan.
   artifact_objects = {
     for artifact in concat(["source", "build"], [for env in local.environments : "plan_${env}"]) :
-    artifact => "${aws_s3_bucket.artifacts.arn}/${substr(local.pipeline_name, 0, 20)}/${substr(artifact, 0, 10)}/*"
+    artifact => "${module.artifacts_bucket.arn}/${substr(local.pipeline_name, 0, 20)}/${substr(artifact, 0, 10)}/*"
   }
 
   log_group_name = "/aws/codebuild/${var.resource_prefix}"
@@ -154,211 +156,112 @@ resource "aws_kms_alias" "pipeline" {
 
 # --- Artifact bucket ----------------------------------------------------------
 
-resource "aws_s3_bucket" "artifacts" {
-  #checkov:skip=CKV_AWS_144:Artifacts are rebuilt from the repository by any pipeline run; a cross-Region replica would add cost without recovering anything.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes events of this bucket; CodePipeline tracks its own artifacts.
-  bucket = "${var.resource_prefix}-artifacts-${local.account_id}"
+module "artifacts_bucket" {
+  source = "../bucket"
+
+  name        = local.artifacts_bucket_name
+  kms_key_arn = aws_kms_key.pipeline.arn
+  # Saved plans hold secrets of the environments (e.g. the CloudFront origin
+  # secret): keep them no longer than an execution can wait for approval.
+  expiration_days = var.artifact_retention_in_days
+  # Who read or wrote which artifact.
+  access_log_target = { bucket = module.access_logs_bucket.id, prefix = "artifacts/" }
 
   tags = merge(var.tags, { Name = "${var.resource_prefix}-artifacts" })
 }
 
-resource "aws_s3_bucket_ownership_controls" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
+# Server access logs of the artifact bucket. S3 server access logging writes
+# with SSE-S3 only.
+module "access_logs_bucket" {
+  source = "../bucket"
 
-  rule {
-    # No ACLs: access is only what the bucket and IAM policies grant.
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_versioning" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.pipeline.arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-
-  rule {
-    # Saved plans hold secrets of the environments (e.g. the CloudFront origin
-    # secret): keep them no longer than an execution can wait for approval.
-    id     = "expire-artifacts"
-    status = "Enabled"
-
-    filter {}
-
-    expiration {
-      days = var.artifact_retention_in_days
-    }
-
-    noncurrent_version_expiration {
-      noncurrent_days = 7
-    }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
-
-  depends_on = [aws_s3_bucket_versioning.artifacts]
-}
-
-resource "aws_s3_bucket_logging" "artifacts" {
-  bucket        = aws_s3_bucket.artifacts.id
-  target_bucket = aws_s3_bucket.access_logs.id
-  target_prefix = "artifacts/"
-}
-
-resource "aws_s3_bucket_policy" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "DenyInsecureTransport"
-        Effect    = "Deny"
-        Principal = "*"
-        Action    = "s3:*"
-        Resource  = [aws_s3_bucket.artifacts.arn, "${aws_s3_bucket.artifacts.arn}/*"]
-        Condition = { Bool = { "aws:SecureTransport" = "false" } }
-      },
-      {
-        Sid       = "DenyOutdatedTls"
-        Effect    = "Deny"
-        Principal = "*"
-        Action    = "s3:*"
-        Resource  = [aws_s3_bucket.artifacts.arn, "${aws_s3_bucket.artifacts.arn}/*"]
-        Condition = { NumericLessThan = { "s3:TlsVersion" = "1.2" } }
-      },
-    ]
-  })
-
-  depends_on = [aws_s3_bucket_public_access_block.artifacts]
-}
-
-# Server access logs of the artifact bucket: who read or wrote which artifact.
-resource "aws_s3_bucket" "access_logs" {
-  #checkov:skip=CKV_AWS_145:S3 server access log delivery supports only SSE-S3 on the target bucket, not SSE-KMS.
-  #checkov:skip=CKV_AWS_144:Access logs are kept for audit in this Region; a cross-Region replica is not required of them.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes events of the access-log bucket.
-  bucket = "${var.resource_prefix}-s3-logs-${local.account_id}"
+  name            = "${var.resource_prefix}-s3-logs-${local.account_id}"
+  expiration_days = var.access_log_retention_in_days
+  # The S3 logging service writes the artifact bucket's logs, and only those
+  # (the artifact bucket's ARN from its name: the module that makes it needs
+  # this bucket first).
+  log_writers = [{
+    service    = "logging.s3.amazonaws.com"
+    prefix     = "artifacts"
+    source_arn = "arn:${local.partition}:s3:::${local.artifacts_bucket_name}"
+  }]
 
   tags = merge(var.tags, { Name = "${var.resource_prefix}-s3-logs" })
 }
 
-resource "aws_s3_bucket_ownership_controls" "access_logs" {
-  bucket = aws_s3_bucket.access_logs.id
-
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
+moved {
+  from = aws_s3_bucket.artifacts
+  to   = module.artifacts_bucket.aws_s3_bucket.this
 }
 
-resource "aws_s3_bucket_public_access_block" "access_logs" {
-  bucket = aws_s3_bucket.access_logs.id
-
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
+moved {
+  from = aws_s3_bucket_ownership_controls.artifacts
+  to   = module.artifacts_bucket.aws_s3_bucket_ownership_controls.this
 }
 
-resource "aws_s3_bucket_versioning" "access_logs" {
-  bucket = aws_s3_bucket.access_logs.id
-
-  versioning_configuration {
-    status = "Enabled"
-  }
+moved {
+  from = aws_s3_bucket_public_access_block.artifacts
+  to   = module.artifacts_bucket.aws_s3_bucket_public_access_block.this
 }
 
-resource "aws_s3_bucket_server_side_encryption_configuration" "access_logs" {
-  bucket = aws_s3_bucket.access_logs.id
-
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
-    }
-  }
+moved {
+  from = aws_s3_bucket_versioning.artifacts
+  to   = module.artifacts_bucket.aws_s3_bucket_versioning.this
 }
 
-resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
-  bucket = aws_s3_bucket.access_logs.id
-
-  rule {
-    id     = "expire-access-logs"
-    status = "Enabled"
-
-    filter {}
-
-    expiration {
-      days = var.access_log_retention_in_days
-    }
-
-    noncurrent_version_expiration {
-      noncurrent_days = 7
-    }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
-
-  depends_on = [aws_s3_bucket_versioning.access_logs]
+moved {
+  from = aws_s3_bucket_server_side_encryption_configuration.artifacts
+  to   = module.artifacts_bucket.aws_s3_bucket_server_side_encryption_configuration.this
 }
 
-resource "aws_s3_bucket_policy" "access_logs" {
-  bucket = aws_s3_bucket.access_logs.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        # The S3 logging service writes the artifact bucket's logs, and only those.
-        Sid       = "S3ServerAccessLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logging.s3.amazonaws.com" }
-        Action    = "s3:PutObject"
-        Resource  = "${aws_s3_bucket.access_logs.arn}/artifacts/*"
-        Condition = {
-          ArnLike      = { "aws:SourceArn" = aws_s3_bucket.artifacts.arn }
-          StringEquals = { "aws:SourceAccount" = local.account_id }
-        }
-      },
-      {
-        Sid       = "DenyInsecureTransport"
-        Effect    = "Deny"
-        Principal = "*"
-        Action    = "s3:*"
-        Resource  = [aws_s3_bucket.access_logs.arn, "${aws_s3_bucket.access_logs.arn}/*"]
-        Condition = { Bool = { "aws:SecureTransport" = "false" } }
-      },
-    ]
-  })
+moved {
+  from = aws_s3_bucket_lifecycle_configuration.artifacts
+  to   = module.artifacts_bucket.aws_s3_bucket_lifecycle_configuration.this
+}
 
-  depends_on = [aws_s3_bucket_public_access_block.access_logs]
+moved {
+  from = aws_s3_bucket_logging.artifacts
+  to   = module.artifacts_bucket.aws_s3_bucket_logging.this[0]
+}
+
+moved {
+  from = aws_s3_bucket_policy.artifacts
+  to   = module.artifacts_bucket.aws_s3_bucket_policy.this
+}
+
+moved {
+  from = aws_s3_bucket.access_logs
+  to   = module.access_logs_bucket.aws_s3_bucket.this
+}
+
+moved {
+  from = aws_s3_bucket_ownership_controls.access_logs
+  to   = module.access_logs_bucket.aws_s3_bucket_ownership_controls.this
+}
+
+moved {
+  from = aws_s3_bucket_public_access_block.access_logs
+  to   = module.access_logs_bucket.aws_s3_bucket_public_access_block.this
+}
+
+moved {
+  from = aws_s3_bucket_versioning.access_logs
+  to   = module.access_logs_bucket.aws_s3_bucket_versioning.this
+}
+
+moved {
+  from = aws_s3_bucket_server_side_encryption_configuration.access_logs
+  to   = module.access_logs_bucket.aws_s3_bucket_server_side_encryption_configuration.this
+}
+
+moved {
+  from = aws_s3_bucket_lifecycle_configuration.access_logs
+  to   = module.access_logs_bucket.aws_s3_bucket_lifecycle_configuration.this
+}
+
+moved {
+  from = aws_s3_bucket_policy.access_logs
+  to   = module.access_logs_bucket.aws_s3_bucket_policy.this
 }
 
 # --- Images -------------------------------------------------------------------
@@ -477,7 +380,7 @@ data "aws_iam_policy_document" "codebuild_common" {
   statement {
     sid       = "LocateArtifactBucket"
     actions   = ["s3:GetBucketAcl", "s3:GetBucketLocation"]
-    resources = [aws_s3_bucket.artifacts.arn]
+    resources = [module.artifacts_bucket.arn]
   }
 
   statement {
@@ -530,13 +433,13 @@ data "aws_iam_policy_document" "pipeline" {
   statement {
     sid       = "StoreArtifacts"
     actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+    resources = ["${module.artifacts_bucket.arn}/*"]
   }
 
   statement {
     sid       = "LocateArtifactBucket"
     actions   = ["s3:GetBucketLocation", "s3:GetBucketVersioning"]
-    resources = [aws_s3_bucket.artifacts.arn]
+    resources = [module.artifacts_bucket.arn]
   }
 
   statement {
@@ -971,7 +874,7 @@ resource "aws_codepipeline" "this" {
 
   artifact_store {
     type     = "S3"
-    location = aws_s3_bucket.artifacts.bucket
+    location = module.artifacts_bucket.id
 
     encryption_key {
       type = "KMS"

@@ -30,7 +30,7 @@ output "ecr_repository_arns" {
 
 output "s3_bucket_artifacts_name" {
   description = "Name of the encrypted artifact bucket."
-  value       = aws_s3_bucket.artifacts.bucket
+  value       = module.artifacts_bucket.id
 }
 
 output "kms_key_arn" {
