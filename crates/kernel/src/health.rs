@@ -44,8 +44,8 @@ pub fn router(service: &'static str, probes: Vec<Arc<dyn ReadinessProbe>>) -> Ro
         .route(
             READYZ,
             get(readyz).with_state(Arc::new(Readiness {
-                probes,
-                verdict: tokio::sync::Mutex::new(None),
+                probes: Arc::new(probes),
+                verdict: Arc::new(tokio::sync::Mutex::new(None)),
             })),
         )
         .route(VERSION, get(move || async move { axum::Json(version(service)) }))
@@ -61,33 +61,46 @@ pub fn version(service: &str) -> serde_json::Value {
     json!({ "service": service, "version": env!("CARGO_PKG_VERSION") })
 }
 
+type Verdict = Option<(Instant, Vec<&'static str>)>;
+
 struct Readiness {
-    probes: Vec<Arc<dyn ReadinessProbe>>,
+    probes: Arc<Vec<Arc<dyn ReadinessProbe>>>,
     /// When the last round of checks ended, and which probes failed in it.
-    verdict: tokio::sync::Mutex<Option<(Instant, Vec<&'static str>)>>,
+    verdict: Arc<tokio::sync::Mutex<Verdict>>,
 }
 
 impl Readiness {
     /// The failing probes, from a round of checks at most [`VERDICT_LIFETIME`] old.
+    ///
+    /// A round runs in a task of its own that holds the lock until it has stored its verdict:
+    /// a caller that gives up (a probe's timeout shorter than the round) does not take the
+    /// round with it, and the callers queued behind get its verdict instead of starting over.
     async fn failing(&self) -> Vec<&'static str> {
-        let mut verdict = self.verdict.lock().await;
+        let mut verdict = Arc::clone(&self.verdict).lock_owned().await;
         if let Some((at, failing)) = verdict.as_ref()
             && at.elapsed() < VERDICT_LIFETIME
         {
             return failing.clone();
         }
-        let mut failing = Vec::new();
-        for probe in &self.probes {
-            let reason = match tokio::time::timeout(PROBE_TIMEOUT, probe.check()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(reason)) => reason,
-                Err(_) => "timed out".to_string(),
-            };
-            tracing::warn!(probe = probe.name(), %reason, "not ready");
-            failing.push(probe.name());
-        }
-        *verdict = Some((Instant::now(), failing.clone()));
-        failing
+        let probes = Arc::clone(&self.probes);
+        let round = tokio::spawn(async move {
+            let mut failing = Vec::new();
+            for probe in probes.iter() {
+                let reason = match tokio::time::timeout(PROBE_TIMEOUT, probe.check()).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(reason)) => reason,
+                    Err(_) => "timed out".to_string(),
+                };
+                tracing::warn!(probe = probe.name(), %reason, "not ready");
+                failing.push(probe.name());
+            }
+            *verdict = Some((Instant::now(), failing.clone()));
+            failing
+        });
+        // A round that panicked answers as if every probe had failed.
+        round
+            .await
+            .unwrap_or_else(|_| self.probes.iter().map(|probe| probe.name()).collect())
     }
 }
 
@@ -140,7 +153,7 @@ mod tests {
             .as_u16()
     }
 
-    /// Passes, and counts its checks.
+    /// Passes after 50 ms, and counts its checks.
     #[derive(Default)]
     struct Counting(std::sync::atomic::AtomicUsize);
 
@@ -191,6 +204,26 @@ mod tests {
             probe.0.load(std::sync::atomic::Ordering::SeqCst),
             2,
             "an old verdict is not"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_round_outlives_the_caller_that_gave_up_on_it() {
+        let probe = Arc::new(Counting::default());
+        let app = router("test", vec![Arc::clone(&probe) as Arc<dyn ReadinessProbe>]);
+        let ask = || {
+            app.clone()
+                .oneshot(Request::get("/readyz").body(Body::empty()).expect("request"))
+        };
+        // The caller gives up 10 ms into the 50 ms round, as a kubelet probe with a short
+        // timeout does when the dependencies are slow.
+        assert!(tokio::time::timeout(Duration::from_millis(10), ask()).await.is_err());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(ask().await.expect("response").status(), 200);
+        assert_eq!(
+            probe.0.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the abandoned round finished and its verdict was reused"
         );
     }
 
