@@ -42,13 +42,22 @@ impl LocalServer {
         self.port
     }
 
-    /// Sends `signal` to the server (SIGSTOP, SIGCONT).
+    /// Sends `signal` to the server (SIGSTOP, SIGCONT). After SIGSTOP, returns once every
+    /// thread of the server is stopped: kill(2) returns before a thread running on another core
+    /// has stopped, and a request sent in between could still be answered.
     #[allow(unsafe_code)]
     pub(crate) fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
         // SAFETY: kill(2) on our own child's pid touches no memory of ours.
         let sent = unsafe { libc::kill(pid, signal) };
         assert_eq!(sent, 0, "signal {signal}: {}", std::io::Error::last_os_error());
+        if signal == libc::SIGSTOP {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !all_threads_stopped(self.child.id()) {
+                assert!(Instant::now() < deadline, "the server did not stop within 5 s");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     fn wait_ready(&mut self, name: &str, ready: &impl Fn(u16) -> bool) -> Result<(), String> {
@@ -134,3 +143,19 @@ fn die_with_parent(command: &mut Command) {
 
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_command: &mut Command) {}
+
+/// Whether every thread of `pid` is stopped (state `T` in /proc/<pid>/task/<tid>/stat).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // `pid (comm) state ...`: comm may hold spaces and parentheses, the state follows
+            // the last `)`.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| state == 'T' || state == 't')
+        })
+    })
+}
