@@ -348,6 +348,38 @@ resource "aws_cloudwatch_metric_alarm" "lambda" {
   tags = var.tags
 }
 
+# The alarms of the functions this platform deploys, from their former resources.
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_errors["auth"]
+  to   = aws_cloudwatch_metric_alarm.lambda["auth-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_throttles["auth"]
+  to   = aws_cloudwatch_metric_alarm.lambda["auth-throttles"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_errors["authorizer"]
+  to   = aws_cloudwatch_metric_alarm.lambda["authorizer-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_throttles["authorizer"]
+  to   = aws_cloudwatch_metric_alarm.lambda["authorizer-throttles"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_errors["rotate-secret"]
+  to   = aws_cloudwatch_metric_alarm.lambda["rotate-secret-errors"]
+}
+
+moved {
+  from = aws_cloudwatch_metric_alarm.lambda_throttles["rotate-secret"]
+  to   = aws_cloudwatch_metric_alarm.lambda["rotate-secret-throttles"]
+}
+
 resource "aws_cloudwatch_metric_alarm" "dead_letter_queue" {
   for_each = var.dead_letter_queue_names
 

@@ -695,6 +695,53 @@ resource "aws_security_group" "deploy" {
   tags = merge(var.tags, { Name = local.deploy_projects["${each.key}-apply"].name })
 }
 
+# Each environment's one deploy project became its Apply project (same name).
+
+moved {
+  from = aws_iam_role.deploy["dev"]
+  to   = aws_iam_role.deploy["dev-apply"]
+}
+
+moved {
+  from = aws_iam_role_policy.deploy["dev"]
+  to   = aws_iam_role_policy.deploy["dev-apply"]
+}
+
+moved {
+  from = aws_codebuild_project.deploy["dev"]
+  to   = aws_codebuild_project.deploy["dev-apply"]
+}
+
+moved {
+  from = aws_iam_role.deploy["staging"]
+  to   = aws_iam_role.deploy["staging-apply"]
+}
+
+moved {
+  from = aws_iam_role_policy.deploy["staging"]
+  to   = aws_iam_role_policy.deploy["staging-apply"]
+}
+
+moved {
+  from = aws_codebuild_project.deploy["staging"]
+  to   = aws_codebuild_project.deploy["staging-apply"]
+}
+
+moved {
+  from = aws_iam_role.deploy["prod"]
+  to   = aws_iam_role.deploy["prod-apply"]
+}
+
+moved {
+  from = aws_iam_role_policy.deploy["prod"]
+  to   = aws_iam_role_policy.deploy["prod-apply"]
+}
+
+moved {
+  from = aws_codebuild_project.deploy["prod"]
+  to   = aws_codebuild_project.deploy["prod-apply"]
+}
+
 # --- CodeBuild ----------------------------------------------------------------
 
 resource "aws_codebuild_project" "build" {
