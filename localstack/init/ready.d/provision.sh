@@ -291,12 +291,14 @@ for crate, path in zips.items():
         continue
     configuration = existing["Configuration"]
     function_arns[crate] = configuration["FunctionArn"]
-    current = configuration["CodeSha256"] == code_sha
+    # A new architecture comes with new code: update-function-code takes both.
+    current = configuration["CodeSha256"] == code_sha and configuration.get("Architectures") == [architecture]
     configured = configuration.get("Environment", {}).get("Variables") == environment
     if not current:
         aws("lambda", "wait", "function-updated-v2", "--function-name", name)
-        aws("lambda", "update-function-code", "--function-name", name, "--zip-file", f"fileb://{path}")
-        log(f"function {name} code updated")
+        aws("lambda", "update-function-code", "--function-name", name, "--zip-file", f"fileb://{path}",
+            "--architectures", architecture)
+        log(f"function {name} code updated ({architecture})")
     if not configured:
         aws("lambda", "wait", "function-updated-v2", "--function-name", name)
         aws("lambda", "update-function-configuration", "--function-name", name, *settings)
@@ -314,17 +316,22 @@ proxy_id = proxy["id"] if proxy else aws("apigateway", "create-resource", "--res
 routed = False
 root = next(r for r in resources if r["path"] == "/")
 for resource_id, resource in ((root_id, root), (proxy_id, proxy or {})):
-    if "ANY" in resource.get("resourceMethods", {}):
-        continue
-    aws("apigateway", "put-method", "--rest-api-id", api_id, "--resource-id", resource_id,
-        "--http-method", "ANY", "--authorization-type", "NONE")
-    aws("apigateway", "put-integration", "--rest-api-id", api_id, "--resource-id", resource_id,
-        "--http-method", "ANY", "--type", "AWS_PROXY", "--integration-http-method", "POST", "--uri", auth_uri)
-    routed = True
+    # Each part checked apart, so a run stopped half-way is completed by the next.
+    if "ANY" not in resource.get("resourceMethods", {}):
+        aws("apigateway", "put-method", "--rest-api-id", api_id, "--resource-id", resource_id,
+            "--http-method", "ANY", "--authorization-type", "NONE")
+        routed = True
+    integration = aws("apigateway", "get-integration", "--rest-api-id", api_id, "--resource-id", resource_id,
+                      "--http-method", "ANY", missing="NotFoundException")
+    if not integration or integration.get("type") != "AWS_PROXY" or integration.get("uri") != auth_uri:
+        aws("apigateway", "put-integration", "--rest-api-id", api_id, "--resource-id", resource_id,
+            "--http-method", "ANY", "--type", "AWS_PROXY", "--integration-http-method", "POST", "--uri", auth_uri)
+        routed = True
 if routed:
+    # Already granted by an earlier run: ResourceConflictException, nothing to do.
     aws("lambda", "add-permission", "--function-name", f"{prefix}-{API_FUNCTION}", "--statement-id", "RestApiInvokes",
         "--action", "lambda:InvokeFunction", "--principal", "apigateway.amazonaws.com",
-        "--source-arn", f"arn:aws:execute-api:{region}:{account}:{api_id}/*/*/*")
+        "--source-arn", f"arn:aws:execute-api:{region}:{account}:{api_id}/*/*/*", missing="ResourceConflictException")
     aws("apigateway", "create-deployment", "--rest-api-id", api_id, "--stage-name", stage)
     log(f"REST API {api_name}: every path to {prefix}-{API_FUNCTION}, stage {stage} created")
 else:

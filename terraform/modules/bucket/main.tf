@@ -5,22 +5,30 @@
 data "aws_caller_identity" "current" {}
 
 locals {
-  writer_statements = [
-    for writer in var.log_writers : {
-      Sid       = "LogsFrom${join("", [for part in split(".", writer.service) : title(part)])}"
-      Effect    = "Allow"
-      Principal = { Service = writer.service }
-      Action    = "s3:PutObject"
-      Resource  = "${aws_s3_bucket.this.arn}/${writer.prefix}/*"
-      Condition = {
-        StringEquals = merge(
-          { "aws:SourceAccount" = data.aws_caller_identity.current.account_id },
-          writer.owner_full_control ? { "s3:x-amz-acl" = "bucket-owner-full-control" } : {},
-        )
-        ArnLike = { "aws:SourceArn" = writer.source_arn }
+  # Per writer: PutObject under its prefix and, for a service that writes with the
+  # bucket-owner-full-control ACL, the ACL check it makes first; each only for its
+  # source ARN in this account.
+  writer_statements = flatten([
+    for writer in var.log_writers : [
+      for grant in concat(
+        [{ sid = "LogsFrom", action = "s3:PutObject", resource = "${aws_s3_bucket.this.arn}/${writer.prefix}/*", acl = writer.owner_full_control }],
+        writer.owner_full_control ? [{ sid = "AclCheckBy", action = "s3:GetBucketAcl", resource = aws_s3_bucket.this.arn, acl = false }] : [],
+      ) : {
+        Sid       = "${grant.sid}${join("", [for part in split(".", writer.service) : title(part)])}"
+        Effect    = "Allow"
+        Principal = { Service = writer.service }
+        Action    = grant.action
+        Resource  = grant.resource
+        Condition = {
+          StringEquals = merge(
+            { "aws:SourceAccount" = data.aws_caller_identity.current.account_id },
+            grant.acl ? { "s3:x-amz-acl" = "bucket-owner-full-control" } : {},
+          )
+          ArnLike = { "aws:SourceArn" = writer.source_arn }
+        }
       }
-    }
-  ]
+    ]
+  ])
 }
 
 resource "aws_s3_bucket" "this" {

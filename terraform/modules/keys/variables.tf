@@ -23,7 +23,7 @@ variable "kms_keys" {
 }
 
 variable "policy_admin_arns" {
-  description = "The only IAM roles that may change these keys' policies or schedule their deletion (the environment's deploy role, which applies this module, and a break-glass role); every other principal is denied kms:PutKeyPolicy and kms:ScheduleKeyDeletion, account administrators included. KMS refuses a key policy that would lock out the principal applying it, so applying as a role not listed fails rather than locking the keys."
+  description = "The only IAM roles that may change these keys' policies or schedule their deletion (the environment's deploy role, which applies this module, and a break-glass role); every other principal is denied kms:PutKeyPolicy and kms:ScheduleKeyDeletion, account administrators included. KMS refuses a key policy that would lock out the principal applying it, so applying as a role not listed fails rather than locking the keys. Give each ARN exactly as IAM shows it, path included (aws:PrincipalArn carries the path)."
   type        = list(string)
 
   validation {
