@@ -303,8 +303,11 @@ pub(crate) use rampart_kernel::now_unix;
 /// reads never return an expired item either way).
 pub const PURGE_PERIOD: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
-/// How often the embedded store checkpoints its WAL in the background.
-pub const CHECKPOINT_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often the embedded store checkpoints its WAL in the background. Short, so that each
+/// checkpoint, and the writer's copy of the frames it left, has little to sync: once a second,
+/// those syncs and the WAL writes that waited behind them set the PUT's p99
+/// (docs/performance.md).
+pub const CHECKPOINT_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Creates the schema's DynamoDB tables under `prefix`, or finds them: what `rampart bootstrap`
 /// runs. Returns their names.
