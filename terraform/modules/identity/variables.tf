@@ -9,19 +9,79 @@ variable "resource_prefix" {
 }
 
 variable "user_pool" {
-  description = "The pool and app client (schema/platform.json \"user_pool\"): names (prefixed with resource_prefix), client secret, password length, MFA and auth flows."
+  description = "The pool and app client (schema/platform.json \"user_pool\"): names (prefixed with resource_prefix), sign-in attributes, password policy, MFA, account recovery (mechanisms in order of priority), and the client's secret, auth flows, user-existence errors, token revocation and token lifetimes."
   type = object({
-    name                    = string
-    client_name             = string
-    generate_client_secret  = bool
-    password_minimum_length = number
-    mfa                     = string
-    explicit_auth_flows     = list(string)
+    name                             = string
+    username_attributes              = list(string)
+    username_case_sensitive          = bool
+    password_minimum_length          = number
+    password_require_lowercase       = bool
+    password_require_uppercase       = bool
+    password_require_numbers         = bool
+    password_require_symbols         = bool
+    temporary_password_validity_days = number
+    mfa                              = string
+    account_recovery_mechanisms      = list(string)
+    client_name                      = string
+    generate_client_secret           = bool
+    explicit_auth_flows              = list(string)
+    prevent_user_existence_errors    = string
+    enable_token_revocation          = bool
+    access_token_validity            = number
+    id_token_validity                = number
+    refresh_token_validity           = number
+    token_validity_units = object({
+      access_token  = string
+      id_token      = string
+      refresh_token = string
+    })
   })
 
   validation {
     condition     = contains(["OFF", "ON", "OPTIONAL"], var.user_pool.mfa) && var.user_pool.password_minimum_length >= 8
     error_message = "user_pool.mfa must be OFF, ON or OPTIONAL, and password_minimum_length at least 8."
+  }
+
+  validation {
+    condition     = alltrue([for attribute in var.user_pool.username_attributes : contains(["email", "phone_number"], attribute)])
+    error_message = "user_pool.username_attributes may hold only email and phone_number."
+  }
+
+  validation {
+    condition     = var.user_pool.temporary_password_validity_days >= 0 && var.user_pool.temporary_password_validity_days <= 365
+    error_message = "user_pool.temporary_password_validity_days must be between 0 and 365."
+  }
+
+  validation {
+    condition = (
+      length(var.user_pool.account_recovery_mechanisms) >= 1
+      && length(var.user_pool.account_recovery_mechanisms) <= 2
+      && alltrue([for mechanism in var.user_pool.account_recovery_mechanisms : contains(["admin_only", "verified_email", "verified_phone_number"], mechanism)])
+      && (!contains(var.user_pool.account_recovery_mechanisms, "admin_only") || length(var.user_pool.account_recovery_mechanisms) == 1)
+    )
+    error_message = "user_pool.account_recovery_mechanisms must be admin_only alone, or one or two of verified_email and verified_phone_number."
+  }
+
+  validation {
+    condition     = contains(["ENABLED", "LEGACY"], var.user_pool.prevent_user_existence_errors)
+    error_message = "user_pool.prevent_user_existence_errors must be ENABLED or LEGACY."
+  }
+
+  validation {
+    condition     = alltrue([for unit in var.user_pool.token_validity_units : contains(["seconds", "minutes", "hours", "days"], unit)])
+    error_message = "user_pool.token_validity_units must each be seconds, minutes, hours or days."
+  }
+
+  # Cognito's limits: access and ID tokens live 5 minutes to a day, refresh tokens an hour to ten
+  # years. Each lifetime in seconds; an unknown unit counts as 0 and fails here too.
+  validation {
+    condition = alltrue([
+      for token, seconds in {
+        for name, unit in var.user_pool.token_validity_units :
+        name => var.user_pool["${name}_validity"] * lookup({ seconds = 1, minutes = 60, hours = 3600, days = 86400 }, unit, 0)
+      } : token == "refresh_token" ? seconds >= 3600 && seconds <= 315360000 : seconds >= 300 && seconds <= 86400
+    ])
+    error_message = "user_pool token lifetimes, in their token_validity_units, must be 5 minutes to 1 day (access_token_validity, id_token_validity) and 1 hour to 10 years (refresh_token_validity)."
   }
 }
 
@@ -54,39 +114,6 @@ variable "threat_protection_mode" {
   validation {
     condition     = contains(["OFF", "AUDIT", "ENFORCED"], var.threat_protection_mode)
     error_message = "threat_protection_mode must be OFF, AUDIT or ENFORCED."
-  }
-}
-
-variable "access_token_validity_minutes" {
-  description = "Lifetime of Cognito access tokens, in minutes (5-1440)."
-  type        = number
-  default     = 15
-
-  validation {
-    condition     = var.access_token_validity_minutes >= 5 && var.access_token_validity_minutes <= 1440
-    error_message = "access_token_validity_minutes must be between 5 and 1440."
-  }
-}
-
-variable "id_token_validity_minutes" {
-  description = "Lifetime of Cognito ID tokens, in minutes (5-1440)."
-  type        = number
-  default     = 15
-
-  validation {
-    condition     = var.id_token_validity_minutes >= 5 && var.id_token_validity_minutes <= 1440
-    error_message = "id_token_validity_minutes must be between 5 and 1440."
-  }
-}
-
-variable "refresh_token_validity_minutes" {
-  description = "Lifetime of Cognito refresh tokens, in minutes (60 is Cognito's minimum; Rampart keeps its own refresh tokens)."
-  type        = number
-  default     = 60
-
-  validation {
-    condition     = var.refresh_token_validity_minutes >= 60 && var.refresh_token_validity_minutes <= 5256000
-    error_message = "refresh_token_validity_minutes must be between 60 and 5256000 (ten years)."
   }
 }
 
