@@ -42,46 +42,16 @@ variable "user_pool" {
     error_message = "user_pool.mfa must be OFF, ON or OPTIONAL, and password_minimum_length at least 8."
   }
 
+  # Security properties the auth API relies on: a sign-in that fails says nothing about whether
+  # the email is known, and a refresh token revoked by sign-out is refused.
   validation {
-    condition     = alltrue([for attribute in var.user_pool.username_attributes : contains(["email", "phone_number"], attribute)])
-    error_message = "user_pool.username_attributes may hold only email and phone_number."
+    condition     = var.user_pool.prevent_user_existence_errors == "ENABLED" && var.user_pool.enable_token_revocation
+    error_message = "user_pool.prevent_user_existence_errors must be ENABLED and enable_token_revocation true."
   }
 
   validation {
-    condition     = var.user_pool.temporary_password_validity_days >= 0 && var.user_pool.temporary_password_validity_days <= 365
-    error_message = "user_pool.temporary_password_validity_days must be between 0 and 365."
-  }
-
-  validation {
-    condition = (
-      length(var.user_pool.account_recovery_mechanisms) >= 1
-      && length(var.user_pool.account_recovery_mechanisms) <= 2
-      && alltrue([for mechanism in var.user_pool.account_recovery_mechanisms : contains(["admin_only", "verified_email", "verified_phone_number"], mechanism)])
-      && (!contains(var.user_pool.account_recovery_mechanisms, "admin_only") || length(var.user_pool.account_recovery_mechanisms) == 1)
-    )
-    error_message = "user_pool.account_recovery_mechanisms must be admin_only alone, or one or two of verified_email and verified_phone_number."
-  }
-
-  validation {
-    condition     = contains(["ENABLED", "LEGACY"], var.user_pool.prevent_user_existence_errors)
-    error_message = "user_pool.prevent_user_existence_errors must be ENABLED or LEGACY."
-  }
-
-  validation {
-    condition     = alltrue([for unit in var.user_pool.token_validity_units : contains(["seconds", "minutes", "hours", "days"], unit)])
+    condition     = alltrue([for unit in values(var.user_pool.token_validity_units) : contains(["seconds", "minutes", "hours", "days"], unit)])
     error_message = "user_pool.token_validity_units must each be seconds, minutes, hours or days."
-  }
-
-  # Cognito's limits: access and ID tokens live 5 minutes to a day, refresh tokens an hour to ten
-  # years. Each lifetime in seconds; an unknown unit counts as 0 and fails here too.
-  validation {
-    condition = alltrue([
-      for token, seconds in {
-        for name, unit in var.user_pool.token_validity_units :
-        name => var.user_pool["${name}_validity"] * lookup({ seconds = 1, minutes = 60, hours = 3600, days = 86400 }, unit, 0)
-      } : token == "refresh_token" ? seconds >= 3600 && seconds <= 315360000 : seconds >= 300 && seconds <= 86400
-    ])
-    error_message = "user_pool token lifetimes, in their token_validity_units, must be 5 minutes to 1 day (access_token_validity, id_token_validity) and 1 hour to 10 years (refresh_token_validity)."
   }
 }
 
