@@ -27,7 +27,8 @@ module, which checkov's pinned bc-python-hcl2 provides.
 4. Every RAMPART_* variable an environment outputs is named in the schema's
    "environment", and each root outputs every one the Rust code requires on the AWS backend
    (`Settings::require_aws` keys, and tokens.issuer).
-5. The LocalStack provisioning script reads the schema instead of repeating it.
+5. The LocalStack provisioning script reads the schema instead of repeating it, and it and the
+   Rust provisioning (provision_user_pool) read every schema user_pool field, as Terraform does.
 
 Exits 1 with one line per problem.
 """
@@ -65,6 +66,11 @@ OUTPUT_SECTIONS = {
     "secretsmanager_secret": "secrets",
 }
 USER_POOL_RESOURCES = ("aws_cognito_user_pool", "aws_cognito_user_pool_client")
+# The other two makers of the user pool, and how each reads a schema user_pool field.
+USER_POOL_READERS = {
+    "localstack/init/ready.d/provision.sh": r"""\bpool\[["']{field}["']\]""",
+    "crates/identity/src/cognito/provision.rs": r"\bdefinition\s*\.{field}\b",
+}
 # Variables every environment must output (the deployed functions cannot start without them).
 # Settings the deployed code cannot start without on the AWS backend, beyond those the Rust code
 # asks for with `Settings::require_aws(.., "<key>")` (found in the sources): tokens.issuer has a
@@ -534,6 +540,19 @@ def check_localstack(schema: dict) -> None:
         fail(f"{rel(compose)}: does not mount schema/platform.json")
 
 
+def check_user_pool_readers(schema: dict) -> None:
+    fields = [field for field in schema.get("user_pool", {}) if not field.startswith("$")]
+    for path, reads in USER_POOL_READERS.items():
+        source = ROOT / path
+        if not source.is_file():
+            fail(f"{path}: missing")
+            continue
+        body = source.read_text(encoding="utf-8")
+        for field in fields:
+            if not re.search(reads.format(field=re.escape(field)), body):
+                fail(f"{path}: does not read schema user_pool.{field}")
+
+
 def main() -> int:
     try:
         schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -552,6 +571,7 @@ def main() -> int:
     check_environment_outputs(units, schema)
     check_environment_values(units)
     check_localstack(schema)
+    check_user_pool_readers(schema)
     if errors:
         print(f"check_iac: {len(errors)} problem(s):", file=sys.stderr)
         for message in errors:

@@ -16,7 +16,9 @@ awscli`, pinned in scripts/requirements-dev.txt) in place of `awslocal`:
    keys, attributes, indexes, stream and TTL; each key's spec, usage and rotation; the secret
    names and which hold a value; the user pool's sign-in, password, MFA and recovery settings
    and its app client's flows, secret and token lifetimes. Only the differences provision.sh's
-   header states are allowed (no table encryption or deletion protection locally).
+   header states are allowed (no table encryption or deletion protection locally). The user pool
+   and client must also be what the schema's user_pool says, as Terraform's identity module
+   reads it.
 4. `rampart bootstrap` under the script's prefix must find, not duplicate, what it made: the same
    user pool and client, one pool of that name, one key per alias.
 5. The functions the script deployed from LAMBDA_DIR are terraform/platform's: one per crate under
@@ -155,6 +157,46 @@ def describe(clients: dict, prefix: str) -> dict:
     return found
 
 
+def schema_differences(found: dict) -> list[str]:
+    """Where the user pool and client in `found` (from describe) are not the schema's user_pool."""
+    pool = json.loads(SCHEMA.read_text())["user_pool"]
+    units = pool["token_validity_units"]
+    policy = {
+        "MinimumLength": pool["password_minimum_length"],
+        "RequireLowercase": pool["password_require_lowercase"],
+        "RequireUppercase": pool["password_require_uppercase"],
+        "RequireNumbers": pool["password_require_numbers"],
+        "RequireSymbols": pool["password_require_symbols"],
+        "TemporaryPasswordValidityDays": pool["temporary_password_validity_days"],
+    }
+    expected = {
+        "pool.username_attributes": pool["username_attributes"],
+        "pool.case_sensitive": pool["username_case_sensitive"],
+        "pool.password_policy": policy,
+        "pool.mfa": pool["mfa"],
+        "pool.recovery": {"RecoveryMechanisms": [{"Name": name, "Priority": priority} for priority, name
+                                                 in enumerate(pool["account_recovery_mechanisms"], start=1)]},
+        "client.flows": sorted(pool["explicit_auth_flows"]),
+        "client.has_secret": pool["generate_client_secret"],
+        "client.prevent_user_existence_errors": pool["prevent_user_existence_errors"],
+        "client.token_revocation": pool["enable_token_revocation"],
+        "client.validity": (pool["access_token_validity"], pool["id_token_validity"], pool["refresh_token_validity"],
+                            {"AccessToken": units["access_token"], "IdToken": units["id_token"],
+                             "RefreshToken": units["refresh_token"]}),
+    }
+    if pool["mfa"] != "OFF":
+        expected["pool.totp"] = {"Enabled": True}
+    problems = []
+    for path, wanted in expected.items():
+        part, key = path.split(".")
+        value = found[part][key]
+        if key == "password_policy":
+            value = {name: (value or {}).get(name) for name in wanted}
+        if value != wanted:
+            problems.append(f"{path}: {value!r}, the schema's user_pool says {wanted!r}")
+    return problems
+
+
 def terraform_function_environment() -> set[str]:
     with open(ROOT / "terraform" / "platform" / "main.tf", encoding="utf-8") as handle:
         platform = hcl2.load(handle)
@@ -257,6 +299,10 @@ def main() -> None:
     if found:
         fail("provision.sh and rampart bootstrap disagree:\n  " + "\n  ".join(found))
     print(f"rampart bootstrap under {by_bootstrap}: the same tables, keys, secrets, user pool and client")
+    found = schema_differences(script_made)
+    if found:
+        fail("the user pool and client both made are not the schema's user_pool:\n  " + "\n  ".join(found))
+    print("the user pool and client are the schema's user_pool, as Terraform's identity module reads it")
 
     # bootstrap over the script's resources finds them; describe() fails on any duplicate.
     found_again = bootstrap(binary, endpoint, by_script)

@@ -1,5 +1,5 @@
-//! The platform schema (`schema/platform.json`): the one list of resource names that Rust and
-//! Terraform both read, so neither can drift from the other.
+//! The platform schema (`schema/platform.json`): the one list of resource names, and of the user
+//! pool's settings, that Rust and Terraform both read, so neither can drift from the other.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -49,14 +49,42 @@ pub struct KmsKeyDef {
     pub key_usage: String,
 }
 
+/// The Cognito user pool and its app client. Enumerations are Cognito's own spellings (e.g.
+/// `mfa` is `OFF`, `ON` or `OPTIONAL`), so every reader passes them through unchanged.
 #[derive(Debug, Deserialize)]
 pub struct UserPoolDef {
     pub name: String,
+    /// What users sign in with instead of a username: `email` and/or `phone_number`.
+    pub username_attributes: Vec<String>,
+    pub username_case_sensitive: bool,
+    pub password_minimum_length: u32,
+    pub password_require_lowercase: bool,
+    pub password_require_uppercase: bool,
+    pub password_require_numbers: bool,
+    pub password_require_symbols: bool,
+    pub temporary_password_validity_days: u32,
+    pub mfa: String,
+    /// `admin_only`, `verified_email`, `verified_phone_number`, in order of priority (1 first).
+    pub account_recovery_mechanisms: Vec<String>,
     pub client_name: String,
     pub generate_client_secret: bool,
-    pub password_minimum_length: u32,
-    pub mfa: String,
     pub explicit_auth_flows: Vec<String>,
+    /// `ENABLED` or `LEGACY`.
+    pub prevent_user_existence_errors: String,
+    pub enable_token_revocation: bool,
+    /// Token lifetimes: these three, each in its unit of `token_validity_units`.
+    pub access_token_validity: u32,
+    pub id_token_validity: u32,
+    pub refresh_token_validity: u32,
+    pub token_validity_units: TokenValidityUnitsDef,
+}
+
+/// The unit of each token lifetime: `seconds`, `minutes`, `hours` or `days`.
+#[derive(Debug, Deserialize)]
+pub struct TokenValidityUnitsDef {
+    pub access_token: String,
+    pub id_token: String,
+    pub refresh_token: String,
 }
 
 #[derive(Debug, Deserialize)]

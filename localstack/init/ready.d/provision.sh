@@ -171,18 +171,25 @@ else:
     created = aws(
         "cognito-idp", "create-user-pool",
         "--pool-name", pool_name,
-        "--username-attributes", "email",
-        "--username-configuration", "CaseSensitive=false",
+        "--username-attributes", *pool["username_attributes"],
+        "--username-configuration", json.dumps({"CaseSensitive": pool["username_case_sensitive"]}),
         "--mfa-configuration", pool["mfa"],
-        # As Terraform's identity module: NIST SP 800-63B length and a block list (the
-        # auth API checks those), no composition rules; recovery through the auth API's
-        # own codes, so Cognito sends none of its own.
+        # As Terraform's identity module, all from the schema: NIST SP 800-63B length and a
+        # block list (the auth API checks those), no composition rules; recovery through the
+        # auth API's own codes, so Cognito sends none of its own.
         "--policies", json.dumps({"PasswordPolicy": {
             "MinimumLength": pool["password_minimum_length"],
-            "RequireUppercase": False, "RequireLowercase": False, "RequireNumbers": False, "RequireSymbols": False,
-            "TemporaryPasswordValidityDays": 3,
+            "RequireUppercase": pool["password_require_uppercase"],
+            "RequireLowercase": pool["password_require_lowercase"],
+            "RequireNumbers": pool["password_require_numbers"],
+            "RequireSymbols": pool["password_require_symbols"],
+            "TemporaryPasswordValidityDays": pool["temporary_password_validity_days"],
         }}),
-        "--account-recovery-setting", json.dumps({"RecoveryMechanisms": [{"Name": "admin_only", "Priority": 1}]}),
+        # The schema lists the mechanisms in order of priority (1 first).
+        "--account-recovery-setting", json.dumps({"RecoveryMechanisms": [
+            {"Name": name, "Priority": priority}
+            for priority, name in enumerate(pool["account_recovery_mechanisms"], start=1)
+        ]}),
     )
     pool_id = created["UserPool"]["Id"]
     if pool["mfa"] != "OFF":
@@ -203,10 +210,16 @@ else:
         "--client-name", client_name,
         "--generate-secret" if pool["generate_client_secret"] else "--no-generate-secret",
         "--explicit-auth-flows", *pool["explicit_auth_flows"],
-        "--prevent-user-existence-errors", "ENABLED",
-        "--enable-token-revocation",
-        "--access-token-validity", "15", "--id-token-validity", "15", "--refresh-token-validity", "60",
-        "--token-validity-units", "AccessToken=minutes,IdToken=minutes,RefreshToken=minutes",
+        "--prevent-user-existence-errors", pool["prevent_user_existence_errors"],
+        "--enable-token-revocation" if pool["enable_token_revocation"] else "--no-enable-token-revocation",
+        "--access-token-validity", str(pool["access_token_validity"]),
+        "--id-token-validity", str(pool["id_token_validity"]),
+        "--refresh-token-validity", str(pool["refresh_token_validity"]),
+        "--token-validity-units", json.dumps({
+            "AccessToken": pool["token_validity_units"]["access_token"],
+            "IdToken": pool["token_validity_units"]["id_token"],
+            "RefreshToken": pool["token_validity_units"]["refresh_token"],
+        }),
     )["UserPoolClient"]
     client_id = created["ClientId"]
     log(f"app client {client_name} created ({client_id})")

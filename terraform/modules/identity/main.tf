@@ -18,21 +18,22 @@ resource "aws_cognito_user_pool" "this" {
   user_pool_tier      = var.user_pool_tier
   deletion_protection = "ACTIVE"
 
-  username_attributes = ["email"]
+  username_attributes = local.pool.username_attributes
 
   username_configuration {
-    case_sensitive = false
+    case_sensitive = local.pool.username_case_sensitive
   }
 
   # NIST SP 800-63B: length and a block list (the auth function's), not
-  # composition rules, as provision_user_pool sets it for the local stack.
+  # composition rules; the schema says which, for provision_user_pool and the
+  # LocalStack script too.
   password_policy {
     minimum_length                   = local.pool.password_minimum_length
-    require_lowercase                = false
-    require_uppercase                = false
-    require_numbers                  = false
-    require_symbols                  = false
-    temporary_password_validity_days = 3
+    require_lowercase                = local.pool.password_require_lowercase
+    require_uppercase                = local.pool.password_require_uppercase
+    require_numbers                  = local.pool.password_require_numbers
+    require_symbols                  = local.pool.password_require_symbols
+    temporary_password_validity_days = local.pool.temporary_password_validity_days
   }
 
   mfa_configuration = local.pool.mfa
@@ -41,10 +42,15 @@ resource "aws_cognito_user_pool" "this" {
     enabled = local.pool.mfa != "OFF"
   }
 
+  # The schema lists the mechanisms in order of priority (1 first).
   account_recovery_setting {
-    recovery_mechanism {
-      name     = "admin_only"
-      priority = 1
+    dynamic "recovery_mechanism" {
+      for_each = local.pool.account_recovery_mechanisms
+
+      content {
+        name     = recovery_mechanism.value
+        priority = recovery_mechanism.key + 1
+      }
     }
   }
 
@@ -74,22 +80,22 @@ resource "aws_cognito_user_pool_client" "this" {
 
   generate_secret               = local.pool.generate_client_secret
   explicit_auth_flows           = local.pool.explicit_auth_flows
-  prevent_user_existence_errors = "ENABLED"
-  enable_token_revocation       = true
+  prevent_user_existence_errors = local.pool.prevent_user_existence_errors
+  enable_token_revocation       = local.pool.enable_token_revocation
   supported_identity_providers  = ["COGNITO"]
 
   # Rampart issues its own access and refresh tokens after Cognito has
   # authenticated the user, so Cognito's tokens only need to live long enough
   # for that exchange.
   auth_session_validity  = 3
-  access_token_validity  = var.access_token_validity_minutes
-  id_token_validity      = var.id_token_validity_minutes
-  refresh_token_validity = var.refresh_token_validity_minutes
+  access_token_validity  = local.pool.access_token_validity
+  id_token_validity      = local.pool.id_token_validity
+  refresh_token_validity = local.pool.refresh_token_validity
 
   token_validity_units {
-    access_token  = "minutes"
-    id_token      = "minutes"
-    refresh_token = "minutes"
+    access_token  = local.pool.token_validity_units.access_token
+    id_token      = local.pool.token_validity_units.id_token
+    refresh_token = local.pool.token_validity_units.refresh_token
   }
 }
 

@@ -9,19 +9,49 @@ variable "resource_prefix" {
 }
 
 variable "user_pool" {
-  description = "The pool and app client (schema/platform.json \"user_pool\"): names (prefixed with resource_prefix), client secret, password length, MFA and auth flows."
+  description = "The pool and app client (schema/platform.json \"user_pool\"): names (prefixed with resource_prefix), sign-in attributes, password policy, MFA, account recovery (mechanisms in order of priority), and the client's secret, auth flows, user-existence errors, token revocation and token lifetimes."
   type = object({
-    name                    = string
-    client_name             = string
-    generate_client_secret  = bool
-    password_minimum_length = number
-    mfa                     = string
-    explicit_auth_flows     = list(string)
+    name                             = string
+    username_attributes              = list(string)
+    username_case_sensitive          = bool
+    password_minimum_length          = number
+    password_require_lowercase       = bool
+    password_require_uppercase       = bool
+    password_require_numbers         = bool
+    password_require_symbols         = bool
+    temporary_password_validity_days = number
+    mfa                              = string
+    account_recovery_mechanisms      = list(string)
+    client_name                      = string
+    generate_client_secret           = bool
+    explicit_auth_flows              = list(string)
+    prevent_user_existence_errors    = string
+    enable_token_revocation          = bool
+    access_token_validity            = number
+    id_token_validity                = number
+    refresh_token_validity           = number
+    token_validity_units = object({
+      access_token  = string
+      id_token      = string
+      refresh_token = string
+    })
   })
 
   validation {
     condition     = contains(["OFF", "ON", "OPTIONAL"], var.user_pool.mfa) && var.user_pool.password_minimum_length >= 8
     error_message = "user_pool.mfa must be OFF, ON or OPTIONAL, and password_minimum_length at least 8."
+  }
+
+  # Security properties the auth API relies on: a sign-in that fails says nothing about whether
+  # the email is known, and a refresh token revoked by sign-out is refused.
+  validation {
+    condition     = var.user_pool.prevent_user_existence_errors == "ENABLED" && var.user_pool.enable_token_revocation
+    error_message = "user_pool.prevent_user_existence_errors must be ENABLED and enable_token_revocation true."
+  }
+
+  validation {
+    condition     = alltrue([for unit in values(var.user_pool.token_validity_units) : contains(["seconds", "minutes", "hours", "days"], unit)])
+    error_message = "user_pool.token_validity_units must each be seconds, minutes, hours or days."
   }
 }
 
@@ -54,39 +84,6 @@ variable "threat_protection_mode" {
   validation {
     condition     = contains(["OFF", "AUDIT", "ENFORCED"], var.threat_protection_mode)
     error_message = "threat_protection_mode must be OFF, AUDIT or ENFORCED."
-  }
-}
-
-variable "access_token_validity_minutes" {
-  description = "Lifetime of Cognito access tokens, in minutes (5-1440)."
-  type        = number
-  default     = 15
-
-  validation {
-    condition     = var.access_token_validity_minutes >= 5 && var.access_token_validity_minutes <= 1440
-    error_message = "access_token_validity_minutes must be between 5 and 1440."
-  }
-}
-
-variable "id_token_validity_minutes" {
-  description = "Lifetime of Cognito ID tokens, in minutes (5-1440)."
-  type        = number
-  default     = 15
-
-  validation {
-    condition     = var.id_token_validity_minutes >= 5 && var.id_token_validity_minutes <= 1440
-    error_message = "id_token_validity_minutes must be between 5 and 1440."
-  }
-}
-
-variable "refresh_token_validity_minutes" {
-  description = "Lifetime of Cognito refresh tokens, in minutes (60 is Cognito's minimum; Rampart keeps its own refresh tokens)."
-  type        = number
-  default     = 60
-
-  validation {
-    condition     = var.refresh_token_validity_minutes >= 60 && var.refresh_token_validity_minutes <= 5256000
-    error_message = "refresh_token_validity_minutes must be between 60 and 5256000 (ten years)."
   }
 }
 
