@@ -127,7 +127,8 @@ def _serialize_dynamodb_writes() -> None:
         token = self.body.get("ClientRequestToken")
         if not token:
             return transact(self)
-        items = json.dumps(self.body["TransactItems"], sort_keys=True)
+        # Binary attributes arrive decoded, as bytes: compared by their hex.
+        items = json.dumps(self.body["TransactItems"], sort_keys=True, default=bytes.hex)
         with lock:
             seen = succeeded.get(token)
             if seen and time.time() - seen[1] < 600:

@@ -16,6 +16,7 @@ fn unique(label: &str) -> String {
 
 async fn contract(store: Arc<dyn ItemStore>) {
     versioned_writes_are_conditional(&*store).await;
+    blobs_are_kept_byte_for_byte(&*store).await;
     many_items_are_read_in_one_call_in_order(&*store).await;
     queries_return_live_items_in_sort_order(&*store).await;
     pages_read_a_partition_exactly_once(&*store).await;
@@ -58,6 +59,44 @@ async fn versioned_writes_are_conditional(store: &dyn ItemStore) {
             .expect("get")
             .is_none()
     );
+}
+
+/// An item's blob comes back byte for byte from every read, a write without one removes it, and
+/// a transaction writes one too.
+async fn blobs_are_kept_byte_for_byte(store: &dyn ItemStore) {
+    let pk = unique("blob");
+    let every_byte: Vec<u8> = (0..=255).cycle().take(4 * 1024 + 28).collect();
+    let item = Item::new(Key::new(pk.clone(), "a"), json!({"n": 1})).with_blob(every_byte.clone());
+    assert_eq!(store.put(Table::Core, &item).await.expect("put"), 1);
+    let read = store.get(Table::Core, &item.key).await.expect("get").expect("present");
+    assert_eq!(
+        (read.blob.as_deref(), &read.body),
+        (Some(&every_byte[..]), &json!({"n": 1}))
+    );
+    let many = store
+        .get_many(Table::Core, std::slice::from_ref(&item.key))
+        .await
+        .expect("get_many");
+    assert_eq!(many[0].as_ref().and_then(|i| i.blob.as_deref()), Some(&every_byte[..]));
+    let listed = store.query(Table::Core, &pk, "", 10).await.expect("query");
+    assert_eq!(listed[0].blob.as_deref(), Some(&every_byte[..]));
+
+    let other = Item::new(Key::new(pk.clone(), "b"), json!({})).with_blob(vec![0, 1, 0]);
+    store
+        .transact(Table::Core, &[Write::Put(other.clone())])
+        .await
+        .expect("transact");
+    let read_other = store.get(Table::Core, &other.key).await.expect("get").expect("present");
+    assert_eq!(read_other.blob, Some(vec![0, 1, 0]));
+
+    let without = Item {
+        blob: None,
+        body: json!({"n": 2}),
+        ..read
+    };
+    assert_eq!(store.put(Table::Core, &without).await.expect("put"), 2);
+    let read = store.get(Table::Core, &item.key).await.expect("get").expect("present");
+    assert_eq!((read.blob, read.body), (None, json!({"n": 2})));
 }
 
 /// `get_many` answers in the order asked, `None` for an item missing or expired, and refuses
@@ -517,64 +556,73 @@ async fn the_dynamodb_readiness_probe_describes_its_own_table() {
     .await;
 }
 
-/// A store file written by an earlier release (each table `WITHOUT ROWID`) opens with every item
-/// kept, readable and writable, its tables now rowid tables; a second open changes nothing.
+/// A store file written by an earlier release opens with every item kept, readable and
+/// writable, blob included: one whose tables are `WITHOUT ROWID`, and one whose rowid tables have
+/// no blob column. Its tables end as this release makes them; a second open changes nothing.
 #[tokio::test]
 async fn a_store_file_from_an_earlier_release_keeps_its_items() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("store.sqlite");
-    {
-        let earlier = rusqlite::Connection::open(&path).expect("open");
-        earlier
-            .execute_batch(
-                "CREATE TABLE items_core (
-                    pk TEXT NOT NULL, sk TEXT NOT NULL, gsi1pk TEXT, gsi1sk TEXT,
-                    body TEXT NOT NULL, expires_at INTEGER, version INTEGER NOT NULL,
-                    PRIMARY KEY (pk, sk)
-                ) WITHOUT ROWID;
-                CREATE INDEX items_core_gsi1 ON items_core (gsi1pk, gsi1sk);
-                CREATE INDEX items_core_expiry ON items_core (expires_at) WHERE expires_at IS NOT NULL;
-                INSERT INTO items_core VALUES ('org#1', 'doc#1', 'user#1', 'org#1', '{\"title\":\"kept\"}', NULL, 3);",
-            )
-            .expect("earlier schema");
-    }
-    for _ in 0..2 {
+    for without_rowid in ["WITHOUT ROWID", ""] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.sqlite");
+        {
+            let earlier = rusqlite::Connection::open(&path).expect("open");
+            earlier
+                .execute_batch(&format!(
+                    "CREATE TABLE items_core (
+                        pk TEXT NOT NULL, sk TEXT NOT NULL, gsi1pk TEXT, gsi1sk TEXT,
+                        body TEXT NOT NULL, expires_at INTEGER, version INTEGER NOT NULL,
+                        PRIMARY KEY (pk, sk)
+                    ) {without_rowid};
+                    CREATE INDEX items_core_gsi1 ON items_core (gsi1pk, gsi1sk);
+                    CREATE INDEX items_core_expiry ON items_core (expires_at) WHERE expires_at IS NOT NULL;
+                    INSERT INTO items_core VALUES ('org#1', 'doc#1', 'user#1', 'org#1', '{{\"title\":\"kept\"}}', NULL, 3);"
+                ))
+                .expect("earlier schema");
+        }
+        for _ in 0..2 {
+            let store = SqliteStore::open(&path).expect("open");
+            let item = store
+                .get(Table::Core, &Key::new("org#1", "doc#1"))
+                .await
+                .expect("get")
+                .expect("the item is kept");
+            assert_eq!(
+                (item.body["title"].as_str(), item.version, item.blob),
+                (Some("kept"), 3, None)
+            );
+            let indexed = store
+                .query_index(Table::Core, "user#1", "org#", 10)
+                .await
+                .expect("query the index");
+            assert_eq!(indexed.len(), 1, "the index is rebuilt");
+        }
         let store = SqliteStore::open(&path).expect("open");
-        let item = store
+        let mut item = store
             .get(Table::Core, &Key::new("org#1", "doc#1"))
             .await
             .expect("get")
-            .expect("the item is kept");
-        assert_eq!((item.body["title"].as_str(), item.version), (Some("kept"), 3));
-        let indexed = store
-            .query_index(Table::Core, "user#1", "org#", 10)
-            .await
-            .expect("query the index");
-        assert_eq!(indexed.len(), 1, "the index is rebuilt");
+            .expect("item");
+        item.body = json!({"title": "changed"});
+        item.blob = Some(b"sealed".to_vec());
+        assert_eq!(store.put(Table::Core, &item).await.expect("put"), 4);
+        let read = store.get(Table::Core, &item.key).await.expect("get").expect("item");
+        assert_eq!(read.blob.as_deref(), Some(&b"sealed"[..]));
+        let schema: Vec<String> = rusqlite::Connection::open(&path)
+            .expect("open")
+            .prepare("SELECT sql FROM sqlite_schema WHERE type = 'table'")
+            .expect("prepare")
+            .query_map([], |row| row.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert!(!schema.is_empty());
+        assert!(
+            schema
+                .iter()
+                .all(|sql| !sql.to_ascii_uppercase().contains("WITHOUT ROWID") && sql.contains("blob")),
+            "{schema:?}"
+        );
     }
-    let store = SqliteStore::open(&path).expect("open");
-    let mut item = store
-        .get(Table::Core, &Key::new("org#1", "doc#1"))
-        .await
-        .expect("get")
-        .expect("item");
-    item.body = json!({"title": "changed"});
-    assert_eq!(store.put(Table::Core, &item).await.expect("put"), 4);
-    let schema: Vec<String> = rusqlite::Connection::open(&path)
-        .expect("open")
-        .prepare("SELECT sql FROM sqlite_schema WHERE type = 'table'")
-        .expect("prepare")
-        .query_map([], |row| row.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
-    assert!(!schema.is_empty());
-    assert!(
-        schema
-            .iter()
-            .all(|sql| !sql.to_ascii_uppercase().contains("WITHOUT ROWID")),
-        "{schema:?}"
-    );
 }
 
 /// The embedded store checkpoints its WAL in the background: what is written reaches the

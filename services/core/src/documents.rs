@@ -153,41 +153,70 @@ fn document_id(raw: &str) -> Result<String, CoreError> {
     path_id(raw, "document", "not a document id")
 }
 
-/// Seals `fields` as revision `revision` of the document.
-async fn seal(core: &Core, org: &str, mut document: Document, fields: &Fields) -> Result<Document, CoreError> {
-    let revision = document.revision.to_string();
-    for (field, text, slot) in [
-        ("title", &fields.title, &mut document.title),
-        ("body", &fields.body, &mut document.body),
-    ] {
-        let context = context(&document.project_id, &document.id, &revision, field);
-        *slot = STANDARD.encode(core.keys.seal(org, &context, text.as_bytes()).await?);
+/// A document, sealed, as it is written: the record, and its body for the item's blob.
+struct Sealed {
+    document: Document,
+    body: Vec<u8>,
+}
+
+impl Sealed {
+    /// The item that writes the document as new.
+    fn new_item(&self, org: &str) -> Result<rampart_store::Item, CoreError> {
+        let key = records::document_key(org, &self.document.project_id, &self.document.id);
+        Ok(records::new_item(key, &self.document)?.with_blob(self.body.clone()))
     }
+
+    /// The item that writes the document in place of `stored`, if that is still current.
+    fn replacing(&self, stored: &Stored<Document>) -> Result<rampart_store::Item, CoreError> {
+        Ok(stored.replaced_by(&self.document)?.with_blob(self.body.clone()))
+    }
+}
+
+/// Seals `fields` as the document's revision.
+async fn seal(core: &Core, org: &str, mut document: Document, fields: &Fields) -> Result<Sealed, CoreError> {
+    let revision = document.revision.to_string();
+    let context = |field| context(&document.project_id, &document.id, &revision, field);
+    let title = core.keys.seal(org, &context("title"), fields.title.as_bytes()).await?;
+    let body = core.keys.seal(org, &context("body"), fields.body.as_bytes()).await?;
+    document.title = STANDARD.encode(title);
+    document.earlier_body = None;
     document.tags = fields.tags.clone();
     document.status = fields.status;
-    Ok(document)
+    Ok(Sealed { document, body })
+}
+
+fn corrupt(error: impl std::fmt::Display) -> CoreError {
+    CoreError::Store(StoreError::Corrupt(error.to_string()))
 }
 
 /// Opens one sealed field of the document.
-async fn open(core: &Core, org: &str, document: &Document, field: &str) -> Result<String, CoreError> {
-    let sealed = if field == "title" {
-        &document.title
-    } else {
-        &document.body
-    };
-    let sealed = STANDARD
-        .decode(sealed)
-        .map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))?;
+async fn open(core: &Core, org: &str, document: &Document, field: &str, sealed: &[u8]) -> Result<String, CoreError> {
     let revision = document.revision.to_string();
     let context = context(&document.project_id, &document.id, &revision, field);
-    let mut plaintext = core.keys.open(org, &context, &sealed).await?;
-    String::from_utf8(std::mem::take(&mut *plaintext)).map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))
+    let mut plaintext = core.keys.open(org, &context, sealed).await?;
+    String::from_utf8(std::mem::take(&mut *plaintext)).map_err(corrupt)
 }
 
-async fn fields(core: &Core, org: &str, document: &Document) -> Result<Fields, CoreError> {
+async fn open_title(core: &Core, org: &str, document: &Document) -> Result<String, CoreError> {
+    let sealed = STANDARD.decode(&document.title).map_err(corrupt)?;
+    open(core, org, document, "title", &sealed).await
+}
+
+/// The stored document's fields, opened. Its sealed body is the item's blob or, for a revision
+/// written before bodies moved there, the record's base64 `body`.
+async fn fields(core: &Core, org: &str, stored: &Stored<Document>) -> Result<Fields, CoreError> {
+    let document = &stored.value;
+    let body = match (&stored.blob, &document.earlier_body) {
+        (Some(sealed), _) => open(core, org, document, "body", sealed).await?,
+        (None, Some(earlier)) => {
+            let sealed = STANDARD.decode(earlier).map_err(corrupt)?;
+            open(core, org, document, "body", &sealed).await?
+        }
+        (None, None) => return Err(corrupt("a document without a body")),
+    };
     Ok(Fields {
-        title: open(core, org, document, "title").await?,
-        body: open(core, org, document, "body").await?,
+        title: open_title(core, org, document).await?,
+        body,
         tags: document.tags.clone(),
         status: document.status,
     })
@@ -340,21 +369,20 @@ pub async fn create(
         project_id: project.clone(),
         revision: 1,
         title: String::new(),
-        body: String::new(),
+        earlier_body: None,
         tags: Vec::new(),
         status: fields.status,
         created_at: now,
         updated_at: now,
         updated_by: caller.user_id.clone(),
     };
-    let document = seal(&core, &org, document, &fields).await?;
-    let item = records::new_item(records::document_key(&org, &project, &document.id), &document)?;
-    let version = write(&core, &caller, (&org, &access, &stored_project), item).await?;
-    let location = format!("/v1/orgs/{org}/projects/{project}/documents/{}", document.id);
+    let sealed = seal(&core, &org, document, &fields).await?;
+    let version = write(&core, &caller, (&org, &access, &stored_project), sealed.new_item(&org)?).await?;
+    let location = format!("/v1/orgs/{org}/projects/{project}/documents/{}", sealed.document.id);
     Ok(answer(
         StatusCode::CREATED,
         version,
-        view(&document, fields),
+        view(&sealed.document, fields),
         Some(location),
     ))
 }
@@ -383,7 +411,7 @@ pub async fn list(
     for stored in documents {
         let document = stored.value;
         items.push(DocumentSummary {
-            title: open(&core, &org, &document, "title").await?,
+            title: open_title(&core, &org, &document).await?,
             id: document.id,
             revision: document.revision,
             tags: document.tags,
@@ -415,7 +443,7 @@ pub async fn get(
         response.headers_mut().insert(header::ETAG, etag(stored.version));
         return Ok(response);
     }
-    let fields = fields(&core, &org, &stored.value).await?;
+    let fields = fields(&core, &org, &stored).await?;
     Ok(answer(
         StatusCode::OK,
         stored.version,
@@ -438,8 +466,8 @@ async fn revise(
         ..stored.value.clone()
     };
     let next = seal(core, &org, next, &fields).await?;
-    let version = write(core, caller, (&org, &access, &project), stored.replaced_by(&next)?).await?;
-    Ok(answer(StatusCode::OK, version, view(&next, fields), None))
+    let version = write(core, caller, (&org, &access, &project), next.replacing(&stored)?).await?;
+    Ok(answer(StatusCode::OK, version, view(&next.document, fields), None))
 }
 
 #[utoipa::path(put, path = "/v1/orgs/{org}/projects/{project}/documents/{document}", tag = "documents", request_body = DocumentInput, security(("bearer" = [])),
@@ -487,7 +515,7 @@ pub async fn patch(
     let required = |field: &str| Problem::invalid_field(format!("/{field}"), "cannot be removed");
     let found = target(&core, &caller, path, Action::WriteContent).await?;
     if_match(&headers, found.3.version)?;
-    let mut fields = fields(&core, &found.0, &found.3.value).await?;
+    let mut fields = fields(&core, &found.0, &found.3).await?;
     if let Some(value) = request.title {
         fields.title = title(&value.ok_or_else(|| required("title"))?)?;
     }

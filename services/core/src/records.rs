@@ -68,6 +68,8 @@ pub fn member_key(org: &str, user: &str) -> Key {
 #[derive(Debug, Clone)]
 pub struct Stored<T> {
     pub value: T,
+    /// The item's bytes beside the record (a document's sealed body).
+    pub blob: Option<Vec<u8>>,
     pub version: u64,
     pub key: Key,
 }
@@ -89,6 +91,7 @@ pub fn decode<T: DeserializeOwned>(item: Item) -> Result<Stored<T>, CoreError> {
     let value = serde_json::from_value(item.body).map_err(|e| CoreError::Store(StoreError::Corrupt(e.to_string())))?;
     Ok(Stored {
         value,
+        blob: item.blob,
         version: item.version,
         key: item.key,
     })
@@ -155,7 +158,8 @@ pub enum Status {
 }
 
 /// A document as stored: its title and body sealed with the organisation's data key, bound to
-/// the project, the document and this revision, and base64-encoded.
+/// the project, the document and this revision. The sealed title is here, base64-encoded; the
+/// sealed body is the item's blob ([`Stored::blob`]), as bytes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Document {
     pub id: String,
@@ -163,7 +167,10 @@ pub struct Document {
     /// 1 on creation, one more on every change: part of what the sealed fields are bound to.
     pub revision: u64,
     pub title: String,
-    pub body: String,
+    /// The sealed body, base64-encoded, of a revision written before bodies moved to the blob:
+    /// read, never written.
+    #[serde(default, rename = "body", skip_serializing)]
+    pub earlier_body: Option<String>,
     pub tags: Vec<String>,
     pub status: Status,
     pub created_at: i64,

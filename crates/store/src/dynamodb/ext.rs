@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::{Item, Key, StoreError};
@@ -11,6 +12,7 @@ pub const SK: &str = "sk";
 pub const GSI1PK: &str = "gsi1pk";
 pub const GSI1SK: &str = "gsi1sk";
 pub const BODY: &str = "body";
+pub const BLOB: &str = "blob";
 pub const EXPIRES_AT: &str = "expires_at";
 pub const VERSION: &str = "version";
 pub const GSI1: &str = "gsi1";
@@ -29,6 +31,9 @@ pub fn to_attributes(item: &Item, version: u64) -> HashMap<String, AttributeValu
         attributes.insert(GSI1SK.into(), AttributeValue::S(index.sk.clone()));
     }
     attributes.insert(BODY.into(), AttributeValue::S(item.body.to_string()));
+    if let Some(blob) = &item.blob {
+        attributes.insert(BLOB.into(), AttributeValue::B(Blob::new(blob.clone())));
+    }
     if let Some(at) = item.expires_at {
         attributes.insert(EXPIRES_AT.into(), AttributeValue::N(at.to_string()));
     }
@@ -68,6 +73,11 @@ pub fn from_attributes(attributes: &HashMap<String, AttributeValue>) -> Result<I
         _ => None,
     };
     let body = serde_json::from_str(&string(attributes, BODY)?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let blob = match attributes.get(BLOB) {
+        None => None,
+        Some(AttributeValue::B(blob)) => Some(blob.clone().into_inner()),
+        Some(_) => return Err(StoreError::Corrupt(format!("attribute {BLOB} is not binary"))),
+    };
     Ok(Item {
         key: Key {
             pk: string(attributes, PK)?,
@@ -75,6 +85,7 @@ pub fn from_attributes(attributes: &HashMap<String, AttributeValue>) -> Result<I
         },
         index,
         body,
+        blob,
         expires_at: number(attributes, EXPIRES_AT)?,
         version: number(attributes, VERSION)?
             .ok_or_else(|| StoreError::Corrupt("attribute version is missing".into()))?,

@@ -31,7 +31,9 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
-const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, body, expires_at, version";
+const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, body, blob, expires_at, version";
+/// The columns of a table from before items had a blob.
+const COLUMNS_BEFORE_BLOBS: &str = "pk, sk, gsi1pk, gsi1sk, body, expires_at, version";
 
 impl SqliteStore {
     /// Opens (creating if needed) the store file; its directory must exist.
@@ -197,7 +199,8 @@ impl SqliteStore {
     }
 }
 
-/// Creates each table and its indexes, moving the rows of a table made by an earlier release.
+/// Creates each table and its indexes, bringing a table made by an earlier release up to date:
+/// its rows are moved out of a `WITHOUT ROWID` table, and it gains the `blob` column.
 ///
 /// Rows are rowid rows under a unique (pk, sk) index. A `WITHOUT ROWID` table (what earlier
 /// releases made) keeps whole rows in its key b-tree, and a lookup that passes a row bigger than
@@ -232,7 +235,7 @@ fn create_tables(connection: &mut Connection) -> Result<()> {
                 "CREATE TABLE IF NOT EXISTS items_{name} (
                     pk TEXT NOT NULL, sk TEXT NOT NULL,
                     gsi1pk TEXT, gsi1sk TEXT,
-                    body TEXT NOT NULL, expires_at INTEGER, version INTEGER NOT NULL,
+                    body TEXT NOT NULL, blob BLOB, expires_at INTEGER, version INTEGER NOT NULL,
                     PRIMARY KEY (pk, sk)
                 );
                 CREATE INDEX IF NOT EXISTS items_{name}_gsi1 ON items_{name} (gsi1pk, gsi1sk);
@@ -240,10 +243,23 @@ fn create_tables(connection: &mut Connection) -> Result<()> {
                     WHERE expires_at IS NOT NULL;"
             ))
             .map_err(unavailable)?;
+        let has_blob: bool = transaction
+            .query_row(
+                &format!("SELECT count(*) FROM pragma_table_info('items_{name}') WHERE name = 'blob'"),
+                [],
+                |row| row.get(0),
+            )
+            .map_err(unavailable)?;
+        if !has_blob {
+            transaction
+                .execute_batch(&format!("ALTER TABLE items_{name} ADD COLUMN blob BLOB"))
+                .map_err(unavailable)?;
+        }
         if earlier {
             transaction
                 .execute_batch(&format!(
-                    "INSERT INTO items_{name} ({COLUMNS}) SELECT {COLUMNS} FROM items_{name}_earlier;
+                    "INSERT INTO items_{name} ({COLUMNS_BEFORE_BLOBS})
+                        SELECT {COLUMNS_BEFORE_BLOBS} FROM items_{name}_earlier;
                      DROP TABLE items_{name}_earlier;"
                 ))
                 .map_err(unavailable)?;
@@ -269,8 +285,8 @@ fn purge(connection: &Connection) -> Result<usize> {
     Ok(removed)
 }
 
-/// A row as read, before its body is parsed: key, index key, body, expiry, version.
-type RawRow = (Key, Option<Key>, String, Option<i64>, i64);
+/// A row as read, before its body is parsed: key, index key, body, blob, expiry, version.
+type RawRow = (Key, Option<Key>, String, Option<Vec<u8>>, Option<i64>, i64);
 
 fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     let index = match (row.get::<_, Option<String>>(2)?, row.get::<_, Option<String>>(3)?) {
@@ -286,17 +302,19 @@ fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         row.get(4)?,
         row.get(5)?,
         row.get(6)?,
+        row.get(7)?,
     ))
 }
 
 fn decode(raw: RawRow) -> Result<Item> {
-    let (key, index, body, expires_at, version) = raw;
+    let (key, index, body, blob, expires_at, version) = raw;
     let body = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let version = u64::try_from(version).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(Item {
         key,
         index,
         body,
+        blob,
         expires_at,
         version,
     })
@@ -378,10 +396,10 @@ fn put_row(connection: &Connection, table: Table, item: &Item, now: i64) -> Resu
     // other version updates only the live item that still has it.
     let changed = if item.version == 0 {
         let sql = format!(
-            "INSERT INTO items_{name} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO items_{name} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?9, ?6, ?7)
              ON CONFLICT (pk, sk) DO UPDATE SET
                 gsi1pk = excluded.gsi1pk, gsi1sk = excluded.gsi1sk, body = excluded.body,
-                expires_at = excluded.expires_at, version = excluded.version
+                blob = excluded.blob, expires_at = excluded.expires_at, version = excluded.version
              WHERE items_{name}.expires_at IS NOT NULL AND items_{name}.expires_at <= ?8"
         );
         connection.prepare_cached(&sql).map_err(unavailable)?.execute(params![
@@ -392,11 +410,12 @@ fn put_row(connection: &Connection, table: Table, item: &Item, now: i64) -> Resu
             body,
             item.expires_at,
             next_sql,
-            now
+            now,
+            item.blob
         ])
     } else {
         let sql = format!(
-            "UPDATE items_{name} SET gsi1pk = ?3, gsi1sk = ?4, body = ?5, expires_at = ?6, version = ?7
+            "UPDATE items_{name} SET gsi1pk = ?3, gsi1sk = ?4, body = ?5, blob = ?10, expires_at = ?6, version = ?7
              WHERE pk = ?1 AND sk = ?2 AND version = ?9 AND (expires_at IS NULL OR expires_at > ?8)"
         );
         connection.prepare_cached(&sql).map_err(unavailable)?.execute(params![
@@ -408,7 +427,8 @@ fn put_row(connection: &Connection, table: Table, item: &Item, now: i64) -> Resu
             item.expires_at,
             next_sql,
             now,
-            next_sql - 1
+            next_sql - 1,
+            item.blob
         ])
     }
     .map_err(unavailable)?;

@@ -875,7 +875,99 @@ async fn the_permission_matrix_holds_cell_by_cell() {
     }
 }
 
-on_both_stacks!(documents_are_sealed_at_rest_versioned_and_guarded_by_etags);
+on_both_stacks!(
+    documents_are_sealed_at_rest_versioned_and_guarded_by_etags,
+    a_document_body_sealed_as_base64_by_an_earlier_release_still_opens,
+);
+
+/// Releases before the sealed body moved to the item's blob stored it base64 in the record's
+/// `body`: such a document still reads and patches, and its next revision is stored as bytes.
+/// A sealed body moved onto another document does not open there.
+async fn a_document_body_sealed_as_base64_by_an_earlier_release_still_opens(stack: &Stack) {
+    use base64::Engine;
+    let ada = stack.user().await;
+    let org = stack.org(&ada, "Earlier").await;
+    let documents = stack.documents_of_new_project(&ada, &org).await;
+    let created = stack
+        .call(
+            &ada,
+            Method::POST,
+            &documents,
+            Some(json!({"title": "Kept", "body": "written before"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.body["id"].as_str().expect("id").to_owned();
+    let path = format!("{documents}/{id}");
+    let project = created.body["project_id"].as_str().expect("project").to_owned();
+    let key = rampart_store::Key::new(format!("org#{org}"), format!("doc#{project}#{id}"));
+    let mut item = stack.store.get(Table::Core, &key).await.expect("get").expect("doc");
+    assert!(
+        item.body.get("body").is_none(),
+        "the body is not in the record: {}",
+        item.body
+    );
+    let sealed = item.blob.take().expect("the sealed body is the blob");
+    item.body["body"] = json!(base64::engine::general_purpose::STANDARD.encode(&sealed));
+    stack
+        .store
+        .put(Table::Core, &item)
+        .await
+        .expect("write the earlier form");
+
+    let read = stack.get(&ada, &path).await;
+    assert_eq!(
+        (read.status, &read.body["body"]),
+        (200, &json!("written before")),
+        "{read:?}"
+    );
+    let etag = read.headers["etag"].to_str().expect("etag").to_owned();
+    let patched = stack
+        .send(
+            stack
+                .http
+                .patch(format!("{}{path}", stack.core))
+                .bearer_auth(&ada.token)
+                .header("if-match", &etag)
+                .header("content-type", "application/merge-patch+json")
+                .body(json!({"tags": ["kept"]}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        (patched.status, &patched.body["body"], &patched.body["title"]),
+        (200, &json!("written before"), &json!("Kept")),
+        "{patched:?}"
+    );
+    let item = stack.store.get(Table::Core, &key).await.expect("get").expect("doc");
+    assert!(item.body.get("body").is_none() && item.blob.is_some(), "{item:?}");
+    assert_eq!(stack.get(&ada, &path).await.body["body"], "written before");
+
+    // The body of another document, copied over this one's, does not open.
+    let other = stack
+        .call(
+            &ada,
+            Method::POST,
+            &documents,
+            Some(json!({"title": "Other", "body": "another document's body"})),
+        )
+        .await;
+    let other_key = rampart_store::Key::new(
+        format!("org#{org}"),
+        format!("doc#{project}#{}", other.body["id"].as_str().expect("id")),
+    );
+    let other_item = stack
+        .store
+        .get(Table::Core, &other_key)
+        .await
+        .expect("get")
+        .expect("doc");
+    let mut item = stack.store.get(Table::Core, &key).await.expect("get").expect("doc");
+    item.blob = other_item.blob;
+    stack.store.put(Table::Core, &item).await.expect("tamper");
+    let moved = stack.get(&ada, &path).await;
+    assert_eq!(moved.status, 500, "{moved:?}");
+    assert!(!moved.body.to_string().contains("another document"), "{moved:?}");
+}
 
 async fn documents_are_sealed_at_rest_versioned_and_guarded_by_etags(stack: &Stack) {
     let ada = stack.user().await;
@@ -945,6 +1037,10 @@ async fn documents_are_sealed_at_rest_versioned_and_guarded_by_etags(stack: &Sta
         .expect("items");
     assert!(items.iter().any(|item| item.key.sk.starts_with("doc#")));
     assert!(items.iter().all(|item| !item.body.to_string().contains(&marker)));
+    assert!(items.iter().all(|item| {
+        let blob = item.blob.as_deref().unwrap_or_default();
+        !blob.windows(marker.len()).any(|w| w == marker.as_bytes())
+    }));
     for file in ["store.sqlite", "store.sqlite-wal"] {
         if let Ok(bytes) = std::fs::read(stack.dir.path().join(file)) {
             assert!(!bytes.windows(marker.len()).any(|w| w == marker.as_bytes()), "{file}");
