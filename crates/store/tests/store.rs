@@ -17,6 +17,7 @@ fn unique(label: &str) -> String {
 async fn contract(store: Arc<dyn ItemStore>) {
     versioned_writes_are_conditional(&*store).await;
     blobs_are_kept_byte_for_byte(&*store).await;
+    updates_move_the_index_entry_and_the_expiry(&*store).await;
     many_items_are_read_in_one_call_in_order(&*store).await;
     queries_return_live_items_in_sort_order(&*store).await;
     pages_read_a_partition_exactly_once(&*store).await;
@@ -97,6 +98,66 @@ async fn blobs_are_kept_byte_for_byte(store: &dyn ItemStore) {
     assert_eq!(store.put(Table::Core, &without).await.expect("put"), 2);
     let read = store.get(Table::Core, &item.key).await.expect("get").expect("present");
     assert_eq!((read.blob, read.body), (None, json!({"n": 2})));
+}
+
+/// An update that changes the index key moves the item in the index, one that leaves it keeps it
+/// there, one without it removes it, and a new expiry takes effect; a stale version fails
+/// whether the index key changes or not.
+async fn updates_move_the_index_entry_and_the_expiry(store: &dyn ItemStore) {
+    let (first, second) = (unique("owner"), unique("owner"));
+    let key = Key::new(unique("indexed"), "item");
+    let item = Item::new(key.clone(), json!({"n": 1})).with_index(Key::new(&first, "a"));
+    store.put(Table::Auth, &item).await.expect("create");
+    let indexed = |pk: String| async move {
+        store
+            .query_index(Table::Auth, &pk, "", 10)
+            .await
+            .expect("query the index")
+            .into_iter()
+            .map(|item| (item.index.expect("index").sk, item.body))
+            .collect::<Vec<_>>()
+    };
+    let read = || async { store.get(Table::Auth, &key).await.expect("get") };
+
+    let kept = Item {
+        body: json!({"n": 2}),
+        ..read().await.expect("item")
+    };
+    store.put(Table::Auth, &kept).await.expect("update, index unchanged");
+    assert_eq!(indexed(first.clone()).await, vec![("a".to_owned(), json!({"n": 2}))]);
+    assert!(matches!(
+        store.put(Table::Auth, &kept).await,
+        Err(StoreError::ConditionFailed)
+    ));
+
+    let moved = Item {
+        index: Some(Key::new(&second, "b")),
+        ..read().await.expect("item")
+    };
+    let stale = Item {
+        version: moved.version - 1,
+        ..moved.clone()
+    };
+    assert!(matches!(
+        store.put(Table::Auth, &stale).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert!(indexed(second.clone()).await.is_empty(), "a failed write moves nothing");
+    store.put(Table::Auth, &moved).await.expect("update, index moved");
+    assert!(indexed(first.clone()).await.is_empty());
+    assert_eq!(indexed(second.clone()).await, vec![("b".to_owned(), json!({"n": 2}))]);
+
+    let unindexed = Item {
+        index: None,
+        ..read().await.expect("item")
+    };
+    store.put(Table::Auth, &unindexed).await.expect("update, index removed");
+    assert!(indexed(second).await.is_empty());
+    assert_eq!(read().await.map(|item| item.index), Some(None));
+
+    let expiring = read().await.expect("item").expiring_at(1);
+    store.put(Table::Auth, &expiring).await.expect("update, expiry set");
+    assert!(read().await.is_none(), "the new expiry, in the past, hides the item");
 }
 
 /// `get_many` answers in the order asked, `None` for an item missing or expired, and refuses

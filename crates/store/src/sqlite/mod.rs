@@ -414,22 +414,48 @@ fn put_row(connection: &Connection, table: Table, item: &Item, now: i64) -> Resu
             item.blob
         ])
     } else {
-        let sql = format!(
-            "UPDATE items_{name} SET gsi1pk = ?3, gsi1sk = ?4, body = ?5, blob = ?10, expires_at = ?6, version = ?7
-             WHERE pk = ?1 AND sk = ?2 AND version = ?9 AND (expires_at IS NULL OR expires_at > ?8)"
+        // Twice at most: first leaving the index keys and the expiry alone while they are
+        // unchanged, since SQLite rewrites an index entry whenever its column is SET, even to
+        // the same value, and that page would go to the WAL and the file with every write
+        // (docs/performance.md); then, if they changed, with them.
+        let keep = format!(
+            "UPDATE items_{name} SET body = ?3, blob = ?4, version = ?5
+             WHERE pk = ?1 AND sk = ?2 AND version = ?6 AND (expires_at IS NULL OR expires_at > ?7)
+                AND gsi1pk IS ?8 AND gsi1sk IS ?9 AND expires_at IS ?10"
         );
-        connection.prepare_cached(&sql).map_err(unavailable)?.execute(params![
+        let kept = connection.prepare_cached(&keep).map_err(unavailable)?.execute(params![
             item.key.pk,
             item.key.sk,
+            body,
+            item.blob,
+            next_sql,
+            next_sql - 1,
+            now,
             gsi1pk,
             gsi1sk,
-            body,
-            item.expires_at,
-            next_sql,
-            now,
-            next_sql - 1,
-            item.blob
-        ])
+            item.expires_at
+        ]);
+        match kept {
+            Ok(0) => {
+                let sql = format!(
+                    "UPDATE items_{name} SET gsi1pk = ?3, gsi1sk = ?4, body = ?5, blob = ?10, expires_at = ?6, version = ?7
+                     WHERE pk = ?1 AND sk = ?2 AND version = ?9 AND (expires_at IS NULL OR expires_at > ?8)"
+                );
+                connection.prepare_cached(&sql).map_err(unavailable)?.execute(params![
+                    item.key.pk,
+                    item.key.sk,
+                    gsi1pk,
+                    gsi1sk,
+                    body,
+                    item.expires_at,
+                    next_sql,
+                    now,
+                    next_sql - 1,
+                    item.blob
+                ])
+            }
+            other => other,
+        }
     }
     .map_err(unavailable)?;
     if changed == 1 {
