@@ -58,7 +58,7 @@ impl Key {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Item {
     pub key: Key,
     /// Entry in the table's `gsi1` index, for lookups by another key (e.g. sessions by user).
@@ -72,6 +72,20 @@ pub struct Item {
     pub expires_at: Option<i64>,
     /// The version read from the store, 0 for an item not yet written.
     pub version: u64,
+}
+
+/// The blob by its length: it can be 256 KiB, and is ciphertext where core writes it.
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Item")
+            .field("key", &self.key)
+            .field("index", &self.index)
+            .field("body", &self.body)
+            .field("blob", &self.blob.as_ref().map(|blob| format!("{} bytes", blob.len())))
+            .field("expires_at", &self.expires_at)
+            .field("version", &self.version)
+            .finish()
+    }
 }
 
 impl Item {

@@ -619,7 +619,8 @@ async fn the_dynamodb_readiness_probe_describes_its_own_table() {
 
 /// A store file written by an earlier release opens with every item kept, readable and
 /// writable, blob included: one whose tables are `WITHOUT ROWID`, and one whose rowid tables have
-/// no blob column. Its tables end as this release makes them; a second open changes nothing.
+/// no blob column and a full index. Its tables and index end as this release makes them; a
+/// second open changes nothing.
 #[tokio::test]
 async fn a_store_file_from_an_earlier_release_keeps_its_items() {
     for without_rowid in ["WITHOUT ROWID", ""] {
@@ -682,6 +683,18 @@ async fn a_store_file_from_an_earlier_release_keeps_its_items() {
                 .iter()
                 .all(|sql| !sql.to_ascii_uppercase().contains("WITHOUT ROWID") && sql.contains("blob")),
             "{schema:?}"
+        );
+        let index: String = rusqlite::Connection::open(&path)
+            .expect("open")
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = 'items_core_gsi1'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("the index");
+        assert!(
+            index.contains("WHERE gsi1pk IS NOT NULL"),
+            "only items with an index key: {index}"
         );
     }
 }

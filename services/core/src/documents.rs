@@ -160,15 +160,17 @@ struct Sealed {
 }
 
 impl Sealed {
-    /// The item that writes the document as new.
-    fn new_item(&self, org: &str) -> Result<rampart_store::Item, CoreError> {
+    /// The item that writes the document: as new, or in place of `replacing` if that is still
+    /// the current version.
+    fn into_item(
+        self,
+        org: &str,
+        replacing: Option<&Stored<Document>>,
+    ) -> Result<(rampart_store::Item, Document), CoreError> {
         let key = records::document_key(org, &self.document.project_id, &self.document.id);
-        Ok(records::new_item(key, &self.document)?.with_blob(self.body.clone()))
-    }
-
-    /// The item that writes the document in place of `stored`, if that is still current.
-    fn replacing(&self, stored: &Stored<Document>) -> Result<rampart_store::Item, CoreError> {
-        Ok(stored.replaced_by(&self.document)?.with_blob(self.body.clone()))
+        let mut item = records::new_item(key, &self.document)?.with_blob(self.body);
+        item.version = replacing.map_or(0, |stored| stored.version);
+        Ok((item, self.document))
     }
 }
 
@@ -207,12 +209,12 @@ async fn open_title(core: &Core, org: &str, document: &Document) -> Result<Strin
 async fn fields(core: &Core, org: &str, stored: &Stored<Document>) -> Result<Fields, CoreError> {
     let document = &stored.value;
     let body = match (&stored.blob, &document.earlier_body) {
-        (Some(sealed), _) => open(core, org, document, "body", sealed).await?,
+        (Some(sealed), None) => open(core, org, document, "body", sealed).await?,
         (None, Some(earlier)) => {
             let sealed = STANDARD.decode(earlier).map_err(corrupt)?;
             open(core, org, document, "body", &sealed).await?
         }
-        (None, None) => return Err(corrupt("a document without a body")),
+        _ => return Err(corrupt("a document needs exactly one sealed body")),
     };
     Ok(Fields {
         title: open_title(core, org, document).await?,
@@ -376,13 +378,13 @@ pub async fn create(
         updated_at: now,
         updated_by: caller.user_id.clone(),
     };
-    let sealed = seal(&core, &org, document, &fields).await?;
-    let version = write(&core, &caller, (&org, &access, &stored_project), sealed.new_item(&org)?).await?;
-    let location = format!("/v1/orgs/{org}/projects/{project}/documents/{}", sealed.document.id);
+    let (item, document) = seal(&core, &org, document, &fields).await?.into_item(&org, None)?;
+    let version = write(&core, &caller, (&org, &access, &stored_project), item).await?;
+    let location = format!("/v1/orgs/{org}/projects/{project}/documents/{}", document.id);
     Ok(answer(
         StatusCode::CREATED,
         version,
-        view(&sealed.document, fields),
+        view(&document, fields),
         Some(location),
     ))
 }
@@ -465,9 +467,9 @@ async fn revise(
         updated_by: caller.user_id.clone(),
         ..stored.value.clone()
     };
-    let next = seal(core, &org, next, &fields).await?;
-    let version = write(core, caller, (&org, &access, &project), next.replacing(&stored)?).await?;
-    Ok(answer(StatusCode::OK, version, view(&next.document, fields), None))
+    let (item, next) = seal(core, &org, next, &fields).await?.into_item(&org, Some(&stored))?;
+    let version = write(core, caller, (&org, &access, &project), item).await?;
+    Ok(answer(StatusCode::OK, version, view(&next, fields), None))
 }
 
 #[utoipa::path(put, path = "/v1/orgs/{org}/projects/{project}/documents/{document}", tag = "documents", request_body = DocumentInput, security(("bearer" = [])),

@@ -75,7 +75,8 @@ pub struct Stored<T> {
 }
 
 impl<T: Serialize> Stored<T> {
-    /// The item that replaces this record with `value`, if it is still at this version.
+    /// The item that replaces this record with `value`, if it is still at this version. It has
+    /// no blob: a document, whose sealed body is its blob, is written by `documents` alone.
     pub fn replaced_by(&self, value: &T) -> Result<Item, CoreError> {
         let mut item = Item::new(self.key.clone(), to_body(value)?);
         item.version = self.version;

@@ -31,7 +31,7 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
-const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, body, blob, expires_at, version";
+const COLUMNS: &str = "pk, sk, gsi1pk, gsi1sk, body, expires_at, version, blob";
 /// The columns of a table from before items had a blob.
 const COLUMNS_BEFORE_BLOBS: &str = "pk, sk, gsi1pk, gsi1sk, body, expires_at, version";
 
@@ -200,7 +200,13 @@ impl SqliteStore {
 }
 
 /// Creates each table and its indexes, bringing a table made by an earlier release up to date:
-/// its rows are moved out of a `WITHOUT ROWID` table, and it gains the `blob` column.
+/// its rows are moved out of a `WITHOUT ROWID` table, it gains the `blob` column, and its index
+/// keeps only the items that have an index key.
+///
+/// The `gsi1` index is partial, as DynamoDB's sparse index is: an item without an index key (a
+/// document, an audit record) has no entry, so writing one never writes an index page. (A full
+/// index rewrote its entry on every update of such an item, a page a document PUT did not need:
+/// docs/performance.md.)
 ///
 /// Rows are rowid rows under a unique (pk, sk) index. A `WITHOUT ROWID` table (what earlier
 /// releases made) keeps whole rows in its key b-tree, and a lookup that passes a row bigger than
@@ -222,6 +228,15 @@ fn create_tables(connection: &mut Connection) -> Result<()> {
             .optional()
             .map_err(unavailable)?;
         let earlier = existing.is_some_and(|sql| sql.to_ascii_uppercase().contains("WITHOUT ROWID"));
+        let index: Option<String> = transaction
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                [format!("items_{name}_gsi1")],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(unavailable)?;
+        let full_index = index.is_some_and(|sql| !sql.to_ascii_uppercase().contains("WHERE"));
         if earlier {
             transaction
                 .execute_batch(&format!(
@@ -229,16 +244,21 @@ fn create_tables(connection: &mut Connection) -> Result<()> {
                      ALTER TABLE items_{name} RENAME TO items_{name}_earlier;"
                 ))
                 .map_err(unavailable)?;
+        } else if full_index {
+            transaction
+                .execute_batch(&format!("DROP INDEX items_{name}_gsi1"))
+                .map_err(unavailable)?;
         }
         transaction
             .execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS items_{name} (
                     pk TEXT NOT NULL, sk TEXT NOT NULL,
                     gsi1pk TEXT, gsi1sk TEXT,
-                    body TEXT NOT NULL, blob BLOB, expires_at INTEGER, version INTEGER NOT NULL,
+                    body TEXT NOT NULL, expires_at INTEGER, version INTEGER NOT NULL, blob BLOB,
                     PRIMARY KEY (pk, sk)
                 );
-                CREATE INDEX IF NOT EXISTS items_{name}_gsi1 ON items_{name} (gsi1pk, gsi1sk);
+                CREATE INDEX IF NOT EXISTS items_{name}_gsi1 ON items_{name} (gsi1pk, gsi1sk)
+                    WHERE gsi1pk IS NOT NULL;
                 CREATE INDEX IF NOT EXISTS items_{name}_expiry ON items_{name} (expires_at)
                     WHERE expires_at IS NOT NULL;"
             ))
@@ -285,8 +305,8 @@ fn purge(connection: &Connection) -> Result<usize> {
     Ok(removed)
 }
 
-/// A row as read, before its body is parsed: key, index key, body, blob, expiry, version.
-type RawRow = (Key, Option<Key>, String, Option<Vec<u8>>, Option<i64>, i64);
+/// A row as read, before its body is parsed: key, index key, body, expiry, version, blob.
+type RawRow = (Key, Option<Key>, String, Option<i64>, i64, Option<Vec<u8>>);
 
 fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     let index = match (row.get::<_, Option<String>>(2)?, row.get::<_, Option<String>>(3)?) {
@@ -307,7 +327,7 @@ fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
 }
 
 fn decode(raw: RawRow) -> Result<Item> {
-    let (key, index, body, blob, expires_at, version) = raw;
+    let (key, index, body, expires_at, version, blob) = raw;
     let body = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let version = u64::try_from(version).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(Item {
@@ -392,70 +412,42 @@ fn put_row(connection: &Connection, table: Table, item: &Item, now: i64) -> Resu
         None => (None, None),
     };
     let body = item.body.to_string();
+    // The columns in COLUMNS' order, then the time; an update adds the version it expects.
+    let values: [&dyn rusqlite::ToSql; 10] = [
+        &item.key.pk,
+        &item.key.sk,
+        &gsi1pk,
+        &gsi1sk,
+        &body,
+        &item.expires_at,
+        &next_sql,
+        &item.blob,
+        &now,
+        &(next_sql - 1),
+    ];
     // Version 0 inserts, or replaces an item that has expired but not yet been purged; any
     // other version updates only the live item that still has it.
     let changed = if item.version == 0 {
         let sql = format!(
-            "INSERT INTO items_{name} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?9, ?6, ?7)
+            "INSERT INTO items_{name} ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (pk, sk) DO UPDATE SET
                 gsi1pk = excluded.gsi1pk, gsi1sk = excluded.gsi1sk, body = excluded.body,
-                blob = excluded.blob, expires_at = excluded.expires_at, version = excluded.version
-             WHERE items_{name}.expires_at IS NOT NULL AND items_{name}.expires_at <= ?8"
+                expires_at = excluded.expires_at, version = excluded.version, blob = excluded.blob
+             WHERE items_{name}.expires_at IS NOT NULL AND items_{name}.expires_at <= ?9"
         );
-        connection.prepare_cached(&sql).map_err(unavailable)?.execute(params![
-            item.key.pk,
-            item.key.sk,
-            gsi1pk,
-            gsi1sk,
-            body,
-            item.expires_at,
-            next_sql,
-            now,
-            item.blob
-        ])
+        connection
+            .prepare_cached(&sql)
+            .map_err(unavailable)?
+            .execute(&values[..9])
     } else {
-        // Twice at most: first leaving the index keys and the expiry alone while they are
-        // unchanged, since SQLite rewrites an index entry whenever its column is SET, even to
-        // the same value, and that page would go to the WAL and the file with every write
-        // (docs/performance.md); then, if they changed, with them.
-        let keep = format!(
-            "UPDATE items_{name} SET body = ?3, blob = ?4, version = ?5
-             WHERE pk = ?1 AND sk = ?2 AND version = ?6 AND (expires_at IS NULL OR expires_at > ?7)
-                AND gsi1pk IS ?8 AND gsi1sk IS ?9 AND expires_at IS ?10"
+        let sql = format!(
+            "UPDATE items_{name} SET gsi1pk = ?3, gsi1sk = ?4, body = ?5, expires_at = ?6, version = ?7, blob = ?8
+             WHERE pk = ?1 AND sk = ?2 AND version = ?10 AND (expires_at IS NULL OR expires_at > ?9)"
         );
-        let kept = connection.prepare_cached(&keep).map_err(unavailable)?.execute(params![
-            item.key.pk,
-            item.key.sk,
-            body,
-            item.blob,
-            next_sql,
-            next_sql - 1,
-            now,
-            gsi1pk,
-            gsi1sk,
-            item.expires_at
-        ]);
-        match kept {
-            Ok(0) => {
-                let sql = format!(
-                    "UPDATE items_{name} SET gsi1pk = ?3, gsi1sk = ?4, body = ?5, blob = ?10, expires_at = ?6, version = ?7
-                     WHERE pk = ?1 AND sk = ?2 AND version = ?9 AND (expires_at IS NULL OR expires_at > ?8)"
-                );
-                connection.prepare_cached(&sql).map_err(unavailable)?.execute(params![
-                    item.key.pk,
-                    item.key.sk,
-                    gsi1pk,
-                    gsi1sk,
-                    body,
-                    item.expires_at,
-                    next_sql,
-                    now,
-                    next_sql - 1,
-                    item.blob
-                ])
-            }
-            other => other,
-        }
+        connection
+            .prepare_cached(&sql)
+            .map_err(unavailable)?
+            .execute(&values[..])
     }
     .map_err(unavailable)?;
     if changed == 1 {

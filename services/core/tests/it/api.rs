@@ -942,6 +942,14 @@ async fn a_document_body_sealed_as_base64_by_an_earlier_release_still_opens(stac
     assert!(item.body.get("body").is_none() && item.blob.is_some(), "{item:?}");
     assert_eq!(stack.get(&ada, &path).await.body["body"], "written before");
 
+    // A record with a base64 body beside its blob is refused rather than either one read.
+    let mut both = stack.store.get(Table::Core, &key).await.expect("get").expect("doc");
+    both.body["body"] = json!(base64::engine::general_purpose::STANDARD.encode(&sealed));
+    stack.store.put(Table::Core, &both).await.expect("tamper");
+    let refused = stack.get(&ada, &path).await;
+    assert_eq!(refused.status, 500, "{refused:?}");
+    assert!(!refused.body.to_string().contains("written before"), "{refused:?}");
+
     // The body of another document, copied over this one's, does not open.
     let other = stack
         .call(
@@ -962,6 +970,7 @@ async fn a_document_body_sealed_as_base64_by_an_earlier_release_still_opens(stac
         .expect("get")
         .expect("doc");
     let mut item = stack.store.get(Table::Core, &key).await.expect("get").expect("doc");
+    item.body.as_object_mut().expect("record").remove("body");
     item.blob = other_item.blob;
     stack.store.put(Table::Core, &item).await.expect("tamper");
     let moved = stack.get(&ada, &path).await;
