@@ -219,24 +219,10 @@ fn create_tables(connection: &mut Connection) -> Result<()> {
         .map_err(unavailable)?;
     for table in Table::ALL {
         let name = table.logical();
-        let existing: Option<String> = transaction
-            .query_row(
-                "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-                [format!("items_{name}")],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(unavailable)?;
-        let earlier = existing.is_some_and(|sql| sql.to_ascii_uppercase().contains("WITHOUT ROWID"));
-        let index: Option<String> = transaction
-            .query_row(
-                "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
-                [format!("items_{name}_gsi1")],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(unavailable)?;
-        let full_index = index.is_some_and(|sql| !sql.to_ascii_uppercase().contains("WHERE"));
+        let earlier = schema_sql(&transaction, &format!("items_{name}"))?
+            .is_some_and(|sql| sql.to_ascii_uppercase().contains("WITHOUT ROWID"));
+        let full_index = schema_sql(&transaction, &format!("items_{name}_gsi1"))?
+            .is_some_and(|sql| !sql.to_ascii_uppercase().contains("WHERE"));
         if earlier {
             transaction
                 .execute_batch(&format!(
@@ -286,6 +272,16 @@ fn create_tables(connection: &mut Connection) -> Result<()> {
         }
     }
     transaction.commit().map_err(unavailable)
+}
+
+/// The `CREATE` statement of the table or index `name`, if there is one.
+fn schema_sql(connection: &Connection, name: &str) -> Result<Option<String>> {
+    connection
+        .query_row("SELECT sql FROM sqlite_schema WHERE name = ?1", [name], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(unavailable)
 }
 
 fn purge(connection: &Connection) -> Result<usize> {
