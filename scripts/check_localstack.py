@@ -10,7 +10,9 @@ LocalStack here (no Docker), so it runs against the test command's moto server, 
 the same AWS APIs, Cognito included (as LocalStack Pro does). With the AWS CLI (`python -m
 awscli`, pinned in scripts/requirements-dev.txt) in place of `awslocal`:
 
-1. provision.sh under one fresh prefix, twice: the second run must create nothing.
+1. provision.sh under one fresh prefix, twice: the second run must create nothing. Before the
+   first, 61 other user pools are made, and before the second, 61 other app clients in its pool:
+   it must find its own past the first page of a listing.
 2. `rampart bootstrap` under a second fresh prefix.
 3. Both prefixes are described through the AWS APIs and must match, names aside: each table's
    keys, attributes, indexes, stream and TTL; each key's spec, usage and rotation; the secret
@@ -19,8 +21,9 @@ awscli`, pinned in scripts/requirements-dev.txt) in place of `awslocal`:
    header states are allowed (no table encryption or deletion protection locally). The user pool
    and client must also be what the schema's user_pool says, as Terraform's identity module
    reads it.
-4. `rampart bootstrap` under the script's prefix must find, not duplicate, what it made: the same
-   user pool and client, one pool of that name, one key per alias.
+4. `rampart bootstrap` under the script's prefix must find, not duplicate, what it made (past
+   those other pools and clients): the same user pool and client, one pool of that name, one key
+   per alias.
 5. The functions the script deployed from LAMBDA_DIR are terraform/platform's: one per crate under
    functions/, named <prefix>-<crate>, on provided.al2023 with handler `bootstrap` and the zip's
    architecture and bytes, with the environment terraform/platform gives them (its
@@ -46,7 +49,9 @@ import hcl2
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "localstack" / "init" / "ready.d" / "provision.sh"
-SCHEMA = ROOT / "schema" / "platform.json"
+SCHEMA_FILE = ROOT / "schema" / "platform.json"
+# What both provisioners read, read once.
+SCHEMA = json.loads(SCHEMA_FILE.read_text())
 REGION = "us-east-1"
 # terraform/platform's function environment that has no local counterpart.
 NOT_LOCAL = {"RAMPART_MAIL__CONFIGURATION_SET", "RAMPART_HTTP__CLIENT_ADDRESS_HEADER"}
@@ -66,7 +71,7 @@ def run(command: list[str], env: dict[str, str]) -> str:
 
 
 def provision_script(endpoint: str, prefix: str, lambda_dir: Path) -> str:
-    env = dict(os.environ, **CREDENTIALS, RAMPART_SCHEMA=str(SCHEMA), RAMPART_RESOURCE_PREFIX=prefix,
+    env = dict(os.environ, **CREDENTIALS, RAMPART_SCHEMA=str(SCHEMA_FILE), RAMPART_RESOURCE_PREFIX=prefix,
                RAMPART_LAMBDA_DIR=str(lambda_dir),
                AWSLOCAL=f"{sys.executable} -m awscli --endpoint-url {endpoint} --region {REGION}")
     return run(["bash", str(SCRIPT)], env)
@@ -85,13 +90,28 @@ def printed(output: str, name: str) -> str:
     return match.group(1)
 
 
+def every(client, operation: str, key: str, **arguments) -> list:
+    """Every item of a listing, all pages."""
+    pages = client.get_paginator(operation).paginate(MaxResults=60, **arguments)
+    return [item for page in pages for item in page[key]]
+
+
+def more_than_a_page(cognito, prefix: str, pool_id: str | None = None) -> None:
+    """Makes 61 user pools (or, in pool `pool_id`, app clients) named after `prefix`, so that
+    whoever looks for theirs by name must read past the first page of 60."""
+    for n in range(61):
+        if pool_id:
+            cognito.create_user_pool_client(UserPoolId=pool_id, ClientName=f"{prefix}-other-{n}")
+        else:
+            cognito.create_user_pool(PoolName=f"{prefix}-other-{n}")
+
+
 def describe(clients: dict, prefix: str) -> dict:
     """Everything both provisioners set under `prefix`, with the prefix replaced by `<p>`."""
-    schema = json.loads(SCHEMA.read_text())
     dynamodb, kms, secretsmanager, cognito = (clients[n] for n in ("dynamodb", "kms", "secretsmanager", "cognito-idp"))
     found: dict = {"tables": {}, "keys": {}, "secrets": {}}
 
-    for name in schema["tables"]:
+    for name in SCHEMA["tables"]:
         table = dynamodb.describe_table(TableName=f"{prefix}-{name}")["Table"]
         ttl = dynamodb.describe_time_to_live(TableName=f"{prefix}-{name}")["TimeToLiveDescription"]
         found["tables"][name] = {
@@ -108,7 +128,7 @@ def describe(clients: dict, prefix: str) -> dict:
         }
 
     aliases = kms.list_aliases()["Aliases"]
-    for name in schema["kms_keys"]:
+    for name in SCHEMA["kms_keys"]:
         alias = f"alias/{prefix}-{name}"
         targets = [a["TargetKeyId"] for a in aliases if a["AliasName"] == alias]
         if len(targets) != 1:
@@ -118,19 +138,19 @@ def describe(clients: dict, prefix: str) -> dict:
                     if key["KeySpec"] == "SYMMETRIC_DEFAULT" else None)
         found["keys"][name] = {"spec": key["KeySpec"], "usage": key["KeyUsage"], "rotation": rotation}
 
-    for name in schema["secrets"]:
+    for name in SCHEMA["secrets"]:
         secret_id = f"{prefix}/{name}"
         versions = secretsmanager.list_secret_version_ids(SecretId=secret_id)["Versions"]
         found["secrets"][name] = {"has_value": any("AWSCURRENT" in v.get("VersionStages", []) for v in versions)}
 
-    pool_name = f"{prefix}-{schema['user_pool']['name']}"
-    pools = [p for p in cognito.list_user_pools(MaxResults=60)["UserPools"] if p["Name"] == pool_name]
+    pool_name = f"{prefix}-{SCHEMA['user_pool']['name']}"
+    pools = [p for p in every(cognito, "list_user_pools", "UserPools") if p["Name"] == pool_name]
     if len(pools) != 1:
         fail(f"{len(pools)} user pools named {pool_name}")
     pool = cognito.describe_user_pool(UserPoolId=pools[0]["Id"])["UserPool"]
     mfa = cognito.get_user_pool_mfa_config(UserPoolId=pool["Id"])
-    client_name = f"{prefix}-{schema['user_pool']['client_name']}"
-    listed = cognito.list_user_pool_clients(UserPoolId=pool["Id"], MaxResults=60)["UserPoolClients"]
+    client_name = f"{prefix}-{SCHEMA['user_pool']['client_name']}"
+    listed = every(cognito, "list_user_pool_clients", "UserPoolClients", UserPoolId=pool["Id"])
     clients_named = [c for c in listed if c["ClientName"] == client_name]
     if len(clients_named) != 1:
         fail(f"{len(clients_named)} app clients named {client_name}")
@@ -159,7 +179,7 @@ def describe(clients: dict, prefix: str) -> dict:
 
 def schema_differences(found: dict) -> list[str]:
     """Where the user pool and client in `found` (from describe) are not the schema's user_pool."""
-    pool = json.loads(SCHEMA.read_text())["user_pool"]
+    pool = SCHEMA["user_pool"]
     units = pool["token_validity_units"]
     policy = {
         "MinimumLength": pool["password_minimum_length"],
@@ -284,7 +304,12 @@ def main() -> None:
                for name in ("dynamodb", "kms", "secretsmanager", "cognito-idp", "lambda", "apigateway")}
     by_script, by_bootstrap = f"ls{secrets.token_hex(4)}", f"bs{secrets.token_hex(4)}"
 
+    cognito = clients["cognito-idp"]
+    more_than_a_page(cognito, f"{by_script}-other")
     first = provision_script(endpoint, by_script, lambda_dir)
+    pool_name = f"{by_script}-{SCHEMA['user_pool']['name']}"
+    pool_id = next(p["Id"] for p in every(cognito, "list_user_pools", "UserPools") if p["Name"] == pool_name)
+    more_than_a_page(cognito, f"{by_script}-other", pool_id)
     again = provision_script(endpoint, by_script, lambda_dir)
     created_again = [line for line in again.splitlines()
                      if any(word in line for word in (" created", " set to ", " updated"))]

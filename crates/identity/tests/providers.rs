@@ -658,14 +658,58 @@ async fn a_user_an_administrator_created_can_reset_their_password_and_sign_in() 
     );
 }
 
+/// Provisioning again finds the pool and the app client it made, each past the first page of
+/// its listing (61 other pools, then 61 other clients, come before them), and makes no second.
 #[tokio::test]
 async fn cognito_pool_provisioning_is_idempotent() {
     let aws = rampart_testkit::aws().await;
     let client = Client::new(&aws.config);
+    for n in 0..61 {
+        client
+            .create_user_pool()
+            .pool_name(format!("{}-other-{n}", aws.prefix))
+            .send()
+            .await
+            .expect("another pool");
+    }
     let pool = provision_user_pool(&client, &aws.prefix).await.expect("provision");
+    let made = client
+        .describe_user_pool_client()
+        .user_pool_id(&pool.user_pool_id)
+        .client_id(&pool.client_id)
+        .send()
+        .await
+        .expect("describe the client");
+    let client_name = made.user_pool_client().and_then(|c| c.client_name()).expect("name");
+    // The client again, after 61 others: listed in the order made, it is on the second page.
+    client
+        .delete_user_pool_client()
+        .user_pool_id(&pool.user_pool_id)
+        .client_id(&pool.client_id)
+        .send()
+        .await
+        .expect("delete the client");
+    for n in 0..61 {
+        client
+            .create_user_pool_client()
+            .user_pool_id(&pool.user_pool_id)
+            .client_name(format!("other-{n}"))
+            .send()
+            .await
+            .expect("another client");
+    }
+    let remade = client
+        .create_user_pool_client()
+        .user_pool_id(&pool.user_pool_id)
+        .client_name(client_name)
+        .send()
+        .await
+        .expect("the client again");
+    let remade = remade.user_pool_client().and_then(|c| c.client_id()).expect("id");
+
     let again = provision_user_pool(&client, &aws.prefix).await.expect("re-provision");
     assert_eq!(
-        (&pool.user_pool_id, &pool.client_id),
-        (&again.user_pool_id, &again.client_id)
+        (again.user_pool_id.as_str(), again.client_id.as_str()),
+        (pool.user_pool_id.as_str(), remade)
     );
 }

@@ -71,6 +71,18 @@ def aws(*args, missing=None):
     return json.loads(result.stdout) if result.stdout.strip() else {}
 
 
+def every(*args, key):
+    """Every item of a listing answered a page at a time: an account with more than a page of
+    pools still finds its own."""
+    items, token = [], []
+    while True:
+        page = aws(*args, "--max-results", "60", *token)
+        items += page[key]
+        if not page.get("NextToken"):
+            return items
+        token = ["--next-token", page["NextToken"]]
+
+
 # DynamoDB tables. On-demand billing, TTL, streams and GSIs as in Terraform;
 # point-in-time recovery where the emulator supports it. Deletion protection
 # and KMS encryption are left out locally so a developer can reset freely.
@@ -156,14 +168,14 @@ pool = schema["user_pool"]
 CLIENT_SECRET = "auth/cognito-client-secret"
 if CLIENT_SECRET not in schema["secrets"]:
     raise SystemExit(f"[rampart provision] schema has no secret {CLIENT_SECRET!r}")
-probe = subprocess.run([*cli, "cognito-idp", "list-user-pools", "--max-results", "60", "--output", "json"],
+probe = subprocess.run([*cli, "cognito-idp", "list-user-pools", "--max-results", "1", "--output", "json"],
                        capture_output=True, text=True)
 if probe.returncode != 0:
     log("cognito-idp is not available (LocalStack community): no user pool; use the embedded identity provider or moto")
     raise SystemExit(0)
 
 pool_name = f"{prefix}-{pool['name']}"
-existing = [p for p in json.loads(probe.stdout)["UserPools"] if p["Name"] == pool_name]
+existing = [p for p in every("cognito-idp", "list-user-pools", key="UserPools") if p["Name"] == pool_name]
 if existing:
     pool_id = existing[0]["Id"]
     log(f"user pool {pool_name} exists ({pool_id})")
@@ -198,7 +210,7 @@ else:
     log(f"user pool {pool_name} created ({pool_id})")
 
 client_name = f"{prefix}-{pool['client_name']}"
-clients = aws("cognito-idp", "list-user-pool-clients", "--user-pool-id", pool_id, "--max-results", "60")["UserPoolClients"]
+clients = every("cognito-idp", "list-user-pool-clients", "--user-pool-id", pool_id, key="UserPoolClients")
 existing = [c for c in clients if c["ClientName"] == client_name]
 if existing:
     client_id = existing[0]["ClientId"]

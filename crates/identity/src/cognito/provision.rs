@@ -36,28 +36,15 @@ pub async fn provision_user_pool(client: &Client, prefix: &str) -> Result<Provis
     let client_name = resource_name(prefix, &definition.client_name);
 
     // Every page: an account with more than a page of pools still finds its own.
-    let mut next_token = None;
-    let existing = loop {
-        let page = client
-            .list_user_pools()
-            .max_results(60)
-            .set_next_token(next_token.take())
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let found = page
-            .user_pools()
-            .iter()
-            .find(|p| p.name() == Some(pool_name.as_str()))
-            .and_then(|p| p.id());
-        if let Some(id) = found {
-            break Some(id.to_owned());
+    let mut pools = client.list_user_pools().max_results(60).into_paginator().items().send();
+    let mut existing = None;
+    while let Some(pool) = pools.next().await {
+        let pool = pool.map_err(unavailable)?;
+        if pool.name() == Some(pool_name.as_str()) {
+            existing = pool.id().map(str::to_owned);
+            break;
         }
-        match page.next_token() {
-            Some(token) => next_token = Some(token.to_owned()),
-            None => break None,
-        }
-    };
+    }
     let user_pool_id = match existing {
         Some(id) => id,
         None => {
@@ -136,19 +123,22 @@ pub async fn provision_user_pool(client: &Client, prefix: &str) -> Result<Provis
         }
     };
 
-    let clients = client
+    // Every page, as for the pools.
+    let mut clients = client
         .list_user_pool_clients()
         .user_pool_id(&user_pool_id)
         .max_results(60)
-        .send()
-        .await
-        .map_err(unavailable)?;
-    let existing = clients
-        .user_pool_clients()
-        .iter()
-        .find(|c| c.client_name() == Some(client_name.as_str()))
-        .and_then(|c| c.client_id())
-        .map(str::to_owned);
+        .into_paginator()
+        .items()
+        .send();
+    let mut existing = None;
+    while let Some(listed) = clients.next().await {
+        let listed = listed.map_err(unavailable)?;
+        if listed.client_name() == Some(client_name.as_str()) {
+            existing = listed.client_id().map(str::to_owned);
+            break;
+        }
+    }
     let client_id = match existing {
         Some(id) => id,
         None => {
