@@ -2,11 +2,11 @@
 //!
 //! An item is addressed by a partition key and a sort key, carries a JSON body, optional bytes
 //! beside it, an optional secondary-index key and an optional expiry, and a version the store
-//! manages. Every write is
-//! conditional on that version (0 means "must not exist yet"), so read-modify-write is safe
-//! under concurrency without locks: of two writers holding the same version, exactly one
-//! succeeds and the other gets [`StoreError::ConditionFailed`]. Expired items are invisible to
-//! reads and writes even before the backend deletes them (DynamoDB TTL can lag for hours).
+//! manages. Every write is conditional on that version (0 means "must not exist yet"), so
+//! read-modify-write is safe under concurrency without locks: of two writers holding the same
+//! version, exactly one succeeds and the other gets [`StoreError::ConditionFailed`]. Expired items
+//! are invisible to reads and writes even before the backend deletes them (DynamoDB TTL can lag
+//! for hours).
 
 pub mod dynamodb;
 pub mod sqlite;
@@ -64,9 +64,8 @@ pub struct Item {
     /// Entry in the table's `gsi1` index, for lookups by another key (e.g. sessions by user).
     pub index: Option<Key>,
     pub body: serde_json::Value,
-    /// Bytes kept as they are, beside the body: in JSON they would be base64, a third larger,
-    /// and a sealed 4 KiB document body would take the embedded store's writes from one
-    /// overflow page to two (docs/performance.md).
+    /// Bytes kept as they are, beside the body (a document's sealed body): in JSON they would be
+    /// base64, a third larger, encoded on every write and decoded on every read.
     pub blob: Option<Vec<u8>>,
     /// Unix seconds after which the item no longer exists.
     pub expires_at: Option<i64>,
